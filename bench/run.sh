@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# Benchmark: wsdissect against tshark (and tcpdump as the floor) on the same generated
+# capture, page cache warm. Prints MB/s, WebSocket frames/s and peak RSS for each command and
+# the ratios. Usage: bench/run.sh [SIZE_MB ...]   (default: 100)
+# Captures are cached in ${WSDISSECT_BENCH_DIR:-/tmp/wsdissect-bench}.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+sizes=("${@:-100}")
+rounds=${ROUNDS:-3}
+dir=${WSDISSECT_BENCH_DIR:-/tmp/wsdissect-bench}
+gen=../shared/bench/gen_capture.py
+mkdir -p "$dir"
+cargo build --release --quiet
+bin=target/release/wsdissect
+
+measure() { # name file frames cmd...  → best wall time of $rounds, peak RSS
+    local name=$1 file=$2 frames=$3; shift 3
+    local best="" rss=0
+    for _ in $(seq "$rounds"); do
+        local t0 t1 out
+        out=$( { /usr/bin/time -f '%e %M' "$@" >/dev/null 2>/dev/null; } 2>&1 | tail -1 )
+        t1=${out% *}; local m=${out#* }
+        if [ -z "$best" ] || awk "BEGIN{exit !($t1 < $best)}"; then best=$t1; fi
+        [ "$m" -gt "$rss" ] && rss=$m
+    done
+    local bytes; bytes=$(stat -c %s "$file")
+    awk -v n="$name" -v t="$best" -v b="$bytes" -v f="$frames" -v r="$rss" \
+        'BEGIN{ if (t<=0) t=0.001; printf "%-34s %8.2f s %9.1f MB/s %12.0f frames/s %8.1f MiB\n", n, t, b/1e6/t, f/t, r/1024 }'
+    echo "$name $best" >> "$dir/times.$$"
+}
+
+for mb in "${sizes[@]}"; do
+    f="$dir/gen-${mb}mb.pcap"
+    if [ ! -s "$f" ]; then
+        python3 "$gen" --target-mb "$mb" --seed 1 --summary "$f.json" "$f" 2>/dev/null
+    fi
+    frames=$(python3 -c "import json;print(json.load(open('$f.json'))['ws_frames'])")
+    cat "$f" >/dev/null
+    echo "== $(basename "$f"): $(stat -c %s "$f") bytes, $frames WebSocket frames, best of $rounds"
+    rm -f "$dir/times.$$"
+    measure "tcpdump -r F -w /dev/null" "$f" "$frames" tcpdump -r "$f" -w /dev/null
+    measure "wsdissect --json" "$f" "$frames" "$bin" --json "$f"
+    measure "wsdissect (table, pipe)" "$f" "$frames" "$bin" "$f"
+    measure "wsdissect --json --conns" "$f" "$frames" "$bin" --json --conns "$f"
+    if command -v tshark >/dev/null && [ "${SKIP_TSHARK:-0}" != 1 ]; then
+        measure "tshark -Y websocket (table)" "$f" "$frames" tshark -o tcp.reassemble_out_of_order:TRUE -r "$f" -Y websocket
+        measure "tshark -T json -Y websocket" "$f" "$frames" tshark -o tcp.reassemble_out_of_order:TRUE -r "$f" -T json -Y websocket
+    fi
+    awk '{t[$0]=$NF; n[NR]=$0} END{}' "$dir/times.$$" >/dev/null
+    get() { grep "^$1 " "$dir/times.$$" | awk '{print $NF}'; }
+    tj=$(get "tshark -T json -Y websocket" || true); wj=$(get "wsdissect --json")
+    tt=$(get "tshark -Y websocket (table)" || true); wt=$(get "wsdissect (table, pipe)")
+    td=$(get "tcpdump -r F -w /dev/null"); wc=$(get "wsdissect --json --conns")
+    [ -n "$tj" ] && awk -v a="$tj" -v b="$wj" 'BEGIN{printf "ratio JSON  (tshark/wsdissect time): %.1fx\n", a/(b>0?b:0.001)}'
+    [ -n "$tt" ] && awk -v a="$tt" -v b="$wt" 'BEGIN{printf "ratio table (tshark/wsdissect time): %.1fx\n", a/(b>0?b:0.001)}'
+    awk -v a="$td" -v b="$wc" 'BEGIN{printf "wsdissect --conns vs tcpdump walk: %.2fx tcpdump time\n", b/(a>0?a:0.001)}'
+    rm -f "$dir/times.$$"
+done

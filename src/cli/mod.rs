@@ -1,0 +1,7 @@
+//! The command line: what the user typed (`args`), what it means (`config`), and the exit
+//! codes (`exit`).
+
+pub mod args;
+pub mod config;
+pub mod exit;
+pub mod run;

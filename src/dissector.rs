@@ -1,0 +1,330 @@
+//! The pipeline driver: capture records in, events to a sink out, in capture order.
+//!
+//! `Dissector` owns the decoder and the flow table (whose connections own their sessions) and
+//! calls each stage in turn; no stage reaches back into another. Output goes through the
+//! [`Sequencer`], which keeps records in capture order while a connection's nature is still
+//! unknown (its SYN records are only worth printing once it turns out to be WebSocket).
+
+use crate::capture::{CaptureNotice, CaptureRecord, LinkType, TsPrecision};
+use crate::decode::{DecodeNotice, Decoded, Decoder};
+use crate::event::{Event, Meta, ProblemRecord};
+use crate::problem::ProblemCode;
+use crate::session::{Accounting, Ctx, Emitter, Options, Session};
+use crate::sink::{RunTotals, Sink};
+use crate::tcp::{FlowTable, PacketMeta};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::io;
+
+/// Records of a not-yet-classified connection are held at most this many packets.
+const HOLD_PACKETS: u64 = 4096;
+/// ... and at most this many payload bytes in all.
+const HOLD_BYTES: usize = 16 << 20;
+
+/// Runs the stages over a sequence of capture records.
+pub struct Dissector<'s> {
+    decoder: Decoder,
+    flows: FlowTable<Session>,
+    opts: Options,
+    out: Sequencer<'s>,
+    acct: Accounting,
+    totals: RunTotals,
+    unsupported_links: BTreeSet<u32>,
+    last_meta: Meta,
+}
+
+impl<'s> Dissector<'s> {
+    /// `all`: report TCP events of every connection, not only WebSocket ones.
+    pub fn new(opts: Options, all: bool, sink: &'s mut dyn Sink) -> Dissector<'s> {
+        Dissector {
+            decoder: Decoder::new(&opts.limits),
+            flows: FlowTable::new(&opts.limits),
+            out: Sequencer::new(sink, all),
+            opts,
+            acct: Accounting::default(),
+            totals: RunTotals::default(),
+            unsupported_links: BTreeSet::new(),
+            last_meta: Meta::default(),
+        }
+    }
+
+    /// Processes one captured packet. An `Err` is an output error (e.g. a closed pipe): stop.
+    pub fn packet(&mut self, rec: &CaptureRecord<'_>) -> io::Result<()> {
+        self.totals.packets += 1;
+        self.totals.bytes += rec.data.len() as u64;
+        let meta = Meta {
+            packet: self.totals.packets,
+            ts: rec.ts,
+            precision: rec.precision,
+            len: rec.origlen,
+        };
+        if self.totals.packets == 1 {
+            self.out.sink.capture_start(meta);
+        }
+        if rec.precision == TsPrecision::Nano {
+            self.totals.nanosecond = true;
+        }
+        self.last_meta = meta;
+        self.out.now(meta.packet);
+        match self.decoder.decode(rec) {
+            Decoded::Tcp(seg) => {
+                self.totals.tcp_packets += 1;
+                let pkt = PacketMeta { number: meta.packet, ts: meta.ts };
+                let opts = &self.opts;
+                let out = &mut self.out;
+                let acct = &mut self.acct;
+                self.flows.process(pkt, &seg, |info, session, ev| {
+                    let mut ctx = Ctx { opts, out, acct };
+                    session.on_tcp(info, meta, ev, &mut ctx)
+                });
+            }
+            Decoded::FragmentHeld | Decoded::NotTcp => {}
+            Decoded::UnsupportedLink(LinkType(link)) => {
+                if self.unsupported_links.insert(link) {
+                    self.out.emit(Event::Problem(ProblemRecord {
+                        meta,
+                        stream: None,
+                        from: None,
+                        code: ProblemCode::UnsupportedLinkType,
+                        detail: format!(
+                            "link type {link} is not decoded; its packets are counted and skipped"
+                        ),
+                    }));
+                }
+            }
+            Decoded::Error(e) => {
+                self.out.emit(Event::Problem(ProblemRecord {
+                    meta,
+                    stream: None,
+                    from: None,
+                    code: ProblemCode::UndecodablePacket,
+                    detail: format!("{} layer: {}", e.layer.as_str(), e.reason),
+                }));
+            }
+        }
+        for notice in self.decoder.take_notices() {
+            let (code, detail) = match notice {
+                DecodeNotice::FragmentLimit { dropped_bytes } => (
+                    ProblemCode::IpFragmentLimit,
+                    format!(
+                        "dropped {dropped_bytes} bytes of IP fragments (raise --max-ip-fragments)"
+                    ),
+                ),
+                DecodeNotice::FragmentIncomplete { dropped_bytes } => (
+                    ProblemCode::IpFragmentIncomplete,
+                    format!("gave up on an IP datagram; {dropped_bytes} fragment bytes dropped"),
+                ),
+            };
+            self.out.emit(Event::Problem(ProblemRecord {
+                meta,
+                stream: None,
+                from: None,
+                code,
+                detail,
+            }));
+        }
+        self.out.flush_error()
+    }
+
+    /// Reports something the capture reader noticed.
+    pub fn capture_notice(&mut self, notice: CaptureNotice) {
+        let detail = match notice {
+            CaptureNotice::UnknownInterface { interface } => {
+                format!("packets of undescribed interface {interface} were skipped")
+            }
+            CaptureNotice::SkippedBlock { offset, reason } => {
+                format!("skipped a block at byte {offset}: {reason}")
+            }
+        };
+        self.out.emit(Event::Problem(ProblemRecord {
+            meta: self.last_meta,
+            stream: None,
+            from: None,
+            code: ProblemCode::UndecodablePacket,
+            detail,
+        }));
+    }
+
+    /// End of input: flushes every connection and returns the run totals.
+    pub fn finish(mut self) -> io::Result<RunTotals> {
+        let meta = self.last_meta;
+        let pkt = PacketMeta { number: meta.packet, ts: meta.ts };
+        let opts = &self.opts;
+        let out = &mut self.out;
+        let acct = &mut self.acct;
+        self.flows.finish(pkt, |info, session, ev| {
+            let mut ctx = Ctx { opts, out, acct };
+            session.on_tcp(info, meta, ev, &mut ctx)
+        });
+        self.out.drain_all();
+        self.out.flush_error()?;
+        let mut totals = self.totals;
+        totals.accounting = self.acct;
+        totals.problems = std::mem::take(&mut self.out.problems);
+        totals.connections = self.out.connections;
+        totals.websocket_connections = self.out.websocket_connections;
+        totals.frames = self.out.frames;
+        totals.messages = self.out.messages;
+        Ok(totals)
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Class {
+    WebSocket,
+    Other,
+}
+
+/// Passes records to the sink in capture order, holding TCP records of connections whose
+/// nature is not known yet (bounded by [`HOLD_PACKETS`] and [`HOLD_BYTES`]).
+struct Sequencer<'s> {
+    sink: &'s mut dyn Sink,
+    all: bool,
+    class: HashMap<u64, Class>,
+    held: VecDeque<Event<'static>>,
+    held_bytes: usize,
+    now: u64,
+    error: Option<io::Error>,
+    problems: BTreeMap<ProblemCode, u64>,
+    connections: u64,
+    websocket_connections: u64,
+    frames: u64,
+    messages: u64,
+}
+
+impl<'s> Sequencer<'s> {
+    fn new(sink: &'s mut dyn Sink, all: bool) -> Self {
+        Sequencer {
+            sink,
+            all,
+            class: HashMap::new(),
+            held: VecDeque::new(),
+            held_bytes: 0,
+            now: 0,
+            error: None,
+            problems: BTreeMap::new(),
+            connections: 0,
+            websocket_connections: 0,
+            frames: 0,
+            messages: 0,
+        }
+    }
+
+    fn now(&mut self, packet: u64) {
+        self.now = packet;
+        self.release(false);
+    }
+
+    fn flush_error(&mut self) -> io::Result<()> {
+        match self.error.take() {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+
+    fn deliver(&mut self, ev: &Event<'_>) {
+        if self.error.is_some() {
+            return;
+        }
+        if let Err(e) = self.sink.event(ev) {
+            self.error = Some(e);
+        }
+    }
+
+    /// Whether a record must wait for its connection to be classified.
+    fn must_hold(&self, ev: &Event<'_>) -> bool {
+        if self.all {
+            return false;
+        }
+        match ev {
+            Event::Tcp(r) => !self.class.contains_key(&r.stream),
+            _ => false,
+        }
+    }
+
+    /// Whether a (released) record is shown at all.
+    fn shown(&self, ev: &Event<'_>) -> bool {
+        if self.all {
+            return true;
+        }
+        match ev {
+            Event::Tcp(r) => self.class.get(&r.stream) == Some(&Class::WebSocket),
+            Event::Connection(r) => r.websocket,
+            Event::Request(r) => self.class.get(&r.stream) == Some(&Class::WebSocket),
+            _ => true,
+        }
+    }
+
+    fn release(&mut self, force: bool) {
+        while let Some(front) = self.held.front() {
+            let blocked = self.must_hold(front);
+            if blocked {
+                let stale = front.packet().saturating_add(HOLD_PACKETS) < self.now
+                    || self.held_bytes > HOLD_BYTES;
+                if !(force || stale) {
+                    return;
+                }
+                // Waited long enough: the connection is not WebSocket as far as we know.
+                if let Some(stream) = front.stream() {
+                    self.class.insert(stream, Class::Other);
+                }
+            }
+            let Some(ev) = self.held.pop_front() else { return };
+            self.held_bytes = self.held_bytes.saturating_sub(payload_size(&ev));
+            self.pass(&ev);
+        }
+    }
+
+    /// Delivers a record if it is shown; a connection record retires its stream's class.
+    fn pass(&mut self, ev: &Event<'_>) {
+        if self.shown(ev) {
+            self.deliver(ev);
+        }
+        if let Event::Connection(c) = ev {
+            self.class.remove(&c.stream);
+        }
+    }
+
+    fn drain_all(&mut self) {
+        self.release(true);
+    }
+}
+
+fn payload_size(ev: &Event<'_>) -> usize {
+    match ev {
+        Event::Frame(f) => f.payload.len() + 64,
+        Event::Message(m) => m.payload.len() + 64,
+        _ => 64,
+    }
+}
+
+impl Emitter for Sequencer<'_> {
+    fn emit(&mut self, ev: Event<'_>) {
+        for &code in ev.problems() {
+            *self.problems.entry(code).or_insert(0) += 1;
+        }
+        match &ev {
+            Event::Frame(_) => self.frames += 1,
+            Event::Message(_) => self.messages += 1,
+            Event::Connection(c) => {
+                self.connections += 1;
+                if c.websocket {
+                    self.websocket_connections += 1;
+                }
+            }
+            _ => {}
+        }
+        if self.held.is_empty() && !self.must_hold(&ev) {
+            self.pass(&ev);
+            return;
+        }
+        self.held_bytes += payload_size(&ev);
+        self.held.push_back(ev.into_owned());
+        self.release(false);
+    }
+
+    fn classify(&mut self, stream: u64, websocket: bool) {
+        let class = if websocket { Class::WebSocket } else { Class::Other };
+        self.class.insert(stream, class);
+        self.release(false);
+    }
+}

@@ -1,0 +1,343 @@
+//! Stage 7: the typed events that flow from the dissector core to the sinks.
+//!
+//! Every record is tied to the packet that completed it (`Meta`). Payloads are `Cow` so that
+//! the core can hand sinks borrowed bytes on the fast path, and the output sequencer can keep
+//! an owned copy (`into_owned`) when it must hold records back to keep capture order.
+
+use crate::capture::{Timestamp, TsPrecision};
+use crate::problem::ProblemCode;
+use crate::tcp::{Endpoint, Side};
+use std::borrow::Cow;
+
+/// The packet a record belongs to.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Meta {
+    /// 1-based packet number in the run.
+    pub packet: u64,
+    pub ts: Timestamp,
+    pub precision: TsPrecision,
+    /// The packet's length on the wire.
+    pub len: u32,
+}
+
+/// A TCP lifecycle event of one connection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TcpKind {
+    Syn,
+    SynAck,
+    Fin,
+    Rst,
+    Keepalive,
+    KeepaliveAck,
+    ZeroWindowProbe,
+    Retransmission,
+    OutOfOrder,
+    Gap,
+    OverlapConflict,
+}
+
+impl TcpKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TcpKind::Syn => "syn",
+            TcpKind::SynAck => "syn-ack",
+            TcpKind::Fin => "fin",
+            TcpKind::Rst => "rst",
+            TcpKind::Keepalive => "keepalive",
+            TcpKind::KeepaliveAck => "keepalive-ack",
+            TcpKind::ZeroWindowProbe => "zero-window-probe",
+            TcpKind::Retransmission => "retransmission",
+            TcpKind::OutOfOrder => "out-of-order",
+            TcpKind::Gap => "gap",
+            TcpKind::OverlapConflict => "overlap-conflict",
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TcpRecord {
+    pub meta: Meta,
+    pub stream: u64,
+    pub from: Side,
+    pub src: Endpoint,
+    pub dst: Endpoint,
+    pub kind: TcpKind,
+    /// Stream bytes concerned (gap length, retransmitted bytes), when meaningful.
+    pub bytes: Option<u64>,
+    pub problems: Vec<ProblemCode>,
+}
+
+/// The HTTP upgrade request, reported at its own packet (table views show it there).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RequestRecord {
+    pub meta: Meta,
+    pub stream: u64,
+    pub src: Endpoint,
+    pub dst: Endpoint,
+    pub method: String,
+    pub path: String,
+    pub upgrade: bool,
+    pub extensions_offered: Option<String>,
+}
+
+/// The upgrade handshake, reported when the response is complete (or the connection ended
+/// without one).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct HandshakeRecord {
+    pub meta: Meta,
+    pub stream: u64,
+    pub request_packet: Option<u64>,
+    pub response_packet: Option<u64>,
+    pub client: Option<Endpoint>,
+    pub server: Option<Endpoint>,
+    pub method: Option<String>,
+    pub path: Option<String>,
+    pub host: Option<String>,
+    pub origin: Option<String>,
+    pub key: Option<String>,
+    pub version: Option<String>,
+    pub protocols_offered: Vec<String>,
+    pub extensions_offered: Option<String>,
+    pub status: Option<u16>,
+    pub reason: Option<String>,
+    pub accept: Option<String>,
+    pub accept_ok: Option<bool>,
+    pub protocol: Option<String>,
+    pub extensions: Option<String>,
+    pub request_headers: Vec<(String, String)>,
+    pub response_headers: Vec<(String, String)>,
+    pub notes: Vec<String>,
+    pub problems: Vec<ProblemCode>,
+}
+
+/// One WebSocket frame.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FrameRecord<'a> {
+    pub meta: Meta,
+    /// Packet in which the frame's first byte arrived.
+    pub first_packet: u64,
+    pub stream: u64,
+    pub from: Side,
+    pub src: Endpoint,
+    pub dst: Endpoint,
+    pub fin: bool,
+    pub rsv: u8,
+    pub opcode: u8,
+    pub opcode_name: &'static str,
+    pub mask_key: Option<[u8; 4]>,
+    pub payload_len: u64,
+    pub len_form: u8,
+    pub close_code: Option<u16>,
+    pub close_reason: Option<Cow<'a, str>>,
+    /// Unmasked payload as kept (possibly cut at the payload limit).
+    pub payload: Cow<'a, [u8]>,
+    /// The payload is (part of) a text message and valid UTF-8 so far.
+    pub payload_is_text: bool,
+    /// Payload bytes that were not kept (limit) or never captured (gap, end of capture).
+    pub payload_missing: u64,
+    pub problems: Vec<ProblemCode>,
+}
+
+impl FrameRecord<'_> {
+    pub fn into_owned(self) -> FrameRecord<'static> {
+        FrameRecord {
+            meta: self.meta,
+            first_packet: self.first_packet,
+            stream: self.stream,
+            from: self.from,
+            src: self.src,
+            dst: self.dst,
+            fin: self.fin,
+            rsv: self.rsv,
+            opcode: self.opcode,
+            opcode_name: self.opcode_name,
+            mask_key: self.mask_key,
+            payload_len: self.payload_len,
+            len_form: self.len_form,
+            close_code: self.close_code,
+            close_reason: self.close_reason.map(|c| Cow::Owned(c.into_owned())),
+            payload: Cow::Owned(self.payload.into_owned()),
+            payload_is_text: self.payload_is_text,
+            payload_missing: self.payload_missing,
+            problems: self.problems,
+        }
+    }
+}
+
+/// One complete data message (text/binary), after reassembly and decompression.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MessageRecord<'a> {
+    pub meta: Meta,
+    pub first_packet: u64,
+    pub stream: u64,
+    pub from: Side,
+    pub src: Endpoint,
+    pub dst: Endpoint,
+    pub opcode: u8,
+    pub opcode_name: &'static str,
+    pub frames: u32,
+    pub compressed: bool,
+    pub wire_len: u64,
+    pub len: u64,
+    pub payload: Cow<'a, [u8]>,
+    pub is_text: bool,
+    /// Application bytes not kept (limit) or lost (gap, inflate failure).
+    pub payload_missing: u64,
+    pub problems: Vec<ProblemCode>,
+}
+
+impl MessageRecord<'_> {
+    pub fn into_owned(self) -> MessageRecord<'static> {
+        MessageRecord {
+            meta: self.meta,
+            first_packet: self.first_packet,
+            stream: self.stream,
+            from: self.from,
+            src: self.src,
+            dst: self.dst,
+            opcode: self.opcode,
+            opcode_name: self.opcode_name,
+            frames: self.frames,
+            compressed: self.compressed,
+            wire_len: self.wire_len,
+            len: self.len,
+            payload: Cow::Owned(self.payload.into_owned()),
+            is_text: self.is_text,
+            payload_missing: self.payload_missing,
+            problems: self.problems,
+        }
+    }
+}
+
+/// A problem that belongs to no single frame, message or handshake record.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ProblemRecord {
+    pub meta: Meta,
+    pub stream: Option<u64>,
+    pub from: Option<Side>,
+    pub code: ProblemCode,
+    pub detail: String,
+}
+
+/// Per-direction totals of a connection.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct DirectionStats {
+    pub frames: u64,
+    pub frames_by_opcode: [u64; 7],
+    pub messages: u64,
+    pub wire_bytes: u64,
+    pub app_bytes: u64,
+    pub compressed_messages: u64,
+    pub compressed_wire_bytes: u64,
+    pub compressed_app_bytes: u64,
+    pub pings: u64,
+    pub pongs: u64,
+    pub stream_bytes: u64,
+    pub gap_bytes: u64,
+}
+
+/// The close handshake of a connection.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CloseInfo {
+    pub code: Option<u16>,
+    pub reason: Option<String>,
+    pub initiator: Side,
+    pub echoed: bool,
+    pub clean: bool,
+}
+
+/// One connection, reported when it ends.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ConnectionRecord {
+    pub meta: Meta,
+    pub stream: u64,
+    pub client: Endpoint,
+    pub server: Endpoint,
+    pub first_packet: u64,
+    pub last_packet: u64,
+    pub start: Timestamp,
+    pub end: Timestamp,
+    pub precision: TsPrecision,
+    pub websocket: bool,
+    pub handshake_seen: bool,
+    pub path: Option<String>,
+    pub status: Option<u16>,
+    pub accept_ok: Option<bool>,
+    pub protocol: Option<String>,
+    pub extensions: Option<String>,
+    pub client_stats: DirectionStats,
+    pub server_stats: DirectionStats,
+    /// Ping round-trip times in milliseconds, in the order the pongs arrived.
+    pub rtts_ms: Vec<f64>,
+    pub close: Option<CloseInfo>,
+    pub tcp_end: &'static str,
+    pub first_fin_from: Option<Side>,
+    pub rst_from: Option<Side>,
+    pub keepalives: u64,
+    pub gaps: u64,
+    pub problems: Vec<ProblemCode>,
+}
+
+/// What the core tells the sinks, in capture order.
+#[derive(Clone, Debug)]
+pub enum Event<'a> {
+    Tcp(TcpRecord),
+    Request(RequestRecord),
+    Handshake(Box<HandshakeRecord>),
+    Frame(FrameRecord<'a>),
+    Message(MessageRecord<'a>),
+    Problem(ProblemRecord),
+    Connection(Box<ConnectionRecord>),
+}
+
+impl Event<'_> {
+    /// The packet the record belongs to (its place in capture order).
+    pub fn packet(&self) -> u64 {
+        match self {
+            Event::Tcp(r) => r.meta.packet,
+            Event::Request(r) => r.meta.packet,
+            Event::Handshake(r) => r.meta.packet,
+            Event::Frame(r) => r.meta.packet,
+            Event::Message(r) => r.meta.packet,
+            Event::Problem(r) => r.meta.packet,
+            Event::Connection(r) => r.meta.packet,
+        }
+    }
+
+    pub fn stream(&self) -> Option<u64> {
+        match self {
+            Event::Tcp(r) => Some(r.stream),
+            Event::Request(r) => Some(r.stream),
+            Event::Handshake(r) => Some(r.stream),
+            Event::Frame(r) => Some(r.stream),
+            Event::Message(r) => Some(r.stream),
+            Event::Problem(r) => r.stream,
+            Event::Connection(r) => Some(r.stream),
+        }
+    }
+
+    pub fn problems(&self) -> &[ProblemCode] {
+        match self {
+            Event::Tcp(r) => &r.problems,
+            Event::Request(_) => &[],
+            Event::Handshake(r) => &r.problems,
+            Event::Frame(r) => &r.problems,
+            Event::Message(r) => &r.problems,
+            Event::Problem(r) => std::slice::from_ref(&r.code),
+            Event::Connection(r) => &r.problems,
+        }
+    }
+
+    /// A copy that owns its payloads, for records held back by the sequencer.
+    pub fn into_owned(self) -> Event<'static> {
+        match self {
+            Event::Tcp(r) => Event::Tcp(r),
+            Event::Request(r) => Event::Request(r),
+            Event::Handshake(r) => Event::Handshake(r),
+            Event::Frame(r) => Event::Frame(r.into_owned()),
+            Event::Message(r) => Event::Message(r.into_owned()),
+            Event::Problem(r) => Event::Problem(r),
+            Event::Connection(r) => Event::Connection(r),
+        }
+    }
+}

@@ -1,0 +1,235 @@
+//! HTTP/1.1 request and response heads over httparse, tolerant like real peers.
+//!
+//! `Partial` means more bytes are needed and nothing was consumed (tungstenite's `TryParse`
+//! shape); a head that does not end within the header limit is `TooLarge`.
+
+/// A request head.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RequestHead {
+    pub method: String,
+    pub path: String,
+    /// HTTP minor version (1 for HTTP/1.1).
+    pub version: u8,
+    pub headers: Vec<(String, String)>,
+    /// Bytes of the head including the blank line.
+    pub head_len: usize,
+}
+
+/// A response head.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ResponseHead {
+    pub version: u8,
+    pub status: u16,
+    pub reason: String,
+    pub headers: Vec<(String, String)>,
+    pub head_len: usize,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum HeadParse<T> {
+    Complete(T),
+    Partial,
+    TooLarge,
+    Invalid(String),
+}
+
+/// Header lookups shared by requests and responses.
+pub trait Headers {
+    fn header_list(&self) -> &[(String, String)];
+
+    /// The first header of that name (case-insensitive).
+    fn header(&self, name: &str) -> Option<&str> {
+        self.header_list()
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// Whether a comma-separated token list (across all headers of that name) holds `token`.
+    fn has_token(&self, name: &str, token: &str) -> bool {
+        self.header_list()
+            .iter()
+            .filter(|(n, _)| n.eq_ignore_ascii_case(name))
+            .flat_map(|(_, v)| v.split(','))
+            .any(|t| t.trim().eq_ignore_ascii_case(token))
+    }
+
+    /// All values of that name joined by ", ".
+    fn joined(&self, name: &str) -> Option<String> {
+        let vals: Vec<&str> = self
+            .header_list()
+            .iter()
+            .filter(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+            .collect();
+        (!vals.is_empty()).then(|| vals.join(", "))
+    }
+}
+
+impl Headers for RequestHead {
+    fn header_list(&self) -> &[(String, String)] {
+        &self.headers
+    }
+}
+
+impl Headers for ResponseHead {
+    fn header_list(&self) -> &[(String, String)] {
+        &self.headers
+    }
+}
+
+impl RequestHead {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        Headers::header(self, name)
+    }
+}
+
+impl ResponseHead {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        Headers::header(self, name)
+    }
+}
+
+const METHODS: &[&[u8]] = &[
+    b"GET ",
+    b"POST ",
+    b"PUT ",
+    b"HEAD ",
+    b"DELETE ",
+    b"OPTIONS ",
+    b"PATCH ",
+    b"CONNECT ",
+    b"TRACE ",
+];
+
+/// Whether `buf` starts like an HTTP request line (a known method and a space); a short
+/// `buf` that is a prefix of one counts.
+pub fn looks_like_request(buf: &[u8]) -> bool {
+    METHODS.iter().any(|m| {
+        let n = m.len().min(buf.len());
+        !buf.is_empty() && buf[..n] == m[..n]
+    })
+}
+
+/// Whether `buf` starts like a status line (`HTTP/1.`); a short prefix counts.
+pub fn looks_like_response(buf: &[u8]) -> bool {
+    let m = b"HTTP/1.";
+    let n = m.len().min(buf.len());
+    !buf.is_empty() && buf[..n] == m[..n]
+}
+
+fn owned_headers(hs: &[httparse::Header<'_>]) -> Vec<(String, String)> {
+    hs.iter()
+        .map(|h| (h.name.to_string(), String::from_utf8_lossy(h.value).trim().to_string()))
+        .collect()
+}
+
+fn parser_config() -> httparse::ParserConfig {
+    let mut c = httparse::ParserConfig::default();
+    c.allow_spaces_after_header_name_in_responses(true);
+    c.allow_obsolete_multiline_headers_in_responses(true);
+    c.allow_multiple_spaces_in_request_line_delimiters(true);
+    c.allow_multiple_spaces_in_response_status_delimiters(true);
+    c.ignore_invalid_headers_in_responses(true);
+    c.ignore_invalid_headers_in_requests(true);
+    c
+}
+
+/// Runs `f` with growing header arrays until it fits (real clients send many headers).
+fn with_headers<'b, T>(
+    mut f: impl FnMut(&mut [httparse::Header<'b>]) -> Result<T, httparse::Error>,
+) -> Result<T, httparse::Error> {
+    let mut n = 64;
+    loop {
+        let mut hs: Vec<httparse::Header<'b>> = vec![httparse::EMPTY_HEADER; n];
+        match f(&mut hs) {
+            Err(httparse::Error::TooManyHeaders) if n < 4096 => n *= 4,
+            r => return r,
+        }
+    }
+}
+
+pub fn parse_request(buf: &[u8], max_head: usize) -> HeadParse<RequestHead> {
+    let window = &buf[..buf.len().min(max_head)];
+    let cfg = parser_config();
+    let r = with_headers(|hs| {
+        let mut req = httparse::Request::new(hs);
+        match cfg.parse_request(&mut req, window)? {
+            httparse::Status::Partial => Ok(None),
+            httparse::Status::Complete(len) => Ok(Some(RequestHead {
+                method: req.method.unwrap_or("").to_string(),
+                path: req.path.unwrap_or("").to_string(),
+                version: req.version.unwrap_or(1),
+                headers: owned_headers(req.headers),
+                head_len: len,
+            })),
+        }
+    });
+    finish(r, buf.len(), max_head)
+}
+
+pub fn parse_response(buf: &[u8], max_head: usize) -> HeadParse<ResponseHead> {
+    let window = &buf[..buf.len().min(max_head)];
+    let cfg = parser_config();
+    let r = with_headers(|hs| {
+        let mut resp = httparse::Response::new(hs);
+        match cfg.parse_response(&mut resp, window)? {
+            httparse::Status::Partial => Ok(None),
+            httparse::Status::Complete(len) => Ok(Some(ResponseHead {
+                version: resp.version.unwrap_or(1),
+                status: resp.code.unwrap_or(0),
+                reason: resp.reason.unwrap_or("").to_string(),
+                headers: owned_headers(resp.headers),
+                head_len: len,
+            })),
+        }
+    });
+    finish(r, buf.len(), max_head)
+}
+
+fn finish<T>(r: Result<Option<T>, httparse::Error>, have: usize, max_head: usize) -> HeadParse<T> {
+    match r {
+        Ok(Some(head)) => HeadParse::Complete(head),
+        Ok(None) if have >= max_head => HeadParse::TooLarge,
+        Ok(None) => HeadParse::Partial,
+        Err(httparse::Error::TooManyHeaders) => HeadParse::TooLarge,
+        Err(e) => HeadParse::Invalid(format!("bad HTTP head: {e}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tolerant_request_and_response() {
+        let req = b"GET /chat HTTP/1.1\r\nhost: x\r\nUPGRADE:websocket\r\nConnection: keep-alive, Upgrade\r\n\r\n\x81\x00";
+        let HeadParse::Complete(r) = parse_request(req, 1 << 16) else { panic!() };
+        assert_eq!((r.method.as_str(), r.path.as_str()), ("GET", "/chat"));
+        assert_eq!(r.header("Upgrade"), Some("websocket"));
+        assert!(r.has_token("connection", "upgrade"));
+        assert_eq!(r.head_len, req.len() - 2);
+        let resp = b"HTTP/1.1 101 Web Socket Protocol Handshake\r\nUpgrade: WebSocket\r\nsec-websocket-Accept:abc\r\n\r\n";
+        let HeadParse::Complete(r) = parse_response(resp, 1 << 16) else { panic!() };
+        assert_eq!((r.status, r.reason.as_str()), (101, "Web Socket Protocol Handshake"));
+        assert_eq!(r.header("Sec-WebSocket-Accept"), Some("abc"));
+    }
+
+    #[test]
+    fn partial_too_large_and_invalid() {
+        assert_eq!(parse_request(b"GET / HTTP/1.1\r\nHost: x\r\n", 1 << 16), HeadParse::Partial);
+        let mut big = b"GET / HTTP/1.1\r\n".to_vec();
+        for i in 0..2000 {
+            big.extend_from_slice(format!("X-{i}: {}\r\n", "v".repeat(40)).as_bytes());
+        }
+        assert_eq!(parse_request(&big, 1 << 16), HeadParse::TooLarge);
+        big.extend_from_slice(b"\r\n");
+        assert!(matches!(parse_request(&big, 1 << 20), HeadParse::Complete(_)));
+        assert!(matches!(parse_response(b"HTTP/1.1 abc\r\n\r\n", 1 << 16), HeadParse::Invalid(_)));
+        assert!(looks_like_request(b"GE"));
+        assert!(looks_like_request(b"GET /"));
+        assert!(!looks_like_request(b"\x81\x05"));
+        assert!(looks_like_response(b"HTTP/1.1 101"));
+        assert!(!looks_like_response(b"HTTP/2"));
+    }
+}

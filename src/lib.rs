@@ -1,0 +1,32 @@
+//! wsdissect: a WebSocket dissector for packet captures.
+//!
+//! The pipeline, one module per stage, data flowing one way:
+//!
+//! ```text
+//! capture  (pcap/pcapng/gzip/stdin)  → CaptureRecord
+//! decode   (link, IP, TCP)           → TcpSegment
+//! tcp      (connections, reassembly) → TcpEvent (data in order, gaps, lifecycle)
+//! session  (per connection)
+//!   ├ http   upgrade handshake       → request/handshake records
+//!   └ ws     frames, messages        → frame/message records
+//! dissector (capture-order output)   → Event
+//! sink     (table, JSON Lines)       → bytes
+//! ```
+//!
+//! Invariants: no input makes a stage panic; every limit is in [`limits::Limits`] and hitting
+//! one emits a problem record; every stream byte is decoded, or counted as a gap, skipped or
+//! non-WebSocket in the `end` record; output is deterministic for a given input.
+#![forbid(unsafe_code)]
+
+pub mod capture;
+pub mod cli;
+pub mod decode;
+pub mod dissector;
+pub mod event;
+pub mod http;
+pub mod limits;
+pub mod problem;
+pub mod session;
+pub mod sink;
+pub mod tcp;
+pub mod ws;

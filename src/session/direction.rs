@@ -1,0 +1,644 @@
+//! One direction of a WebSocket connection: frames in, frame and message records out.
+//!
+//! Frames are decoded incrementally ([`FrameDecoder`]) and checked as their headers arrive;
+//! payloads stream through the unmasker into at most `max_message` kept bytes, through the
+//! inflater (RFC 7692) and the UTF-8 validator, so that a frame claiming 2^63 bytes or a
+//! deflate bomb never takes memory. What needs both directions (close echo, ping/pong
+//! pairing) is reported upwards as [`ControlSeen`] for the connection to decide.
+
+use super::{Ctx, Endpoints};
+use crate::event::{DirectionStats, Event, FrameRecord, MessageRecord, Meta, ProblemRecord};
+use crate::problem::ProblemCode;
+use crate::tcp::Side;
+use crate::ws::decoder::{FrameDecoder, FrameEvent};
+use crate::ws::deflate::{InflateError, Inflater};
+use crate::ws::frame::FrameHeader;
+use crate::ws::opcode::{close_code_valid, OpCode};
+use crate::ws::sniff;
+use crate::ws::utf8::Utf8Stream;
+use std::borrow::Cow;
+
+/// Bytes held while looking for a frame boundary after a gap or a mid-stream start.
+const RESYNC_WINDOW: usize = 64 << 10;
+
+/// Negotiated permessage-deflate state of one direction.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct DeflateSetup {
+    pub negotiated: bool,
+    pub no_context_takeover: bool,
+}
+
+/// A control frame the connection must pair with the other direction.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ControlSeen {
+    Close { code: Option<u16>, reason: Option<String> },
+    Ping { payload: Vec<u8> },
+    Pong { payload: Vec<u8> },
+}
+
+/// The frame being received.
+struct FrameInProgress {
+    header: FrameHeader,
+    first_packet: u64,
+    kept: Vec<u8>,
+    received: u64,
+    missing: u64,
+    problems: Vec<ProblemCode>,
+}
+
+/// The data message being received (possibly over several fragments).
+struct MessageInProgress {
+    opcode: OpCode,
+    first_packet: u64,
+    frames: u32,
+    compressed: bool,
+    wire_len: u64,
+    /// Application bytes produced so far (kept or not).
+    len: u64,
+    kept: Vec<u8>,
+    missing: u64,
+    utf8: Utf8Stream,
+    utf8_failed: bool,
+    inflate_failed: bool,
+    problems: Vec<ProblemCode>,
+}
+
+/// Whether the byte stream is at a known frame boundary.
+enum Sync {
+    InSync,
+    /// Looking for a frame start; bytes so far are held here.
+    Searching(Vec<u8>),
+}
+
+pub struct Direction {
+    side: Side,
+    decoder: FrameDecoder,
+    state: DirState,
+    sync: Sync,
+}
+
+/// Everything but the decoder, so that the decoder's callback can borrow it.
+struct DirState {
+    side: Side,
+    frame: Option<FrameInProgress>,
+    message: Option<MessageInProgress>,
+    inflater: Option<Inflater>,
+    deflate: DeflateSetup,
+    /// Deflate was not negotiated in a handshake we saw; RSV1 turns it on.
+    deflate_unknown: bool,
+    close_sent: bool,
+    pub stats: DirectionStats,
+    controls: Vec<(Meta, ControlSeen)>,
+}
+
+impl Direction {
+    pub fn new(side: Side, deflate: DeflateSetup, handshake_seen: bool) -> Direction {
+        Direction {
+            side,
+            decoder: FrameDecoder::new(),
+            state: DirState {
+                side,
+                frame: None,
+                message: None,
+                inflater: deflate.negotiated.then(|| Inflater::new(deflate.no_context_takeover)),
+                deflate,
+                deflate_unknown: !handshake_seen,
+                close_sent: false,
+                stats: DirectionStats::default(),
+                controls: Vec::new(),
+            },
+            sync: if handshake_seen { Sync::InSync } else { Sync::Searching(Vec::new()) },
+        }
+    }
+
+    pub fn stats(&self) -> &DirectionStats {
+        &self.state.stats
+    }
+
+    /// Control frames seen since the last call, for the connection to pair.
+    pub fn take_controls(&mut self) -> Vec<(Meta, ControlSeen)> {
+        std::mem::take(&mut self.state.controls)
+    }
+
+    /// Stream bytes of this direction.
+    pub fn on_data(&mut self, data: &[u8], meta: Meta, ends: &Endpoints, ctx: &mut Ctx<'_>) {
+        let Sync::Searching(held) = &mut self.sync else {
+            self.decode(data, meta, ends, ctx);
+            return;
+        };
+        let masked = Some(self.side == Side::Client);
+        if held.is_empty() {
+            // Borrow the packet while nothing is held; copy only what must wait.
+            if let Some(at) = sniff::find_frame_start(data, masked) {
+                self.resynced(at as u64, meta, ends, ctx);
+                self.decode(data.get(at..).unwrap_or_default(), meta, ends, ctx);
+                return;
+            }
+        }
+        let room = RESYNC_WINDOW.saturating_sub(held.len());
+        let take = data.len().min(room);
+        held.extend_from_slice(data.get(..take).unwrap_or_default());
+        let rest = data.get(take..).unwrap_or_default();
+        if let Some(at) = sniff::find_frame_start(held, masked) {
+            let bytes = std::mem::take(held);
+            self.resynced(at as u64, meta, ends, ctx);
+            self.decode(bytes.get(at..).unwrap_or_default(), meta, ends, ctx);
+            self.decode(rest, meta, ends, ctx);
+        } else if held.len() >= RESYNC_WINDOW {
+            // Nothing plausible in a whole window: give it up and search on.
+            let n = held.len() as u64;
+            held.clear();
+            self.report_skip(n, meta, ends, ctx);
+            if !rest.is_empty() {
+                self.on_data(rest, meta, ends, ctx);
+            }
+        }
+    }
+
+    fn resynced(&mut self, skipped: u64, meta: Meta, ends: &Endpoints, ctx: &mut Ctx<'_>) {
+        if skipped > 0 {
+            self.report_skip(skipped, meta, ends, ctx);
+        }
+        self.sync = Sync::InSync;
+    }
+
+    fn report_skip(&mut self, bytes: u64, meta: Meta, ends: &Endpoints, ctx: &mut Ctx<'_>) {
+        ctx.acct.skipped_bytes += bytes;
+        ctx.out.emit(Event::Problem(ProblemRecord {
+            meta,
+            stream: Some(ends.stream),
+            from: Some(self.side),
+            code: ProblemCode::Resync,
+            detail: format!("skipped {bytes} bytes to reach a frame boundary"),
+        }));
+    }
+
+    fn decode(&mut self, data: &[u8], meta: Meta, ends: &Endpoints, ctx: &mut Ctx<'_>) {
+        ctx.acct.ws_bytes += data.len() as u64;
+        let state = &mut self.state;
+        self.decoder.feed(data, &mut |ev| state.on_frame_event(ev, meta, ends, ctx));
+    }
+
+    /// `len` bytes of this direction were never captured.
+    pub fn on_gap(&mut self, len: u64, meta: Meta, ends: &Endpoints, ctx: &mut Ctx<'_>) {
+        self.state.stats.gap_bytes = self.state.stats.gap_bytes.saturating_add(len);
+        if let Sync::Searching(held) = &mut self.sync {
+            // Held bytes before a hole cannot start a frame that continues after it.
+            let n = held.len() as u64;
+            held.clear();
+            if n > 0 {
+                self.report_skip(n, meta, ends, ctx);
+            }
+            return;
+        }
+        // A hole inside the current payload leaves the framing intact: skip over it.
+        if let Some(skipped) = self.decoder.skip_payload(len) {
+            if skipped == len {
+                self.state.payload_gap(len);
+                return;
+            }
+        }
+        self.state.abort_frame(meta, ends, ctx, ProblemCode::TcpGap);
+        self.decoder.reset();
+        self.sync = Sync::Searching(Vec::new());
+    }
+
+    /// The stream ended: report what was left incomplete.
+    pub fn finish(&mut self, meta: Meta, ends: &Endpoints, ctx: &mut Ctx<'_>) {
+        if let Sync::Searching(held) = &mut self.sync {
+            let n = held.len() as u64;
+            held.clear();
+            if n > 0 {
+                ctx.acct.skipped_bytes += n;
+                ctx.out.emit(Event::Problem(ProblemRecord {
+                    meta,
+                    stream: Some(ends.stream),
+                    from: Some(self.side),
+                    code: ProblemCode::UndecodableData,
+                    detail: format!("{n} bytes at the end of the stream hold no complete frame"),
+                }));
+            }
+        }
+        self.state.abort_frame(meta, ends, ctx, ProblemCode::IncompleteFrame);
+        self.state.abort_message(meta, ends, ctx);
+    }
+}
+
+impl DirState {
+    fn on_frame_event(
+        &mut self,
+        ev: FrameEvent<'_>,
+        meta: Meta,
+        ends: &Endpoints,
+        ctx: &mut Ctx<'_>,
+    ) {
+        match ev {
+            FrameEvent::Header(h) => self.on_header(h, meta, ends, ctx),
+            FrameEvent::Payload(chunk) => self.on_payload(chunk, ctx),
+            FrameEvent::End => self.on_end(meta, ends, ctx),
+        }
+    }
+
+    fn on_header(&mut self, h: FrameHeader, meta: Meta, ends: &Endpoints, ctx: &mut Ctx<'_>) {
+        let mut problems: Vec<ProblemCode> = h.problems().collect();
+        match (self.side, h.mask.is_some()) {
+            (Side::Client, false) => problems.push(ProblemCode::UnmaskedClientFrame),
+            (Side::Server, true) => problems.push(ProblemCode::MaskedServerFrame),
+            _ => {}
+        }
+        let rsv1 = h.rsv & 4 != 0;
+        if h.rsv & 3 != 0 {
+            problems.push(ProblemCode::RsvWithoutExtension);
+        }
+        if rsv1 {
+            if h.opcode.is_control() {
+                problems.push(ProblemCode::Rsv1OnControl);
+            } else if h.opcode == OpCode::Continuation {
+                problems.push(ProblemCode::Rsv1OnContinuation);
+            } else if !self.deflate.negotiated {
+                if self.deflate_unknown {
+                    // Mid-stream: the handshake that negotiated deflate is not in the capture.
+                    self.deflate = DeflateSetup { negotiated: true, no_context_takeover: false };
+                    self.inflater = Some(Inflater::new(false));
+                } else {
+                    problems.push(ProblemCode::RsvWithoutExtension);
+                }
+            }
+        }
+        if self.close_sent {
+            problems.push(ProblemCode::DataAfterClose);
+        }
+        match h.opcode {
+            OpCode::Continuation => {
+                if self.message.is_none() {
+                    problems.push(ProblemCode::UnexpectedContinuation);
+                }
+            }
+            OpCode::Text | OpCode::Binary => {
+                if self.message.is_some() {
+                    problems.push(ProblemCode::DataFrameInsideFragmentedMessage);
+                    self.abort_message(meta, ends, ctx);
+                }
+                let compressed = rsv1 && self.deflate.negotiated;
+                self.message = Some(MessageInProgress {
+                    opcode: h.opcode,
+                    first_packet: meta.packet,
+                    frames: 0,
+                    compressed,
+                    wire_len: 0,
+                    len: 0,
+                    kept: Vec::new(),
+                    missing: 0,
+                    utf8: Utf8Stream::new(),
+                    utf8_failed: false,
+                    inflate_failed: false,
+                    problems: Vec::new(),
+                });
+            }
+            _ => {}
+        }
+        self.frame = Some(FrameInProgress {
+            header: h,
+            first_packet: meta.packet,
+            kept: Vec::new(),
+            received: 0,
+            missing: 0,
+            problems,
+        });
+    }
+
+    fn on_payload(&mut self, chunk: &[u8], ctx: &mut Ctx<'_>) {
+        let Some(frame) = self.frame.as_mut() else { return };
+        frame.received = frame.received.saturating_add(chunk.len() as u64);
+        let is_control = frame.header.opcode.is_control();
+        if ctx.opts.keep_frame_payload || is_control {
+            let room = ctx.opts.limits.max_message.saturating_sub(frame.kept.len());
+            let take = chunk.len().min(room);
+            frame.kept.extend_from_slice(&chunk[..take]);
+            frame.missing += (chunk.len() - take) as u64;
+        }
+        let is_data =
+            matches!(frame.header.opcode, OpCode::Text | OpCode::Binary | OpCode::Continuation);
+        if !is_data {
+            return;
+        }
+        let Some(msg) = self.message.as_mut() else { return };
+        if msg.compressed {
+            if msg.inflate_failed {
+                return;
+            }
+            let Some(inflater) = self.inflater.as_mut() else { return };
+            let before = msg.kept.len();
+            let keep_limit = if ctx.opts.keep_message_payload || msg.opcode == OpCode::Text {
+                ctx.opts.limits.max_message
+            } else {
+                0
+            };
+            let max_out = inflate_cap(ctx, msg.wire_len + frame.received);
+            inflater.set_max_output(max_out);
+            match inflater.inflate(chunk, &mut msg.kept, keep_limit) {
+                Ok(progress) => {
+                    msg.len = progress.produced;
+                }
+                Err(e) => fail_inflate(msg, e),
+            }
+            validate_text(msg, before);
+        } else {
+            msg.len = msg.len.saturating_add(chunk.len() as u64);
+            let keep = ctx.opts.keep_message_payload || msg.opcode == OpCode::Text;
+            if keep {
+                let room = ctx.opts.limits.max_message.saturating_sub(msg.kept.len());
+                let take = chunk.len().min(room);
+                let before = msg.kept.len();
+                msg.kept.extend_from_slice(&chunk[..take]);
+                validate_text(msg, before);
+                if take < chunk.len() && !msg.problems.contains(&ProblemCode::MessageLimit) {
+                    msg.problems.push(ProblemCode::MessageLimit);
+                }
+            }
+        }
+        if !ctx.opts.keep_message_payload && !msg.kept.is_empty() {
+            // Only UTF-8 validation needed the bytes: drop them to keep memory flat.
+            msg.kept.clear();
+        }
+    }
+
+    /// Payload bytes of the current frame were lost in a TCP gap.
+    fn payload_gap(&mut self, len: u64) {
+        if let Some(frame) = self.frame.as_mut() {
+            frame.received = frame.received.saturating_add(len);
+            frame.missing = frame.missing.saturating_add(len);
+            push_once(&mut frame.problems, ProblemCode::TcpGap);
+        }
+        if let Some(msg) = self.message.as_mut() {
+            msg.missing = msg.missing.saturating_add(len);
+            push_once(&mut msg.problems, ProblemCode::TcpGap);
+            if msg.compressed {
+                // The deflate stream cannot continue past missing bytes.
+                msg.inflate_failed = true;
+                if let Some(inflater) = self.inflater.as_mut() {
+                    inflater.reset();
+                }
+            }
+            // UTF-8 can no longer be judged across the hole.
+            msg.utf8_failed = true;
+        }
+    }
+
+    fn on_end(&mut self, meta: Meta, ends: &Endpoints, ctx: &mut Ctx<'_>) {
+        let Some(frame) = self.frame.take() else { return };
+        self.emit_frame(frame, meta, ends, ctx, false);
+    }
+
+    /// Reports the frame in progress (if any) as incomplete.
+    fn abort_frame(&mut self, meta: Meta, ends: &Endpoints, ctx: &mut Ctx<'_>, why: ProblemCode) {
+        let Some(mut frame) = self.frame.take() else { return };
+        let expected = frame.header.payload_len;
+        frame.missing = frame.missing.saturating_add(expected.saturating_sub(frame.received));
+        push_once(&mut frame.problems, why);
+        if why != ProblemCode::IncompleteFrame {
+            push_once(&mut frame.problems, ProblemCode::IncompleteFrame);
+        }
+        self.emit_frame(frame, meta, ends, ctx, true);
+    }
+
+    fn abort_message(&mut self, meta: Meta, ends: &Endpoints, ctx: &mut Ctx<'_>) {
+        if let Some(mut msg) = self.message.take() {
+            push_once(&mut msg.problems, ProblemCode::IncompleteMessage);
+            self.emit_message(msg, meta, ends, ctx, true);
+        }
+    }
+
+    fn emit_frame(
+        &mut self,
+        frame: FrameInProgress,
+        meta: Meta,
+        ends: &Endpoints,
+        ctx: &mut Ctx<'_>,
+        incomplete: bool,
+    ) {
+        let FrameInProgress { header: h, first_packet, kept, missing, mut problems, .. } = frame;
+        let stats = &mut self.stats;
+        stats.frames += 1;
+        let op = h.opcode.as_u8();
+        if let Some(slot) = stats.frames_by_opcode.get_mut(opcode_slot(h.opcode)) {
+            *slot += 1;
+        }
+        stats.wire_bytes = stats.wire_bytes.saturating_add(h.payload_len);
+        let mut close_code = None;
+        let mut close_reason: Option<Cow<'_, str>> = None;
+        let mut payload_is_text = false;
+        match h.opcode {
+            OpCode::Close if !incomplete => {
+                match kept.len() {
+                    0 => {}
+                    1 => problems.push(ProblemCode::InvalidCloseCode),
+                    _ => {
+                        let code = u16::from_be_bytes([kept[0], kept[1]]);
+                        close_code = Some(code);
+                        if !close_code_valid(code) {
+                            problems.push(ProblemCode::InvalidCloseCode);
+                        }
+                        match std::str::from_utf8(&kept[2..]) {
+                            Ok(s) => close_reason = Some(Cow::Borrowed(s)),
+                            Err(_) => {
+                                problems.push(ProblemCode::InvalidUtf8);
+                                close_reason = Some(String::from_utf8_lossy(&kept[2..]));
+                            }
+                        }
+                    }
+                }
+                self.close_sent = true;
+                self.controls.push((
+                    meta,
+                    ControlSeen::Close {
+                        code: close_code,
+                        reason: close_reason.as_ref().map(|r| r.to_string()),
+                    },
+                ));
+            }
+            OpCode::Ping if !incomplete => {
+                stats.pings += 1;
+                self.controls.push((meta, ControlSeen::Ping { payload: kept.clone() }));
+            }
+            OpCode::Pong if !incomplete => {
+                stats.pongs += 1;
+                self.controls.push((meta, ControlSeen::Pong { payload: kept.clone() }));
+            }
+            OpCode::Text => payload_is_text = true,
+            OpCode::Continuation => {
+                payload_is_text = self.message.as_ref().is_some_and(|m| m.opcode == OpCode::Text)
+            }
+            _ => {}
+        }
+        // A text frame's own bytes are text only when they are valid UTF-8 by themselves
+        // (a fragment may end inside a character); otherwise they are shown as bytes.
+        if payload_is_text
+            && (self.message.as_ref().is_some_and(|m| m.compressed)
+                || std::str::from_utf8(&kept).is_err())
+        {
+            payload_is_text = false;
+        }
+        let data_frame = matches!(h.opcode, OpCode::Text | OpCode::Binary | OpCode::Continuation);
+        let record = FrameRecord {
+            meta,
+            first_packet,
+            stream: ends.stream,
+            from: self.side,
+            src: ends.src(self.side),
+            dst: ends.dst(self.side),
+            fin: h.fin,
+            rsv: h.rsv,
+            opcode: op,
+            opcode_name: h.opcode.name(),
+            mask_key: h.mask,
+            payload_len: h.payload_len,
+            len_form: h.len_form,
+            close_code,
+            close_reason,
+            payload: Cow::Borrowed(&kept),
+            payload_is_text,
+            payload_missing: missing,
+            problems,
+        };
+        ctx.out.emit(Event::Frame(record));
+        if data_frame {
+            if let Some(msg) = self.message.as_mut() {
+                msg.frames += 1;
+                msg.wire_len = msg.wire_len.saturating_add(h.payload_len);
+                if incomplete {
+                    msg.missing = msg.missing.saturating_add(missing);
+                }
+                if h.fin && !incomplete {
+                    if let Some(msg) = self.message.take() {
+                        self.emit_message(msg, meta, ends, ctx, false);
+                    }
+                }
+            }
+        }
+    }
+
+    fn emit_message(
+        &mut self,
+        mut msg: MessageInProgress,
+        meta: Meta,
+        ends: &Endpoints,
+        ctx: &mut Ctx<'_>,
+        incomplete: bool,
+    ) {
+        if msg.compressed && !msg.inflate_failed && !incomplete {
+            if let Some(inflater) = self.inflater.as_mut() {
+                let before = msg.kept.len();
+                let keep_limit = if ctx.opts.keep_message_payload || msg.opcode == OpCode::Text {
+                    ctx.opts.limits.max_message
+                } else {
+                    0
+                };
+                inflater.set_max_output(inflate_cap(ctx, msg.wire_len));
+                match inflater.finish_message(&mut msg.kept, keep_limit) {
+                    Ok(p) => msg.len = p.produced,
+                    Err(e) => fail_inflate(&mut msg, e),
+                }
+                validate_text(&mut msg, before);
+            }
+        }
+        if msg.compressed && (msg.inflate_failed || incomplete) {
+            // The next message starts a fresh deflate stream as far as we can tell; with
+            // context takeover it will likely fail, and say so.
+            if let Some(inflater) = self.inflater.as_mut() {
+                inflater.reset();
+            }
+        }
+        if msg.opcode == OpCode::Text
+            && !msg.utf8_failed
+            && !incomplete
+            && msg.utf8.finish().is_err()
+        {
+            msg.utf8_failed = true;
+            push_once(&mut msg.problems, ProblemCode::InvalidUtf8);
+        }
+        let kept_len = msg.kept.len() as u64;
+        let not_kept = msg.len.saturating_sub(kept_len);
+        let is_text = msg.opcode == OpCode::Text
+            && !msg.problems.contains(&ProblemCode::InvalidUtf8)
+            && std::str::from_utf8(&msg.kept).is_ok();
+        let stats = &mut self.stats;
+        stats.messages += 1;
+        stats.app_bytes = stats.app_bytes.saturating_add(msg.len);
+        if msg.compressed {
+            stats.compressed_messages += 1;
+            stats.compressed_wire_bytes = stats.compressed_wire_bytes.saturating_add(msg.wire_len);
+            stats.compressed_app_bytes = stats.compressed_app_bytes.saturating_add(msg.len);
+        }
+        let payload: Cow<'_, [u8]> = if ctx.opts.keep_message_payload {
+            Cow::Borrowed(&msg.kept)
+        } else {
+            Cow::Borrowed(&[])
+        };
+        ctx.out.emit(Event::Message(MessageRecord {
+            meta,
+            first_packet: msg.first_packet,
+            stream: ends.stream,
+            from: self.side,
+            src: ends.src(self.side),
+            dst: ends.dst(self.side),
+            opcode: msg.opcode.as_u8(),
+            opcode_name: msg.opcode.name(),
+            frames: msg.frames,
+            compressed: msg.compressed,
+            wire_len: msg.wire_len,
+            len: msg.len,
+            payload,
+            is_text,
+            payload_missing: msg.missing.saturating_add(not_kept),
+            problems: msg.problems,
+        }));
+    }
+}
+
+/// The most one message may inflate to: the size limit, and the ratio limit once past 1 MiB.
+fn inflate_cap(ctx: &Ctx<'_>, compressed_so_far: u64) -> u64 {
+    let limits = &ctx.opts.limits;
+    let by_ratio = compressed_so_far.saturating_mul(limits.max_inflate_ratio).max(1 << 20);
+    (limits.max_inflate as u64).min(by_ratio)
+}
+
+fn fail_inflate(msg: &mut MessageInProgress, e: InflateError) {
+    msg.inflate_failed = true;
+    let code = match e {
+        InflateError::Limit => ProblemCode::InflateLimit,
+        InflateError::Corrupt(_) => ProblemCode::DecompressFailed,
+    };
+    push_once(&mut msg.problems, code);
+}
+
+/// Validates the text bytes appended to `msg.kept` since `from`.
+fn validate_text(msg: &mut MessageInProgress, from: usize) {
+    if msg.opcode != OpCode::Text || msg.utf8_failed {
+        return;
+    }
+    if msg.utf8.feed(msg.kept.get(from..).unwrap_or_default()).is_err() {
+        msg.utf8_failed = true;
+        push_once(&mut msg.problems, ProblemCode::InvalidUtf8);
+    }
+}
+
+fn push_once(problems: &mut Vec<ProblemCode>, code: ProblemCode) {
+    if !problems.contains(&code) {
+        problems.push(code);
+    }
+}
+
+/// Index into `DirectionStats::frames_by_opcode`: continuation, text, binary, close, ping,
+/// pong, reserved.
+pub fn opcode_slot(op: OpCode) -> usize {
+    match op {
+        OpCode::Continuation => 0,
+        OpCode::Text => 1,
+        OpCode::Binary => 2,
+        OpCode::Close => 3,
+        OpCode::Ping => 4,
+        OpCode::Pong => 5,
+        OpCode::Reserved(_) => 6,
+    }
+}

@@ -1,0 +1,920 @@
+//! Per-connection application state: from TCP stream bytes to the upgrade handshake and then
+//! WebSocket frames and messages.
+//!
+//! A [`Session`] lives inside its TCP connection (the flow table is generic over it) and
+//! turns [`TcpEvent`]s into records. It finds the HTTP upgrade by content on any port, from
+//! either side's first bytes; without a handshake it recognises WebSocket by a plausible run
+//! of frames and resynchronises on frame boundaries. Close handshakes and ping/pong pairs are
+//! matched across the two directions here, and the connection record is built at the end.
+
+mod direction;
+
+pub use direction::{opcode_slot, DeflateSetup};
+
+use crate::event::{
+    CloseInfo, ConnectionRecord, Event, HandshakeRecord, Meta, ProblemRecord, RequestRecord,
+    TcpKind, TcpRecord,
+};
+use crate::http::handshake::{
+    check_handshake, check_request, is_websocket_upgrade_request, offered_extensions,
+    offered_protocols,
+};
+use crate::http::upgrade::{
+    looks_like_request, looks_like_response, parse_request, parse_response, HeadParse, RequestHead,
+    ResponseHead,
+};
+use crate::limits::Limits;
+use crate::problem::ProblemCode;
+use crate::tcp::{CloseReason, ConnInfo, Endpoint, Feedback, GapReason, Side, TcpEvent};
+use crate::ws::frame::FrameHeader;
+use crate::ws::opcode::OpCode;
+use crate::ws::sniff;
+use direction::{ControlSeen, Direction};
+use std::collections::VecDeque;
+
+/// Bytes held per side while deciding what a connection carries.
+const DETECT_WINDOW: usize = 64 << 10;
+/// Outstanding pings remembered per side for RTT pairing.
+const MAX_OUTSTANDING_PINGS: usize = 64;
+
+/// What the core keeps and reports; fixed for a run.
+#[derive(Clone, Debug)]
+pub struct Options {
+    pub limits: Limits,
+    /// Keep frame payloads for frame records.
+    pub keep_frame_payload: bool,
+    /// Keep message payloads for message records.
+    pub keep_message_payload: bool,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options { limits: Limits::default(), keep_frame_payload: true, keep_message_payload: true }
+    }
+}
+
+/// Where every stream byte went, for the `end` record.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Accounting {
+    /// HTTP heads and bodies before the upgrade (or on connections that never upgraded).
+    pub http_bytes: u64,
+    /// Bytes fed to the WebSocket frame decoder.
+    pub ws_bytes: u64,
+    /// Bytes skipped while resynchronising or left undecodable.
+    pub skipped_bytes: u64,
+    /// Bytes of connections that are not WebSocket.
+    pub other_bytes: u64,
+    /// Bytes never captured (TCP gaps).
+    pub gap_bytes: u64,
+}
+
+/// Receives records from sessions; the dissector's output sequencer implements it.
+pub trait Emitter {
+    fn emit(&mut self, ev: Event<'_>);
+    /// The connection has been recognised as WebSocket (or as not WebSocket).
+    fn classify(&mut self, stream: u64, websocket: bool);
+}
+
+/// What a session needs from the run.
+pub struct Ctx<'a> {
+    pub opts: &'a Options,
+    pub out: &'a mut dyn Emitter,
+    pub acct: &'a mut Accounting,
+}
+
+/// The connection's endpoints by role.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Endpoints {
+    pub stream: u64,
+    pub client: Endpoint,
+    pub server: Endpoint,
+}
+
+impl Endpoints {
+    pub fn src(&self, side: Side) -> Endpoint {
+        match side {
+            Side::Client => self.client,
+            Side::Server => self.server,
+        }
+    }
+    pub fn dst(&self, side: Side) -> Endpoint {
+        self.src(side.other())
+    }
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+enum Phase {
+    #[default]
+    Detecting,
+    AwaitingResponse,
+    WebSocket,
+    /// The upgrade was refused: nothing after it is decoded as frames.
+    Rejected,
+    /// Not WebSocket (or given up on).
+    Opaque,
+}
+
+/// The handshake facts the connection record repeats.
+#[derive(Clone, Debug, Default)]
+struct HandshakeSummary {
+    path: Option<String>,
+    status: Option<u16>,
+    accept_ok: Option<bool>,
+    protocol: Option<String>,
+    extensions: Option<String>,
+}
+
+#[derive(Clone, Debug)]
+struct CloseState {
+    initiator: Side,
+    code: Option<u16>,
+    reason: Option<String>,
+    echoed: bool,
+}
+
+/// Everything known about one connection above TCP.
+#[derive(Default)]
+pub struct Session {
+    phase: Phase,
+    ends: Option<Endpoints>,
+    roles_from_syn: bool,
+    pending: [Vec<u8>; 2],
+    /// HTTP body bytes still to skip, per side.
+    body_skip: [u64; 2],
+    http_seen: bool,
+    request: Option<(RequestHead, Meta)>,
+    summary: HandshakeSummary,
+    handshake_seen: bool,
+    dirs: Option<Box<[Direction; 2]>>,
+    first_meta: Meta,
+    last_meta: Meta,
+    fin_seen: [bool; 2],
+    first_fin_from: Option<Side>,
+    rst_from: Option<Side>,
+    keepalives: u64,
+    gaps: u64,
+    close: Option<CloseState>,
+    pings: [VecDeque<(Vec<u8>, Meta)>; 2],
+    rtts_ms: Vec<f64>,
+    problems: Vec<ProblemCode>,
+    stream_bytes: [u64; 2],
+    closed: bool,
+}
+
+fn idx(side: Side) -> usize {
+    match side {
+        Side::Client => 0,
+        Side::Server => 1,
+    }
+}
+
+impl Session {
+    pub fn is_websocket(&self) -> bool {
+        self.dirs.is_some() || self.phase == Phase::AwaitingResponse
+    }
+
+    /// Handles one TCP event of this connection.
+    pub fn on_tcp(
+        &mut self,
+        info: &ConnInfo,
+        meta: Meta,
+        ev: TcpEvent<'_>,
+        ctx: &mut Ctx<'_>,
+    ) -> Feedback {
+        if self.ends.is_none() {
+            self.ends =
+                Some(Endpoints { stream: info.stream, client: info.client, server: info.server });
+            self.first_meta = meta;
+        }
+        self.roles_from_syn = info.roles_from_syn;
+        self.last_meta = meta;
+        match ev {
+            TcpEvent::Opened => {}
+            TcpEvent::Syn { from } => self.tcp_record(TcpKind::Syn, from, None, meta, ctx),
+            TcpEvent::SynAck { from } => self.tcp_record(TcpKind::SynAck, from, None, meta, ctx),
+            TcpEvent::Fin { from } => {
+                self.fin_seen[idx(from)] = true;
+                self.first_fin_from.get_or_insert(from);
+                self.tcp_record(TcpKind::Fin, from, None, meta, ctx);
+            }
+            TcpEvent::Rst { from } => {
+                self.rst_from.get_or_insert(from);
+                self.tcp_record(TcpKind::Rst, from, None, meta, ctx);
+            }
+            TcpEvent::Keepalive { from } => {
+                self.keepalives += 1;
+                self.tcp_record(TcpKind::Keepalive, from, None, meta, ctx);
+            }
+            TcpEvent::KeepaliveAck { from } => {
+                self.tcp_record(TcpKind::KeepaliveAck, from, None, meta, ctx)
+            }
+            TcpEvent::ZeroWindowProbe { from } => {
+                self.tcp_record(TcpKind::ZeroWindowProbe, from, None, meta, ctx)
+            }
+            TcpEvent::Retransmission { from, bytes } => {
+                self.tcp_record(TcpKind::Retransmission, from, Some(bytes.into()), meta, ctx)
+            }
+            TcpEvent::OutOfOrder { from } => {
+                self.tcp_record(TcpKind::OutOfOrder, from, None, meta, ctx)
+            }
+            TcpEvent::OverlapConflict { from, len, .. } => {
+                let rec = self.make_tcp(TcpKind::OverlapConflict, from, Some(len.into()), meta);
+                ctx.out.emit(Event::Tcp(TcpRecord {
+                    problems: vec![ProblemCode::OverlapConflict],
+                    ..rec
+                }));
+            }
+            TcpEvent::Data { from, data, .. } => return self.on_data(from, data, meta, ctx),
+            TcpEvent::Gap { from, len, reason, .. } => self.on_gap(from, len, reason, meta, ctx),
+            TcpEvent::ConnectionLimit => self.problem(
+                ProblemCode::ConnectionLimit,
+                None,
+                meta,
+                ctx,
+                "connection limit reached; this connection was evicted (raise --max-connections)"
+                    .into(),
+            ),
+            TcpEvent::StreamBufferLimit { from } => self.problem(
+                ProblemCode::StreamBufferLimit,
+                Some(from),
+                meta,
+                ctx,
+                format!(
+                    "more than {} out-of-order bytes buffered (raise --max-stream-buffer)",
+                    ctx.opts.limits.max_stream_buffer
+                ),
+            ),
+            TcpEvent::Closed { reason } => self.on_closed(reason, meta, ctx),
+        }
+        Feedback::Continue
+    }
+
+    fn ends(&self) -> Endpoints {
+        // invariant: set on the first event of every connection, before anything else runs.
+        self.ends.expect("endpoints are set on the first event")
+    }
+
+    fn make_tcp(&self, kind: TcpKind, from: Side, bytes: Option<u64>, meta: Meta) -> TcpRecord {
+        let ends = self.ends();
+        TcpRecord {
+            meta,
+            stream: ends.stream,
+            from,
+            src: ends.src(from),
+            dst: ends.dst(from),
+            kind,
+            bytes,
+            problems: Vec::new(),
+        }
+    }
+
+    fn tcp_record(
+        &self,
+        kind: TcpKind,
+        from: Side,
+        bytes: Option<u64>,
+        meta: Meta,
+        ctx: &mut Ctx<'_>,
+    ) {
+        ctx.out.emit(Event::Tcp(self.make_tcp(kind, from, bytes, meta)));
+    }
+
+    fn problem(
+        &mut self,
+        code: ProblemCode,
+        from: Option<Side>,
+        meta: Meta,
+        ctx: &mut Ctx<'_>,
+        detail: String,
+    ) {
+        if !self.problems.contains(&code) {
+            self.problems.push(code);
+        }
+        ctx.out.emit(Event::Problem(ProblemRecord {
+            meta,
+            stream: self.ends.map(|e| e.stream),
+            from,
+            code,
+            detail,
+        }));
+    }
+
+    fn on_gap(&mut self, from: Side, len: u64, reason: GapReason, meta: Meta, ctx: &mut Ctx<'_>) {
+        self.gaps += 1;
+        ctx.acct.gap_bytes = ctx.acct.gap_bytes.saturating_add(len);
+        let code = match reason {
+            GapReason::Truncated => ProblemCode::TruncatedPacket,
+            _ => ProblemCode::TcpGap,
+        };
+        if !self.problems.contains(&code) {
+            self.problems.push(code);
+        }
+        let rec = self.make_tcp(TcpKind::Gap, from, Some(len), meta);
+        ctx.out.emit(Event::Tcp(TcpRecord { problems: vec![code], ..rec }));
+        let ends = self.ends();
+        match self.phase {
+            Phase::WebSocket => {
+                if let Some(dirs) = self.dirs.as_mut() {
+                    dirs[idx(from)].on_gap(len, meta, &ends, ctx);
+                }
+            }
+            Phase::Detecting | Phase::AwaitingResponse => {
+                // What was held cannot be continued across the hole; start detection afresh.
+                let held = std::mem::take(&mut self.pending[idx(from)]);
+                ctx.acct.skipped_bytes += held.len() as u64;
+                self.body_skip[idx(from)] = 0;
+            }
+            Phase::Rejected | Phase::Opaque => {}
+        }
+    }
+
+    fn on_data(&mut self, from: Side, data: &[u8], meta: Meta, ctx: &mut Ctx<'_>) -> Feedback {
+        self.stream_bytes[idx(from)] += data.len() as u64;
+        match self.phase {
+            Phase::WebSocket => {
+                self.feed_ws(from, data, meta, ctx);
+                Feedback::Continue
+            }
+            Phase::Rejected => {
+                ctx.acct.http_bytes += data.len() as u64;
+                Feedback::Continue
+            }
+            Phase::Opaque => {
+                ctx.acct.other_bytes += data.len() as u64;
+                Feedback::Continue
+            }
+            Phase::Detecting | Phase::AwaitingResponse => self.detect(from, data, meta, ctx),
+        }
+    }
+
+    fn feed_ws(&mut self, from: Side, data: &[u8], meta: Meta, ctx: &mut Ctx<'_>) {
+        let ends = self.ends();
+        let Some(dirs) = self.dirs.as_mut() else { return };
+        let dir = &mut dirs[idx(from)];
+        dir.on_data(data, meta, &ends, ctx);
+        let controls = dir.take_controls();
+        for (meta, control) in controls {
+            self.on_control(from, control, meta, ctx);
+        }
+    }
+
+    fn on_control(&mut self, from: Side, control: ControlSeen, meta: Meta, ctx: &mut Ctx<'_>) {
+        match control {
+            ControlSeen::Close { code, reason } => match self.close.as_mut() {
+                None => {
+                    self.close = Some(CloseState { initiator: from, code, reason, echoed: false })
+                }
+                Some(c) if c.initiator != from => c.echoed = true,
+                Some(_) => {}
+            },
+            ControlSeen::Ping { payload } => {
+                let other = &mut self.pings[idx(from.other())];
+                if let Some(pos) = other.iter().position(|(p, _)| *p == payload) {
+                    other.remove(pos);
+                    self.problem(ProblemCode::PingAnsweredWithPing, Some(from), meta, ctx,
+                        "a ping was answered with a ping carrying the same payload instead of a pong".into());
+                    return;
+                }
+                let mine = &mut self.pings[idx(from)];
+                if mine.len() >= MAX_OUTSTANDING_PINGS {
+                    mine.pop_front();
+                }
+                mine.push_back((payload, meta));
+            }
+            ControlSeen::Pong { payload } => {
+                let other = &mut self.pings[idx(from.other())];
+                if let Some(pos) = other.iter().position(|(p, _)| *p == payload) {
+                    if let Some((_, ping_meta)) = other.remove(pos) {
+                        self.rtts_ms.push(millis_between(ping_meta, meta));
+                    }
+                } else {
+                    self.problem(
+                        ProblemCode::UnsolicitedPong,
+                        Some(from),
+                        meta,
+                        ctx,
+                        "pong without a matching ping".into(),
+                    );
+                }
+            }
+        }
+    }
+
+    /// Decides what the connection carries from its first bytes.
+    fn detect(&mut self, mut from: Side, data: &[u8], meta: Meta, ctx: &mut Ctx<'_>) -> Feedback {
+        let mut feedback = Feedback::Continue;
+        let mut data = data;
+        let skip = self.body_skip[idx(from)].min(data.len() as u64) as usize;
+        if skip > 0 {
+            self.body_skip[idx(from)] -= skip as u64;
+            ctx.acct.http_bytes += skip as u64;
+            data = data.get(skip..).unwrap_or_default();
+        }
+        let buf = &mut self.pending[idx(from)];
+        let room = DETECT_WINDOW.max(ctx.opts.limits.max_http_header).saturating_sub(buf.len());
+        let take = data.len().min(room);
+        buf.extend_from_slice(data.get(..take).unwrap_or_default());
+        if take < data.len() {
+            ctx.acct.skipped_bytes += (data.len() - take) as u64;
+        }
+        loop {
+            let buf = &self.pending[idx(from)];
+            if buf.is_empty() {
+                return feedback;
+            }
+            let step = match self.phase {
+                Phase::AwaitingResponse if from == Side::Client => return feedback,
+                Phase::AwaitingResponse => self.try_response(meta, ctx),
+                Phase::Detecting => {
+                    if looks_like_request(buf) {
+                        if from == Side::Server {
+                            if self.roles_from_syn || self.http_seen {
+                                self.give_up(ctx);
+                                return feedback;
+                            }
+                            from = self.swap_roles();
+                            feedback = Feedback::SwapRoles;
+                        }
+                        self.try_request(meta, ctx)
+                    } else if looks_like_response(buf) {
+                        if from == Side::Client {
+                            if self.roles_from_syn || self.http_seen {
+                                self.give_up(ctx);
+                                return feedback;
+                            }
+                            from = self.swap_roles();
+                            feedback = Feedback::SwapRoles;
+                        }
+                        self.try_response(meta, ctx)
+                    } else if self.http_seen || buf.len() < 2 {
+                        if self.http_seen {
+                            self.give_up(ctx);
+                        }
+                        return feedback;
+                    } else {
+                        match self.sniff_websocket(from, meta, ctx) {
+                            Sniffed::WebSocket(swap) => {
+                                if swap {
+                                    feedback = Feedback::SwapRoles;
+                                }
+                                return feedback;
+                            }
+                            Sniffed::Wait => Step::Wait,
+                            Sniffed::No => {
+                                self.give_up(ctx);
+                                return feedback;
+                            }
+                        }
+                    }
+                }
+                Phase::WebSocket | Phase::Rejected | Phase::Opaque => return feedback,
+            };
+            match step {
+                Step::Wait => {
+                    if self.pending[idx(from)].len()
+                        >= DETECT_WINDOW.max(ctx.opts.limits.max_http_header)
+                    {
+                        self.give_up(ctx);
+                    }
+                    return feedback;
+                }
+                Step::Again => continue,
+                Step::Done => return feedback,
+            }
+        }
+    }
+
+    fn swap_roles(&mut self) -> Side {
+        if let Some(e) = self.ends.as_mut() {
+            std::mem::swap(&mut e.client, &mut e.server);
+        }
+        self.pending.swap(0, 1);
+        self.body_skip.swap(0, 1);
+        self.stream_bytes.swap(0, 1);
+        self.fin_seen.swap(0, 1);
+        self.first_fin_from = self.first_fin_from.map(Side::other);
+        self.rst_from = self.rst_from.map(Side::other);
+        Side::Client
+    }
+
+    fn give_up(&mut self, ctx: &mut Ctx<'_>) {
+        let held: usize = self.pending.iter().map(Vec::len).sum();
+        if self.http_seen {
+            ctx.acct.http_bytes += held as u64;
+        } else {
+            ctx.acct.other_bytes += held as u64;
+        }
+        self.pending = Default::default();
+        self.phase = Phase::Opaque;
+        ctx.out.classify(self.ends().stream, false);
+    }
+
+    fn try_request(&mut self, meta: Meta, ctx: &mut Ctx<'_>) -> Step {
+        let buf = &self.pending[0];
+        let req = match parse_request(buf, ctx.opts.limits.max_http_header) {
+            HeadParse::Partial => return Step::Wait,
+            HeadParse::Complete(req) => req,
+            HeadParse::TooLarge => {
+                self.problem(
+                    ProblemCode::HeaderLimit,
+                    Some(Side::Client),
+                    meta,
+                    ctx,
+                    format!(
+                        "request head longer than {} bytes (raise --max-http-header)",
+                        ctx.opts.limits.max_http_header
+                    ),
+                );
+                self.give_up(ctx);
+                return Step::Done;
+            }
+            HeadParse::Invalid(why) => {
+                if self.http_seen {
+                    self.problem(ProblemCode::MalformedHttp, Some(Side::Client), meta, ctx, why);
+                }
+                self.give_up(ctx);
+                return Step::Done;
+            }
+        };
+        self.http_seen = true;
+        let head_len = req.head_len.min(buf.len());
+        self.pending[0].drain(..head_len);
+        ctx.acct.http_bytes += head_len as u64;
+        let ends = self.ends();
+        let upgrade = is_websocket_upgrade_request(&req);
+        ctx.out.emit(Event::Request(RequestRecord {
+            meta,
+            stream: ends.stream,
+            src: ends.client,
+            dst: ends.server,
+            method: req.method.clone(),
+            path: req.path.clone(),
+            upgrade,
+            extensions_offered: offered_extensions(&req),
+        }));
+        if upgrade {
+            self.phase = Phase::AwaitingResponse;
+            ctx.out.classify(ends.stream, true);
+            self.request = Some((req, meta));
+            // Bytes the client sent after its request wait for the response's verdict.
+            Step::Again
+        } else {
+            self.body_skip[0] = content_length(req.header("content-length"));
+            self.skip_pending_body(0, ctx);
+            Step::Again
+        }
+    }
+
+    /// Skips as much of a pending HTTP body as is already held.
+    fn skip_pending_body(&mut self, i: usize, ctx: &mut Ctx<'_>) {
+        let n = self.body_skip[i].min(self.pending[i].len() as u64) as usize;
+        self.pending[i].drain(..n);
+        self.body_skip[i] -= n as u64;
+        ctx.acct.http_bytes += n as u64;
+    }
+
+    fn try_response(&mut self, meta: Meta, ctx: &mut Ctx<'_>) -> Step {
+        let buf = &self.pending[1];
+        let resp = match parse_response(buf, ctx.opts.limits.max_http_header) {
+            HeadParse::Partial => return Step::Wait,
+            HeadParse::Complete(resp) => resp,
+            HeadParse::TooLarge => {
+                self.problem(
+                    ProblemCode::HeaderLimit,
+                    Some(Side::Server),
+                    meta,
+                    ctx,
+                    format!(
+                        "response head longer than {} bytes (raise --max-http-header)",
+                        ctx.opts.limits.max_http_header
+                    ),
+                );
+                self.finish_unanswered(meta, ctx);
+                self.give_up(ctx);
+                return Step::Done;
+            }
+            HeadParse::Invalid(why) => {
+                if self.request.is_some() {
+                    self.problem(ProblemCode::MalformedHttp, Some(Side::Server), meta, ctx, why);
+                    self.finish_unanswered(meta, ctx);
+                }
+                self.give_up(ctx);
+                return Step::Done;
+            }
+        };
+        self.http_seen = true;
+        let head_len = resp.head_len.min(buf.len());
+        self.pending[1].drain(..head_len);
+        ctx.acct.http_bytes += head_len as u64;
+        if (100..200).contains(&resp.status) && resp.status != 101 {
+            // 100 Continue and friends come before the real answer.
+            return Step::Again;
+        }
+        if self.request.is_none() && resp.status != 101 {
+            // An ordinary HTTP response on a connection we joined late.
+            self.body_skip[1] = content_length(resp.header("content-length"));
+            self.skip_pending_body(1, ctx);
+            return Step::Again;
+        }
+        let request = self.request.take();
+        self.report_handshake(request.as_ref(), Some((&resp, meta)), meta, ctx);
+        Step::Done
+    }
+
+    /// Builds and emits the handshake record; starts WebSocket decoding after a 101.
+    fn report_handshake(
+        &mut self,
+        request: Option<&(RequestHead, Meta)>,
+        response: Option<(&ResponseHead, Meta)>,
+        meta: Meta,
+        ctx: &mut Ctx<'_>,
+    ) {
+        let ends = self.ends();
+        let req = request.map(|(r, _)| r);
+        let mut rec = HandshakeRecord {
+            meta,
+            stream: ends.stream,
+            request_packet: request.map(|(_, m)| m.packet),
+            response_packet: response.map(|(_, m)| m.packet),
+            client: Some(ends.client),
+            server: Some(ends.server),
+            ..HandshakeRecord::default()
+        };
+        if let Some(req) = req {
+            rec.method = Some(req.method.clone());
+            rec.path = Some(req.path.clone());
+            rec.host = req.header("host").map(str::to_owned);
+            rec.origin = req.header("origin").map(str::to_owned);
+            rec.key = req.header("sec-websocket-key").map(str::to_owned);
+            rec.version = req.header("sec-websocket-version").map(str::to_owned);
+            rec.protocols_offered = offered_protocols(req);
+            rec.extensions_offered = offered_extensions(req);
+            rec.request_headers = req.headers.clone();
+            rec.problems.extend(check_request(req));
+        }
+        let mut deflate = None;
+        let mut websocket = false;
+        match response {
+            Some((resp, _)) => {
+                let check = check_handshake(req, resp);
+                rec.status = Some(resp.status);
+                rec.reason = Some(resp.reason.clone());
+                rec.accept = resp.header("sec-websocket-accept").map(str::to_owned);
+                rec.accept_ok = check.accept_ok;
+                rec.protocol = check.protocol.clone();
+                rec.extensions = check.extensions.clone();
+                rec.response_headers = resp.headers.clone();
+                rec.notes = check.notes.clone();
+                for p in check.problems {
+                    if !rec.problems.contains(&p) {
+                        rec.problems.push(p);
+                    }
+                }
+                deflate = check.deflate;
+                websocket = resp.status == 101;
+            }
+            None => rec.notes.push("the connection ended before the server answered".into()),
+        }
+        self.summary = HandshakeSummary {
+            path: rec.path.clone(),
+            status: rec.status,
+            accept_ok: rec.accept_ok,
+            protocol: rec.protocol.clone(),
+            extensions: rec.extensions.clone(),
+        };
+        self.handshake_seen = true;
+        for p in &rec.problems {
+            if !self.problems.contains(p) {
+                self.problems.push(*p);
+            }
+        }
+        ctx.out.classify(ends.stream, true);
+        ctx.out.emit(Event::Handshake(Box::new(rec)));
+        if websocket {
+            let client = DeflateSetup {
+                negotiated: deflate.is_some(),
+                no_context_takeover: deflate.is_some_and(|d| d.client_no_context_takeover),
+            };
+            let server = DeflateSetup {
+                negotiated: deflate.is_some(),
+                no_context_takeover: deflate.is_some_and(|d| d.server_no_context_takeover),
+            };
+            self.start_websocket(client, server, true, meta, ctx);
+        } else if response.is_some() {
+            self.phase = Phase::Rejected;
+            let held: usize = self.pending.iter().map(Vec::len).sum();
+            ctx.acct.http_bytes += held as u64;
+            self.pending = Default::default();
+        }
+    }
+
+    /// The upgrade request got no usable answer: report the handshake as it stands.
+    fn finish_unanswered(&mut self, meta: Meta, ctx: &mut Ctx<'_>) {
+        if let Some(request) = self.request.take() {
+            self.report_handshake(Some(&request), None, meta, ctx);
+        }
+    }
+
+    fn start_websocket(
+        &mut self,
+        client: DeflateSetup,
+        server: DeflateSetup,
+        handshake_seen: bool,
+        meta: Meta,
+        ctx: &mut Ctx<'_>,
+    ) {
+        self.phase = Phase::WebSocket;
+        self.dirs = Some(Box::new([
+            Direction::new(Side::Client, client, handshake_seen),
+            Direction::new(Side::Server, server, handshake_seen),
+        ]));
+        // Bytes that arrived with or after the handshake heads are the first frames.
+        for side in [Side::Server, Side::Client] {
+            let held = std::mem::take(&mut self.pending[idx(side)]);
+            if !held.is_empty() {
+                self.feed_ws(side, &held, meta, ctx);
+            }
+        }
+    }
+
+    /// Mid-stream pickup: is this a run of WebSocket frames?
+    fn sniff_websocket(&mut self, from: Side, meta: Meta, ctx: &mut Ctx<'_>) -> Sniffed {
+        let buf = &self.pending[idx(from)];
+        let Some(at) = sniff::find_frame_start(buf, None) else {
+            return if buf.len() >= DETECT_WINDOW { Sniffed::No } else { Sniffed::Wait };
+        };
+        let Some(first) = buf.get(at..).and_then(FrameHeader::parse) else { return Sniffed::Wait };
+        let run =
+            sniff::frame_run(buf.get(at..).unwrap_or_default(), Some(first.mask.is_some()), 4);
+        // One frame alone is weak evidence: require a data or control opcode whose payload
+        // makes sense, so that length-prefixed binary protocols are not taken for WebSocket.
+        let strong =
+            run.frames >= 2 || (at == 0 && run.ends_exactly && single_frame_plausible(buf, &first));
+        if !strong {
+            return if buf.len() >= DETECT_WINDOW { Sniffed::No } else { Sniffed::Wait };
+        }
+        let sender_is_client = first.mask.is_some();
+        let mut swap = false;
+        if sender_is_client != (from == Side::Client) && !self.roles_from_syn {
+            self.swap_roles();
+            swap = true;
+        }
+        let ends = self.ends();
+        self.problem(
+            ProblemCode::HandshakeNotSeen,
+            None,
+            meta,
+            ctx,
+            "WebSocket recognised by frame content; the upgrade handshake is not in the capture"
+                .into(),
+        );
+        ctx.out.classify(ends.stream, true);
+        let off = DeflateSetup::default();
+        self.start_websocket(off, off, false, meta, ctx);
+        Sniffed::WebSocket(swap)
+    }
+
+    fn on_closed(&mut self, reason: CloseReason, meta: Meta, ctx: &mut Ctx<'_>) {
+        if self.closed {
+            return;
+        }
+        self.closed = true;
+        let ends = self.ends();
+        if self.phase == Phase::AwaitingResponse {
+            self.finish_unanswered(meta, ctx);
+        }
+        if let Some(dirs) = self.dirs.as_mut() {
+            for dir in dirs.iter_mut() {
+                dir.finish(meta, &ends, ctx);
+            }
+        }
+        let leftover: usize = self.pending.iter().map(Vec::len).sum();
+        if leftover > 0 {
+            if self.http_seen {
+                ctx.acct.http_bytes += leftover as u64;
+            } else {
+                ctx.acct.other_bytes += leftover as u64;
+            }
+            self.pending = Default::default();
+        }
+        let websocket = self.dirs.is_some();
+        let ended = matches!(reason, CloseReason::Fin | CloseReason::Rst | CloseReason::Reused);
+        if websocket && ended {
+            match &self.close {
+                None => self.problem(
+                    ProblemCode::NoCloseFrame,
+                    None,
+                    meta,
+                    ctx,
+                    "the connection ended without a close frame from either side".into(),
+                ),
+                Some(c) if !c.echoed => {
+                    let who = c.initiator;
+                    self.problem(
+                        ProblemCode::CloseNotEchoed,
+                        Some(who.other()),
+                        meta,
+                        ctx,
+                        format!(
+                            "the {} sent a close frame and the {} never answered it",
+                            who.as_str(),
+                            who.other().as_str()
+                        ),
+                    )
+                }
+                Some(_) => {}
+            }
+        }
+        let tcp_end = if self.rst_from.is_some() {
+            "rst"
+        } else if self.fin_seen.iter().any(|&f| f) {
+            "fin"
+        } else {
+            "open"
+        };
+        let (client_stats, server_stats) = match self.dirs.as_mut() {
+            Some(dirs) => {
+                let [c, s] = &mut **dirs;
+                let mut cs = c.stats().clone();
+                let mut ss = s.stats().clone();
+                cs.stream_bytes = self.stream_bytes[0];
+                ss.stream_bytes = self.stream_bytes[1];
+                (cs, ss)
+            }
+            None => Default::default(),
+        };
+        let close = self.close.as_ref().map(|c| CloseInfo {
+            code: c.code,
+            reason: c.reason.clone(),
+            initiator: c.initiator,
+            echoed: c.echoed,
+            clean: c.echoed && tcp_end != "rst",
+        });
+        ctx.out.emit(Event::Connection(Box::new(ConnectionRecord {
+            meta,
+            stream: ends.stream,
+            client: ends.client,
+            server: ends.server,
+            first_packet: self.first_meta.packet,
+            last_packet: self.last_meta.packet,
+            start: self.first_meta.ts,
+            end: self.last_meta.ts,
+            precision: meta.precision,
+            websocket,
+            handshake_seen: self.handshake_seen,
+            path: self.summary.path.clone(),
+            status: self.summary.status,
+            accept_ok: self.summary.accept_ok,
+            protocol: self.summary.protocol.clone(),
+            extensions: self.summary.extensions.clone(),
+            client_stats,
+            server_stats,
+            rtts_ms: std::mem::take(&mut self.rtts_ms),
+            close,
+            tcp_end,
+            first_fin_from: self.first_fin_from,
+            rst_from: self.rst_from,
+            keepalives: self.keepalives,
+            gaps: self.gaps,
+            problems: self.problems.clone(),
+        })));
+        // The connection's state is no longer needed; free it before the table does.
+        self.dirs = None;
+        self.pings = Default::default();
+    }
+}
+
+enum Step {
+    Wait,
+    Again,
+    Done,
+}
+
+enum Sniffed {
+    /// Recognised; true when the roles were swapped.
+    WebSocket(bool),
+    Wait,
+    No,
+}
+
+/// A lone frame filling a segment is taken for WebSocket only if it looks like what peers
+/// send: a final text frame with UTF-8 text, a final binary frame, or a well-formed control.
+fn single_frame_plausible(buf: &[u8], h: &FrameHeader) -> bool {
+    let payload = buf.get(usize::from(h.header_len)..).unwrap_or_default();
+    match h.opcode {
+        OpCode::Text => h.fin && (h.mask.is_some() || std::str::from_utf8(payload).is_ok()),
+        OpCode::Binary => h.fin,
+        OpCode::Close | OpCode::Ping | OpCode::Pong => h.fin,
+        _ => false,
+    }
+}
+
+fn content_length(value: Option<&str>) -> u64 {
+    value.and_then(|v| v.trim().parse::<u64>().ok()).unwrap_or(0)
+}
+
+fn millis_between(a: Meta, b: Meta) -> f64 {
+    let secs = b.ts.secs.saturating_sub(a.ts.secs) as f64;
+    let nanos = f64::from(b.ts.nanos) - f64::from(a.ts.nanos);
+    (secs * 1e3 + nanos / 1e6).max(0.0)
+}

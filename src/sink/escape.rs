@@ -1,0 +1,68 @@
+//! Terminal-safe text: payloads are written by whoever is on the other end of a connection,
+//! so nothing they contain may move the cursor, change colours or reorder text on screen.
+
+use std::fmt::Write;
+
+/// Escapes control characters (C0, DEL, C1), bidi overrides/isolates and other invisible
+/// formatting characters as `\n`, `\t`, `\xNN` or `\u{NNNN}`; everything else is kept.
+pub fn escape_text(s: &str, out: &mut String) {
+    for c in s.chars() {
+        match c {
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            '\\' => out.push_str("\\\\"),
+            c if (c as u32) < 0x20 || c as u32 == 0x7f => {
+                let _ = write!(out, "\\x{:02x}", c as u32);
+            }
+            c if is_invisible_or_control(c) => {
+                let _ = write!(out, "\\u{{{:04x}}}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+}
+
+/// Escapes arbitrary bytes: valid UTF-8 runs as [`escape_text`], other bytes as `\xNN`.
+pub fn escape_bytes(bytes: &[u8], out: &mut String) {
+    for chunk in bytes.utf8_chunks() {
+        escape_text(chunk.valid(), out);
+        for b in chunk.invalid() {
+            let _ = write!(out, "\\x{b:02x}");
+        }
+    }
+}
+
+fn is_invisible_or_control(c: char) -> bool {
+    matches!(c as u32,
+        0x80..=0x9f            // C1 controls (CSI is 0x9b)
+        | 0x200b..=0x200f      // zero-width, LRM, RLM
+        | 0x2028..=0x202e      // separators, bidi embeddings and overrides
+        | 0x2060..=0x2069      // word joiner, bidi isolates
+        | 0xfeff               // BOM / zero-width no-break space
+        | 0xfff9..=0xfffb      // interlinear annotations
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn esc(s: &str) -> String {
+        let mut out = String::new();
+        escape_text(s, &mut out);
+        out
+    }
+
+    #[test]
+    fn escapes_terminal_controls_and_bidi() {
+        assert_eq!(esc("hi\x1b[31mred"), "hi\\x1b[31mred");
+        assert_eq!(esc("a\u{202e}b"), "a\\u{202e}b");
+        assert_eq!(esc("x\u{9b}2J"), "x\\u{009b}2J");
+        assert_eq!(esc("tab\there\nline"), "tab\\there\\nline");
+        assert_eq!(esc("héllo ✓"), "héllo ✓");
+        let mut out = String::new();
+        escape_bytes(b"ok\xff\x00", &mut out);
+        assert_eq!(out, "ok\\xff\\x00");
+    }
+}

@@ -1,0 +1,428 @@
+//! JSON Lines output: one record per line, the format users script against.
+//!
+//! The wire format (the core keys are a public contract and never change name or type; the
+//! full reference with every key is `docs/json.md`):
+//!
+//! - Every line is an object whose first key is `"type"`. The first line is `begin`
+//!   (`format`, `tool`, `version`, `view`, `inputs`), the last is `end` (run totals).
+//! - `packet` is the 1-based packet number (Wireshark's `frame.number`) of the packet that
+//!   completed the record; `ts` is that packet's capture time in seconds since the epoch with
+//!   6 (or, from nanosecond captures, 9) decimals; `stream` is Wireshark's `tcp.stream`;
+//!   `from` is `"client"` or `"server"`; `src`/`dst`/`client`/`server` are `"addr:port"`
+//!   (IPv6 `"[addr]:port"`).
+//! - `problems` is an array of stable kebab-case codes (see `problem.rs`), `[]` when none.
+//! - Payloads: `"text"` when the bytes are valid UTF-8 and belong to a text message (or are a
+//!   close reason), else `"bytes"` (standard base64). `--max-payload N` cuts them to N bytes
+//!   and adds `"truncated": true`, as does a payload cut by a memory limit.
+//! - Record types: `begin`, `tcp`, `request`, `handshake`, `frame`, `message`, `problem`,
+//!   `connection`, `end`.
+
+use super::json::{write_f64, write_str, Obj};
+use super::{RunInfo, RunTotals, Sink};
+use crate::event::{
+    ConnectionRecord, DirectionStats, Event, FrameRecord, HandshakeRecord, MessageRecord,
+    ProblemRecord, RequestRecord, TcpRecord,
+};
+use crate::problem::ProblemCode;
+use crate::tcp::Endpoint;
+use std::io::{self, Write};
+
+/// The format version in the `begin` record; bumped only for incompatible changes.
+pub const FORMAT_VERSION: u64 = 1;
+
+/// Which records a JSON view writes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct JsonSelect {
+    pub tcp: bool,
+    pub requests: bool,
+    pub handshakes: bool,
+    pub frames: bool,
+    pub messages: bool,
+    pub problems: bool,
+    pub connections: bool,
+}
+
+impl JsonSelect {
+    /// The frames view: everything but connection records.
+    pub fn frames_view(conns: bool) -> Self {
+        JsonSelect {
+            tcp: true,
+            requests: false,
+            handshakes: true,
+            frames: true,
+            messages: true,
+            problems: true,
+            connections: conns,
+        }
+    }
+}
+
+/// Payload handling for JSON records.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PayloadOpts {
+    /// Cut payloads to this many bytes (`--max-payload`).
+    pub max: Option<usize>,
+}
+
+/// JSON Lines sink.
+pub struct JsonlSink<W: Write> {
+    out: W,
+    buf: Vec<u8>,
+    select: JsonSelect,
+    payload: PayloadOpts,
+    /// One JSON array instead of lines (`--json-array`).
+    array: bool,
+    records: u64,
+}
+
+impl<W: Write> JsonlSink<W> {
+    pub fn new(out: W, select: JsonSelect, payload: PayloadOpts, array: bool) -> Self {
+        JsonlSink { out, buf: Vec::with_capacity(64 << 10), select, payload, array, records: 0 }
+    }
+
+    fn flush_record(&mut self) -> io::Result<()> {
+        if self.array {
+            // Turn "{...}\n" into "[{...}" / ",\n{...}".
+            if self.buf.last() == Some(&b'\n') {
+                self.buf.pop();
+            }
+            let sep: &[u8] = if self.records == 0 { b"[" } else { b",\n" };
+            self.out.write_all(sep)?;
+        }
+        self.records += 1;
+        self.out.write_all(&self.buf)?;
+        self.buf.clear();
+        Ok(())
+    }
+}
+
+impl<W: Write> Sink for JsonlSink<W> {
+    fn begin(&mut self, info: &RunInfo) -> io::Result<()> {
+        Obj::new(&mut self.buf, "begin")
+            .u64("format", FORMAT_VERSION)
+            .str("tool", "wsdissect")
+            .str("version", env!("CARGO_PKG_VERSION"))
+            .str("view", info.view)
+            .str_array("inputs", info.inputs.iter().map(String::as_str))
+            .end();
+        self.flush_record()
+    }
+
+    fn event(&mut self, ev: &Event<'_>) -> io::Result<()> {
+        let s = self.select;
+        let buf = &mut self.buf;
+        match ev {
+            Event::Tcp(r) if s.tcp => write_tcp(buf, r),
+            Event::Request(r) if s.requests => write_request(buf, r),
+            Event::Handshake(r) if s.handshakes => write_handshake(buf, r),
+            Event::Frame(r) if s.frames => write_frame(buf, r, self.payload),
+            Event::Message(r) if s.messages => write_message(buf, r, self.payload),
+            Event::Problem(r) if s.problems => write_problem(buf, r),
+            Event::Connection(r) if s.connections => write_connection(buf, r),
+            _ => return Ok(()),
+        }
+        self.flush_record()
+    }
+
+    fn end(&mut self, totals: &RunTotals) -> io::Result<()> {
+        write_end(&mut self.buf, totals);
+        self.flush_record()?;
+        if self.array {
+            self.out.write_all(b"]\n")?;
+        }
+        self.out.flush()
+    }
+}
+
+fn endpoint(e: Endpoint) -> String {
+    e.to_string()
+}
+
+fn problems(obj: &mut Obj<'_>, codes: &[ProblemCode]) {
+    obj.str_array("problems", codes.iter().map(|c| c.as_str()));
+}
+
+/// Writes `text` or `bytes` (and `truncated`) for a payload.
+fn payload_keys(obj: &mut Obj<'_>, payload: &[u8], is_text: bool, missing: u64, opts: PayloadOpts) {
+    let mut shown = payload;
+    let mut truncated = missing > 0;
+    if let Some(max) = opts.max {
+        if shown.len() > max {
+            shown = &shown[..max];
+            truncated = true;
+        }
+    }
+    let text = if is_text {
+        // A cut may split a character: back off to the last boundary.
+        match std::str::from_utf8(shown) {
+            Ok(t) => Some(t),
+            Err(e) if e.error_len().is_none() && truncated => {
+                std::str::from_utf8(&shown[..e.valid_up_to()]).ok()
+            }
+            Err(_) => None,
+        }
+    } else {
+        None
+    };
+    match text {
+        Some(t) => obj.str("text", t),
+        None => obj.base64("bytes", shown),
+    };
+    if truncated {
+        obj.bool("truncated", true);
+    }
+}
+
+pub fn write_tcp(buf: &mut Vec<u8>, r: &TcpRecord) {
+    let mut o = Obj::new(buf, "tcp");
+    o.u64("packet", r.meta.packet)
+        .ts("ts", r.meta.ts, r.meta.precision)
+        .u64("stream", r.stream)
+        .str("from", r.from.as_str())
+        .str("src", &endpoint(r.src))
+        .str("dst", &endpoint(r.dst))
+        .str("event", r.kind.as_str());
+    if let Some(b) = r.bytes {
+        o.u64("bytes", b);
+    }
+    problems(&mut o, &r.problems);
+    o.end();
+}
+
+pub fn write_request(buf: &mut Vec<u8>, r: &RequestRecord) {
+    Obj::new(buf, "request")
+        .u64("packet", r.meta.packet)
+        .ts("ts", r.meta.ts, r.meta.precision)
+        .u64("stream", r.stream)
+        .str("src", &endpoint(r.src))
+        .str("dst", &endpoint(r.dst))
+        .str("method", &r.method)
+        .str("path", &r.path)
+        .bool("upgrade", r.upgrade)
+        .end();
+}
+
+fn headers(buf: &mut Vec<u8>, hs: &[(String, String)]) {
+    buf.push(b'[');
+    for (i, (name, value)) in hs.iter().enumerate() {
+        if i > 0 {
+            buf.push(b',');
+        }
+        buf.push(b'[');
+        write_str(buf, name);
+        buf.push(b',');
+        write_str(buf, value);
+        buf.push(b']');
+    }
+    buf.push(b']');
+}
+
+pub fn write_handshake(buf: &mut Vec<u8>, r: &HandshakeRecord) {
+    let mut o = Obj::new(buf, "handshake");
+    o.u64("stream", r.stream)
+        .u64("packet", r.meta.packet)
+        .opt_u64("request_packet", r.request_packet)
+        .opt_u64("response_packet", r.response_packet)
+        .ts("ts", r.meta.ts, r.meta.precision)
+        .opt_str("client", r.client.map(endpoint).as_deref())
+        .opt_str("server", r.server.map(endpoint).as_deref())
+        .opt_str("method", r.method.as_deref())
+        .opt_str("path", r.path.as_deref())
+        .opt_str("host", r.host.as_deref())
+        .opt_str("origin", r.origin.as_deref())
+        .opt_str("key", r.key.as_deref())
+        .opt_u64("version", r.version.as_deref().and_then(|v| v.trim().parse().ok()))
+        .str_array("protocols_offered", r.protocols_offered.iter().map(String::as_str))
+        .opt_str("extensions_offered", r.extensions_offered.as_deref())
+        .opt_u64("status", r.status.map(u64::from))
+        .opt_str("reason", r.reason.as_deref())
+        .opt_str("accept", r.accept.as_deref())
+        .opt_bool("accept_ok", r.accept_ok)
+        .opt_str("protocol", r.protocol.as_deref())
+        .opt_str("extensions", r.extensions.as_deref())
+        .raw("request_headers", |b| headers(b, &r.request_headers))
+        .raw("response_headers", |b| headers(b, &r.response_headers))
+        .str_array("notes", r.notes.iter().map(String::as_str));
+    problems(&mut o, &r.problems);
+    o.end();
+}
+
+pub fn write_frame(buf: &mut Vec<u8>, r: &FrameRecord<'_>, opts: PayloadOpts) {
+    let mut o = Obj::new(buf, "frame");
+    o.u64("packet", r.meta.packet)
+        .u64("first_packet", r.first_packet)
+        .ts("ts", r.meta.ts, r.meta.precision)
+        .u64("stream", r.stream)
+        .str("from", r.from.as_str())
+        .str("src", &endpoint(r.src))
+        .str("dst", &endpoint(r.dst))
+        .bool("fin", r.fin)
+        .u64("rsv", r.rsv.into())
+        .u64("opcode", r.opcode.into())
+        .str("opcode_name", r.opcode_name)
+        .bool("masked", r.mask_key.is_some());
+    match r.mask_key {
+        Some(k) => o.str("mask_key", &format!("{:02x}{:02x}{:02x}{:02x}", k[0], k[1], k[2], k[3])),
+        None => o.null("mask_key"),
+    };
+    o.u64("payload_len", r.payload_len).u64("len_form", r.len_form.into());
+    if r.opcode == 8 {
+        o.opt_u64("close_code", r.close_code.map(u64::from));
+        o.opt_str("close_reason", r.close_reason.as_deref());
+        match r.close_reason.as_deref() {
+            Some(reason) if !r.problems.contains(&ProblemCode::InvalidUtf8) => {
+                payload_keys(&mut o, reason.as_bytes(), true, 0, opts)
+            }
+            _ => payload_keys(&mut o, &r.payload, false, r.payload_missing, opts),
+        }
+    } else {
+        payload_keys(&mut o, &r.payload, r.payload_is_text, r.payload_missing, opts);
+    }
+    problems(&mut o, &r.problems);
+    o.end();
+}
+
+pub fn write_message(buf: &mut Vec<u8>, r: &MessageRecord<'_>, opts: PayloadOpts) {
+    let mut o = Obj::new(buf, "message");
+    o.u64("stream", r.stream)
+        .str("from", r.from.as_str())
+        .u64("packet", r.meta.packet)
+        .u64("first_packet", r.first_packet)
+        .u64("last_packet", r.meta.packet)
+        .ts("ts", r.meta.ts, r.meta.precision)
+        .u64("opcode", r.opcode.into())
+        .str("opcode_name", r.opcode_name)
+        .u64("frames", r.frames.into())
+        .bool("compressed", r.compressed)
+        .u64("wire_len", r.wire_len)
+        .u64("len", r.len);
+    payload_keys(&mut o, &r.payload, r.is_text, r.payload_missing, opts);
+    problems(&mut o, &r.problems);
+    o.end();
+}
+
+pub fn write_problem(buf: &mut Vec<u8>, r: &ProblemRecord) {
+    let mut o = Obj::new(buf, "problem");
+    o.u64("packet", r.meta.packet)
+        .ts("ts", r.meta.ts, r.meta.precision)
+        .opt_u64("stream", r.stream)
+        .opt_str("from", r.from.map(|f| f.as_str()))
+        .str("code", r.code.as_str())
+        .str("severity", r.code.severity().as_str())
+        .str("detail", &r.detail)
+        .end();
+}
+
+fn direction_stats(buf: &mut Vec<u8>, s: &DirectionStats) {
+    {
+        let mut o = Obj::nested(buf);
+        o.u64("frames", s.frames)
+            .raw("frames_by_opcode", |b| {
+                let names = ["continuation", "text", "binary", "close", "ping", "pong", "reserved"];
+                b.push(b'{');
+                for (i, (name, n)) in names.iter().zip(s.frames_by_opcode.iter()).enumerate() {
+                    if i > 0 {
+                        b.push(b',');
+                    }
+                    write_str(b, name);
+                    b.push(b':');
+                    b.extend_from_slice(itoa::Buffer::new().format(*n).as_bytes());
+                }
+                b.push(b'}');
+            })
+            .u64("messages", s.messages)
+            .u64("wire_bytes", s.wire_bytes)
+            .u64("app_bytes", s.app_bytes)
+            .u64("compressed_messages", s.compressed_messages)
+            .u64("pings", s.pings)
+            .u64("pongs", s.pongs)
+            .u64("stream_bytes", s.stream_bytes)
+            .u64("gap_bytes", s.gap_bytes);
+        o.close();
+    }
+}
+
+pub fn write_connection(buf: &mut Vec<u8>, r: &ConnectionRecord) {
+    let mut o = Obj::new(buf, "connection");
+    o.u64("stream", r.stream)
+        .str("client", &endpoint(r.client))
+        .str("server", &endpoint(r.server))
+        .u64("first_packet", r.first_packet)
+        .u64("last_packet", r.last_packet)
+        .ts("start", r.start, r.precision)
+        .ts("end", r.end, r.precision)
+        .bool("websocket", r.websocket)
+        .bool("handshake_seen", r.handshake_seen)
+        .opt_str("path", r.path.as_deref())
+        .opt_u64("status", r.status.map(u64::from))
+        .opt_bool("accept_ok", r.accept_ok)
+        .opt_str("protocol", r.protocol.as_deref())
+        .opt_str("extensions", r.extensions.as_deref())
+        .raw("client_to_server", |b| direction_stats(b, &r.client_stats))
+        .raw("server_to_client", |b| direction_stats(b, &r.server_stats))
+        .raw("rtt_ms", |b| {
+            b.push(b'[');
+            for (i, v) in r.rtts_ms.iter().enumerate() {
+                if i > 0 {
+                    b.push(b',');
+                }
+                write_f64(b, *v);
+            }
+            b.push(b']');
+        })
+        .raw("close", |b| match &r.close {
+            None => b.extend_from_slice(b"null"),
+            Some(c) => {
+                Obj::nested(b)
+                    .opt_u64("code", c.code.map(u64::from))
+                    .opt_str("reason", c.reason.as_deref())
+                    .str("initiator", c.initiator.as_str())
+                    .bool("echoed", c.echoed)
+                    .bool("clean", c.clean)
+                    .close();
+            }
+        })
+        .str("tcp_end", r.tcp_end)
+        .opt_str("first_fin_from", r.first_fin_from.map(|s| s.as_str()))
+        .opt_str("rst_from", r.rst_from.map(|s| s.as_str()))
+        .u64("keepalives", r.keepalives)
+        .u64("gaps", r.gaps);
+    problems(&mut o, &r.problems);
+    o.end();
+}
+
+pub fn write_end(buf: &mut Vec<u8>, t: &RunTotals) {
+    let a = &t.accounting;
+    Obj::new(buf, "end")
+        .u64("packets", t.packets)
+        .u64("bytes", t.bytes)
+        .u64("tcp_packets", t.tcp_packets)
+        .u64("connections", t.connections)
+        .u64("websocket_connections", t.websocket_connections)
+        .u64("frames", t.frames)
+        .u64("messages", t.messages)
+        .raw("problems", |b| {
+            b.push(b'{');
+            for (i, (code, n)) in t.problems.iter().enumerate() {
+                if i > 0 {
+                    b.push(b',');
+                }
+                write_str(b, code.as_str());
+                b.push(b':');
+                b.extend_from_slice(itoa::Buffer::new().format(*n).as_bytes());
+            }
+            b.push(b'}');
+        })
+        .str_array("limits_hit", t.limits_hit())
+        .raw("stream_bytes", |b| {
+            Obj::nested(b)
+                .u64("http", a.http_bytes)
+                .u64("websocket", a.ws_bytes)
+                .u64("skipped", a.skipped_bytes)
+                .u64("other", a.other_bytes)
+                .u64("gap", a.gap_bytes)
+                .close();
+        })
+        .str_array("errors", t.errors.iter().map(String::as_str))
+        .end();
+}

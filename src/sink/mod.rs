@@ -1,0 +1,73 @@
+//! Stage 8: sinks turn events into output (table, JSON Lines, summaries, verdicts).
+//!
+//! Every view is a [`Sink`]: the core pushes events in capture order and calls `end` with the
+//! run totals. A sink returns `Err` only for output errors (a closed pipe ends the run
+//! quietly).
+
+pub mod escape;
+pub mod json;
+pub mod jsonl;
+pub mod table;
+
+use crate::event::{Event, Meta};
+use crate::problem::ProblemCode;
+use crate::session::Accounting;
+use std::collections::BTreeMap;
+use std::io;
+
+/// What a run is, for the `begin` record.
+#[derive(Clone, Debug, Default)]
+pub struct RunInfo {
+    pub view: &'static str,
+    pub inputs: Vec<String>,
+}
+
+/// Run totals, for the `end` record and summaries.
+#[derive(Clone, Debug, Default)]
+pub struct RunTotals {
+    pub packets: u64,
+    /// Captured bytes of all packets.
+    pub bytes: u64,
+    pub tcp_packets: u64,
+    pub connections: u64,
+    pub websocket_connections: u64,
+    pub frames: u64,
+    pub messages: u64,
+    pub problems: BTreeMap<ProblemCode, u64>,
+    pub accounting: Accounting,
+    pub nanosecond: bool,
+    /// Input errors met during the run (one line each), e.g. a truncated capture.
+    pub errors: Vec<String>,
+}
+
+impl RunTotals {
+    /// Names of the limits that were hit during the run.
+    pub fn limits_hit(&self) -> Vec<&'static str> {
+        const LIMIT_CODES: [(ProblemCode, &str); 6] = [
+            (ProblemCode::ConnectionLimit, "max-connections"),
+            (ProblemCode::StreamBufferLimit, "max-stream-buffer"),
+            (ProblemCode::IpFragmentLimit, "max-ip-fragments"),
+            (ProblemCode::HeaderLimit, "max-http-header"),
+            (ProblemCode::MessageLimit, "max-message"),
+            (ProblemCode::InflateLimit, "max-inflate"),
+        ];
+        LIMIT_CODES
+            .iter()
+            .filter(|(code, _)| self.problems.contains_key(code))
+            .map(|&(_, name)| name)
+            .collect()
+    }
+}
+
+/// An output view.
+pub trait Sink {
+    fn begin(&mut self, _info: &RunInfo) -> io::Result<()> {
+        Ok(())
+    }
+    /// The first packet of the run (times in tables are relative to it).
+    fn capture_start(&mut self, _first: Meta) {}
+    fn event(&mut self, ev: &Event<'_>) -> io::Result<()>;
+    fn end(&mut self, _totals: &RunTotals) -> io::Result<()> {
+        Ok(())
+    }
+}

@@ -1,0 +1,506 @@
+//! The frames view as a Wireshark-like table: one line per frame and per TCP lifecycle
+//! event, with the handshake at its packets.
+//!
+//! Written by hand rather than with a table crate because it streams: each line is printed
+//! as soon as its packet is processed, with fixed column widths, so output to a pipe is
+//! line-stable and nothing is buffered for layout.
+
+use super::escape::escape_bytes;
+use super::{RunTotals, Sink};
+use crate::capture::Timestamp;
+use crate::event::{Event, FrameRecord, HandshakeRecord, MessageRecord, Meta, TcpKind};
+use crate::problem::{ProblemCode, Severity};
+use crate::tcp::Endpoint;
+use std::fmt::Write as _;
+use std::io::{self, Write};
+
+/// How `Time` is shown (tshark's `-t`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum TimeFormat {
+    /// Seconds since the first packet.
+    #[default]
+    Relative,
+    /// Absolute time of day (UTC).
+    Absolute,
+    /// Absolute date and time (UTC).
+    AbsoluteDate,
+    /// Seconds since the previous displayed line.
+    Delta,
+}
+
+/// Table options.
+#[derive(Clone, Debug)]
+pub struct TableOpts {
+    pub time: TimeFormat,
+    pub color: bool,
+    /// Total line width; `None` for unlimited (pipes).
+    pub width: Option<usize>,
+    /// Characters of payload preview; `None` for the whole payload.
+    pub preview: Option<usize>,
+    /// Show binary payloads as hex (true) or base64.
+    pub hex: bool,
+    /// Show no payload at all.
+    pub no_payload: bool,
+}
+
+impl Default for TableOpts {
+    fn default() -> Self {
+        TableOpts {
+            time: TimeFormat::Relative,
+            color: false,
+            width: None,
+            preview: Some(60),
+            hex: true,
+            no_payload: false,
+        }
+    }
+}
+
+const RED: &str = "\x1b[31m";
+const YELLOW: &str = "\x1b[33m";
+const DIM: &str = "\x1b[2m";
+const BOLD: &str = "\x1b[1m";
+const RESET: &str = "\x1b[0m";
+
+/// A line not printed yet because the message completed by its frame may follow.
+struct PendingFrame {
+    line: Line,
+    stream: u64,
+    from: crate::tcp::Side,
+    packet: u64,
+}
+
+struct Line {
+    meta: Meta,
+    src: String,
+    dst: String,
+    proto: &'static str,
+    info: String,
+    problems: Vec<ProblemCode>,
+}
+
+pub struct TableSink<W: Write> {
+    out: W,
+    opts: TableOpts,
+    first_ts: Option<Timestamp>,
+    prev_ts: Option<Timestamp>,
+    header_done: bool,
+    pending: Option<PendingFrame>,
+    buf: String,
+}
+
+impl<W: Write> TableSink<W> {
+    pub fn new(out: W, opts: TableOpts) -> Self {
+        TableSink {
+            out,
+            opts,
+            first_ts: None,
+            prev_ts: None,
+            header_done: false,
+            pending: None,
+            buf: String::new(),
+        }
+    }
+
+    fn header(&mut self) -> io::Result<()> {
+        if self.header_done {
+            return Ok(());
+        }
+        self.header_done = true;
+        let mut h = format!(
+            "{:>6} {:>11} {:<22} {:<22} {:<9} {:>6} {}",
+            "No.", "Time", "Source", "Destination", "Protocol", "Length", "Info"
+        );
+        if let Some(w) = self.opts.width {
+            truncate_chars(&mut h, w);
+        }
+        if self.opts.color {
+            writeln!(self.out, "{BOLD}{h}{RESET}")
+        } else {
+            writeln!(self.out, "{h}")
+        }
+    }
+
+    fn time(&mut self, ts: Timestamp) -> String {
+        let first = *self.first_ts.get_or_insert(ts);
+        match self.opts.time {
+            TimeFormat::Relative => secs_between(first, ts),
+            TimeFormat::Delta => {
+                let prev = self.prev_ts.replace(ts).unwrap_or(ts);
+                secs_between(prev, ts)
+            }
+            TimeFormat::Absolute => clock(ts, false),
+            TimeFormat::AbsoluteDate => clock(ts, true),
+        }
+    }
+
+    fn print(&mut self, line: Line) -> io::Result<()> {
+        self.header()?;
+        let time = self.time(line.meta.ts);
+        self.buf.clear();
+        let _ = write!(
+            self.buf,
+            "{:>6} {:>11} {:<22} {:<22} {:<9} {:>6} {}",
+            line.meta.packet, time, line.src, line.dst, line.proto, line.meta.len, line.info
+        );
+        let mut tail = String::new();
+        for p in &line.problems {
+            let _ = write!(tail, " [{}]", p.as_str());
+        }
+        let mut text = std::mem::take(&mut self.buf);
+        text.push_str(&tail);
+        if let Some(w) = self.opts.width {
+            truncate_chars(&mut text, w);
+        }
+        let worst = line.problems.iter().map(|p| p.severity()).max();
+        let res = if self.opts.color {
+            let color = match worst {
+                Some(Severity::Error) => RED,
+                Some(Severity::Warning) => YELLOW,
+                _ if line.proto == "TCP" => DIM,
+                _ => "",
+            };
+            if color.is_empty() {
+                writeln!(self.out, "{text}")
+            } else {
+                writeln!(self.out, "{color}{text}{RESET}")
+            }
+        } else {
+            writeln!(self.out, "{text}")
+        };
+        self.buf = text;
+        res
+    }
+
+    fn flush_pending(&mut self) -> io::Result<()> {
+        match self.pending.take() {
+            Some(p) => self.print(p.line),
+            None => Ok(()),
+        }
+    }
+
+    fn preview(&self, payload: &[u8], is_text: bool, missing: u64) -> String {
+        if self.opts.no_payload || payload.is_empty() {
+            return String::new();
+        }
+        let limit = self.opts.preview.unwrap_or(usize::MAX);
+        let mut s = String::new();
+        if is_text {
+            let mut esc = String::new();
+            escape_bytes(payload, &mut esc);
+            s.push('"');
+            let cut = push_limited(&mut s, &esc, limit);
+            s.push('"');
+            if cut || missing > 0 {
+                s.push('…');
+            }
+        } else if self.opts.hex {
+            let mut hex = String::with_capacity(payload.len().min(limit) * 2);
+            for b in payload.iter().take(limit / 2 + 1) {
+                let _ = write!(hex, "{b:02x}");
+            }
+            let cut = push_limited(&mut s, &hex, limit);
+            if cut || hex.len() < payload.len() * 2 || missing > 0 {
+                s.push('…');
+            }
+        } else {
+            use base64::Engine;
+            let b64 = base64::engine::general_purpose::STANDARD.encode(payload);
+            if push_limited(&mut s, &b64, limit) || missing > 0 {
+                s.push('…');
+            }
+        }
+        s
+    }
+
+    fn frame_line(&self, r: &FrameRecord<'_>) -> Line {
+        let mut info = format!("WebSocket {}", title(r.opcode_name));
+        if r.fin {
+            info.push_str(" [FIN]");
+        }
+        if r.mask_key.is_some() {
+            info.push_str(" [MASKED]");
+        }
+        if r.rsv & 4 != 0 {
+            info.push_str(" [RSV1]");
+        }
+        if r.rsv & 3 != 0 {
+            let _ = write!(info, " [RSV={}]", r.rsv);
+        }
+        if r.opcode == 8 {
+            if let Some(code) = r.close_code {
+                let _ = write!(info, " {code}");
+                if let Some(name) = crate::ws::opcode::close_code_name(code) {
+                    let _ = write!(info, " ({name})");
+                }
+            }
+            if let Some(reason) = r.close_reason.as_deref().filter(|r| !r.is_empty()) {
+                let p = self.preview(reason.as_bytes(), true, 0);
+                let _ = write!(info, " {p}");
+            }
+        } else {
+            if r.payload_len > 0 {
+                let _ = write!(info, " len={}", r.payload_len);
+            }
+            let p = self.preview(&r.payload, r.payload_is_text, r.payload_missing);
+            if !p.is_empty() {
+                let _ = write!(info, " {p}");
+            }
+        }
+        Line {
+            meta: r.meta,
+            src: r.src.to_string(),
+            dst: r.dst.to_string(),
+            proto: "WebSocket",
+            info,
+            problems: r.problems.clone(),
+        }
+    }
+
+    /// The completed message's decoded text replaces the frame's raw preview when the frame
+    /// alone does not show it (compressed or fragmented messages).
+    fn merge_message(&self, pending: &mut PendingFrame, m: &MessageRecord<'_>) {
+        if !(m.compressed || m.frames > 1) {
+            for p in &m.problems {
+                if !pending.line.problems.contains(p) {
+                    pending.line.problems.push(*p);
+                }
+            }
+            return;
+        }
+        let p = self.preview(&m.payload, m.is_text, m.payload_missing);
+        let what = if m.compressed { "inflated" } else { "reassembled" };
+        let _ = write!(pending.line.info, " → {what} {} bytes", m.len);
+        if !p.is_empty() {
+            let _ = write!(pending.line.info, " {p}");
+        }
+        for p in &m.problems {
+            if !pending.line.problems.contains(p) {
+                pending.line.problems.push(*p);
+            }
+        }
+    }
+}
+
+fn handshake_info(r: &HandshakeRecord) -> String {
+    match r.status {
+        Some(101) => {
+            let accept = match r.accept_ok {
+                Some(true) => "accept ok",
+                Some(false) => "accept MISMATCH",
+                None => "no accept",
+            };
+            let mut s = format!("HTTP/1.1 101 {} ({accept}", r.reason.as_deref().unwrap_or(""));
+            if let Some(p) = &r.protocol {
+                let _ = write!(s, ", protocol {p}");
+            }
+            if let Some(e) = &r.extensions {
+                let _ = write!(s, ", {e}");
+            }
+            s.push(')');
+            s
+        }
+        Some(status) => {
+            format!("HTTP/1.1 {status} {} (upgrade rejected)", r.reason.as_deref().unwrap_or(""))
+        }
+        None => "upgrade request got no response".into(),
+    }
+}
+
+fn title(name: &str) -> String {
+    let mut c = name.chars();
+    match c.next() {
+        Some(f) => f.to_uppercase().chain(c).collect(),
+        None => String::new(),
+    }
+}
+
+fn endpoint_str(e: Option<Endpoint>) -> String {
+    e.map(|e| e.to_string()).unwrap_or_default()
+}
+
+impl<W: Write> Sink for TableSink<W> {
+    fn capture_start(&mut self, first: Meta) {
+        self.first_ts = Some(first.ts);
+    }
+
+    fn event(&mut self, ev: &Event<'_>) -> io::Result<()> {
+        if let Event::Message(m) = ev {
+            if let Some(mut p) = self.pending.take() {
+                if p.stream == m.stream && p.from == m.from && p.packet == m.meta.packet {
+                    self.merge_message(&mut p, m);
+                }
+                return self.print(p.line);
+            }
+            return Ok(());
+        }
+        self.flush_pending()?;
+        match ev {
+            Event::Tcp(r) => {
+                let info = match r.kind {
+                    TcpKind::Syn => "[SYN]".to_string(),
+                    TcpKind::SynAck => "[SYN, ACK]".to_string(),
+                    TcpKind::Fin => "[FIN]".to_string(),
+                    TcpKind::Rst => "[RST]".to_string(),
+                    TcpKind::Keepalive => "[TCP Keep-Alive]".to_string(),
+                    TcpKind::KeepaliveAck => "[TCP Keep-Alive ACK]".to_string(),
+                    TcpKind::ZeroWindowProbe => "[TCP ZeroWindowProbe]".to_string(),
+                    TcpKind::Retransmission => {
+                        format!("[TCP Retransmission] {} bytes", r.bytes.unwrap_or(0))
+                    }
+                    TcpKind::OutOfOrder => "[TCP Out-Of-Order]".to_string(),
+                    TcpKind::Gap => format!("[TCP gap: {} bytes missing]", r.bytes.unwrap_or(0)),
+                    TcpKind::OverlapConflict => {
+                        format!("[TCP overlap with different bytes: {}]", r.bytes.unwrap_or(0))
+                    }
+                };
+                self.print(Line {
+                    meta: r.meta,
+                    src: r.src.to_string(),
+                    dst: r.dst.to_string(),
+                    proto: "TCP",
+                    info,
+                    problems: Vec::new(),
+                })
+            }
+            Event::Request(r) => {
+                let mut info = format!("{} {} HTTP/1.1", r.method, r.path);
+                if r.upgrade {
+                    info.push_str(" (Upgrade: websocket");
+                    if let Some(e) = &r.extensions_offered {
+                        let _ = write!(info, ", {e}");
+                    }
+                    info.push(')');
+                }
+                let mut esc = String::new();
+                super::escape::escape_text(&info, &mut esc);
+                self.print(Line {
+                    meta: r.meta,
+                    src: r.src.to_string(),
+                    dst: r.dst.to_string(),
+                    proto: "HTTP",
+                    info: esc,
+                    problems: Vec::new(),
+                })
+            }
+            Event::Handshake(r) => {
+                let mut esc = String::new();
+                super::escape::escape_text(&handshake_info(r), &mut esc);
+                self.print(Line {
+                    meta: r.meta,
+                    src: endpoint_str(r.server),
+                    dst: endpoint_str(r.client),
+                    proto: "HTTP",
+                    info: esc,
+                    problems: r.problems.clone(),
+                })
+            }
+            Event::Frame(r) => {
+                let line = self.frame_line(r);
+                let data = matches!(r.opcode, 0..=2);
+                if data && r.fin {
+                    self.pending = Some(PendingFrame {
+                        line,
+                        stream: r.stream,
+                        from: r.from,
+                        packet: r.meta.packet,
+                    });
+                    Ok(())
+                } else {
+                    self.print(line)
+                }
+            }
+            Event::Problem(r) => {
+                let mut info = String::new();
+                super::escape::escape_text(&r.detail, &mut info);
+                self.print(Line {
+                    meta: r.meta,
+                    src: String::new(),
+                    dst: String::new(),
+                    proto: "-",
+                    info,
+                    problems: vec![r.code],
+                })
+            }
+            Event::Message(_) | Event::Connection(_) => Ok(()),
+        }
+    }
+
+    fn end(&mut self, totals: &RunTotals) -> io::Result<()> {
+        self.flush_pending()?;
+        for e in &totals.errors {
+            writeln!(self.out, "# {e}")?;
+        }
+        self.out.flush()
+    }
+}
+
+/// Appends at most `limit` characters of `s`; says whether it cut.
+fn push_limited(out: &mut String, s: &str, limit: usize) -> bool {
+    match s.char_indices().nth(limit) {
+        Some((i, _)) => {
+            out.push_str(&s[..i]);
+            true
+        }
+        None => {
+            out.push_str(s);
+            false
+        }
+    }
+}
+
+fn truncate_chars(s: &mut String, width: usize) {
+    if let Some((i, _)) = s.char_indices().nth(width) {
+        s.truncate(i);
+    }
+}
+
+fn secs_between(a: Timestamp, b: Timestamp) -> String {
+    let total = (b.secs as i128 * 1_000_000_000 + b.nanos as i128)
+        - (a.secs as i128 * 1_000_000_000 + a.nanos as i128);
+    let sign = if total < 0 { "-" } else { "" };
+    let t = total.unsigned_abs();
+    format!("{sign}{}.{:06}", t / 1_000_000_000, (t % 1_000_000_000) / 1000)
+}
+
+/// UTC wall-clock time, without a date crate: days since the epoch to a civil date
+/// (Howard Hinnant's algorithm).
+fn clock(ts: Timestamp, with_date: bool) -> String {
+    let days = ts.secs.div_euclid(86_400);
+    let secs = ts.secs.rem_euclid(86_400);
+    let (h, m, s) = (secs / 3600, secs % 3600 / 60, secs % 60);
+    let time = format!("{h:02}:{m:02}:{s:02}.{:06}", ts.nanos / 1000);
+    if !with_date {
+        return time;
+    }
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let mo = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = if mo <= 2 { y + 1 } else { y };
+    format!("{y:04}-{mo:02}-{d:02} {time}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn civil_dates() {
+        assert_eq!(clock(Timestamp::new(0, 0), true), "1970-01-01 00:00:00.000000");
+        assert_eq!(clock(Timestamp::new(1_700_000_000, 5000), true), "2023-11-14 22:13:20.000005");
+    }
+
+    #[test]
+    fn relative_seconds() {
+        assert_eq!(
+            secs_between(Timestamp::new(10, 500_000_000), Timestamp::new(12, 0)),
+            "1.500000"
+        );
+    }
+}

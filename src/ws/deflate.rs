@@ -1,0 +1,260 @@
+//! permessage-deflate inflation (RFC 7692 §7.2.2) with bounded output.
+//!
+//! One raw-deflate stream per direction over flate2. A 15-bit window decodes data compressed
+//! with any smaller window, so `*_max_window_bits` needs no special handling (and flate2's
+//! `new_with_window_bits` would panic outside 9..=15). Output past the keep limit is still
+//! inflated, into a fixed scratch buffer, so that the sliding window stays right for the next
+//! message under context takeover; a hard output cap stops bombs.
+
+use flate2::{Decompress, FlushDecompress, Status};
+
+/// The tail a sender removes from each compressed message (RFC 7692 §7.2.1).
+const TAIL: [u8; 4] = [0x00, 0x00, 0xff, 0xff];
+const SCRATCH: usize = 32 << 10;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum InflateError {
+    /// The compressed data is not valid deflate (or needs a context we do not have).
+    Corrupt(String),
+    /// The message inflated past the output cap.
+    Limit,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct InflateProgress {
+    /// Bytes this message has inflated to so far (kept or not).
+    pub produced: u64,
+    /// Whether every produced byte is in the caller's buffer.
+    pub kept_all: bool,
+}
+
+pub struct Inflater {
+    z: Decompress,
+    no_context_takeover: bool,
+    produced: u64,
+    max_output: u64,
+    scratch: Vec<u8>,
+    /// A failed stream cannot continue; it is reset at the next message.
+    failed: bool,
+}
+
+impl Inflater {
+    pub fn new(no_context_takeover: bool) -> Inflater {
+        Inflater {
+            z: Decompress::new(false),
+            no_context_takeover,
+            produced: 0,
+            max_output: u64::MAX,
+            scratch: vec![0; SCRATCH],
+            failed: false,
+        }
+    }
+
+    /// Caps the current message's inflated size; past it `inflate` fails with `Limit`.
+    pub fn set_max_output(&mut self, n: u64) {
+        self.max_output = n;
+    }
+
+    /// Inflates a piece of the current message's compressed payload, appending to `out` while
+    /// `out` holds fewer than `keep_limit` bytes.
+    pub fn inflate(
+        &mut self,
+        input: &[u8],
+        out: &mut Vec<u8>,
+        keep_limit: usize,
+    ) -> Result<InflateProgress, InflateError> {
+        if self.failed {
+            return Err(InflateError::Corrupt("deflate stream already broken".into()));
+        }
+        let r = self.run(input, out, keep_limit);
+        if r.is_err() {
+            self.failed = true;
+        }
+        r
+    }
+
+    /// Ends the current message: feeds the removed tail, and resets the stream when the
+    /// sender does not keep its context.
+    pub fn finish_message(
+        &mut self,
+        out: &mut Vec<u8>,
+        keep_limit: usize,
+    ) -> Result<InflateProgress, InflateError> {
+        let r = if self.failed {
+            Err(InflateError::Corrupt("deflate stream already broken".into()))
+        } else {
+            self.run(&TAIL, out, keep_limit)
+        };
+        let kept_all = r.as_ref().map(|p| p.kept_all).unwrap_or(false);
+        let produced = self.produced;
+        if r.is_err() || self.no_context_takeover {
+            self.reset();
+        } else {
+            self.produced = 0;
+        }
+        r.map(|_| InflateProgress { produced, kept_all })
+    }
+
+    /// Starts over with an empty window.
+    pub fn reset(&mut self) {
+        self.z.reset(false);
+        self.produced = 0;
+        self.failed = false;
+    }
+
+    fn run(
+        &mut self,
+        mut input: &[u8],
+        out: &mut Vec<u8>,
+        keep_limit: usize,
+    ) -> Result<InflateProgress, InflateError> {
+        let mut kept_all = true;
+        loop {
+            let before_in = self.z.total_in();
+            let before_out = self.z.total_out();
+            let room = keep_limit.saturating_sub(out.len());
+            let (status, offered) = if room > 0 {
+                let want = room.min(SCRATCH.max(input.len().saturating_mul(4)));
+                let start = out.len();
+                out.resize(start + want, 0);
+                let r = self.z.decompress(input, &mut out[start..], FlushDecompress::Sync);
+                let made = (self.z.total_out() - before_out) as usize;
+                out.truncate(start + made);
+                (r, want)
+            } else {
+                let r = self.z.decompress(input, &mut self.scratch, FlushDecompress::Sync);
+                if self.z.total_out() > before_out {
+                    kept_all = false;
+                }
+                (r, self.scratch.len())
+            };
+            let status = status.map_err(|e| InflateError::Corrupt(e.to_string()))?;
+            let used = (self.z.total_in() - before_in) as usize;
+            let made = self.z.total_out() - before_out;
+            input = input.get(used..).unwrap_or_default();
+            self.produced += made;
+            if self.produced > self.max_output {
+                return Err(InflateError::Limit);
+            }
+            if status == Status::StreamEnd {
+                // A final block (BFINAL) ends the stream; start afresh for what follows.
+                self.z.reset(false);
+                if input.is_empty() {
+                    break;
+                }
+                continue;
+            }
+            let output_full = made as usize >= offered;
+            if used == 0 && made == 0 {
+                break;
+            }
+            if input.is_empty() && !output_full {
+                break;
+            }
+        }
+        Ok(InflateProgress { produced: self.produced, kept_all })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use flate2::{Compress, Compression, FlushCompress};
+
+    fn inflate_all(inf: &mut Inflater, msg: &[u8]) -> Vec<u8> {
+        let mut out = Vec::new();
+        inf.inflate(msg, &mut out, usize::MAX).unwrap();
+        inf.finish_message(&mut out, usize::MAX).unwrap();
+        out
+    }
+
+    #[test]
+    fn rfc7692_hello_and_context_takeover() {
+        let mut inf = Inflater::new(false);
+        assert_eq!(inflate_all(&mut inf, &[0xf2, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00]), b"Hello");
+        assert_eq!(inflate_all(&mut inf, &[0xf2, 0x00, 0x11, 0x00, 0x00]), b"Hello");
+    }
+
+    #[test]
+    fn no_context_takeover_resets() {
+        let mut inf = Inflater::new(true);
+        assert_eq!(inflate_all(&mut inf, &[0xf2, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00]), b"Hello");
+        assert_eq!(inflate_all(&mut inf, &[0xf2, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00]), b"Hello");
+        // The context-takeover form needs the previous window: without it, it is corrupt.
+        let mut out = Vec::new();
+        let r = inf.inflate(&[0xf2, 0x00, 0x11, 0x00, 0x00], &mut out, usize::MAX);
+        let r = r.and_then(|_| inf.finish_message(&mut out, usize::MAX));
+        assert!(r.is_err() || out != b"Hello");
+    }
+
+    fn compress(data: &[u8]) -> Vec<u8> {
+        let mut c = Compress::new(Compression::default(), false);
+        let mut out = Vec::with_capacity(data.len() / 2 + 64);
+        c.compress_vec(data, &mut out, FlushCompress::Sync).unwrap();
+        while out.len() == out.capacity() {
+            out.reserve(1 << 20);
+            c.compress_vec(&[], &mut out, FlushCompress::Sync).unwrap();
+        }
+        assert!(out.ends_with(&TAIL));
+        out.truncate(out.len() - 4);
+        out
+    }
+
+    #[test]
+    fn split_anywhere() {
+        let text: Vec<u8> = (0..5000).map(|i| b"abcdefghij"[i % 10] ^ (i / 700) as u8).collect();
+        let z = compress(&text);
+        for step in [1, 3, 100, z.len()] {
+            let mut inf = Inflater::new(false);
+            let mut out = Vec::new();
+            for piece in z.chunks(step) {
+                inf.inflate(piece, &mut out, usize::MAX).unwrap();
+            }
+            let p = inf.finish_message(&mut out, usize::MAX).unwrap();
+            assert_eq!(out, text);
+            assert_eq!(p.produced, 5000);
+        }
+    }
+
+    #[test]
+    fn keep_limit_counts_the_rest() {
+        let data = vec![7u8; 100_000];
+        let z = compress(&data);
+        let mut inf = Inflater::new(false);
+        let mut out = Vec::new();
+        inf.inflate(&z, &mut out, 1000).unwrap();
+        let p = inf.finish_message(&mut out, 1000).unwrap();
+        assert_eq!(out.len(), 1000);
+        assert_eq!(p.produced, 100_000);
+        assert!(!p.kept_all);
+    }
+
+    #[test]
+    fn bomb_stops_at_the_cap() {
+        let zeros = vec![0u8; 200 << 20];
+        let z = compress(&zeros);
+        assert!(z.len() < 300_000);
+        let mut inf = Inflater::new(false);
+        inf.set_max_output(64 << 20);
+        let mut out = Vec::new();
+        let mut err = None;
+        for piece in z.chunks(1460) {
+            if let Err(e) = inf.inflate(piece, &mut out, 1 << 20) {
+                err = Some(e);
+                break;
+            }
+        }
+        assert_eq!(err, Some(InflateError::Limit));
+        assert!(out.len() <= 1 << 20);
+    }
+
+    #[test]
+    fn corrupt_input() {
+        let mut inf = Inflater::new(false);
+        let mut out = Vec::new();
+        let r = inf.inflate(&[0xff, 0xff, 0xff, 0xff, 0xff], &mut out, usize::MAX);
+        assert!(matches!(r, Err(InflateError::Corrupt(_))));
+        inf.reset();
+        assert_eq!(inflate_all(&mut inf, &[0xf2, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00]), b"Hello");
+    }
+}

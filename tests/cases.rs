@@ -1,0 +1,226 @@
+//! Every `testdata/<case>/` against its `truth.json`: what the peers (or the crafting script)
+//! really sent, and the problems a correct dissector must report.
+
+use crate::util::*;
+use base64::Engine;
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+
+fn cases() -> Vec<PathBuf> {
+    let mut out: Vec<PathBuf> = std::fs::read_dir(repo().join("testdata"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.join("truth.json").is_file())
+        .collect();
+    out.sort();
+    out
+}
+
+fn capture_in(dir: &Path) -> PathBuf {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.file_name().unwrap().to_string_lossy().starts_with("capture"))
+        .collect();
+    files.sort();
+    files.into_iter().next().unwrap_or_else(|| panic!("no capture in {}", dir.display()))
+}
+
+/// A payload as the truth states it.
+fn truth_payload(m: &Value) -> Vec<u8> {
+    if let Some(t) = m["text"].as_str() {
+        t.as_bytes().to_vec()
+    } else if let Some(h) = m["bytes_hex"].as_str() {
+        (0..h.len()).step_by(2).map(|i| u8::from_str_radix(&h[i..i + 2], 16).unwrap()).collect()
+    } else {
+        Vec::new()
+    }
+}
+
+fn our_payload(r: &Value) -> Vec<u8> {
+    if let Some(t) = r["text"].as_str() {
+        t.as_bytes().to_vec()
+    } else if let Some(b) = r["bytes"].as_str() {
+        base64::engine::general_purpose::STANDARD.decode(b).unwrap()
+    } else {
+        Vec::new()
+    }
+}
+
+fn all_problem_codes(recs: &[Value]) -> Vec<String> {
+    let end = recs.last().unwrap();
+    end["problems"].as_object().map(|o| o.keys().cloned().collect()).unwrap_or_default()
+}
+
+fn check_case(dir: &Path) -> Result<(), String> {
+    let truth: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("truth.json")).unwrap()).unwrap();
+    let capture = capture_in(dir);
+    let out = run_path(&["--json", "--conns"], &capture);
+    let name = dir.file_name().unwrap().to_string_lossy().to_string();
+    let expect_exit =
+        truth["expect_exit"].as_i64().unwrap_or(if name.starts_with("file-") { 2 } else { 0 });
+    if out.status.code() != Some(expect_exit as i32) {
+        return Err(format!(
+            "exit {:?}, want {expect_exit}: {}",
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    let recs = records(&out.stdout);
+    let codes = all_problem_codes(&recs);
+    let mut errs = Vec::new();
+    for p in truth["expect_problems"].as_array().into_iter().flatten() {
+        let p = p.as_str().unwrap();
+        if !codes.iter().any(|c| c == p) {
+            errs.push(format!("expected problem {p} not reported (got {codes:?})"));
+        }
+    }
+    let expected: Vec<&str> = truth["expect_problems"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .collect();
+    for c in &codes {
+        let sev = wsdissect::problem::ProblemCode::from_code(c).map(|p| p.severity());
+        if sev == Some(wsdissect::problem::Severity::Error) && !expected.contains(&c.as_str()) {
+            errs.push(format!("unexpected error-level problem {c}"));
+        }
+    }
+    let conns = of_type(&recs, "connection");
+    for tc in truth["connections"].as_array().into_iter().flatten() {
+        let port = tc["server_port"].as_u64();
+        let cport = tc["client_port"].as_u64();
+        let found = conns.iter().find(|c| {
+            let server = c["server"].as_str().unwrap();
+            let client = c["client"].as_str().unwrap();
+            port.is_none_or(|p| server.ends_with(&format!(":{p}")))
+                && cport.is_none_or(|p| client.ends_with(&format!(":{p}")))
+                && c["websocket"] == true
+        });
+        let Some(conn) = found else {
+            errs.push(format!("no WebSocket connection to port {port:?} (client {cport:?})"));
+            continue;
+        };
+        let stream = conn["stream"].as_u64().unwrap();
+        for side in ["client", "server"] {
+            let want: Vec<(String, Vec<u8>)> = tc["messages"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter(|m| m["from"] == side)
+                .map(|m| (m["opcode"].as_str().unwrap().to_string(), truth_payload(m)))
+                .collect();
+            let has_control = want.iter().any(|(op, _)| op == "ping" || op == "pong");
+            let got: Vec<(String, Vec<u8>)> = recs
+                .iter()
+                .filter(|r| r["stream"] == stream && r["from"] == side)
+                .filter(|r| {
+                    r["type"] == "message"
+                        || (has_control
+                            && r["type"] == "frame"
+                            && (r["opcode_name"] == "ping" || r["opcode_name"] == "pong"))
+                })
+                .map(|r| (r["opcode_name"].as_str().unwrap().to_string(), our_payload(r)))
+                .collect();
+            let got: Vec<_> = if has_control {
+                got
+            } else {
+                got.into_iter().filter(|(op, _)| op == "text" || op == "binary").collect()
+            };
+            let want: Vec<_> = if has_control {
+                want
+            } else {
+                want.into_iter().filter(|(op, _)| op == "text" || op == "binary").collect()
+            };
+            if got != want {
+                let show = |v: &[(String, Vec<u8>)]| {
+                    v.iter()
+                        .map(|(o, p)| {
+                            format!("{o}:{}", String::from_utf8_lossy(&p[..p.len().min(40)]))
+                        })
+                        .collect::<Vec<_>>()
+                };
+                errs.push(format!(
+                    "{side} messages differ on stream {stream}: got {:?} want {:?}",
+                    show(&got),
+                    show(&want)
+                ));
+            }
+        }
+        if let Some(close) = tc.get("close").filter(|c| !c.is_null()) {
+            let ours = &conn["close"];
+            for key in ["initiator", "code", "echoed"] {
+                if !close[key].is_null() && ours[key] != close[key] {
+                    errs.push(format!("close {key}: got {} want {}", ours[key], close[key]));
+                }
+            }
+            if let Some(reason) = close["reason"].as_str() {
+                if ours["reason"].as_str() != Some(reason) {
+                    errs.push(format!("close reason: got {} want {reason:?}", ours["reason"]));
+                }
+            }
+        }
+        if let Some(end) = tc["tcp_end"].as_str() {
+            if conn["tcp_end"] != end {
+                errs.push(format!("tcp_end: got {} want {end}", conn["tcp_end"]));
+            }
+        }
+    }
+    if let Some(tcp) = truth.get("expect_tcp") {
+        let n = |ev: &str| {
+            recs.iter().filter(|r| r["type"] == "tcp" && r["event"] == ev).count() as u64
+        };
+        if let Some(k) = tcp["keepalive_min"].as_u64() {
+            if n("keepalive") < k {
+                errs.push(format!("{} keepalives, want at least {k}", n("keepalive")));
+            }
+        }
+        if let Some(from) = tcp["rst_from"].as_str() {
+            if !recs.iter().any(|r| r["type"] == "tcp" && r["event"] == "rst" && r["from"] == from)
+            {
+                errs.push(format!("no RST from the {from}"));
+            }
+        }
+    }
+    if errs.is_empty() {
+        Ok(())
+    } else {
+        Err(errs.join("; "))
+    }
+}
+
+#[test]
+fn testdata_cases_match_their_truth() {
+    let cases = cases();
+    assert!(!cases.is_empty(), "no testdata cases");
+    let failures: Vec<String> = cases
+        .iter()
+        .filter_map(|d| {
+            check_case(d)
+                .err()
+                .map(|e| format!("{}: {e}", d.file_name().unwrap().to_string_lossy()))
+        })
+        .collect();
+    assert!(
+        failures.is_empty(),
+        "{} of {} cases fail:\n{}",
+        failures.len(),
+        cases.len(),
+        failures.join("\n")
+    );
+}
+
+#[test]
+fn output_is_deterministic() {
+    for dir in cases().iter().take(12) {
+        let capture = capture_in(dir);
+        let a = run_path(&["--json", "--conns"], &capture);
+        let b = run_path(&["--json", "--conns"], &capture);
+        assert_eq!(a.stdout, b.stdout, "{}", dir.display());
+        let a = run_path(&["--color", "never"], &capture);
+        let b = run_path(&["--color", "never"], &capture);
+        assert_eq!(a.stdout, b.stdout, "{}", dir.display());
+    }
+}

@@ -1,0 +1,84 @@
+//! Errors for people: one clear line and a documented exit code.
+
+use crate::util::*;
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+
+fn one_error_line(stderr: &[u8]) -> String {
+    let text = String::from_utf8_lossy(stderr).to_string();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 1, "expected one stderr line, got {text:?}");
+    assert!(lines[0].starts_with("wsdissect: "), "{text:?}");
+    lines[0].to_string()
+}
+
+#[test]
+fn missing_file_is_one_line_and_exit_2() {
+    let out = run(&["--json", "/nonexistent/capture.pcap"]);
+    assert_eq!(out.status.code(), Some(2));
+    let line = one_error_line(&out.stderr);
+    assert!(line.contains("no such file"), "{line}");
+}
+
+#[test]
+fn no_input_is_a_usage_error() {
+    let out = run(&[]);
+    assert_eq!(out.status.code(), Some(2));
+    one_error_line(&out.stderr);
+}
+
+#[test]
+fn text_file_named_pcap_is_not_a_capture() {
+    let dir = std::env::temp_dir().join(format!("wsdissect-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let p = dir.join("notes.pcap");
+    std::fs::write(&p, "hello, this is text\n").unwrap();
+    let out = run_path(&["--json"], &p);
+    assert_eq!(out.status.code(), Some(2));
+    let line = one_error_line(&out.stderr);
+    assert!(line.contains("not a capture"), "{line}");
+    // The records printed before the error stay valid JSON Lines.
+    records(&out.stdout);
+    let empty = dir.join("empty.pcap");
+    std::fs::write(&empty, "").unwrap();
+    let out = run_path(&["--json"], &empty);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(one_error_line(&out.stderr).contains("not a capture"));
+}
+
+#[test]
+fn truncated_capture_keeps_what_was_read() {
+    let Some(shared) = shared_captures() else { return };
+    let src = std::fs::read(shared.join("zeek/websocket.pcap")).unwrap();
+    let dir = std::env::temp_dir().join(format!("wsdissect-trunc-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let p = dir.join("cut.pcap");
+    std::fs::write(&p, &src[..src.len() - 30]).unwrap();
+    let out = run_path(&["--json"], &p);
+    assert_eq!(out.status.code(), Some(2));
+    let line = one_error_line(&out.stderr);
+    assert!(line.contains("truncated"), "{line}");
+    let recs = records(&out.stdout);
+    let end = recs.last().unwrap();
+    assert_eq!(end["packets"], 26);
+    assert_eq!(end["errors"].as_array().unwrap().len(), 1);
+    assert!(!of_type(&recs, "frame").is_empty());
+}
+
+#[test]
+fn closed_pipe_exits_quietly() {
+    let Some(shared) = shared_captures() else { return };
+    let mut child = Command::new(bin())
+        .arg(shared.join("jaysenlestari-ctf/capture.pcap"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    BufReader::new(child.stdout.take().unwrap()).read_line(&mut first).unwrap();
+    // The reader is dropped here, like `| head -1`.
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(out.stderr.is_empty(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(first.contains("No."));
+}

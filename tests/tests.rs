@@ -1,0 +1,7 @@
+//! End-to-end tests: the built binary on `testdata/` and `../shared/captures/`.
+
+mod cases;
+mod cli;
+mod groundtruth;
+mod shared;
+mod util;
