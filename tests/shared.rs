@@ -83,8 +83,13 @@ fn every_shared_capture_reads_to_the_end() {
     }
 }
 
-/// Captures where our frames differ from tshark's on purpose.
-const TSHARK_DIFFERS: &[&str] = &[];
+/// Captures where we find more frames than tshark, and how many: WebSocket connections whose
+/// handshake is not in the capture, which tshark does not dissect (docs/tshark-differences.md).
+const FRAMES_TSHARK_MISSES: &[(&str, usize)] = &[
+    ("ndn-tools/ipv4-websocket-segmented.pcap", 2),
+    ("onewesong-websocket_test/websocket.pcap", 1),
+    ("pcap-http-analyzer/imageTransfer.pcapng", 6),
+];
 
 #[test]
 fn frames_agree_with_tshark() {
@@ -93,18 +98,28 @@ fn frames_agree_with_tshark() {
     for f in captures(&dir) {
         let rel = f.strip_prefix(&dir).unwrap().to_string_lossy().to_string();
         let tsv = dir.join("expected").join(format!("{rel}.tsv"));
-        if !tsv.is_file() || TSHARK_DIFFERS.contains(&rel.as_str()) {
+        if !tsv.is_file() {
             continue;
         }
         let want = tshark_frames(&tsv);
-        let got = our_frames(&json_of(&f, &[]));
-        if want != got {
-            let missing: Vec<_> = want.iter().filter(|w| !got.contains(w)).take(4).collect();
-            let extra: Vec<_> = got.iter().filter(|g| !want.contains(g)).take(4).collect();
+        let recs = json_of(&f, &[]);
+        let got = our_frames(&recs);
+        let missing: Vec<_> = want.iter().filter(|w| !got.contains(w)).take(4).collect();
+        let extra: Vec<_> = got.iter().filter(|g| !want.contains(g)).collect();
+        let allowed = FRAMES_TSHARK_MISSES.iter().find(|(n, _)| *n == rel).map_or(0, |(_, n)| *n);
+        // Every extra frame must belong to a connection picked up without its handshake.
+        let midstream: Vec<u64> = of_type(&recs, "problem")
+            .iter()
+            .filter(|p| p["code"] == "handshake-not-seen")
+            .map(|p| p["stream"].as_u64().unwrap())
+            .collect();
+        let unexplained = extra.iter().any(|e| !midstream.contains(&e.1));
+        if !missing.is_empty() || extra.len() != allowed || unexplained {
             failures.push(format!(
-                "{rel}: tshark {} frames, ours {}; missing {missing:?} extra {extra:?}",
+                "{rel}: tshark {} frames, ours {}; missing {missing:?} extra {:?}",
                 want.len(),
-                got.len()
+                got.len(),
+                extra.iter().take(4).collect::<Vec<_>>()
             ));
         }
     }

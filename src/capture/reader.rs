@@ -329,7 +329,7 @@ impl CaptureReader {
                 Step::Skip
             }
             PcapBlockOwned::NG(Block::InterfaceDescription(idb)) => {
-                let units = idb.ts_resolution().filter(|&u| u > 0).unwrap_or(1_000_000);
+                let units = units_per_second(idb.if_tsresol).unwrap_or(1_000_000);
                 self.interfaces.push(Interface {
                     link: LinkType(idb.linktype.0 as u32),
                     units,
@@ -414,6 +414,16 @@ fn scale_ts(raw: u64, units: u64, offset: i64) -> Timestamp {
     Timestamp::new((secs as i64).saturating_add(offset), nanos)
 }
 
+/// Units per second for an `if_tsresol` byte: 10^n, or 2^n when the top bit is set.
+///
+/// Written here rather than taken from pcap-parser's `ts_resolution`, which checks the exponent
+/// before masking off the top bit and so rejects every binary resolution (`0x80 | n`).
+fn units_per_second(tsresol: u8) -> Option<u64> {
+    let exp = u32::from(tsresol & 0x7f);
+    let units = if tsresol & 0x80 == 0 { 10u64.checked_pow(exp)? } else { 1u64.checked_shl(exp)? };
+    Some(units)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -441,9 +451,9 @@ mod tests {
         out
     }
 
-    fn read_all(
-        bytes: Vec<u8>,
-    ) -> (Vec<(Timestamp, TsPrecision, LinkType, u32, Vec<u8>, u32)>, Option<CaptureError>) {
+    type Packet = (Timestamp, TsPrecision, LinkType, u32, Vec<u8>, u32);
+
+    fn read_all(bytes: Vec<u8>) -> (Vec<Packet>, Option<CaptureError>) {
         let mut r =
             match CaptureReader::from_reader(Path::new("t"), Box::new(io::Cursor::new(bytes))) {
                 Ok(r) => r,
@@ -580,7 +590,7 @@ mod tests {
             (Timestamp::new(1, 500_000_000), LinkType::ETHERNET, &b"one"[..])
         );
         // 2_000_000_123 units of 2^-20 s is 1907 s and 365691/1048576 s, plus the 100 s offset.
-        assert_eq!(pkts[1].0, Timestamp::new(2007, 348_749_923));
+        assert_eq!(pkts[1].0, Timestamp::new(2007, 348_750_114));
         assert_eq!(pkts[1].2, LinkType::IPV6);
         assert_eq!(
             (pkts[2].0, pkts[2].1, pkts[2].2),

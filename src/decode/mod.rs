@@ -163,10 +163,10 @@ impl Decoder {
             },
             other => return Decoded::UnsupportedLink(other),
         };
-        self.from_sliced(sliced, record.ts.secs, 0)
+        self.decode_sliced(sliced, record.ts.secs, 0)
     }
 
-    fn from_sliced<'a>(&mut self, p: LaxSlicedPacket<'a>, now: i64, depth: u8) -> Decoded<'a> {
+    fn decode_sliced<'a>(&mut self, p: LaxSlicedPacket<'a>, now: i64, depth: u8) -> Decoded<'a> {
         let (src, dst, payload, expected, frag) = match &p.net {
             Some(LaxNetSlice::Ipv4(ip)) => {
                 let h = ip.header();
@@ -231,7 +231,7 @@ impl Decoder {
                 }
                 Some(datagram) if depth == 0 && (key.proto == 4 || key.proto == 41) => {
                     match LaxSlicedPacket::from_ip(&datagram) {
-                        Ok(inner) => self.from_sliced(inner, now, depth + 1).into_owned(),
+                        Ok(inner) => self.decode_sliced(inner, now, depth + 1).into_owned(),
                         Err(e) => err(Layer::Ip, format!("tunnelled {e}")),
                     }
                 }
@@ -242,7 +242,7 @@ impl Decoder {
         // IP in IP (4) and IPv6 in IP (41): decode the inner packet (one level).
         if depth == 0 && (payload.ip_number.0 == 4 || payload.ip_number.0 == 41) {
             return match LaxSlicedPacket::from_ip(payload.payload) {
-                Ok(inner) => self.from_sliced(inner, now, depth + 1),
+                Ok(inner) => self.decode_sliced(inner, now, depth + 1),
                 Err(e) => err(Layer::Ip, format!("tunnelled {e}")),
             };
         }

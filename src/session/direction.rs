@@ -269,10 +269,8 @@ impl DirState {
             problems.push(ProblemCode::DataAfterClose);
         }
         match h.opcode {
-            OpCode::Continuation => {
-                if self.message.is_none() {
-                    problems.push(ProblemCode::UnexpectedContinuation);
-                }
+            OpCode::Continuation if self.message.is_none() => {
+                problems.push(ProblemCode::UnexpectedContinuation);
             }
             OpCode::Text | OpCode::Binary => {
                 if self.message.is_some() {

@@ -138,6 +138,8 @@ pub struct Session {
     phase: Phase,
     ends: Option<Endpoints>,
     roles_from_syn: bool,
+    /// Stream bytes before detection finished were lost: a handshake may have been in them.
+    lost_start: bool,
     pending: [Vec<u8>; 2],
     /// HTTP body bytes still to skip, per side.
     body_skip: [u64; 2],
@@ -323,6 +325,7 @@ impl Session {
                 let held = std::mem::take(&mut self.pending[idx(from)]);
                 ctx.acct.skipped_bytes += held.len() as u64;
                 self.body_skip[idx(from)] = 0;
+                self.lost_start = true;
             }
             Phase::Rejected | Phase::Opaque => {}
         }
@@ -446,10 +449,12 @@ impl Session {
                             feedback = Feedback::SwapRoles;
                         }
                         self.try_response(meta, ctx)
-                    } else if self.http_seen || buf.len() < 2 {
-                        if self.http_seen {
-                            self.give_up(ctx);
-                        }
+                    } else if self.http_seen || (self.roles_from_syn && !self.lost_start) {
+                        // A WebSocket connection seen from its start begins with a handshake;
+                        // frames without one are only looked for when the start is missing.
+                        self.give_up(ctx);
+                        return feedback;
+                    } else if buf.len() < 2 {
                         return feedback;
                     } else {
                         match self.sniff_websocket(from, meta, ctx) {

@@ -86,7 +86,7 @@ impl Reassembler {
 
     /// A keepalive probe: one sequence number below the next expected, 0 or 1 byte.
     pub fn is_keepalive(&self, seq: SeqNum, len: usize) -> bool {
-        self.started && len <= 1 && seq.add(1) == self.next && !self.fin_done
+        self.started && len <= 1 && seq.advance(1) == self.next && !self.fin_done
     }
 
     /// A segment's payload (`missing` more bytes were cut by the capture) and FIN flag.
@@ -202,7 +202,7 @@ impl Reassembler {
 
     fn advance(&mut self, n: u64) {
         self.delivered += n;
-        self.next = self.next.add(n as u32);
+        self.next = self.next.advance(n as u32);
         if self.acked_unseen.is_some_and(|a| a <= self.delivered) {
             self.acked_unseen = None;
         }
@@ -252,7 +252,7 @@ impl Reassembler {
             if !self.fin_done && self.delivered >= f && self.pending.is_empty() {
                 self.fin_done = true;
                 // The FIN occupies one sequence number.
-                self.next = self.next.add(1);
+                self.next = self.next.advance(1);
                 out(DirOut::Fin);
             }
         }
@@ -345,7 +345,7 @@ mod tests {
             vec![O::D(0, b"abcdef".to_vec())]
         );
         assert_eq!(
-            run(&mut r, |r, o| r.segment(s.add(6), b"gh", 0, true, 1000, o)),
+            run(&mut r, |r, o| r.segment(s.advance(6), b"gh", 0, true, 1000, o)),
             vec![O::D(6, b"gh".to_vec()), O::F]
         );
         assert!(r.fin_done());
@@ -356,9 +356,9 @@ mod tests {
         let mut r = Reassembler::default();
         let s = SeqNum(ISN);
         r.start(s);
-        assert_eq!(run(&mut r, |r, o| r.segment(s.add(4), b"efgh", 0, false, 1000, o)), vec![]);
+        assert_eq!(run(&mut r, |r, o| r.segment(s.advance(4), b"efgh", 0, false, 1000, o)), vec![]);
         assert_eq!(
-            run(&mut r, |r, o| r.segment(s.add(6), b"XXij", 0, false, 1000, o)),
+            run(&mut r, |r, o| r.segment(s.advance(6), b"XXij", 0, false, 1000, o)),
             vec![O::C(6, 2)]
         );
         assert_eq!(
@@ -372,7 +372,7 @@ mod tests {
         );
         assert_eq!(run(&mut r, |r, o| r.segment(s, b"abcd", 0, false, 1000, o)), vec![O::R(4)]);
         assert_eq!(
-            run(&mut r, |r, o| r.segment(s.add(8), b"ijkl", 0, false, 1000, o)),
+            run(&mut r, |r, o| r.segment(s.advance(8), b"ijkl", 0, false, 1000, o)),
             vec![O::D(10, b"kl".to_vec())]
         );
     }
@@ -383,15 +383,15 @@ mod tests {
         let s = SeqNum(100);
         r.start(s);
         run(&mut r, |r, o| r.segment(s, b"ab", 0, false, 1000, o));
-        assert_eq!(run(&mut r, |r, o| r.segment(s.add(5), b"fg", 0, false, 1000, o)), vec![]);
+        assert_eq!(run(&mut r, |r, o| r.segment(s.advance(5), b"fg", 0, false, 1000, o)), vec![]);
         assert_eq!(
-            run(&mut r, |r, o| r.ack(s.add(7), o)),
+            run(&mut r, |r, o| r.ack(s.advance(7), o)),
             vec![O::G(2, 3, GapReason::AckedUnseen), O::D(5, b"fg".to_vec())]
         );
         // Acknowledged but never seen, then later data: the hole is reported as soon as it shows.
-        assert_eq!(run(&mut r, |r, o| r.ack(s.add(10), o)), vec![]);
+        assert_eq!(run(&mut r, |r, o| r.ack(s.advance(10), o)), vec![]);
         assert_eq!(
-            run(&mut r, |r, o| r.segment(s.add(10), b"k", 0, false, 1000, o)),
+            run(&mut r, |r, o| r.segment(s.advance(10), b"k", 0, false, 1000, o)),
             vec![O::G(7, 3, GapReason::AckedUnseen), O::D(10, b"k".to_vec())]
         );
     }
@@ -402,12 +402,12 @@ mod tests {
         let s = SeqNum(0);
         r.start(s);
         run(&mut r, |r, o| r.segment(s, b"abc", 2, false, 1000, o));
-        assert!(r.is_keepalive(s.add(4), 1));
-        assert!(r.is_keepalive(s.add(4), 0));
-        assert!(!r.is_keepalive(s.add(5), 0));
-        let out = run(&mut r, |r, o| r.segment(s.add(10), &[1; 600], 0, false, 1000, o));
+        assert!(r.is_keepalive(s.advance(4), 1));
+        assert!(r.is_keepalive(s.advance(4), 0));
+        assert!(!r.is_keepalive(s.advance(5), 0));
+        let out = run(&mut r, |r, o| r.segment(s.advance(10), &[1; 600], 0, false, 1000, o));
         assert!(out.is_empty());
-        let out = run(&mut r, |r, o| r.segment(s.add(700), &[2; 600], 0, false, 1000, o));
+        let out = run(&mut r, |r, o| r.segment(s.advance(700), &[2; 600], 0, false, 1000, o));
         assert_eq!(out[0], O::L);
         assert_eq!(out[1], O::G(5, 5, GapReason::BufferLimit));
         assert!(r.buffered() <= 600);
@@ -418,7 +418,7 @@ mod tests {
         let mut r = Reassembler::default();
         let s = SeqNum(7);
         r.start(s);
-        run(&mut r, |r, o| r.segment(s.add(3), b"de", 0, true, 1000, o));
+        run(&mut r, |r, o| r.segment(s.advance(3), b"de", 0, true, 1000, o));
         assert_eq!(
             run(&mut r, |r, o| r.flush(GapReason::ConnectionEnd, o)),
             vec![O::G(0, 3, GapReason::ConnectionEnd), O::D(3, b"de".to_vec()), O::F]

@@ -6,7 +6,7 @@
 pub struct SeqNum(pub u32);
 
 impl SeqNum {
-    pub fn add(self, n: u32) -> SeqNum {
+    pub fn advance(self, n: u32) -> SeqNum {
         SeqNum(self.0.wrapping_add(n))
     }
 
@@ -31,13 +31,13 @@ mod tests {
     #[test]
     fn ordering_across_the_wrap() {
         let a = SeqNum(u32::MAX - 10);
-        let b = a.add(20);
+        let b = a.advance(20);
         assert_eq!(b.0, 9);
         assert!(a.lt(b) && b.gt(a));
         assert_eq!(b.diff(a), 20);
         assert_eq!(a.diff(b), -20);
         assert!(!a.lt(a));
         assert_eq!(SeqNum(5).diff(SeqNum(u32::MAX)), 6);
-        assert_eq!(SeqNum(0).add(1 << 31).diff(SeqNum(0)), -(1i64 << 31));
+        assert_eq!(SeqNum(0).advance(1 << 31).diff(SeqNum(0)), -(1i64 << 31));
     }
 }

@@ -202,7 +202,7 @@ impl<S: Default> FlowTable<S> {
                 client_isn.get_or_insert(seg.seq);
                 out.send(TcpEvent::Syn { from });
             }
-            dirs[idx].start(seq.add(1));
+            dirs[idx].start(seq.advance(1));
         }
         if flags.rst() {
             for (i, d) in dirs.iter_mut().enumerate() {
@@ -236,7 +236,7 @@ impl<S: Default> FlowTable<S> {
                 let from = out.side(idx);
                 out.send(TcpEvent::ZeroWindowProbe { from });
             }
-            let data_seq = if flags.syn() { seq.add(1) } else { seq };
+            let data_seq = if flags.syn() { seq.advance(1) } else { seq };
             dirs[idx].segment(data_seq, payload, seg.missing, flags.fin(), limit, &mut |o| {
                 out.dir(idx, o)
             });

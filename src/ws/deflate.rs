@@ -34,6 +34,8 @@ pub struct Inflater {
     produced: u64,
     max_output: u64,
     scratch: Vec<u8>,
+    /// Whether this message produced bytes past the caller's keep limit.
+    dropped: bool,
     /// A failed stream cannot continue; it is reset at the next message.
     failed: bool,
 }
@@ -46,6 +48,7 @@ impl Inflater {
             produced: 0,
             max_output: u64::MAX,
             scratch: vec![0; SCRATCH],
+            dropped: false,
             failed: false,
         }
     }
@@ -91,6 +94,7 @@ impl Inflater {
             self.reset();
         } else {
             self.produced = 0;
+            self.dropped = false;
         }
         r.map(|_| InflateProgress { produced, kept_all })
     }
@@ -99,6 +103,7 @@ impl Inflater {
     pub fn reset(&mut self) {
         self.z.reset(false);
         self.produced = 0;
+        self.dropped = false;
         self.failed = false;
     }
 
@@ -108,7 +113,6 @@ impl Inflater {
         out: &mut Vec<u8>,
         keep_limit: usize,
     ) -> Result<InflateProgress, InflateError> {
-        let mut kept_all = true;
         loop {
             let before_in = self.z.total_in();
             let before_out = self.z.total_out();
@@ -124,7 +128,7 @@ impl Inflater {
             } else {
                 let r = self.z.decompress(input, &mut self.scratch, FlushDecompress::Sync);
                 if self.z.total_out() > before_out {
-                    kept_all = false;
+                    self.dropped = true;
                 }
                 (r, self.scratch.len())
             };
@@ -152,7 +156,7 @@ impl Inflater {
                 break;
             }
         }
-        Ok(InflateProgress { produced: self.produced, kept_all })
+        Ok(InflateProgress { produced: self.produced, kept_all: !self.dropped })
     }
 }
 
