@@ -1,0 +1,239 @@
+"""Records a real WebSocket exchange on loopback with tcpdump.
+
+Usage (as root, from the repository root):
+    python3 testdata/gen/record.py CASE
+
+CASE is one of the scenarios in `SCENARIOS` below. Each starts a real server and a real
+client (Python `websockets`, or Node `ws` through `node_ws.js`), records the loopback traffic
+on the scenario's port into `testdata/CASE/capture.pcap`, and writes `testdata/CASE/truth.json`
+from what the peers really sent (the format is described in tests/cases.rs).
+
+Requirements: tcpdump, python3 with `websockets` (pip install websockets), and for the Node
+scenarios `npm ci` in this folder.
+"""
+
+import asyncio
+import hashlib
+import json
+import os
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+TESTDATA = os.path.dirname(HERE)
+
+
+def start_tcpdump(path, port):
+    p = subprocess.Popen(
+        ["tcpdump", "-i", "lo", "--immediate-mode", "-U", "-Z", "root", "-w", path, f"tcp port {port}"],
+        stderr=subprocess.PIPE,
+    )
+    # tcpdump says "listening on" once the capture is running.
+    line = p.stderr.readline().decode()
+    if "listening" not in line:
+        raise SystemExit(f"tcpdump did not start: {line}")
+    # The filter is attached a moment after the message; packets before it are lost.
+    time.sleep(1.0)
+    return p
+
+
+def stop_tcpdump(p):
+    # Let the last packets reach the file, then stop as Ctrl-C would.
+    time.sleep(1.0)
+    p.send_signal(signal.SIGINT)
+    p.wait()
+
+
+def record(case, port, scenario):
+    out = os.path.join(TESTDATA, case)
+    os.makedirs(out, exist_ok=True)
+    pcap = os.path.join(out, "capture.pcap")
+    dump = start_tcpdump(pcap, port)
+    try:
+        truth = scenario(port)
+    finally:
+        stop_tcpdump(dump)
+    with open(os.path.join(out, "truth.json"), "w") as f:
+        json.dump(truth, f, indent=1)
+        f.write("\n")
+    print(f"{case}: {os.path.getsize(pcap)} bytes")
+
+
+def msg(frm, data, opcode=None):
+    """A message as truth.json states it; long payloads by length and SHA-1."""
+    raw = data.encode() if isinstance(data, str) else data
+    out = {"from": frm, "opcode": opcode or ("text" if isinstance(data, str) else "binary")}
+    if len(raw) > 512:
+        out.update({"len": len(raw), "sha1": hashlib.sha1(raw).hexdigest()})
+    elif isinstance(data, str):
+        out["text"] = data
+    else:
+        out["bytes_hex"] = raw.hex()
+    return out
+
+
+# --- Python websockets -------------------------------------------------------------------
+
+
+def py_basic(port):
+    """Echo server with permessage-deflate (the library's default), text, binary, a
+    64-bit-length message, a fragmented compressed message, a ping, and a clean close."""
+    from websockets.asyncio.client import connect
+    from websockets.asyncio.server import serve
+
+    long_text = "".join(f"line {i}: the quick brown fox\n" for i in range(2500))
+    sent = []
+
+    async def echo(ws):
+        async for m in ws:
+            await ws.send(m)
+
+    async def main():
+        async with serve(echo, "127.0.0.1", port, ping_interval=None):
+            async with connect(f"ws://127.0.0.1:{port}/chat", ping_interval=None) as ws:
+                for m in ["hello", b"\x00\x01\x02\xff", long_text, "héllo wörld ✓"]:
+                    await ws.send(m)
+                    sent.append(msg("client", m))
+                    await ws.recv()
+                    sent.append(msg("server", m))
+                await ws.send(["frag-one ", "frag-two ", "frag-three"])
+                whole = "frag-one frag-two frag-three"
+                sent.append(msg("client", whole))
+                await ws.recv()
+                sent.append(msg("server", whole))
+                pong = await ws.ping(b"are you there")
+                await pong
+                sent.append(msg("client", b"are you there", "ping"))
+                sent.append(msg("server", b"are you there", "pong"))
+                await ws.close(1000, "bye")
+
+    asyncio.run(main())
+    return {
+        "description": "Python websockets 17 client and server on loopback, permessage-deflate",
+        "connections": [
+            {
+                "server_port": port,
+                "messages": sent,
+                "close": {"initiator": "client", "code": 1000, "reason": "bye", "echoed": True},
+                "tcp_end": "fin",
+            }
+        ],
+        "expect_problems": [],
+    }
+
+
+def py_keepalive_rst(port):
+    """An idle connection with kernel TCP keepalives every second, then the client aborts
+    with an RST (SO_LINGER 0) without a close frame."""
+    from websockets.asyncio.client import connect
+    from websockets.asyncio.server import serve
+
+    async def handler(ws):
+        async for m in ws:
+            await ws.send(m.upper())
+
+    async def main():
+        async with serve(handler, "127.0.0.1", port, ping_interval=None, compression=None):
+            async with connect(
+                f"ws://127.0.0.1:{port}/idle", ping_interval=None, compression=None
+            ) as ws:
+                sock = ws.transport.get_extra_info("socket")
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE, 1)
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPINTVL, 1)
+                await ws.send("ping me")
+                await ws.recv()
+                await asyncio.sleep(3.5)
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                ws.transport.abort()
+            await asyncio.sleep(0.3)
+
+    asyncio.run(main())
+    return {
+        "description": "Python websockets: TCP keepalives on an idle connection, then an RST",
+        "connections": [
+            {
+                "server_port": port,
+                "messages": [msg("client", "ping me"), msg("server", "PING ME")],
+                "tcp_end": "rst",
+            }
+        ],
+        "expect_problems": ["no-close-frame"],
+        "expect_tcp": {"keepalive_min": 2, "rst_from": "client"},
+    }
+
+
+def py_rejected(port):
+    """The server refuses the upgrade with 403; the client gives up."""
+    from websockets.asyncio.client import connect
+    from websockets.asyncio.server import serve
+    from websockets.http11 import Response
+    from websockets.datastructures import Headers
+
+    def refuse(conn, request):
+        return conn.respond(403, "no entry\n")
+
+    async def handler(ws):
+        await ws.send("never")
+
+    async def main():
+        async with serve(handler, "127.0.0.1", port, process_request=refuse):
+            try:
+                async with connect(f"ws://127.0.0.1:{port}/private"):
+                    pass
+            except Exception:
+                pass
+            await asyncio.sleep(0.2)
+
+    asyncio.run(main())
+    return {
+        "description": "Python websockets: the server rejects the upgrade with 403",
+        "connections": [],
+        "expect_problems": ["upgrade-rejected"],
+        "expect_handshake": {"status": 403},
+    }
+
+
+# --- Node ws ------------------------------------------------------------------------------
+
+
+def node_ws(port):
+    """Node `ws` server and client with permessage-deflate, a 200 kB binary message, and a
+    close started by the server with code 4000."""
+    out = subprocess.run(
+        ["node", os.path.join(HERE, "node_ws.js"), str(port)],
+        check=True,
+        capture_output=True,
+        timeout=30,
+    )
+    sent = json.loads(out.stdout)
+    return {
+        "description": "Node ws 8 client and server on loopback, permessage-deflate",
+        "connections": [
+            {
+                "server_port": port,
+                "messages": sent,
+                "close": {"initiator": "server", "code": 4000, "reason": "server done",
+                          "echoed": True},
+            }
+        ],
+        "expect_problems": [],
+    }
+
+
+SCENARIOS = {
+    "py-websockets-basic": (8765, py_basic),
+    "py-websockets-keepalive-rst": (8767, py_keepalive_rst),
+    "py-websockets-rejected": (8768, py_rejected),
+    "node-ws-deflate": (8766, node_ws),
+}
+
+if __name__ == "__main__":
+    names = sys.argv[1:] or list(SCENARIOS)
+    for name in names:
+        port, fn = SCENARIOS[name]
+        record(name, port, fn)
