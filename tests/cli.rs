@@ -1,7 +1,7 @@
 //! Errors for people: one clear line and a documented exit code.
 
 use crate::util::*;
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Stdio};
 
 fn one_error_line(stderr: &[u8]) -> String {
@@ -81,4 +81,36 @@ fn closed_pipe_exits_quietly() {
     assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(out.stderr.is_empty(), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(first.contains("No."));
+}
+
+#[test]
+fn gzip_capture_from_stdin_is_detected_by_content() {
+    let gz = std::fs::read(testdata("crafted-deflate/capture.pcap.gz")).unwrap();
+    let mut child = Command::new(bin())
+        .args(["--json", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(&gz).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let recs = records(&out.stdout);
+    assert_eq!(of_type(&recs, "handshake").len(), 1);
+    assert_eq!(of_type(&recs, "message").len(), 7);
+}
+
+#[test]
+fn several_files_are_one_run_and_r_is_an_alias() {
+    let a = testdata("py-websockets-basic/capture.pcap");
+    let b = testdata("node-ws-deflate/capture.pcap");
+    let both = run(&["--json", "-r", a.to_str().unwrap(), b.to_str().unwrap()]);
+    assert_eq!(both.status.code(), Some(0), "{}", String::from_utf8_lossy(&both.stderr));
+    let recs = records(&both.stdout);
+    let one = |p: &std::path::Path| of_type(&json_of(p, &[]), "frame").len();
+    assert_eq!(of_type(&recs, "frame").len(), one(&a) + one(&b));
+    // Streams are numbered across the whole run, packets too.
+    let streams: std::collections::BTreeSet<u64> =
+        of_type(&recs, "handshake").iter().map(|h| h["stream"].as_u64().unwrap()).collect();
+    assert_eq!(streams.len(), 2);
 }

@@ -338,7 +338,11 @@ impl DirState {
                 Ok(progress) => {
                     msg.len = progress.produced;
                 }
-                Err(e) => fail_inflate(msg, e),
+                Err(e) => {
+                    // What was inflated before the stop is still the message's known length.
+                    msg.len = inflater.produced();
+                    fail_inflate(msg, e);
+                }
             }
             validate_text(msg, before);
         } else {
@@ -535,7 +539,10 @@ impl DirState {
                 inflater.set_max_output(inflate_cap(ctx, msg.wire_len));
                 match inflater.finish_message(&mut msg.kept, keep_limit) {
                     Ok(p) => msg.len = p.produced,
-                    Err(e) => fail_inflate(&mut msg, e),
+                    Err(e) => {
+                        msg.len = msg.len.max(inflater.produced());
+                        fail_inflate(&mut msg, e);
+                    }
                 }
                 validate_text(&mut msg, before);
             }

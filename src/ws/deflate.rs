@@ -99,6 +99,11 @@ impl Inflater {
         r.map(|_| InflateProgress { produced, kept_all })
     }
 
+    /// Bytes the current message has inflated to so far, also after a failure.
+    pub fn produced(&self) -> u64 {
+        self.produced
+    }
+
     /// Starts over with an empty window.
     pub fn reset(&mut self) {
         self.z.reset(false);

@@ -1,0 +1,497 @@
+"""Hand-crafted captures for what real peers will not produce: protocol violations, broken
+handshakes, hostile TCP (reordering, overlaps, wraparound, gaps), mid-stream starts, deflate
+bombs, and the capture formats and link types real loopback recordings do not cover.
+
+Usage: python3 testdata/gen/craft.py        (standard library only; rewrites the crafted-*
+                                             and file-* cases under testdata/)
+
+Each case gets `capture.*` and a `truth.json` stating what was sent and which problems a
+correct dissector must report (format in tests/cases.rs).
+"""
+
+import base64
+import gzip
+import hashlib
+import json
+import os
+import random
+import struct
+import zlib
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+TESTDATA = os.path.dirname(HERE)
+GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+
+# --- capture writers ----------------------------------------------------------------------
+
+
+class Pcap:
+    """Classic pcap: microsecond or nanosecond, either byte order."""
+
+    def __init__(self, link=1, nano=False, big=False):
+        self.e = ">" if big else "<"
+        self.nano = nano
+        magic = 0xA1B23C4D if nano else 0xA1B2C3D4
+        self.buf = bytearray(struct.pack(self.e + "IHHiIII", magic, 2, 4, 0, 0, 262144, link))
+
+    def add(self, t, data, iface=0, orig=None):
+        sec = int(t)
+        frac = round((t - sec) * (1e9 if self.nano else 1e6))
+        orig = len(data) if orig is None else orig
+        self.buf += struct.pack(self.e + "IIII", sec, frac, len(data), orig) + data
+
+
+class PcapNg:
+    """pcapng with several interfaces; each has a link type and an if_tsresol."""
+
+    def __init__(self, interfaces):
+        self.buf = bytearray()
+        shb = struct.pack("<IHHq", 0x1A2B3C4D, 1, 0, -1)
+        self.block(0x0A0D0D0A, shb)
+        self.resol = []
+        for link, tsresol in interfaces:
+            opts = struct.pack("<HHB3x", 9, 1, tsresol) + struct.pack("<HH", 0, 0)
+            self.block(1, struct.pack("<HHI", link, 0, 262144) + opts)
+            self.resol.append(10 ** tsresol)
+
+    def block(self, kind, body):
+        body = body + b"\0" * (-len(body) % 4)
+        n = len(body) + 12
+        self.buf += struct.pack("<II", kind, n) + body + struct.pack("<I", n)
+
+    def add(self, t, data, iface=0, orig=None):
+        ts = round(t * self.resol[iface])
+        orig = len(data) if orig is None else orig
+        self.block(6, struct.pack("<IIIII", iface, ts >> 32, ts & 0xFFFFFFFF, len(data), orig) + data)
+
+
+# --- packet builders ----------------------------------------------------------------------
+
+
+def csum(b):
+    if len(b) % 2:
+        b += b"\0"
+    s = sum(struct.unpack("!%dH" % (len(b) // 2), b))
+    while s >> 16:
+        s = (s & 0xFFFF) + (s >> 16)
+    return ~s & 0xFFFF
+
+
+def ip4(a):
+    return bytes(int(x) for x in a.split("."))
+
+
+def ip6(a):
+    import ipaddress
+
+    return ipaddress.IPv6Address(a).packed
+
+
+def tcp_segment(src, dst, sport, dport, seq, ack, flags, payload, v6):
+    hdr = struct.pack("!HHIIBBHHH", sport, dport, seq & 0xFFFFFFFF, ack & 0xFFFFFFFF, 5 << 4,
+                      flags, 65535, 0, 0)
+    if v6:
+        pseudo = src + dst + struct.pack("!I3xB", len(hdr) + len(payload), 6)
+    else:
+        pseudo = src + dst + struct.pack("!BBH", 0, 6, len(hdr) + len(payload))
+    c = csum(pseudo + hdr + payload)
+    return hdr[:16] + struct.pack("!H", c) + hdr[18:] + payload
+
+
+def ip_packet(src, dst, seg, v6):
+    if v6:
+        return struct.pack("!IHBB", 6 << 28, len(seg), 6, 64) + src + dst + seg
+    h = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(seg), 1, 0x4000, 64, 6, 0, src, dst)
+    return h[:10] + struct.pack("!H", csum(h)) + h[12:] + seg
+
+
+def link_frame(link, pkt, v6):
+    if link == 1:  # Ethernet
+        return b"\x02\0\0\0\0\x01\x02\0\0\0\0\x02" + (b"\x86\xdd" if v6 else b"\x08\x00") + pkt
+    if link == 113:  # Linux cooked (SLL)
+        return struct.pack("!HHH8sH", 0, 772, 6, b"\0" * 8, 0x86DD if v6 else 0x0800) + pkt
+    if link == 101:  # raw IP
+        return pkt
+    if link == 0:  # BSD loopback
+        return struct.pack("<I", 30 if v6 else 2) + pkt
+    raise ValueError(link)
+
+
+FIN, SYN, RST, PSH, ACK = 1, 2, 4, 8, 16
+
+
+class Conn:
+    """One TCP connection written packet by packet; `seq` values are relative offsets."""
+
+    def __init__(self, cap, client, server, cport, sport, t=1_700_000_000.0, link=1, iface=0,
+                 isn=(1000, 5000)):
+        self.cap, self.link, self.iface = cap, link, iface
+        self.v6 = ":" in client
+        conv = ip6 if self.v6 else ip4
+        self.addr = {"c": (conv(client), cport), "s": (conv(server), sport)}
+        self.isn = {"c": isn[0], "s": isn[1]}
+        self.nxt = {"c": 1, "s": 1}
+        self.t = t
+
+    def packet(self, side, flags, payload=b"", seq=None, dt=0.001, advance=True):
+        other = "s" if side == "c" else "c"
+        (src, sp), (dst, dp) = self.addr[side], self.addr[other]
+        rel = self.nxt[side] if seq is None else seq
+        seg = tcp_segment(src, dst, sp, dp, self.isn[side] + rel, self.isn[other] + self.nxt[other],
+                          flags, payload, self.v6)
+        self.t += dt
+        self.cap.add(self.t, link_frame(self.link, ip_packet(src, dst, seg, self.v6), self.v6),
+                     self.iface)
+        if advance and seq is None:
+            self.nxt[side] += len(payload) + (1 if flags & (SYN | FIN) else 0)
+
+    def open(self):
+        self.isn_raw = dict(self.isn)
+        self.nxt = {"c": 0, "s": 0}
+        self.packet("c", SYN)
+        self.packet("s", SYN | ACK)
+        self.packet("c", ACK)
+
+    def send(self, side, data, mss=1400):
+        for i in range(0, len(data), mss):
+            self.packet(side, PSH | ACK, data[i:i + mss])
+
+    def close(self, first="c"):
+        second = "s" if first == "c" else "c"
+        self.packet(first, FIN | ACK)
+        self.packet(second, FIN | ACK)
+        self.packet(first, ACK)
+
+
+# --- WebSocket builders -------------------------------------------------------------------
+
+
+def frame(opcode, payload=b"", fin=True, rsv=0, mask=None, form=None):
+    if isinstance(payload, str):
+        payload = payload.encode()
+    b0 = (0x80 if fin else 0) | (rsv << 4) | opcode
+    n = len(payload)
+    m = 0x80 if mask is not None else 0
+    form = form or (7 if n < 126 else 16 if n < 65536 else 64)
+    if form == 7:
+        hdr = struct.pack("!BB", b0, m | n)
+    elif form == 16:
+        hdr = struct.pack("!BBH", b0, m | 126, n)
+    else:
+        hdr = struct.pack("!BBQ", b0, m | 127, n)
+    if mask is not None:
+        key = bytes(mask)
+        payload = bytes(c ^ key[i % 4] for i, c in enumerate(payload))
+        hdr += key
+    return hdr + payload
+
+
+KEY = b"\x01\x02\x03\x04"
+
+
+def cf(opcode, payload=b"", **kw):
+    """A client frame: masked unless told otherwise."""
+    kw.setdefault("mask", KEY)
+    return frame(opcode, payload, **kw)
+
+
+def accept_for(key):
+    return base64.b64encode(hashlib.sha1(key.encode() + GUID).digest()).decode()
+
+
+def request(path="/", key="dGhlIHNhbXBsZSBub25jZQ==", extra="", version="13", host="example"):
+    return (f"GET {path} HTTP/1.1\r\nHost: {host}\r\nUpgrade: websocket\r\n"
+            f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
+            f"Sec-WebSocket-Version: {version}\r\n{extra}\r\n").encode()
+
+
+def response(key="dGhlIHNhbXBsZSBub25jZQ==", accept=None, extra="", status="101 Switching Protocols"):
+    acc = accept_for(key) if accept is None else accept
+    acc_line = f"Sec-WebSocket-Accept: {acc}\r\n" if acc else ""
+    return (f"HTTP/1.1 {status}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            f"{acc_line}{extra}\r\n").encode()
+
+
+def deflate(data, z=None):
+    """permessage-deflate payload: raw deflate, sync flush, tail removed (RFC 7692 7.2.1)."""
+    z = z or zlib.compressobj(9, zlib.DEFLATED, -15)
+    out = z.compress(data) + z.flush(zlib.Z_SYNC_FLUSH)
+    assert out.endswith(b"\0\0\xff\xff")
+    return out[:-4]
+
+
+def text(frm, s):
+    return {"from": frm, "opcode": "text", "text": s}
+
+
+def binary(frm, b):
+    if len(b) > 512:
+        return {"from": frm, "opcode": "binary", "len": len(b), "sha1": hashlib.sha1(b).hexdigest()}
+    return {"from": frm, "opcode": "binary", "bytes_hex": b.hex()}
+
+
+def save(case, cap, truth, name="capture.pcap", gz=False):
+    d = os.path.join(TESTDATA, case)
+    os.makedirs(d, exist_ok=True)
+    for f in os.listdir(d):
+        if f.startswith("capture"):
+            os.remove(os.path.join(d, f))
+    data = bytes(cap.buf)
+    if gz:
+        data = gzip.compress(data, mtime=0)
+    with open(os.path.join(d, name), "wb") as f:
+        f.write(data)
+    with open(os.path.join(d, "truth.json"), "w") as f:
+        json.dump(truth, f, indent=1)
+        f.write("\n")
+    print(f"{case}: {len(data)} bytes")
+
+
+# --- cases --------------------------------------------------------------------------------
+
+
+def violations():
+    """Every frame-level rule of RFC 6455 broken once, on a connection with a valid
+    handshake on a port nobody associates with WebSocket."""
+    cap = Pcap()
+    c = Conn(cap, "10.0.0.1", "10.0.0.2", 40000, 5555)
+    c.open()
+    c.send("c", request("/v"))
+    c.send("s", response())
+    c.send("c", cf(1, "fine"))
+    c.send("s", frame(1, "fine too"))
+    c.send("c", frame(1, "unmasked"))                        # unmasked-client-frame
+    c.send("s", frame(1, "masked", mask=b"\x09\x08\x07\x06"))  # masked-server-frame
+    c.send("c", cf(1, b"bad \xff\xfe utf8"))                  # invalid-utf8
+    c.send("c", cf(3, "reserved"))                            # reserved-opcode
+    c.send("c", cf(1, "rsv2", rsv=2))                         # rsv-without-extension
+    c.send("c", cf(9, "frag ping", fin=False))                # fragmented-control-frame
+    c.send("c", cf(9, b"x" * 126))                            # control-frame-too-long
+    c.send("c", cf(1, "short", form=16))                      # non-minimal-length
+    c.send("c", cf(0, "orphan"))                              # unexpected-continuation
+    c.send("c", cf(1, "start", fin=False))
+    c.send("c", cf(1, "again"))                               # data-frame-inside-fragmented-message
+    c.send("s", frame(9, "hb"))
+    c.send("c", cf(9, "hb"))                                  # ping-answered-with-ping
+    c.send("s", frame(8, struct.pack("!H", 1005)))            # invalid-close-code
+    c.send("s", frame(1, "after close"))                      # data-after-close
+    c.send("c", cf(8, struct.pack("!H", 1000)))
+    c.close("s")
+    save("crafted-frame-violations", cap, {
+        "description": "one violation of each RFC 6455 framing rule",
+        "connections": [{"server_port": 5555, "tcp_end": "fin"}],
+        "expect_problems": [
+            "unmasked-client-frame", "masked-server-frame", "invalid-utf8", "reserved-opcode",
+            "rsv-without-extension", "fragmented-control-frame", "control-frame-too-long",
+            "non-minimal-length", "unexpected-continuation",
+            "data-frame-inside-fragmented-message", "ping-answered-with-ping",
+            "invalid-close-code", "data-after-close",
+        ],
+    })
+
+
+def handshakes():
+    """Broken handshakes, one per connection, then one that is odd but valid."""
+    cap = Pcap(nano=True, big=True)
+    t = 1_700_000_100.0
+    k = "x3JJHMbDL1EzLkh9GBhXDw=="
+    bad = [
+        (request(key=k), response(key=k, accept="AAAAAAAAAAAAAAAAAAAAAAAAAAA=")),  # accept-mismatch
+        (request(key=k), response(key=k, accept="")),                             # accept-missing
+        (request(key="c2hvcnQ="), response(key="c2hvcnQ=")),                       # bad-key
+        (request(key=k, version="8"), response(key=k)),                           # bad-version
+        (request(key=k, extra="Sec-WebSocket-Protocol: chat\r\n"),
+         response(key=k, extra="Sec-WebSocket-Protocol: superchat\r\n")),         # protocol-not-offered
+        (request(key=k), response(key=k, extra="Sec-WebSocket-Extensions: permessage-deflate\r\n")),
+        (b"GET /plain HTTP/1.1\r\nHost: example\r\n\r\n", response(key=k)),       # response-without-request
+    ]
+    for i, (req, resp) in enumerate(bad):
+        c = Conn(cap, "192.0.2.1", "192.0.2.2", 41000 + i, 6000 + i, t=t + i)
+        c.open()
+        c.send("c", req)
+        c.send("s", resp)
+        c.close()
+    # Valid, with everything a tolerant parser must take: odd case, no space after colons,
+    # token lists, an old reason phrase, the request split over three segments, and the
+    # response sharing its segment with the first frame.
+    c = Conn(cap, "192.0.2.1", "192.0.2.2", 42000, 6100, t=t + 20)
+    c.open()
+    req = (f"GET /odd?q=1 HTTP/1.1\r\nhost:example\r\nUPGRADE:WebSocket\r\n"
+           f"connection:keep-alive, Upgrade\r\nsec-websocket-key:{k}\r\n"
+           f"Sec-WebSocket-Version:13\r\nX-Whatever: yes\r\n\r\n").encode()
+    c.send("c", req, mss=20)
+    resp = (f"HTTP/1.1 101 Web Socket Protocol Handshake\r\nupgrade:websocket\r\n"
+            f"CONNECTION:upgrade\r\nsec-websocket-accept:{accept_for(k)}\r\n\r\n").encode()
+    c.send("s", resp + frame(1, "first frame in the 101 segment"))
+    c.send("c", cf(1, "and back"))
+    c.send("c", cf(8, struct.pack("!H", 1001) + b"going"))
+    c.send("s", frame(8, struct.pack("!H", 1001)))
+    c.close("s")
+    save("crafted-handshakes", cap, {
+        "description": "one broken handshake per connection, and a quirky valid one; nanosecond big-endian pcap",
+        "connections": [{
+            "server_port": 6100,
+            "messages": [text("server", "first frame in the 101 segment"), text("client", "and back")],
+            "close": {"initiator": "client", "code": 1001, "reason": "going", "echoed": True},
+            "tcp_end": "fin",
+        }],
+        "expect_problems": ["accept-mismatch", "accept-missing", "bad-key", "bad-version",
+                            "protocol-not-offered", "extension-not-offered",
+                            "response-without-request"],
+    })
+
+
+def tcp_hostile():
+    """Reordering, retransmissions, overlaps, byte-by-byte frames, a 64-bit length frame and
+    sequence numbers wrapping past 2^32, in a pcapng with two interfaces of different link
+    types and resolutions."""
+    cap = PcapNg([(1, 9), (101, 6)])
+    c = Conn(cap, "198.51.100.7", "203.0.113.9", 50123, 9001, isn=(0xFFFFFF00, 0xFFFFFFF0))
+    c.open()
+    c.send("c", request("/tcp"))
+    c.send("s", response())
+    msgs = []
+    # Three frames in one segment.
+    c.send("s", frame(1, "one") + frame(1, "two") + frame(2, b"\x03"))
+    msgs += [text("server", "one"), text("server", "two"), binary("server", b"\x03")]
+    # A frame byte by byte.
+    for b in cf(1, "slow"):
+        c.packet("c", PSH | ACK, bytes([b]))
+    msgs.append(text("client", "slow"))
+    # Out of order: the second half first; then a retransmission and an overlapping copy.
+    f = frame(1, "reordered frame payload")
+    base = c.nxt["s"]
+    c.packet("s", PSH | ACK, f[10:], seq=base + 10)
+    c.packet("s", PSH | ACK, f[:10], seq=base)
+    c.packet("s", PSH | ACK, f[:10], seq=base)          # retransmission
+    c.packet("s", PSH | ACK, f[5:15], seq=base + 5)     # overlap, same bytes
+    c.nxt["s"] = base + len(f)
+    msgs.append(text("server", "reordered frame payload"))
+    # 64-bit length, 70000 bytes over many segments; the server side goes on over the other
+    # interface (raw IP link type).
+    big = bytes((i * 31) & 0xFF for i in range(70000))
+    c.link, c.iface = 101, 1
+    c.send("s", frame(2, big, form=64))
+    msgs.append(binary("server", big))
+    c.link, c.iface = 1, 0
+    c.send("c", cf(8, struct.pack("!H", 1000)))
+    c.send("s", frame(8, struct.pack("!H", 1000)))
+    c.close("s")
+    save("crafted-tcp-hostile", cap, {
+        "description": "reordering, retransmission, overlap, byte-by-byte frame, 64-bit length, seq wraparound; pcapng with two link types",
+        "connections": [{
+            "server_port": 9001,
+            "messages": msgs,
+            "close": {"initiator": "client", "code": 1000, "echoed": True},
+            "tcp_end": "fin",
+        }],
+        "expect_problems": [],
+    }, name="capture.pcapng")
+
+
+def midstream():
+    """The capture starts after the handshake (no SYN) and loses one segment; IPv6 over
+    BSD loopback."""
+    cap = Pcap(link=0)
+    c = Conn(cap, "2001:db8::1", "2001:db8::2", 51000, 7070, isn=(77777, 99999), link=0)
+    msgs = []
+    for i in range(3):
+        c.send("s", frame(1, f"tick {i}"))
+        msgs.append(text("server", f"tick {i}"))
+        c.send("c", cf(1, f"ack {i}"))
+        msgs.append(text("client", f"ack {i}"))
+    # One server segment is never captured.
+    c.nxt["s"] += len(frame(1, "lost tick"))
+    for i in range(3, 5):
+        c.send("s", frame(1, f"tick {i}"))
+        msgs.append(text("server", f"tick {i}"))
+    c.send("c", cf(8, struct.pack("!H", 1000)))
+    c.send("s", frame(8, struct.pack("!H", 1000)))
+    c.close("s")
+    save("crafted-midstream-gap", cap, {
+        "description": "capture starts mid-connection and misses one segment; IPv6 on DLT_NULL",
+        "connections": [{
+            "server_port": 7070,
+            "messages": msgs,
+            "close": {"initiator": "client", "code": 1000, "echoed": True},
+            "tcp_end": "fin",
+        }],
+        "expect_problems": ["handshake-not-seen", "tcp-gap"],
+    })
+
+
+def deflate_case():
+    """permessage-deflate with context takeover, a fragmented compressed message, and a
+    deflate bomb that must stop at the ratio limit; gzip'd pcap on Linux cooked capture."""
+    cap = Pcap(link=113)
+    c = Conn(cap, "10.1.1.1", "10.1.1.2", 52000, 8443, link=113)
+    c.open()
+    ext = "Sec-WebSocket-Extensions: permessage-deflate; client_no_context_takeover\r\n"
+    c.send("c", request("/z", extra=ext))
+    c.send("s", response(extra="Sec-WebSocket-Extensions: permessage-deflate; client_no_context_takeover\r\n"))
+    msgs = []
+    zs = zlib.compressobj(9, zlib.DEFLATED, -15)  # the server keeps its context
+    for s in ["repeat repeat repeat", "repeat repeat repeat", "something else"]:
+        c.send("s", frame(1, deflate(s.encode(), zs), rsv=4))
+        msgs.append(text("server", s))
+    for s in ["client one", "client one"]:
+        c.send("c", cf(1, deflate(s.encode()), rsv=4))
+        msgs.append(text("client", s))
+    # Fragmented compressed message: RSV1 on the first frame only.
+    body = deflate(("fragmented " * 20).encode(), zs)
+    c.send("s", frame(1, body[:5], fin=False, rsv=4) + frame(0, body[5:12], fin=False)
+           + frame(0, body[12:]))
+    msgs.append(text("server", "fragmented " * 20))
+    # A bomb: 8 MiB of zeros in about 8 kB.
+    bomb = deflate(b"\0" * (8 << 20), zlib.compressobj(9, zlib.DEFLATED, -15))
+    c.send("c", cf(2, bomb, rsv=4))
+    c.send("c", cf(8, struct.pack("!H", 1000)))
+    c.send("s", frame(8, struct.pack("!H", 1000)))
+    c.close("s")
+    save("crafted-deflate", cap, {
+        "description": "permessage-deflate: context takeover, no_context_takeover, fragments, and a bomb; gzip'd pcap, Linux SLL",
+        "connections": [{
+            "server_port": 8443,
+            "messages": msgs + [{"from": "client", "opcode": "binary", "limited": True}],
+            "close": {"initiator": "client", "code": 1000, "echoed": True},
+        }],
+        "expect_problems": ["inflate-limit"],
+    }, name="capture.pcap.gz", gz=True)
+
+
+def bad_files():
+    """Inputs that are not (whole) captures."""
+    d = os.path.join(TESTDATA, "file-not-a-capture")
+    os.makedirs(d, exist_ok=True)
+    with open(os.path.join(d, "capture.pcap"), "w") as f:
+        f.write("GET / HTTP/1.1\r\nHost: this is text, not a capture\r\n\r\n")
+    with open(os.path.join(d, "truth.json"), "w") as f:
+        f.write('{"description": "a text file named .pcap", "expect_exit": 2}\n')
+    cap = Pcap()
+    c = Conn(cap, "10.2.2.1", "10.2.2.2", 53000, 8080)
+    c.open()
+    c.send("c", request("/cut"))
+    c.send("s", response())
+    c.send("s", frame(1, "before the cut"))
+    c.send("s", frame(1, "this record is cut short"))
+    data = bytes(cap.buf)[:-10]
+    d = os.path.join(TESTDATA, "file-truncated")
+    os.makedirs(d, exist_ok=True)
+    with open(os.path.join(d, "capture.pcap"), "wb") as f:
+        f.write(data)
+    with open(os.path.join(d, "truth.json"), "w") as f:
+        json.dump({"description": "the last packet record is cut short", "expect_exit": 2,
+                   "connections": [{"server_port": 8080,
+                                    "messages": [text("server", "before the cut")],
+                                    "tcp_end": "open"}]}, f, indent=1)
+        f.write("\n")
+
+
+if __name__ == "__main__":
+    random.seed(1)
+    violations()
+    handshakes()
+    tcp_hostile()
+    midstream()
+    deflate_case()
+    bad_files()
