@@ -321,3 +321,163 @@ fn tcp_from_owned(src: IpAddr, dst: IpAddr, datagram: Vec<u8>) -> Decoded<'stati
         Err(e) => err(Layer::Tcp, format!("reassembled datagram: {e}")),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::capture::{Timestamp, TsPrecision};
+    use etherparse::PacketBuilder;
+
+    const PAYLOAD: &[u8] = b"\x81\x02hi";
+
+    fn ipv4_tcp() -> Vec<u8> {
+        let mut out = Vec::new();
+        PacketBuilder::ipv4([10, 0, 0, 1], [10, 0, 0, 2], 64)
+            .tcp(40000, 8080, 1000, 65535)
+            .ack(5)
+            .psh()
+            .write(&mut out, PAYLOAD)
+            .unwrap();
+        out
+    }
+
+    fn ipv6_tcp() -> Vec<u8> {
+        let mut out = Vec::new();
+        PacketBuilder::ipv6([1; 16], [2; 16], 64)
+            .tcp(40000, 8080, 1000, 65535)
+            .write(&mut out, PAYLOAD)
+            .unwrap();
+        out
+    }
+
+    /// IPv6 with hop-by-hop and destination-options extension headers before TCP.
+    fn ipv6_ext_tcp() -> Vec<u8> {
+        let plain = ipv6_tcp();
+        let tcp = &plain[40..];
+        let mut out = plain[..40].to_vec();
+        out[6] = 0; // next header: hop-by-hop
+        let len = (tcp.len() + 16) as u16;
+        out[4..6].copy_from_slice(&len.to_be_bytes());
+        out.extend_from_slice(&[60, 0, 1, 4, 0, 0, 0, 0]); // hop-by-hop -> dest opts, PadN
+        out.extend_from_slice(&[6, 0, 1, 4, 0, 0, 0, 0]); // dest opts -> TCP, PadN
+        out.extend_from_slice(tcp);
+        out
+    }
+
+    /// IPv4 with a 4-byte options field (NOPs and end of list).
+    fn ipv4_options_tcp() -> Vec<u8> {
+        let plain = ipv4_tcp();
+        let mut out = vec![0x46];
+        out.extend_from_slice(&plain[1..20]);
+        out.extend_from_slice(&[1, 1, 1, 0]);
+        out.extend_from_slice(&plain[20..]);
+        let total = out.len() as u16;
+        out[2..4].copy_from_slice(&total.to_be_bytes());
+        out[10..12].copy_from_slice(&[0, 0]);
+        let sum =
+            etherparse::checksum::Sum16BitWords::new().add_slice(&out[..24]).ones_complement();
+        out[10..12].copy_from_slice(&sum.to_be_bytes());
+        out
+    }
+
+    fn ether(ethertype: u16, tags: &[(u16, u16)], ip: &[u8]) -> Vec<u8> {
+        let mut out = vec![2, 0, 0, 0, 0, 1, 2, 0, 0, 0, 0, 2];
+        for (tpid, vid) in tags {
+            out.extend_from_slice(&tpid.to_be_bytes());
+            out.extend_from_slice(&vid.to_be_bytes());
+        }
+        out.extend_from_slice(&ethertype.to_be_bytes());
+        out.extend_from_slice(ip);
+        out
+    }
+
+    fn decode(link: LinkType, data: &[u8]) -> Result<(u16, u16, Vec<u8>), String> {
+        let rec = CaptureRecord {
+            ts: Timestamp::new(1, 0),
+            precision: TsPrecision::Micro,
+            link,
+            interface: 0,
+            origlen: data.len() as u32,
+            data,
+        };
+        match Decoder::new(&Limits::default()).decode(&rec) {
+            Decoded::Tcp(t) => Ok((t.src_port, t.dst_port, t.payload.to_vec())),
+            other => Err(format!("{other:?}")),
+        }
+    }
+
+    #[test]
+    fn every_link_type_reaches_tcp() {
+        let v4 = ipv4_tcp();
+        let v6 = ipv6_tcp();
+        let mut sll = vec![0, 0, 3, 4, 0, 6, 1, 2, 3, 4, 5, 6, 0, 0, 0x08, 0x00];
+        sll.extend_from_slice(&v4);
+        let mut sll2 = vec![0x86, 0xdd, 0, 0, 0, 0, 0, 1, 0, 1, 0, 6, 1, 2, 3, 4, 5, 6, 0, 0];
+        sll2.extend_from_slice(&v6);
+        let mut null_le = 2u32.to_le_bytes().to_vec();
+        null_le.extend_from_slice(&v4);
+        let mut null_v6 = 30u32.to_le_bytes().to_vec();
+        null_v6.extend_from_slice(&v6);
+        let mut lo = 24u32.to_be_bytes().to_vec();
+        lo.extend_from_slice(&v6);
+        let cases: Vec<(&str, LinkType, Vec<u8>)> = vec![
+            ("ethernet ipv4", LinkType::ETHERNET, ether(0x0800, &[], &v4)),
+            ("ethernet ipv4 options", LinkType::ETHERNET, ether(0x0800, &[], &ipv4_options_tcp())),
+            ("802.1Q", LinkType::ETHERNET, ether(0x0800, &[(0x8100, 42)], &v4)),
+            ("802.1ad", LinkType::ETHERNET, ether(0x86dd, &[(0x88a8, 7), (0x8100, 42)], &v6)),
+            ("ipv6 ext headers", LinkType::ETHERNET, ether(0x86dd, &[], &ipv6_ext_tcp())),
+            ("sll", LinkType::LINUX_SLL, sll),
+            ("sll2", LinkType::LINUX_SLL2, sll2),
+            ("raw v4", LinkType::RAW, v4.clone()),
+            ("raw v6", LinkType::RAW, v6.clone()),
+            ("ipv4", LinkType::IPV4, v4.clone()),
+            ("ipv6", LinkType::IPV6, v6.clone()),
+            ("null", LinkType::NULL, null_le),
+            ("null v6", LinkType::NULL, null_v6),
+            ("loop", LinkType::LOOP, lo),
+        ];
+        for (name, link, data) in cases {
+            assert_eq!(decode(link, &data), Ok((40000, 8080, PAYLOAD.to_vec())), "{name}");
+        }
+    }
+
+    #[test]
+    fn unknown_links_and_short_packets_are_values_not_panics() {
+        assert!(matches!(
+            Decoder::new(&Limits::default()).decode(&CaptureRecord {
+                ts: Timestamp::new(1, 0),
+                precision: TsPrecision::Micro,
+                link: LinkType(147),
+                interface: 0,
+                origlen: 3,
+                data: b"abc",
+            }),
+            Decoded::UnsupportedLink(_)
+        ));
+        let v4 = ether(0x0800, &[], &ipv4_tcp());
+        for cut in 0..v4.len() {
+            let _ = decode(LinkType::ETHERNET, &v4[..cut]);
+        }
+    }
+
+    #[test]
+    fn truncated_payload_is_counted_missing_not_decoded() {
+        let full = ether(0x0800, &[], &ipv4_tcp());
+        let cut = &full[..full.len() - 2];
+        let rec = CaptureRecord {
+            ts: Timestamp::new(1, 0),
+            precision: TsPrecision::Micro,
+            link: LinkType::ETHERNET,
+            interface: 0,
+            origlen: full.len() as u32,
+            data: cut,
+        };
+        match Decoder::new(&Limits::default()).decode(&rec) {
+            Decoded::Tcp(t) => {
+                assert_eq!(t.payload.as_ref(), &PAYLOAD[..2]);
+                assert_eq!(t.missing, 2);
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+}
