@@ -98,23 +98,44 @@ def tcp_segment(src, dst, sport, dport, seq, ack, flags, payload, v6):
     return hdr[:16] + struct.pack("!H", c) + hdr[18:] + payload
 
 
-def ip_packet(src, dst, seg, v6):
+def ip_packet(src, dst, seg, v6, ext=False):
+    if v6 and ext:
+        # Hop-by-hop options then destination options (PadN each), then TCP.
+        opts = bytes([60, 0, 1, 4, 0, 0, 0, 0]) + bytes([6, 0, 1, 4, 0, 0, 0, 0])
+        return struct.pack("!IHBB", 6 << 28, len(seg) + 16, 0, 64) + src + dst + opts + seg
     if v6:
         return struct.pack("!IHBB", 6 << 28, len(seg), 6, 64) + src + dst + seg
     h = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(seg), 1, 0x4000, 64, 6, 0, src, dst)
     return h[:10] + struct.pack("!H", csum(h)) + h[12:] + seg
 
 
-def link_frame(link, pkt, v6):
-    if link == 1:  # Ethernet
-        return b"\x02\0\0\0\0\x01\x02\0\0\0\0\x02" + (b"\x86\xdd" if v6 else b"\x08\x00") + pkt
+def link_frame(link, pkt, v6, vlans=()):
+    if link == 1:  # Ethernet, with 802.1ad/802.1Q tags when given
+        tags = b"".join(struct.pack("!HH", tpid, vid) for tpid, vid in vlans)
+        return (b"\x02\0\0\0\0\x01\x02\0\0\0\0\x02" + tags
+                + (b"\x86\xdd" if v6 else b"\x08\x00") + pkt)
+    if link == 276:  # Linux cooked v2 (SLL2)
+        return struct.pack("!HHIHBB8s", 0x86DD if v6 else 0x0800, 0, 1, 1, 0, 6, b"\0" * 8) + pkt
+    if link == 108:  # OpenBSD loopback: family in network order
+        return struct.pack("!I", 24 if v6 else 2) + pkt
     if link == 113:  # Linux cooked (SLL)
         return struct.pack("!HHH8sH", 0, 772, 6, b"\0" * 8, 0x86DD if v6 else 0x0800) + pkt
-    if link == 101:  # raw IP
+    if link in (101, 228, 229):  # raw IP
         return pkt
     if link == 0:  # BSD loopback
         return struct.pack("<I", 30 if v6 else 2) + pkt
     raise ValueError(link)
+
+
+def ip4_fragments(src, dst, seg):
+    """The IPv4 datagram for `seg` cut into two fragments, sent last fragment first."""
+    cut = 16
+    out = []
+    for off, part, more in ((0, seg[:cut], 0x2000), (cut, seg[cut:], 0)):
+        h = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(part), 7, more | (off // 8), 64, 6, 0,
+                        src, dst)
+        out.append(h[:10] + struct.pack("!H", csum(h)) + h[12:] + part)
+    return out[::-1]
 
 
 FIN, SYN, RST, PSH, ACK = 1, 2, 4, 8, 16
@@ -132,6 +153,9 @@ class Conn:
         self.isn = {"c": isn[0], "s": isn[1]}
         self.nxt = {"c": 1, "s": 1}
         self.t = t
+        self.vlans = ()
+        self.v6ext = False
+        self.fragment = False
 
     def packet(self, side, flags, payload=b"", seq=None, dt=0.001, advance=True):
         other = "s" if side == "c" else "c"
@@ -140,8 +164,11 @@ class Conn:
         seg = tcp_segment(src, dst, sp, dp, self.isn[side] + rel, self.isn[other] + self.nxt[other],
                           flags, payload, self.v6)
         self.t += dt
-        self.cap.add(self.t, link_frame(self.link, ip_packet(src, dst, seg, self.v6), self.v6),
-                     self.iface)
+        pkts = [ip_packet(src, dst, seg, self.v6, self.v6ext)]
+        if self.fragment and not self.v6 and len(seg) > 24:
+            pkts = ip4_fragments(src, dst, seg)
+        for p in pkts:
+            self.cap.add(self.t, link_frame(self.link, p, self.v6, self.vlans), self.iface)
         if advance and seq is None:
             self.nxt[side] += len(payload) + (1 if flags & (SYN | FIN) else 0)
 
@@ -487,6 +514,49 @@ def bad_files():
         f.write("\n")
 
 
+def link_types():
+    """One short WebSocket conversation per link type real loopback recordings do not give:
+    SLL2, Ethernet with 802.1ad+802.1Q tags, IPv6 extension headers, OpenBSD loop, raw IPv4
+    (DLT 228), and IPv4 fragments; all in one pcapng with an interface each."""
+    cap = PcapNg([(276, 6), (1, 6), (1, 6), (108, 6), (228, 6), (1, 6)])
+    conns = []
+    setups = [
+        ("10.3.0.1", "10.3.0.2", {"link": 276}),
+        ("10.3.1.1", "10.3.1.2", {"link": 1, "vlans": ((0x88A8, 100), (0x8100, 42))}),
+        ("2001:db8:3::1", "2001:db8:3::2", {"link": 1, "v6ext": True}),
+        ("2001:db8:4::1", "2001:db8:4::2", {"link": 108}),
+        ("10.3.4.1", "10.3.4.2", {"link": 228}),
+        ("10.3.5.1", "10.3.5.2", {"link": 1, "fragment": True}),
+    ]
+    for i, (cl, sv, opts) in enumerate(setups):
+        port = 7100 + i
+        c = Conn(cap, cl, sv, 54000 + i, port, t=1_700_000_500.0 + i, link=opts["link"], iface=i)
+        c.vlans = opts.get("vlans", ())
+        c.v6ext = opts.get("v6ext", False)
+        c.fragment = opts.get("fragment", False)
+        c.open()
+        k = base64.b64encode(bytes([i]) * 16).decode()
+        c.send("c", request(f"/link{i}", key=k))
+        c.send("s", response(key=k))
+        c.send("c", cf(1, f"hello over link {i}"))
+        c.send("s", frame(1, f"reply over link {i}"))
+        c.send("c", cf(8, struct.pack("!H", 1000)))
+        c.send("s", frame(8, struct.pack("!H", 1000)))
+        c.close("s")
+        conns.append({
+            "server_port": port,
+            "messages": [text("client", f"hello over link {i}"),
+                         text("server", f"reply over link {i}")],
+            "close": {"initiator": "client", "code": 1000, "echoed": True},
+            "tcp_end": "fin",
+        })
+    save("crafted-link-types", cap, {
+        "description": "SLL2, 802.1ad/802.1Q, IPv6 extension headers, OpenBSD loop, DLT 228, IPv4 fragments",
+        "connections": conns,
+        "expect_problems": [],
+    }, name="capture.pcapng")
+
+
 if __name__ == "__main__":
     random.seed(1)
     violations()
@@ -494,4 +564,5 @@ if __name__ == "__main__":
     tcp_hostile()
     midstream()
     deflate_case()
+    link_types()
     bad_files()
