@@ -17,8 +17,10 @@ measure() { # name file frames cmd...  → best wall time of $rounds, peak RSS
     local name=$1 file=$2 frames=$3; shift 3
     local best="" rss=0
     for _ in $(seq "$rounds"); do
-        local t0 t1 out
-        out=$( { /usr/bin/time -f '%e %M' "$@" >/dev/null 2>/dev/null; } 2>&1 | tail -1 )
+        local t1 out tf
+        tf=$(mktemp)
+        /usr/bin/time -o "$tf" -f '%e %M' "$@" >/dev/null 2>/dev/null || true
+        out=$(tail -1 "$tf"); rm -f "$tf"
         t1=${out% *}; local m=${out#* }
         if [ -z "$best" ] || awk "BEGIN{exit !($t1 < $best)}"; then best=$t1; fi
         [ "$m" -gt "$rss" ] && rss=$m
