@@ -304,6 +304,14 @@ def violations():
     c.send("s", frame(1, "after close"))                      # data-after-close
     c.send("c", cf(8, struct.pack("!H", 1000)))
     c.close("s")
+    # A 64-bit length with its top bit set: nothing after it can be framed.
+    c = Conn(cap, "10.0.0.1", "10.0.0.2", 40001, 5556, t=1_700_000_010.0)
+    c.open()
+    c.send("c", request("/msb"))
+    c.send("s", response())
+    c.send("s", frame(1, "before"))
+    c.send("s", bytes([0x82, 127]) + struct.pack("!Q", (1 << 63) | 5) + b"hello")
+    c.close("s")
     save("crafted-frame-violations", cap, {
         "description": "one violation of each RFC 6455 framing rule",
         "connections": [{"server_port": 5555, "tcp_end": "fin"}],
@@ -312,7 +320,7 @@ def violations():
             "rsv-without-extension", "fragmented-control-frame", "control-frame-too-long",
             "non-minimal-length", "unexpected-continuation",
             "data-frame-inside-fragmented-message", "ping-answered-with-ping",
-            "invalid-close-code", "data-after-close",
+            "invalid-close-code", "data-after-close", "length-msb-set",
         ],
     })
 
@@ -331,6 +339,8 @@ def handshakes():
          response(key=k, extra="Sec-WebSocket-Protocol: superchat\r\n")),         # protocol-not-offered
         (request(key=k), response(key=k, extra="Sec-WebSocket-Extensions: permessage-deflate\r\n")),
         (b"GET /plain HTTP/1.1\r\nHost: example\r\n\r\n", response(key=k)),       # response-without-request
+        (request(key=k).replace(b"Connection: Upgrade", b"Connection: keep-alive"),
+         response(key=k)),                                                        # bad-upgrade-headers
     ]
     for i, (req, resp) in enumerate(bad):
         c = Conn(cap, "192.0.2.1", "192.0.2.2", 41000 + i, 6000 + i, t=t + i)
@@ -364,7 +374,7 @@ def handshakes():
         }],
         "expect_problems": ["accept-mismatch", "accept-missing", "bad-key", "bad-version",
                             "protocol-not-offered", "extension-not-offered",
-                            "response-without-request"],
+                            "response-without-request", "bad-upgrade-headers"],
     })
 
 
@@ -475,14 +485,33 @@ def deflate_case():
     c.send("c", cf(8, struct.pack("!H", 1000)))
     c.send("s", frame(8, struct.pack("!H", 1000)))
     c.close("s")
+    # RSV1 where RFC 7692 forbids it, then a message that is not deflate data at all; the
+    # connection goes on after each.
+    c = Conn(cap, "10.1.1.1", "10.1.1.2", 52001, 8444, t=1_700_000_010.0, link=113)
+    c.open()
+    c.send("c", request("/z2", extra="Sec-WebSocket-Extensions: permessage-deflate\r\n"))
+    c.send("s", response(extra="Sec-WebSocket-Extensions: permessage-deflate\r\n"))
+    c.send("s", frame(9, "rsv ping", rsv=4))
+    z2 = zlib.compressobj(9, zlib.DEFLATED, -15)
+    c.send("s", frame(1, deflate(b"ab", z2), fin=False, rsv=4) + frame(0, b"\x00", rsv=4))
+    c.send("c", cf(1, b"\xff\xff\xff\xff not deflate", rsv=4))
+    c.send("c", cf(1, "plain after"))
+    c.send("c", cf(8, struct.pack("!H", 1000)))
+    c.send("s", frame(8, struct.pack("!H", 1000)))
+    c.close("s")
     save("crafted-deflate", cap, {
         "description": "permessage-deflate: context takeover, no_context_takeover, fragments, and a bomb; gzip'd pcap, Linux SLL",
         "connections": [{
             "server_port": 8443,
             "messages": msgs + [{"from": "client", "opcode": "binary", "limited": True}],
             "close": {"initiator": "client", "code": 1000, "echoed": True},
+        }, {
+            "server_port": 8444,
+            "close": {"initiator": "client", "code": 1000, "echoed": True},
+            "tcp_end": "fin",
         }],
-        "expect_problems": ["inflate-limit"],
+        "expect_problems": ["inflate-limit", "rsv1-on-control", "rsv1-on-continuation",
+                            "decompress-failed"],
     }, name="capture.pcap.gz", gz=True)
 
 
