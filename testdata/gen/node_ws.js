@@ -1,6 +1,7 @@
 // Node `ws` peers for record.py: prints what each side sent as JSON on stdout.
 const WebSocket = require('ws');
 const port = Number(process.argv[2]);
+const deflate = process.argv[3] !== 'plain';
 const sent = [];
 const crypto = require('crypto');
 const text = (from, t) => sent.push({ from, opcode: 'text', text: t });
@@ -12,10 +13,11 @@ const bin = (from, b) =>
       : { from, opcode: 'binary', bytes_hex: b.toString('hex') },
   );
 
-const big = Buffer.alloc(200000);
+// Over 65535 bytes, so the frame needs the 64-bit length form.
+const big = Buffer.alloc(deflate ? 200000 : 70000);
 for (let i = 0; i < big.length; i++) big[i] = (i * 7) & 0xff;
 
-const wss = new WebSocket.Server({ port, host: '127.0.0.1', perMessageDeflate: { threshold: 0 } });
+const wss = new WebSocket.Server({ port, host: '127.0.0.1', perMessageDeflate: deflate ? { threshold: 0 } : false });
 wss.on('connection', (ws) => {
   let n = 0;
   ws.on('message', (data, isBinary) => {
@@ -34,7 +36,7 @@ wss.on('connection', (ws) => {
 });
 
 const client = new WebSocket(`ws://127.0.0.1:${port}/feed?x=1`, ['chat.v2', 'chat.v1'], {
-  perMessageDeflate: true,
+  perMessageDeflate: deflate,
 });
 client.on('open', () => {
   client.send('alice');

@@ -201,18 +201,18 @@ def py_rejected(port):
 # --- Node ws ------------------------------------------------------------------------------
 
 
-def node_ws(port):
-    """Node `ws` server and client with permessage-deflate, a 200 kB binary message, and a
-    close started by the server with code 4000."""
+def node_ws(port, mode="deflate"):
+    """Node `ws` server and client with permessage-deflate (or without, mode "plain"), a
+    200 kB binary message, and a close started by the server with code 4000."""
     out = subprocess.run(
-        ["node", os.path.join(HERE, "node_ws.js"), str(port)],
+        ["node", os.path.join(HERE, "node_ws.js"), str(port), mode],
         check=True,
         capture_output=True,
         timeout=30,
     )
     sent = json.loads(out.stdout)
     return {
-        "description": "Node ws 8 client and server on loopback, permessage-deflate",
+        "description": f"Node ws 8 client and server on loopback, {mode}",
         "connections": [
             {
                 "server_port": port,
@@ -230,6 +230,7 @@ SCENARIOS = {
     "py-websockets-keepalive-rst": (8767, py_keepalive_rst),
     "py-websockets-rejected": (8768, py_rejected),
     "node-ws-deflate": (8766, node_ws),
+    "node-ws-plain": (8770, lambda port: node_ws(port, "plain")),
 }
 
 if __name__ == "__main__":
