@@ -116,3 +116,27 @@ fn several_files_are_one_run_and_r_is_an_alias() {
         of_type(&recs, "handshake").iter().map(|h| h["stream"].as_u64().unwrap()).collect();
     assert_eq!(streams.len(), 2);
 }
+
+#[test]
+fn limits_have_flags_and_are_reported_when_hit() {
+    // 98 connections through a table of 10: the least recently active are evicted, and the
+    // end record says which limit was hit.
+    let Some(shared) = shared_captures() else { return };
+    let p = shared.join("arkime/arkime_synthetic.pcap");
+    let recs = json_of(&p, &["--all", "--max-connections", "10"]);
+    let end = recs.last().unwrap();
+    assert_eq!(end["limits_hit"], serde_json::json!(["max-connections"]));
+    assert!(end["problems"]["connection-limit"].as_u64().unwrap() >= 88);
+    assert_eq!(end["packets"], 918);
+    assert_eq!(end["connections"], 98, "every connection is still counted");
+    // A compressed message past the inflate limit is cut, not inflated whole.
+    let bomb = testdata("crafted-deflate/capture.pcap.gz");
+    let recs = json_of(&bomb, &["--max-inflate", "100000"]);
+    let limited: Vec<&serde_json::Value> = of_type(&recs, "message")
+        .into_iter()
+        .filter(|m| m["problems"].as_array().unwrap().iter().any(|c| c == "inflate-limit"))
+        .collect();
+    assert_eq!(limited.len(), 1);
+    assert!(limited[0]["len"].as_u64().unwrap() <= 100_000 + 64 * 1024);
+    assert!(recs.last().unwrap()["limits_hit"].as_array().unwrap().contains(&"max-inflate".into()));
+}
