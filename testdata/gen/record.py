@@ -198,6 +198,62 @@ def py_rejected(port):
     }
 
 
+# --- headless Chromium -------------------------------------------------------------------
+
+CHROMIUM_PAGE = """<!doctype html><title>wsdissect</title><script>
+const ws = new WebSocket("ws://127.0.0.1:%d/browser");
+ws.onopen = () => ws.send("hello from chromium");
+ws.onmessage = (e) => { if (e.data === "HELLO FROM CHROMIUM") ws.close(1000, "done"); };
+</script>"""
+
+
+def chromium(port):
+    """A page in headless Chromium talks to a Python websockets server (deflate on both
+    sides, as browsers offer it), then closes with 1000 "done"."""
+    import tempfile
+    from websockets.asyncio.server import serve
+
+    closed = None
+
+    async def handler(ws):
+        async for m in ws:
+            await ws.send(m.upper())
+        closed.set()
+
+    async def main():
+        nonlocal closed
+        closed = asyncio.Event()
+        with tempfile.TemporaryDirectory() as d:
+            page = os.path.join(d, "page.html")
+            with open(page, "w") as f:
+                f.write(CHROMIUM_PAGE % port)
+            async with serve(handler, "127.0.0.1", port, ping_interval=None):
+                browser = await asyncio.create_subprocess_exec(
+                    "chromium", "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+                    "--no-first-run", "--disable-background-networking",
+                    "--disable-component-update", "--disable-sync", f"--user-data-dir={d}/u",
+                    "--remote-debugging-port=0", "file://" + page,
+                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                try:
+                    await asyncio.wait_for(closed.wait(), 30)
+                    await asyncio.sleep(0.5)
+                finally:
+                    browser.kill()
+                    await browser.wait()
+
+    asyncio.run(main())
+    return {
+        "description": "headless Chromium page against a Python websockets server",
+        "connections": [{
+            "server_port": port,
+            "messages": [msg("client", "hello from chromium"),
+                         msg("server", "HELLO FROM CHROMIUM")],
+            "close": {"initiator": "client", "code": 1000, "reason": "done", "echoed": True},
+        }],
+        "expect_problems": [],
+    }
+
+
 # --- Node ws ------------------------------------------------------------------------------
 
 
@@ -230,6 +286,7 @@ SCENARIOS = {
     "py-websockets-keepalive-rst": (8767, py_keepalive_rst),
     "py-websockets-rejected": (8768, py_rejected),
     "node-ws-deflate": (8766, node_ws),
+    "chromium-websockets": (8771, chromium),
     "node-ws-plain": (8770, lambda port: node_ws(port, "plain")),
 }
 
