@@ -1,6 +1,9 @@
-use clap::Parser;
+use clap::{CommandFactory, Parser};
 use std::process::ExitCode;
-use wsdissect::cli::{args::Args, config::Config, exit::ExitStatus, run};
+use wsdissect::cli::args::Args;
+use wsdissect::cli::config::{Action, Config};
+use wsdissect::cli::exit::ExitStatus;
+use wsdissect::cli::{live, run};
 
 fn main() -> ExitCode {
     let args = match Args::try_parse() {
@@ -12,12 +15,46 @@ fn main() -> ExitCode {
             return code.into();
         }
     };
-    let config = match Config::from_args(args) {
-        Ok(c) => c,
+    let action = match Config::from_args(args) {
+        Ok(a) => a,
         Err(msg) => {
             eprintln!("wsdissect: {msg}");
             return ExitStatus::InputError.into();
         }
     };
-    run::run(config).into()
+    match action {
+        Action::Run(config) => run::run(*config).into(),
+        Action::Completions(shell) => {
+            clap_complete::generate(
+                shell,
+                &mut Args::command(),
+                "wsdissect",
+                &mut std::io::stdout(),
+            );
+            ExitStatus::Ok.into()
+        }
+        Action::Man => {
+            let man = clap_mangen::Man::new(Args::command());
+            match man.render(&mut std::io::stdout()) {
+                Ok(()) => ExitStatus::Ok.into(),
+                Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitStatus::Ok.into(),
+                Err(e) => {
+                    eprintln!("wsdissect: {e}");
+                    ExitStatus::InputError.into()
+                }
+            }
+        }
+        Action::ListInterfaces => match live::list_interfaces() {
+            Ok(names) => {
+                for (i, n) in names.iter().enumerate() {
+                    println!("{}. {n}", i + 1);
+                }
+                ExitStatus::Ok.into()
+            }
+            Err(e) => {
+                eprintln!("wsdissect: {e}");
+                ExitStatus::InputError.into()
+            }
+        },
+    }
 }

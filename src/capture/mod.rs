@@ -25,6 +25,11 @@ impl Timestamp {
     pub fn new(secs: i64, nanos: u32) -> Self {
         Timestamp { secs, nanos }
     }
+
+    /// Milliseconds since the epoch (for time windows; not exact past 2^53 ns).
+    pub fn as_millis_f64(self) -> f64 {
+        self.secs as f64 * 1000.0 + f64::from(self.nanos) / 1e6
+    }
 }
 
 /// The resolution a capture recorded its timestamps in; decides how many digits `ts` has.

@@ -4,4 +4,6 @@
 pub mod args;
 pub mod config;
 pub mod exit;
+pub mod live;
+pub mod progress;
 pub mod run;

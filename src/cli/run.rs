@@ -1,72 +1,43 @@
-//! Runs a configured dissection: inputs through the dissector into the chosen sink.
+//! Runs a configured view: packets from the source, through the dissector and the filter,
+//! into the view's sink.
 
-use super::config::Config;
+use super::config::{Config, Source, View};
 use super::exit::ExitStatus;
 use crate::capture::{CaptureError, CaptureReader};
 use crate::dissector::Dissector;
-use crate::event::Event;
 use crate::session::Options;
+use crate::sink::check::CheckSink;
+use crate::sink::conns::ConnsTable;
+use crate::sink::diff::{self, Conversation, DiffRules};
+use crate::sink::filter::Filter;
+use crate::sink::follow::FollowSink;
 use crate::sink::jsonl::{JsonSelect, JsonlSink, PayloadOpts};
+use crate::sink::messages::MessagesTable;
 use crate::sink::table::TableSink;
-use crate::sink::{RunInfo, RunTotals, Sink};
+use crate::sink::{RunInfo, Sink};
 use std::io::{self, BufWriter, IsTerminal, Write};
+use std::path::PathBuf;
 
-/// Keeps only the records the user asked for (`--stream`, `--problems`).
-struct Filter<'a> {
-    inner: &'a mut dyn Sink,
-    streams: Vec<u64>,
-    only_problems: bool,
-}
-
-impl Sink for Filter<'_> {
-    fn begin(&mut self, info: &RunInfo) -> io::Result<()> {
-        self.inner.begin(info)
-    }
-    fn capture_start(&mut self, first: crate::event::Meta) {
-        self.inner.capture_start(first)
-    }
-    fn event(&mut self, ev: &Event<'_>) -> io::Result<()> {
-        if !self.streams.is_empty() && !ev.stream().is_some_and(|s| self.streams.contains(&s)) {
-            return Ok(());
-        }
-        if self.only_problems && ev.problems().is_empty() {
-            return Ok(());
-        }
-        self.inner.event(ev)
-    }
-    fn end(&mut self, totals: &RunTotals) -> io::Result<()> {
-        self.inner.end(totals)
-    }
-}
-
-/// Runs the frames view. Output errors other than a closed pipe are reported; a closed pipe
-/// ends the run quietly with success.
-pub fn run(config: Config) -> ExitStatus {
-    let stdout = io::stdout();
-    let tty = stdout.is_terminal();
-    let lock = stdout.lock();
-    // Line-buffered on a terminal so each frame shows as it completes; block-buffered in pipes.
-    let out: Box<dyn Write> = if tty {
+/// Standard output, line-buffered on a terminal (each record shows as it completes, which
+/// live capture needs too) and block-buffered into pipes.
+fn stdout(line_buffered: bool) -> Box<dyn Write> {
+    let out = io::stdout();
+    let tty = out.is_terminal();
+    let lock = out.lock();
+    if tty || line_buffered {
         Box::new(io::LineWriter::new(lock))
     } else {
         Box::new(BufWriter::with_capacity(256 << 10, lock))
+    }
+}
+
+/// Runs the configured view. A closed output pipe ends the run quietly with success.
+pub fn run(config: Config) -> ExitStatus {
+    let result = match &config.view {
+        View::Diff(_) => run_diff(&config),
+        _ => run_view(&config),
     };
-    let mut sink: Box<dyn Sink> = if config.json {
-        Box::new(JsonlSink::new(
-            out,
-            JsonSelect::frames_view(config.conns),
-            PayloadOpts { max: config.max_payload },
-            config.json_array,
-        ))
-    } else {
-        Box::new(TableSink::new(out, config.table.clone()))
-    };
-    let mut filter = Filter {
-        inner: sink.as_mut(),
-        streams: config.streams.clone(),
-        only_problems: config.only_problems,
-    };
-    match dissect(&config, &mut filter, "frames") {
+    match result {
         Ok(status) => status,
         Err(e) if e.kind() == io::ErrorKind::BrokenPipe => ExitStatus::Ok,
         Err(e) => {
@@ -76,61 +47,166 @@ pub fn run(config: Config) -> ExitStatus {
     }
 }
 
-/// Reads every input through one dissector into `sink`.
-pub fn dissect(config: &Config, sink: &mut dyn Sink, view: &'static str) -> io::Result<ExitStatus> {
-    let info =
-        RunInfo { view, inputs: config.inputs.iter().map(|p| p.display().to_string()).collect() };
+fn run_view(config: &Config) -> io::Result<ExitStatus> {
+    let out = stdout(matches!(config.source, Source::Live(_)));
+    let payload = PayloadOpts { max: config.max_payload };
+    let json = |select: JsonSelect, out: Box<dyn Write>| -> Box<dyn Sink> {
+        Box::new(
+            JsonlSink::new(out, select, payload, config.json_array).normalized(config.normalize),
+        )
+    };
+    let mut filter_spec = config.filter.clone();
+    let status = match &config.view {
+        View::Check(opts) => {
+            let mut sink = CheckSink::new(out, config.json, opts.clone());
+            let status = dissect(config, &config.inputs, &mut Filter::new(&mut sink, filter_spec))?;
+            if status == ExitStatus::Ok && sink.failed {
+                ExitStatus::Problems
+            } else {
+                status
+            }
+        }
+        View::Follow { stream, pretty } => {
+            filter_spec.streams = vec![*stream];
+            if config.json {
+                let mut sink = json(JsonSelect::follow_view(), out);
+                dissect(config, &config.inputs, &mut Filter::new(sink.as_mut(), filter_spec))?
+            } else {
+                let mut sink = FollowSink::new(out, config.table.clone(), *pretty);
+                let status =
+                    dissect(config, &config.inputs, &mut Filter::new(&mut sink, filter_spec))?;
+                if !sink.seen && status == ExitStatus::Ok {
+                    eprintln!("wsdissect: stream {stream} has no WebSocket records in this capture (see `wsdissect conns`)");
+                    return Ok(ExitStatus::InputError);
+                }
+                status
+            }
+        }
+        view => {
+            let mut sink: Box<dyn Sink> = match (view, config.json) {
+                (View::Messages, true) => json(JsonSelect::messages_view(), out),
+                (View::Messages, false) => Box::new(MessagesTable::new(out, config.table.clone())),
+                (View::Conns, true) => json(JsonSelect::conns_view(), out),
+                (View::Conns, false) => Box::new(ConnsTable::new(out, config.table.clone())),
+                (_, true) => json(JsonSelect::frames_view(config.conns), out),
+                (_, false) => Box::new(TableSink::new(out, config.table.clone())),
+            };
+            dissect(config, &config.inputs, &mut Filter::new(sink.as_mut(), filter_spec))?
+        }
+    };
+    Ok(status)
+}
+
+fn run_diff(config: &Config) -> io::Result<ExitStatus> {
+    let View::Diff(opts) = &config.view else { unreachable!("run_diff is only called for diff") };
+    let rules = DiffRules {
+        ignore_json_keys: opts.ignore_json_keys.clone(),
+        order_window_ms: opts.order_window_ms,
+        drop_control: config.normalize,
+        context: opts.context,
+    };
+    let mut sides = Vec::new();
+    for path in [&opts.base, &opts.new] {
+        let mut conv = Conversation::new(rules.clone());
+        let status = dissect(
+            config,
+            std::slice::from_ref(path),
+            &mut Filter::new(&mut conv, config.filter.clone()),
+        )?;
+        if status != ExitStatus::Ok {
+            return Ok(status);
+        }
+        sides.push(conv);
+    }
+    let mut out = stdout(false);
+    let names = (opts.base.display().to_string(), opts.new.display().to_string());
+    let report = diff::report(
+        &mut out,
+        &sides[0],
+        &sides[1],
+        (&names.0, &names.1),
+        config.json,
+        rules.context,
+    )?;
+    Ok(if report.equal { ExitStatus::Ok } else { ExitStatus::Problems })
+}
+
+/// Reads `inputs` (or the live source) through one dissector into `sink`.
+pub fn dissect(config: &Config, inputs: &[PathBuf], sink: &mut dyn Sink) -> io::Result<ExitStatus> {
+    let info = RunInfo {
+        view: config.view.name(),
+        inputs: inputs.iter().map(|p| p.display().to_string()).collect(),
+    };
     sink.begin(&info)?;
     let opts = Options {
         limits: config.limits.clone(),
         keep_frame_payload: true,
         keep_message_payload: true,
     };
-    let mut errors = Vec::new();
+    let mut errors: Vec<String> = Vec::new();
     let totals = {
         let mut dissector = Dissector::new(opts, config.all, sink);
-        let mut seen: u64 = 0;
-        'inputs: for path in &config.inputs {
-            let mut reader = match CaptureReader::open(path) {
-                Ok(r) => r,
-                Err(e) => {
+        match &config.source {
+            Source::Live(live) => {
+                if let Err(e) = super::live::capture(config, live, &mut dissector) {
                     errors.push(e);
-                    break;
-                }
-            };
-            loop {
-                if config.count.is_some_and(|c| seen >= c) {
-                    break 'inputs;
-                }
-                let rec = match reader.next_packet() {
-                    Ok(Some(rec)) => rec,
-                    Ok(None) => break,
-                    Err(e) => {
-                        errors.push(e);
-                        break 'inputs;
-                    }
-                };
-                seen += 1;
-                dissector.packet(&rec)?;
-                for notice in reader.take_notices() {
-                    dissector.capture_notice(notice);
                 }
             }
-            for notice in reader.take_notices() {
-                dissector.capture_notice(notice);
+            Source::Files(_) => {
+                if let Err(e) = read_files(config, inputs, &mut dissector)? {
+                    errors.push(e.to_string());
+                }
             }
         }
         dissector.finish()?
     };
     let mut totals = totals;
-    totals.errors = errors.iter().map(error_line).collect();
+    totals.errors = errors.clone();
     sink.end(&totals)?;
     for e in &errors {
-        eprintln!("wsdissect: {}", error_line(e));
+        eprintln!("wsdissect: {e}");
     }
     Ok(if errors.is_empty() { ExitStatus::Ok } else { ExitStatus::InputError })
 }
 
-fn error_line(e: &CaptureError) -> String {
-    e.to_string()
+/// Feeds every file's packets to the dissector; the outer error is an output error, the
+/// inner one the input error that stopped reading.
+fn read_files(
+    config: &Config,
+    inputs: &[PathBuf],
+    dissector: &mut Dissector<'_>,
+) -> io::Result<Result<(), CaptureError>> {
+    let mut seen: u64 = 0;
+    for path in inputs {
+        let mut reader = match CaptureReader::open(path) {
+            Ok(r) => r,
+            Err(e) => return Ok(Err(e)),
+        };
+        let mut progress = super::progress::Progress::new(config.progress, path);
+        loop {
+            if config.count.is_some_and(|c| seen >= c) {
+                progress.finish();
+                return Ok(Ok(()));
+            }
+            let rec = match reader.next_packet() {
+                Ok(Some(rec)) => rec,
+                Ok(None) => break,
+                Err(e) => {
+                    progress.finish();
+                    return Ok(Err(e));
+                }
+            };
+            seen += 1;
+            dissector.packet(&rec)?;
+            for notice in reader.take_notices() {
+                dissector.capture_notice(notice);
+            }
+            progress.tick(seen, reader.bytes_read());
+        }
+        for notice in reader.take_notices() {
+            dissector.capture_notice(notice);
+        }
+        progress.finish();
+    }
+    Ok(Ok(()))
 }

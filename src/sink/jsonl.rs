@@ -40,6 +40,8 @@ pub struct JsonSelect {
     pub messages: bool,
     pub problems: bool,
     pub connections: bool,
+    /// Control frames as `message` records of their own opcode (the messages view).
+    pub control_messages: bool,
 }
 
 impl JsonSelect {
@@ -53,6 +55,49 @@ impl JsonSelect {
             messages: true,
             problems: true,
             connections: conns,
+            control_messages: false,
+        }
+    }
+
+    /// The messages view: complete messages, control frames as messages, and problems.
+    pub fn messages_view() -> Self {
+        JsonSelect {
+            tcp: false,
+            requests: false,
+            handshakes: false,
+            frames: false,
+            messages: true,
+            problems: false,
+            connections: false,
+            control_messages: true,
+        }
+    }
+
+    /// The conns view: one record per connection.
+    pub fn conns_view() -> Self {
+        JsonSelect {
+            tcp: false,
+            requests: false,
+            handshakes: false,
+            frames: false,
+            messages: false,
+            problems: false,
+            connections: true,
+            control_messages: false,
+        }
+    }
+
+    /// The follow view: one connection's handshake, messages, lifecycle and summary.
+    pub fn follow_view() -> Self {
+        JsonSelect {
+            tcp: true,
+            requests: false,
+            handshakes: true,
+            frames: false,
+            messages: true,
+            problems: true,
+            connections: true,
+            control_messages: true,
         }
     }
 }
@@ -72,15 +117,35 @@ pub struct JsonlSink<W: Write> {
     payload: PayloadOpts,
     /// One JSON array instead of lines (`--json-array`).
     array: bool,
+    /// Drop what varies between recordings of one scenario (`--normalize`).
+    normalize: bool,
     records: u64,
 }
 
 impl<W: Write> JsonlSink<W> {
     pub fn new(out: W, select: JsonSelect, payload: PayloadOpts, array: bool) -> Self {
-        JsonlSink { out, buf: Vec::with_capacity(64 << 10), select, payload, array, records: 0 }
+        JsonlSink {
+            out,
+            buf: Vec::with_capacity(64 << 10),
+            select,
+            payload,
+            array,
+            normalize: false,
+            records: 0,
+        }
+    }
+
+    /// Writes normalized records (see [`super::normalize`]).
+    pub fn normalized(mut self, on: bool) -> Self {
+        self.normalize = on;
+        self
     }
 
     fn flush_record(&mut self) -> io::Result<()> {
+        if self.normalize && !super::normalize::normalize_line(&mut self.buf) {
+            self.buf.clear();
+            return Ok(());
+        }
         if self.array {
             // Turn "{...}\n" into "[{...}" / ",\n{...}".
             if self.buf.last() == Some(&b'\n') {
@@ -116,6 +181,9 @@ impl<W: Write> Sink for JsonlSink<W> {
             Event::Request(r) if s.requests => write_request(buf, r),
             Event::Handshake(r) if s.handshakes => write_handshake(buf, r),
             Event::Frame(r) if s.frames => write_frame(buf, r, self.payload),
+            Event::Frame(r) if s.control_messages && r.opcode >= 8 => {
+                write_control_message(buf, r, self.payload)
+            }
             Event::Message(r) if s.messages => write_message(buf, r, self.payload),
             Event::Problem(r) if s.problems => write_problem(buf, r),
             Event::Connection(r) if s.connections => write_connection(buf, r),
@@ -297,6 +365,30 @@ pub fn write_message(buf: &mut Vec<u8>, r: &MessageRecord<'_>, opts: PayloadOpts
         .u64("wire_len", r.wire_len)
         .u64("len", r.len);
     payload_keys(&mut o, &r.payload, r.is_text, r.payload_missing, opts);
+    problems(&mut o, &r.problems);
+    o.end();
+}
+
+/// A control frame as a message of its own opcode (messages and follow views).
+pub fn write_control_message(buf: &mut Vec<u8>, r: &FrameRecord<'_>, opts: PayloadOpts) {
+    let mut o = Obj::new(buf, "message");
+    o.u64("stream", r.stream)
+        .str("from", r.from.as_str())
+        .u64("packet", r.meta.packet)
+        .u64("first_packet", r.first_packet)
+        .u64("last_packet", r.meta.packet)
+        .ts("ts", r.meta.ts, r.meta.precision)
+        .u64("opcode", r.opcode.into())
+        .str("opcode_name", r.opcode_name)
+        .u64("frames", 1)
+        .bool("compressed", false)
+        .u64("wire_len", r.payload_len)
+        .u64("len", r.payload_len);
+    if r.opcode == 8 {
+        o.opt_u64("close_code", r.close_code.map(u64::from));
+        o.opt_str("close_reason", r.close_reason.as_deref());
+    }
+    payload_keys(&mut o, &r.payload, false, r.payload_missing, opts);
     problems(&mut o, &r.problems);
     o.end();
 }

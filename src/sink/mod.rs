@@ -4,9 +4,16 @@
 //! run totals. A sink returns `Err` only for output errors (a closed pipe ends the run
 //! quietly).
 
+pub mod check;
+pub mod conns;
+pub mod diff;
 pub mod escape;
+pub mod filter;
+pub mod follow;
 pub mod json;
 pub mod jsonl;
+pub mod messages;
+pub mod normalize;
 pub mod table;
 
 use crate::event::{Event, Meta};

@@ -41,6 +41,8 @@ pub struct TableOpts {
     pub hex: bool,
     /// Show no payload at all.
     pub no_payload: bool,
+    /// No packet numbers, times or ports, and no TCP segmentation events (`--normalize`).
+    pub normalize: bool,
 }
 
 impl Default for TableOpts {
@@ -52,15 +54,48 @@ impl Default for TableOpts {
             preview: Some(60),
             hex: true,
             no_payload: false,
+            normalize: false,
         }
     }
 }
 
-const RED: &str = "\x1b[31m";
-const YELLOW: &str = "\x1b[33m";
-const DIM: &str = "\x1b[2m";
-const BOLD: &str = "\x1b[1m";
-const RESET: &str = "\x1b[0m";
+/// The `Time` column of text views (tshark's `-t`).
+#[derive(Clone, Debug)]
+pub struct TimeColumn {
+    format: TimeFormat,
+    first: Option<Timestamp>,
+    prev: Option<Timestamp>,
+}
+
+impl TimeColumn {
+    pub fn new(format: TimeFormat) -> Self {
+        TimeColumn { format, first: None, prev: None }
+    }
+
+    /// The capture's first packet, which relative times count from.
+    pub fn start(&mut self, first: Timestamp) {
+        self.first = Some(first);
+    }
+
+    pub fn format(&mut self, ts: Timestamp) -> String {
+        let first = *self.first.get_or_insert(ts);
+        match self.format {
+            TimeFormat::Relative => secs_between(first, ts),
+            TimeFormat::Delta => {
+                let prev = self.prev.replace(ts).unwrap_or(ts);
+                secs_between(prev, ts)
+            }
+            TimeFormat::Absolute => clock(ts, false),
+            TimeFormat::AbsoluteDate => clock(ts, true),
+        }
+    }
+}
+
+pub const RED: &str = "\x1b[31m";
+pub const YELLOW: &str = "\x1b[33m";
+pub const DIM: &str = "\x1b[2m";
+pub const BOLD: &str = "\x1b[1m";
+pub const RESET: &str = "\x1b[0m";
 
 /// A line not printed yet because the message completed by its frame may follow.
 struct PendingFrame {
@@ -82,8 +117,7 @@ struct Line {
 pub struct TableSink<W: Write> {
     out: W,
     opts: TableOpts,
-    first_ts: Option<Timestamp>,
-    prev_ts: Option<Timestamp>,
+    clock: TimeColumn,
     header_done: bool,
     pending: Option<PendingFrame>,
     buf: String,
@@ -93,9 +127,8 @@ impl<W: Write> TableSink<W> {
     pub fn new(out: W, opts: TableOpts) -> Self {
         TableSink {
             out,
+            clock: TimeColumn::new(opts.time),
             opts,
-            first_ts: None,
-            prev_ts: None,
             header_done: false,
             pending: None,
             buf: String::new(),
@@ -107,10 +140,14 @@ impl<W: Write> TableSink<W> {
             return Ok(());
         }
         self.header_done = true;
-        let mut h = format!(
-            "{:>6} {:>11} {:<22} {:<22} {:<9} {:>6} {}",
-            "No.", "Time", "Source", "Destination", "Protocol", "Length", "Info"
-        );
+        let mut h = if self.opts.normalize {
+            format!("{:<16} {:<16} {:<9} {}", "Source", "Destination", "Protocol", "Info")
+        } else {
+            format!(
+                "{:>6} {:>11} {:<22} {:<22} {:<9} {:>6} {}",
+                "No.", "Time", "Source", "Destination", "Protocol", "Length", "Info"
+            )
+        };
         if let Some(w) = self.opts.width {
             truncate_chars(&mut h, w);
         }
@@ -121,28 +158,26 @@ impl<W: Write> TableSink<W> {
         }
     }
 
-    fn time(&mut self, ts: Timestamp) -> String {
-        let first = *self.first_ts.get_or_insert(ts);
-        match self.opts.time {
-            TimeFormat::Relative => secs_between(first, ts),
-            TimeFormat::Delta => {
-                let prev = self.prev_ts.replace(ts).unwrap_or(ts);
-                secs_between(prev, ts)
-            }
-            TimeFormat::Absolute => clock(ts, false),
-            TimeFormat::AbsoluteDate => clock(ts, true),
-        }
-    }
-
     fn print(&mut self, line: Line) -> io::Result<()> {
         self.header()?;
-        let time = self.time(line.meta.ts);
+        let time = self.clock.format(line.meta.ts);
         self.buf.clear();
-        let _ = write!(
-            self.buf,
-            "{:>6} {:>11} {:<22} {:<22} {:<9} {:>6} {}",
-            line.meta.packet, time, line.src, line.dst, line.proto, line.meta.len, line.info
-        );
+        if self.opts.normalize {
+            let _ = write!(
+                self.buf,
+                "{:<16} {:<16} {:<9} {}",
+                without_port(&line.src),
+                without_port(&line.dst),
+                line.proto,
+                line.info
+            );
+        } else {
+            let _ = write!(
+                self.buf,
+                "{:>6} {:>11} {:<22} {:<22} {:<9} {:>6} {}",
+                line.meta.packet, time, line.src, line.dst, line.proto, line.meta.len, line.info
+            );
+        }
         let mut tail = String::new();
         for p in &line.problems {
             let _ = write!(tail, " [{}]", p.as_str());
@@ -180,37 +215,7 @@ impl<W: Write> TableSink<W> {
     }
 
     fn preview(&self, payload: &[u8], is_text: bool, missing: u64) -> String {
-        if self.opts.no_payload || payload.is_empty() {
-            return String::new();
-        }
-        let limit = self.opts.preview.unwrap_or(usize::MAX);
-        let mut s = String::new();
-        if is_text {
-            let mut esc = String::new();
-            escape_bytes(payload, &mut esc);
-            s.push('"');
-            let cut = push_limited(&mut s, &esc, limit);
-            s.push('"');
-            if cut || missing > 0 {
-                s.push('…');
-            }
-        } else if self.opts.hex {
-            let mut hex = String::with_capacity(payload.len().min(limit) * 2);
-            for b in payload.iter().take(limit / 2 + 1) {
-                let _ = write!(hex, "{b:02x}");
-            }
-            let cut = push_limited(&mut s, &hex, limit);
-            if cut || hex.len() < payload.len() * 2 || missing > 0 {
-                s.push('…');
-            }
-        } else {
-            use base64::Engine;
-            let b64 = base64::engine::general_purpose::STANDARD.encode(payload);
-            if push_limited(&mut s, &b64, limit) || missing > 0 {
-                s.push('…');
-            }
-        }
-        s
+        payload_preview(&self.opts, payload, is_text, missing)
     }
 
     fn frame_line(&self, r: &FrameRecord<'_>) -> Line {
@@ -307,7 +312,43 @@ fn handshake_info(r: &HandshakeRecord) -> String {
     }
 }
 
-fn title(name: &str) -> String {
+/// A payload as text views show it: escaped text in quotes, or hex/base64, cut to the
+/// preview length with `…` when anything is left out.
+pub fn payload_preview(opts: &TableOpts, payload: &[u8], is_text: bool, missing: u64) -> String {
+    if opts.no_payload || payload.is_empty() {
+        return String::new();
+    }
+    let limit = opts.preview.unwrap_or(usize::MAX);
+    let mut s = String::new();
+    if is_text {
+        let mut esc = String::new();
+        escape_bytes(payload, &mut esc);
+        s.push('"');
+        let cut = push_limited(&mut s, &esc, limit);
+        s.push('"');
+        if cut || missing > 0 {
+            s.push('…');
+        }
+    } else if opts.hex {
+        let mut hex = String::with_capacity(payload.len().min(limit) * 2);
+        for b in payload.iter().take(limit / 2 + 1) {
+            let _ = write!(hex, "{b:02x}");
+        }
+        let cut = push_limited(&mut s, &hex, limit);
+        if cut || hex.len() < payload.len() * 2 || missing > 0 {
+            s.push('…');
+        }
+    } else {
+        use base64::Engine;
+        let b64 = base64::engine::general_purpose::STANDARD.encode(payload);
+        if push_limited(&mut s, &b64, limit) || missing > 0 {
+            s.push('…');
+        }
+    }
+    s
+}
+
+pub fn title(name: &str) -> String {
     let mut c = name.chars();
     match c.next() {
         Some(f) => f.to_uppercase().chain(c).collect(),
@@ -321,7 +362,7 @@ fn endpoint_str(e: Option<Endpoint>) -> String {
 
 impl<W: Write> Sink for TableSink<W> {
     fn capture_start(&mut self, first: Meta) {
-        self.first_ts = Some(first.ts);
+        self.clock.start(first.ts);
     }
 
     fn event(&mut self, ev: &Event<'_>) -> io::Result<()> {
@@ -336,6 +377,7 @@ impl<W: Write> Sink for TableSink<W> {
         }
         self.flush_pending()?;
         match ev {
+            Event::Tcp(_) if self.opts.normalize => Ok(()),
             Event::Tcp(r) => {
                 let info = match r.kind {
                     TcpKind::Syn => "[SYN]".to_string(),
@@ -449,13 +491,24 @@ fn push_limited(out: &mut String, s: &str, limit: usize) -> bool {
     }
 }
 
-fn truncate_chars(s: &mut String, width: usize) {
+/// `1.2.3.4:80` → `1.2.3.4`, `[::1]:80` → `::1`.
+pub fn without_port(s: &str) -> &str {
+    if let Some(rest) = s.strip_prefix('[') {
+        return rest.split(']').next().unwrap_or(rest);
+    }
+    match s.rsplit_once(':') {
+        Some((addr, _)) => addr,
+        None => s,
+    }
+}
+
+pub fn truncate_chars(s: &mut String, width: usize) {
     if let Some((i, _)) = s.char_indices().nth(width) {
         s.truncate(i);
     }
 }
 
-fn secs_between(a: Timestamp, b: Timestamp) -> String {
+pub fn secs_between(a: Timestamp, b: Timestamp) -> String {
     let total = (b.secs as i128 * 1_000_000_000 + b.nanos as i128)
         - (a.secs as i128 * 1_000_000_000 + a.nanos as i128);
     let sign = if total < 0 { "-" } else { "" };
@@ -465,7 +518,7 @@ fn secs_between(a: Timestamp, b: Timestamp) -> String {
 
 /// UTC wall-clock time, without a date crate: days since the epoch to a civil date
 /// (Howard Hinnant's algorithm).
-fn clock(ts: Timestamp, with_date: bool) -> String {
+pub fn clock(ts: Timestamp, with_date: bool) -> String {
     let days = ts.secs.div_euclid(86_400);
     let secs = ts.secs.rem_euclid(86_400);
     let (h, m, s) = (secs / 3600, secs % 3600 / 60, secs % 60);

@@ -59,6 +59,20 @@ impl OpCode {
     }
 }
 
+/// The opcode a user names on the command line: a name (`text`, `ping`…) or a number 0–15.
+pub fn opcode_from_name(name: &str) -> Option<u8> {
+    let v = match name.to_ascii_lowercase().as_str() {
+        "continuation" | "cont" => 0,
+        "text" => 1,
+        "binary" => 2,
+        "close" => 8,
+        "ping" => 9,
+        "pong" => 10,
+        other => other.parse::<u8>().ok().filter(|v| *v <= 15)?,
+    };
+    Some(v)
+}
+
 /// Whether an endpoint may send this close code (RFC 6455 §7.4.1, §7.4.2; IANA registry).
 /// 1005, 1006 and 1015 are reserved for reporting and "MUST NOT be set as a status code in a
 /// Close control frame by an endpoint".

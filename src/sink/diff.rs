@@ -1,0 +1,412 @@
+//! The diff view: compares the WebSocket conversations of two captures.
+//!
+//! Each capture is dissected into a [`Conversation`]: its WebSocket connections in order,
+//! each with its handshake outcome and, per direction, the sequence of messages as one-line
+//! renderings (opcode and decoded payload; close code and reason). Timing, masking, ports,
+//! TCP segmentation, fragmentation and compression never enter a rendering, so two
+//! recordings of one scenario compare equal. Ping and pong payloads are left out (peers fill
+//! them with nonces); with `--normalize` pings and pongs are left out altogether, since
+//! timers send them.
+//!
+//! Connections are matched by request path and order: the k-th connection to `/chat` in one
+//! capture is compared with the k-th connection to `/chat` in the other. Message sequences
+//! are compared with the `similar` crate's Myers diff and printed as unified hunks.
+
+use super::escape::escape_bytes;
+use super::json::Obj;
+use super::{RunTotals, Sink};
+use crate::event::Event;
+use crate::tcp::Side;
+use sha1::{Digest, Sha1};
+use similar::{ChangeTag, TextDiff};
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::io::{self, Write};
+
+/// Bytes of a payload kept in a rendering; longer ones end in a digest of the whole.
+const RENDER_KEEP: usize = 2048;
+
+/// What is compared and what is ignored.
+#[derive(Clone, Debug, Default)]
+pub struct DiffRules {
+    pub ignore_json_keys: Vec<String>,
+    pub order_window_ms: Option<f64>,
+    pub drop_control: bool,
+    pub context: usize,
+}
+
+#[derive(Clone, Debug, Default)]
+struct Item {
+    render: String,
+    /// Milliseconds since the epoch, for `--ignore-order` windows.
+    at_ms: f64,
+}
+
+#[derive(Clone, Debug, Default)]
+struct Connection {
+    stream: u64,
+    path: Option<String>,
+    handshake: String,
+    items: [Vec<Item>; 2],
+}
+
+/// One capture's WebSocket conversations, collected as a sink.
+#[derive(Debug, Default)]
+pub struct Conversation {
+    rules: DiffRules,
+    conns: BTreeMap<u64, Connection>,
+    pub messages: u64,
+}
+
+impl Conversation {
+    pub fn new(rules: DiffRules) -> Self {
+        Conversation { rules, conns: BTreeMap::new(), messages: 0 }
+    }
+
+    fn conn(&mut self, stream: u64) -> &mut Connection {
+        self.conns.entry(stream).or_insert_with(|| Connection { stream, ..Default::default() })
+    }
+
+    fn render_payload(&self, payload: &[u8], is_text: bool, missing: u64) -> String {
+        let mut s = String::new();
+        if is_text {
+            let canonical = if self.rules.ignore_json_keys.is_empty() {
+                None
+            } else {
+                canonical_json(payload, &self.rules.ignore_json_keys)
+            };
+            let text = canonical.as_deref().map(str::as_bytes).unwrap_or(payload);
+            s.push('"');
+            escape_bytes(&text[..text.len().min(RENDER_KEEP)], &mut s);
+            s.push('"');
+            if text.len() > RENDER_KEEP {
+                let _ = write!(s, "… ({} bytes, sha1 {})", text.len(), short_sha1(text));
+            }
+        } else {
+            for b in payload.iter().take(64) {
+                let _ = write!(s, "{b:02x}");
+            }
+            if payload.len() > 64 {
+                let _ = write!(s, "… ({} bytes, sha1 {})", payload.len(), short_sha1(payload));
+            }
+        }
+        if missing > 0 {
+            let _ = write!(s, " (+{missing} bytes not kept)");
+        }
+        s
+    }
+
+    fn push(&mut self, stream: u64, from: Side, at_ms: f64, render: String) {
+        self.messages += 1;
+        let side = from as usize;
+        self.conn(stream).items[side].push(Item { render, at_ms });
+    }
+}
+
+fn short_sha1(b: &[u8]) -> String {
+    let d = Sha1::digest(b);
+    d.iter().take(6).map(|x| format!("{x:02x}")).collect()
+}
+
+/// The JSON text with the ignored keys removed at every depth, keys in their original order;
+/// `None` when the text is not JSON.
+pub fn canonical_json(payload: &[u8], ignore: &[String]) -> Option<String> {
+    fn strip(v: &mut serde_json::Value, ignore: &[String]) {
+        match v {
+            serde_json::Value::Object(m) => {
+                m.retain(|k, _| !ignore.iter().any(|i| i == k));
+                m.values_mut().for_each(|v| strip(v, ignore));
+            }
+            serde_json::Value::Array(a) => a.iter_mut().for_each(|v| strip(v, ignore)),
+            _ => {}
+        }
+    }
+    let mut v: serde_json::Value = serde_json::from_slice(payload).ok()?;
+    strip(&mut v, ignore);
+    serde_json::to_string(&v).ok()
+}
+
+impl Sink for Conversation {
+    fn event(&mut self, ev: &Event<'_>) -> io::Result<()> {
+        match ev {
+            Event::Handshake(h) => {
+                let mut s = format!(
+                    "{} {}",
+                    h.method.as_deref().unwrap_or("?"),
+                    h.path.as_deref().unwrap_or("?")
+                );
+                match h.status {
+                    Some(st) => {
+                        let _ = write!(s, " → {st}");
+                    }
+                    None => s.push_str(" → no response"),
+                }
+                if let Some(p) = &h.protocol {
+                    let _ = write!(s, " protocol={p}");
+                }
+                if let Some(e) = &h.extensions {
+                    let _ = write!(s, " extensions={e}");
+                }
+                if h.accept_ok == Some(false) {
+                    s.push_str(" accept=MISMATCH");
+                }
+                let mut esc = String::new();
+                escape_bytes(s.as_bytes(), &mut esc);
+                let c = self.conn(h.stream);
+                c.path = h.path.clone();
+                c.handshake = esc;
+            }
+            Event::Message(m) => {
+                let mut r = m.opcode_name.to_string();
+                r.push(' ');
+                r.push_str(&self.render_payload(&m.payload, m.is_text, m.payload_missing));
+                self.push(m.stream, m.from, m.meta.ts.as_millis_f64(), r);
+            }
+            Event::Frame(f) if f.opcode == 8 => {
+                let mut r =
+                    format!("close {}", f.close_code.map(|c| c.to_string()).unwrap_or("-".into()));
+                if let Some(reason) = f.close_reason.as_deref() {
+                    let _ = write!(r, " {}", self.render_payload(reason.as_bytes(), true, 0));
+                }
+                self.push(f.stream, f.from, f.meta.ts.as_millis_f64(), r);
+            }
+            Event::Frame(f) if f.opcode >= 9 && !self.rules.drop_control => {
+                self.push(f.stream, f.from, f.meta.ts.as_millis_f64(), f.opcode_name.to_string());
+            }
+            Event::Connection(c) if c.websocket => {
+                self.conn(c.stream);
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    fn end(&mut self, _totals: &RunTotals) -> io::Result<()> {
+        if let Some(window) = self.rules.order_window_ms {
+            for c in self.conns.values_mut() {
+                for items in &mut c.items {
+                    sort_within_windows(items, window);
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Items closer than `window` ms to their predecessor form a group whose order is ignored
+/// (sorted by rendering).
+fn sort_within_windows(items: &mut [Item], window: f64) {
+    let mut start = 0;
+    for i in 1..=items.len() {
+        let split = i == items.len() || items[i].at_ms - items[i - 1].at_ms >= window;
+        if split {
+            items[start..i].sort_by(|a, b| a.render.cmp(&b.render));
+            start = i;
+        }
+    }
+}
+
+/// The outcome of comparing two conversations.
+pub struct DiffReport {
+    pub equal: bool,
+}
+
+/// Pairs connections by path and order: (base, new), either may be missing.
+fn pair(base: &Conversation, new: &Conversation) -> Vec<(Option<u64>, Option<u64>)> {
+    let mut by_path: BTreeMap<Option<String>, Vec<u64>> = BTreeMap::new();
+    for c in new.conns.values() {
+        by_path.entry(c.path.clone()).or_default().push(c.stream);
+    }
+    let mut taken: BTreeMap<Option<String>, usize> = BTreeMap::new();
+    let mut pairs = Vec::new();
+    for c in base.conns.values() {
+        let k = taken.entry(c.path.clone()).or_insert(0);
+        let other = by_path.get(&c.path).and_then(|v| v.get(*k)).copied();
+        if other.is_some() {
+            *k += 1;
+        }
+        pairs.push((Some(c.stream), other));
+    }
+    for (path, streams) in &by_path {
+        let used = taken.get(path).copied().unwrap_or(0);
+        for s in streams.iter().skip(used) {
+            pairs.push((None, Some(*s)));
+        }
+    }
+    pairs
+}
+
+fn lines(items: &[Item]) -> Vec<&str> {
+    items.iter().map(|i| i.render.as_str()).collect()
+}
+
+/// Writes the report (text or JSON Lines) and says whether the conversations are equal.
+pub fn report(
+    out: &mut dyn Write,
+    base: &Conversation,
+    new: &Conversation,
+    names: (&str, &str),
+    json: bool,
+    context: usize,
+) -> io::Result<DiffReport> {
+    let mut equal = true;
+    let mut differing = 0u64;
+    let pairs = pair(base, new);
+    if !json {
+        writeln!(out, "--- {}", names.0)?;
+        writeln!(out, "+++ {}", names.1)?;
+    }
+    for (b, n) in &pairs {
+        let bc = b.and_then(|s| base.conns.get(&s));
+        let nc = n.and_then(|s| new.conns.get(&s));
+        let path =
+            bc.or(nc).and_then(|c| c.path.clone()).unwrap_or_else(|| "(no handshake)".into());
+        let mut esc_path = String::new();
+        escape_bytes(path.as_bytes(), &mut esc_path);
+        let title = format!(
+            "connection {esc_path} (base stream {}, new stream {})",
+            b.map(|s| s.to_string()).unwrap_or("-".into()),
+            n.map(|s| s.to_string()).unwrap_or("-".into())
+        );
+        let (Some(bc), Some(nc)) = (bc, nc) else {
+            equal = false;
+            differing += 1;
+            let only = if bc.is_some() { "only in base" } else { "only in new" };
+            let c = bc.or(nc).expect("one side of a pair exists");
+            if json {
+                let mut buf = Vec::new();
+                Obj::new(&mut buf, "diff")
+                    .str("path", &path)
+                    .opt_u64("base_stream", *b)
+                    .opt_u64("new_stream", *n)
+                    .str("status", if bc.is_some() { "only-base" } else { "only-new" })
+                    .u64("messages", (c.items[0].len() + c.items[1].len()) as u64)
+                    .end();
+                out.write_all(&buf)?;
+            } else {
+                let sign = if bc.is_some() { '-' } else { '+' };
+                writeln!(out, "@@ {title}: {only} @@")?;
+                writeln!(out, "{sign} handshake {}", c.handshake)?;
+                for (side, arrow) in [(0, "→"), (1, "←")] {
+                    for i in &c.items[side] {
+                        writeln!(out, "{sign} {arrow} {}", i.render)?;
+                    }
+                }
+            }
+            continue;
+        };
+        let mut changes: Vec<(String, &'static str, String)> = Vec::new();
+        let mut hunks = String::new();
+        if bc.handshake != nc.handshake {
+            changes.push(("handshake".into(), "delete", bc.handshake.clone()));
+            changes.push(("handshake".into(), "insert", nc.handshake.clone()));
+            let _ = writeln!(hunks, "- handshake {}\n+ handshake {}", bc.handshake, nc.handshake);
+        }
+        for (side, arrow, name) in [(0, "→", "client"), (1, "←", "server")] {
+            let (old, new_lines) = (lines(&bc.items[side]), lines(&nc.items[side]));
+            if old == new_lines {
+                continue;
+            }
+            let d = TextDiff::configure().diff_slices(&old, &new_lines);
+            for group in d.grouped_ops(context) {
+                let first = group.first().map(|o| o.old_range().start).unwrap_or(0);
+                let _ = writeln!(hunks, "@@ {arrow} {name} messages from #{} @@", first + 1);
+                for op in &group {
+                    for ch in d.iter_changes(op) {
+                        let (sign, tag) = match ch.tag() {
+                            ChangeTag::Equal => (' ', "equal"),
+                            ChangeTag::Delete => ('-', "delete"),
+                            ChangeTag::Insert => ('+', "insert"),
+                        };
+                        let _ = writeln!(hunks, "{sign} {arrow} {}", ch.value());
+                        if tag != "equal" {
+                            changes.push((name.into(), tag, ch.value().to_string()));
+                        }
+                    }
+                }
+            }
+        }
+        if changes.is_empty() {
+            continue;
+        }
+        equal = false;
+        differing += 1;
+        if json {
+            let mut buf = Vec::new();
+            Obj::new(&mut buf, "diff")
+                .str("path", &path)
+                .opt_u64("base_stream", *b)
+                .opt_u64("new_stream", *n)
+                .str("status", "different")
+                .raw("changes", |buf| {
+                    buf.push(b'[');
+                    for (i, (dir, tag, item)) in changes.iter().enumerate() {
+                        if i > 0 {
+                            buf.push(b',');
+                        }
+                        Obj::nested(buf)
+                            .str("direction", dir)
+                            .str("change", tag)
+                            .str("item", item)
+                            .close();
+                    }
+                    buf.push(b']');
+                })
+                .end();
+            out.write_all(&buf)?;
+        } else {
+            writeln!(out, "@@ {title} @@")?;
+            out.write_all(hunks.as_bytes())?;
+        }
+    }
+    let summary = format!(
+        "{} connections and {} messages in base, {} and {} in new; {differing} connections differ",
+        base.conns.len(),
+        base.messages,
+        new.conns.len(),
+        new.messages
+    );
+    if json {
+        let mut buf = Vec::new();
+        Obj::new(&mut buf, "diff-summary")
+            .bool("equal", equal)
+            .u64("base_connections", base.conns.len() as u64)
+            .u64("new_connections", new.conns.len() as u64)
+            .u64("base_messages", base.messages)
+            .u64("new_messages", new.messages)
+            .u64("differing_connections", differing)
+            .end();
+        out.write_all(&buf)?;
+    } else if equal {
+        writeln!(out, "no differences: {summary}")?;
+    } else {
+        writeln!(out, "DIFFERENT: {summary}")?;
+    }
+    out.flush()?;
+    Ok(DiffReport { equal })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ignored_json_keys_go_at_every_depth() {
+        let ignore = vec!["id".to_string(), "ts".to_string()];
+        assert_eq!(
+            canonical_json(br#"{"id":1,"a":{"ts":5,"b":[{"id":2,"c":3}]}}"#, &ignore).unwrap(),
+            r#"{"a":{"b":[{"c":3}]}}"#
+        );
+        assert!(canonical_json(b"not json", &ignore).is_none());
+    }
+
+    #[test]
+    fn order_is_ignored_only_within_a_window() {
+        let mk = |r: &str, at| Item { render: r.into(), at_ms: at };
+        let mut v =
+            vec![mk("b", 0.0), mk("a", 10.0), mk("d", 5000.0), mk("c", 5001.0), mk("e", 9000.0)];
+        sort_within_windows(&mut v, 100.0);
+        let got: Vec<&str> = v.iter().map(|i| i.render.as_str()).collect();
+        assert_eq!(got, ["a", "b", "c", "d", "e"]);
+    }
+}

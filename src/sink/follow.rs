@@ -1,0 +1,312 @@
+//! The follow view: one connection as a transcript, like Wireshark's Follow WebSocket
+//! Stream — the handshake, every message whole (text as text, binary as a hex dump, JSON
+//! pretty-printed with `--pretty`), control frames, TCP lifecycle and a closing summary.
+//! The stream is selected by the filter in front of this sink.
+
+use super::conns::{close_summary, human_bytes, rtt_summary, tcp_end_summary};
+use super::escape::{escape_bytes, escape_text};
+use super::messages::{arrow, close_text, control_is_text, ratio};
+use super::table::{payload_preview, without_port, TableOpts, TimeColumn};
+use super::{RunTotals, Sink};
+use crate::event::{Event, Meta, TcpKind};
+use std::fmt::Write as _;
+use std::io::{self, Write};
+
+pub struct FollowSink<W: Write> {
+    out: W,
+    opts: TableOpts,
+    pretty: bool,
+    clock: TimeColumn,
+    /// Whether anything of the stream was seen (the run fails when not).
+    pub seen: bool,
+}
+
+/// Client and server of a record, when it names them.
+fn ends(ev: &Event<'_>) -> Option<(String, String)> {
+    let pick =
+        |from: crate::tcp::Side, src: crate::tcp::Endpoint, dst: crate::tcp::Endpoint| match from {
+            crate::tcp::Side::Client => (src.to_string(), dst.to_string()),
+            crate::tcp::Side::Server => (dst.to_string(), src.to_string()),
+        };
+    match ev {
+        Event::Tcp(r) => Some(pick(r.from, r.src, r.dst)),
+        Event::Handshake(h) => Some((h.client?.to_string(), h.server?.to_string())),
+        Event::Frame(f) => Some(pick(f.from, f.src, f.dst)),
+        Event::Message(m) => Some(pick(m.from, m.src, m.dst)),
+        Event::Connection(c) => Some((c.client.to_string(), c.server.to_string())),
+        _ => None,
+    }
+}
+
+impl<W: Write> FollowSink<W> {
+    pub fn new(out: W, opts: TableOpts, pretty: bool) -> Self {
+        FollowSink { out, clock: TimeColumn::new(opts.time), opts, pretty, seen: false }
+    }
+
+    fn stamp(&mut self, meta: Meta) -> String {
+        if self.opts.normalize {
+            String::new()
+        } else {
+            format!("[{}] ", self.clock.format(meta.ts))
+        }
+    }
+
+    /// Payload lines, indented; text keeps its line breaks but nothing else that moves the
+    /// cursor.
+    fn body(&mut self, payload: &[u8], is_text: bool, missing: u64) -> io::Result<()> {
+        if self.opts.no_payload || payload.is_empty() {
+            return Ok(());
+        }
+        if is_text {
+            let pretty = if self.pretty { pretty_json(payload) } else { None };
+            let text = match &pretty {
+                Some(p) => p.as_bytes(),
+                None => payload,
+            };
+            for line in text.split(|&b| b == b'\n') {
+                let mut esc = String::new();
+                escape_bytes(line, &mut esc);
+                writeln!(self.out, "    {esc}")?;
+            }
+        } else if self.opts.hex {
+            hexdump(&mut self.out, payload)?;
+        } else {
+            let b64 = payload_preview(
+                &TableOpts { preview: None, ..self.opts.clone() },
+                payload,
+                false,
+                0,
+            );
+            writeln!(self.out, "    {b64}")?;
+        }
+        if missing > 0 {
+            writeln!(self.out, "    … {missing} more bytes not kept (--max-message)")?;
+        }
+        Ok(())
+    }
+}
+
+/// Pretty-printed JSON when the text is a JSON object or array.
+pub fn pretty_json(payload: &[u8]) -> Option<String> {
+    let first = payload.iter().find(|b| !b.is_ascii_whitespace())?;
+    if *first != b'{' && *first != b'[' {
+        return None;
+    }
+    let v: serde_json::Value = serde_json::from_slice(payload).ok()?;
+    serde_json::to_string_pretty(&v).ok()
+}
+
+/// `xxd`-style dump: offset, 16 bytes in hex, printable ASCII.
+pub fn hexdump(out: &mut dyn Write, bytes: &[u8]) -> io::Result<()> {
+    for (i, chunk) in bytes.chunks(16).enumerate() {
+        let mut line = format!("    {:08x}  ", i * 16);
+        for j in 0..16 {
+            match chunk.get(j) {
+                Some(b) => {
+                    let _ = write!(line, "{b:02x} ");
+                }
+                None => line.push_str("   "),
+            }
+            if j == 7 {
+                line.push(' ');
+            }
+        }
+        line.push_str(" |");
+        line.extend(chunk.iter().map(|&b| if (0x20..0x7f).contains(&b) { b as char } else { '.' }));
+        line.push('|');
+        writeln!(out, "{line}")?;
+    }
+    Ok(())
+}
+
+impl<W: Write> Sink for FollowSink<W> {
+    fn capture_start(&mut self, first: Meta) {
+        self.clock.start(first.ts);
+    }
+
+    fn event(&mut self, ev: &Event<'_>) -> io::Result<()> {
+        if !self.seen {
+            if let (Some(stream), Some((client, server))) = (ev.stream(), ends(ev)) {
+                self.seen = true;
+                let (client, server) = if self.opts.normalize {
+                    (without_port(&client).to_string(), without_port(&server).to_string())
+                } else {
+                    (client, server)
+                };
+                writeln!(self.out, "=== stream {stream}: client {client} ⇄ server {server} ===")?;
+            }
+        }
+        match ev {
+            Event::Handshake(h) => {
+                let t = self.stamp(h.meta);
+                // The request's own time is not in the record; its line is left unstamped.
+                let pad = " ".repeat(t.chars().count());
+                let mut req = String::new();
+                escape_text(
+                    &format!(
+                        "{} {} HTTP/1.1  Host: {}",
+                        h.method.as_deref().unwrap_or("?"),
+                        h.path.as_deref().unwrap_or("?"),
+                        h.host.as_deref().unwrap_or("-")
+                    ),
+                    &mut req,
+                );
+                writeln!(self.out, "{pad}→ {req}")?;
+                let mut offers = String::new();
+                if !h.protocols_offered.is_empty() {
+                    let _ = write!(offers, " protocols: {}", h.protocols_offered.join(", "));
+                }
+                if let Some(e) = &h.extensions_offered {
+                    let _ = write!(offers, " extensions: {e}");
+                }
+                if !offers.is_empty() {
+                    let mut esc = String::new();
+                    escape_text(offers.trim_start(), &mut esc);
+                    writeln!(self.out, "    offers {esc}")?;
+                }
+                let mut resp = String::new();
+                match h.status {
+                    Some(status) => {
+                        let accept = match h.accept_ok {
+                            Some(true) => "accept ok",
+                            Some(false) => "accept MISMATCH",
+                            None => "no accept",
+                        };
+                        let _ = write!(
+                            resp,
+                            "{status} {} ({accept}",
+                            h.reason.as_deref().unwrap_or("")
+                        );
+                        if let Some(p) = &h.protocol {
+                            let _ = write!(resp, ", protocol {p}");
+                        }
+                        if let Some(e) = &h.extensions {
+                            let _ = write!(resp, ", {e}");
+                        }
+                        resp.push(')');
+                    }
+                    None => resp.push_str("(no response)"),
+                }
+                let mut esc = String::new();
+                escape_text(&resp, &mut esc);
+                writeln!(self.out, "{t}← {esc}")?;
+                for p in &h.problems {
+                    writeln!(self.out, "    ! {p}: {}", p.meaning())?;
+                }
+                Ok(())
+            }
+            Event::Message(m) => {
+                let t = self.stamp(m.meta);
+                let mut head =
+                    format!("{t}{} {} {}", arrow(m.from), m.opcode_name, human_bytes(m.len));
+                if m.compressed {
+                    let _ = write!(
+                        head,
+                        " (deflated {}, {})",
+                        human_bytes(m.wire_len),
+                        ratio(true, m.wire_len, m.len)
+                    );
+                }
+                if m.frames > 1 {
+                    let _ = write!(head, " in {} frames", m.frames);
+                }
+                for p in &m.problems {
+                    let _ = write!(head, " [{p}]");
+                }
+                writeln!(self.out, "{head}")?;
+                self.body(&m.payload, m.is_text, m.payload_missing)
+            }
+            Event::Frame(f) if f.opcode >= 8 => {
+                let t = self.stamp(f.meta);
+                let mut head = format!("{t}{} {}", arrow(f.from), f.opcode_name);
+                if f.opcode == 8 {
+                    let _ = write!(head, " {}", close_text(&self.opts, f));
+                } else if !f.payload.is_empty() {
+                    let p = payload_preview(
+                        &self.opts,
+                        &f.payload,
+                        control_is_text(&f.payload),
+                        f.payload_missing,
+                    );
+                    let _ = write!(head, " {p}");
+                }
+                for p in &f.problems {
+                    let _ = write!(head, " [{p}]");
+                }
+                writeln!(self.out, "{head}")
+            }
+            Event::Tcp(r) if !self.opts.normalize => {
+                let what = match r.kind {
+                    TcpKind::Syn => "[SYN]".to_string(),
+                    TcpKind::Fin => "[FIN]".into(),
+                    TcpKind::Rst => "[RST]".into(),
+                    TcpKind::Gap => format!("[TCP gap: {} bytes missing]", r.bytes.unwrap_or(0)),
+                    TcpKind::Keepalive => "[TCP Keep-Alive]".into(),
+                    _ => return Ok(()),
+                };
+                let t = self.stamp(r.meta);
+                writeln!(self.out, "{t}{} {what}", arrow(r.from))
+            }
+            Event::Problem(p) => {
+                let t = self.stamp(p.meta);
+                let mut detail = String::new();
+                escape_text(&p.detail, &mut detail);
+                writeln!(self.out, "{t}! {}: {detail}", p.code)
+            }
+            Event::Connection(c) => {
+                let rtt = match rtt_summary(&c.rtts_ms) {
+                    Some((lo, mid, hi)) if !self.opts.normalize => {
+                        format!(" · RTT {lo:.2}/{mid:.2}/{hi:.2} ms")
+                    }
+                    _ => String::new(),
+                };
+                let problems = if c.problems.is_empty() {
+                    "none".to_string()
+                } else {
+                    c.problems.iter().map(|p| p.as_str()).collect::<Vec<_>>().join(", ")
+                };
+                writeln!(
+                    self.out,
+                    "=== end: close {} · TCP {} · → {} msgs {} · ← {} msgs {}{rtt} · problems: {problems} ===",
+                    close_summary(c.close.as_ref()),
+                    tcp_end_summary(c),
+                    c.client_stats.messages,
+                    human_bytes(c.client_stats.app_bytes),
+                    c.server_stats.messages,
+                    human_bytes(c.server_stats.app_bytes),
+                )
+            }
+            _ => Ok(()),
+        }
+    }
+
+    fn end(&mut self, totals: &RunTotals) -> io::Result<()> {
+        for e in &totals.errors {
+            writeln!(self.out, "# {e}")?;
+        }
+        self.out.flush()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hexdump_has_offsets_and_ascii() {
+        let mut out = Vec::new();
+        hexdump(&mut out, b"hello, world! \x00\x01\xffmore").unwrap();
+        let s = String::from_utf8(out).unwrap();
+        assert_eq!(
+            s,
+            "    00000000  68 65 6c 6c 6f 2c 20 77  6f 72 6c 64 21 20 00 01  |hello, world! ..|\n    00000010  ff 6d 6f 72 65                                    |.more|\n"
+        );
+    }
+
+    #[test]
+    fn only_objects_and_arrays_are_pretty_printed() {
+        assert_eq!(pretty_json(br#"{"a":[1,2]}"#).unwrap(), "{\n  \"a\": [\n    1,\n    2\n  ]\n}");
+        assert!(pretty_json(b"42").is_none());
+        assert!(pretty_json(b"{broken").is_none());
+    }
+}
