@@ -9,15 +9,28 @@ need_apt=()
 dpkg -s libpcap-dev >/dev/null 2>&1 || need_apt+=(libpcap-dev)
 command -v python3 >/dev/null 2>&1 || need_apt+=(python3)
 
-if [ ${#need_apt[@]} -gt 0 ]; then
-    if [ "$(id -u)" -ne 0 ]; then
-        SUDO=sudo
-    else
-        SUDO=
-    fi
-    echo "setup: installing ${need_apt[*]}" >&2
+if [ "$(id -u)" -ne 0 ]; then
+    SUDO=sudo
+else
+    SUDO=
+fi
+apt_install() {
+    echo "setup: installing $*" >&2
     $SUDO apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need_apt[@]}" >/dev/null
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "$@" >/dev/null
+}
+
+if [ ${#need_apt[@]} -gt 0 ]; then
+    apt_install "${need_apt[@]}"
+fi
+
+# Python `websockets` (13 or later, for its asyncio API): the real peers of the live-capture
+# test (tests/live.rs). Debian's python3-websockets is older, so it comes from pip.
+if ! python3 -c 'import websockets.asyncio.server' >/dev/null 2>&1; then
+    python3 -m pip --version >/dev/null 2>&1 || apt_install python3-pip
+    echo "setup: installing Python websockets with pip" >&2
+    python3 -m pip install --quiet 'websockets>=13' 2>/dev/null ||
+        python3 -m pip install --quiet --break-system-packages 'websockets>=13'
 fi
 
 if command -v rustup >/dev/null 2>&1; then

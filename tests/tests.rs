@@ -3,5 +3,6 @@
 mod cases;
 mod cli;
 mod groundtruth;
+mod live;
 mod shared;
 mod util;

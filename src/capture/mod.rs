@@ -3,13 +3,18 @@
 //! Reads pcap (micro/nanosecond, either byte order), pcapng (several sections, several
 //! interfaces, `if_tsresol`/`if_tsoffset`), gzip-compressed captures of either (detected by
 //! magic bytes), from a file or standard input, streaming through a bounded buffer: a capture
-//! is never read whole into memory.
+//! is never read whole into memory. With the `live` feature, also from a network interface
+//! through libpcap (`live`). `writer` writes records back to a pcap/pcapng file (`-w`).
 
 pub mod linktype;
+#[cfg(feature = "live")]
+pub mod live;
 pub mod reader;
+pub mod writer;
 
 pub use linktype::LinkType;
 pub use reader::CaptureReader;
+pub use writer::PcapWriter;
 
 use std::path::PathBuf;
 

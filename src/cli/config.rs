@@ -123,6 +123,9 @@ impl Config {
             }
             Some(ViewCmd::Check { files, check }) => (View::Check(check_opts(check)?), files.files),
             Some(ViewCmd::Diff { base, new, diff }) => {
+                if common.write.is_some() {
+                    return Err("-w writes one capture; diff reads two".into());
+                }
                 (View::Diff(diff_opts(base.clone(), new.clone(), diff)), vec![base, new])
             }
             Some(ViewCmd::Completions { shell }) => return Ok(Action::Completions(shell)),

@@ -3,7 +3,7 @@
 
 use super::config::{Config, Source, View};
 use super::exit::ExitStatus;
-use crate::capture::{CaptureError, CaptureReader};
+use crate::capture::{CaptureReader, PcapWriter};
 use crate::dissector::Dissector;
 use crate::session::Options;
 use crate::sink::check::CheckSink;
@@ -133,6 +133,19 @@ fn run_diff(config: &Config) -> io::Result<ExitStatus> {
 
 /// Reads `inputs` (or the live source) through one dissector into `sink`.
 pub fn dissect(config: &Config, inputs: &[PathBuf], sink: &mut dyn Sink) -> io::Result<ExitStatus> {
+    // A live source is opened before any output: a wrong interface, permission or filter is
+    // one line on standard error.
+    let mut live = match &config.source {
+        Source::Live(opts) => match super::live::open(config, opts) {
+            Ok(cap) => Some(cap),
+            Err(e) => {
+                eprintln!("wsdissect: {e}");
+                return Ok(ExitStatus::InputError);
+            }
+        },
+        Source::Files(_) => None,
+    };
+    let mut live_outcome = None;
     let info = RunInfo {
         view: config.view.name(),
         inputs: inputs.iter().map(|p| p.display().to_string()).collect(),
@@ -146,21 +159,24 @@ pub fn dissect(config: &Config, inputs: &[PathBuf], sink: &mut dyn Sink) -> io::
     let mut errors: Vec<String> = Vec::new();
     let totals = {
         let mut dissector = Dissector::new(opts, config.all, sink);
-        match &config.source {
-            Source::Live(live) => {
-                if let Err(e) = super::live::capture(config, live, &mut dissector) {
-                    errors.push(e);
-                }
+        match live.take() {
+            Some(cap) => {
+                let outcome = super::live::capture(config, cap, &mut dissector)?;
+                errors.extend(outcome.error.clone());
+                live_outcome = Some(outcome);
             }
-            Source::Files(_) => {
+            None => {
                 if let Err(e) = read_files(config, inputs, &mut dissector)? {
-                    errors.push(e.to_string());
+                    errors.push(e);
                 }
             }
         }
         dissector.finish()?
     };
     let mut totals = totals;
+    if let Some(o) = &live_outcome {
+        o.record(&mut totals);
+    }
     totals.errors = errors.clone();
     sink.end(&totals)?;
     for e in &errors {
@@ -169,18 +185,33 @@ pub fn dissect(config: &Config, inputs: &[PathBuf], sink: &mut dyn Sink) -> io::
     Ok(if errors.is_empty() { ExitStatus::Ok } else { ExitStatus::InputError })
 }
 
-/// Feeds every file's packets to the dissector; the outer error is an output error, the
-/// inner one the input error that stopped reading.
+/// Feeds every file's packets to the dissector (and to the `-w` file); the outer error is an
+/// output error, the inner one the input (or `-w`) error that stopped reading.
 fn read_files(
     config: &Config,
     inputs: &[PathBuf],
     dissector: &mut Dissector<'_>,
-) -> io::Result<Result<(), CaptureError>> {
+) -> io::Result<Result<(), String>> {
+    let mut writer = match config.write.as_deref().map(PcapWriter::create).transpose() {
+        Ok(w) => w,
+        Err(e) => return Ok(Err(e.to_string())),
+    };
+    let result = read_files_into(config, inputs, dissector, writer.as_mut())?;
+    let finished = writer.map_or(Ok(()), |w| w.finish(None)).map_err(|e| e.to_string());
+    Ok(result.and(finished))
+}
+
+fn read_files_into(
+    config: &Config,
+    inputs: &[PathBuf],
+    dissector: &mut Dissector<'_>,
+    mut writer: Option<&mut PcapWriter>,
+) -> io::Result<Result<(), String>> {
     let mut seen: u64 = 0;
     for path in inputs {
         let mut reader = match CaptureReader::open(path) {
             Ok(r) => r,
-            Err(e) => return Ok(Err(e)),
+            Err(e) => return Ok(Err(e.to_string())),
         };
         let mut progress = super::progress::Progress::new(config.progress, path);
         loop {
@@ -193,10 +224,16 @@ fn read_files(
                 Ok(None) => break,
                 Err(e) => {
                     progress.finish();
-                    return Ok(Err(e));
+                    return Ok(Err(e.to_string()));
                 }
             };
             seen += 1;
+            if let Some(w) = writer.as_deref_mut() {
+                if let Err(e) = w.write(&rec) {
+                    progress.finish();
+                    return Ok(Err(e.to_string()));
+                }
+            }
             dissector.packet(&rec)?;
             for notice in reader.take_notices() {
                 dissector.capture_notice(notice);

@@ -485,8 +485,8 @@ pub fn write_connection(buf: &mut Vec<u8>, r: &ConnectionRecord) {
 
 pub fn write_end(buf: &mut Vec<u8>, t: &RunTotals) {
     let a = &t.accounting;
-    Obj::new(buf, "end")
-        .u64("packets", t.packets)
+    let mut obj = Obj::new(buf, "end");
+    obj.u64("packets", t.packets)
         .u64("bytes", t.bytes)
         .u64("tcp_packets", t.tcp_packets)
         .u64("connections", t.connections)
@@ -515,6 +515,16 @@ pub fn write_end(buf: &mut Vec<u8>, t: &RunTotals) {
                 .u64("gap", a.gap_bytes)
                 .close();
         })
-        .str_array("errors", t.errors.iter().map(String::as_str))
-        .end();
+        .str_array("errors", t.errors.iter().map(String::as_str));
+    // Live capture only: libpcap's counters.
+    for (key, v) in [
+        ("kernel_received", t.capture_received),
+        ("kernel_dropped", t.capture_dropped),
+        ("interface_dropped", t.capture_if_dropped),
+    ] {
+        if let Some(v) = v {
+            obj.u64(key, v);
+        }
+    }
+    obj.end();
 }

@@ -45,6 +45,11 @@ pub struct RunTotals {
     pub nanosecond: bool,
     /// Input errors met during the run (one line each), e.g. a truncated capture.
     pub errors: Vec<String>,
+    /// Live capture: packets libpcap says the kernel received, dropped (buffer full), and
+    /// the interface dropped; `None` for files.
+    pub capture_received: Option<u64>,
+    pub capture_dropped: Option<u64>,
+    pub capture_if_dropped: Option<u64>,
 }
 
 impl RunTotals {
