@@ -6,11 +6,13 @@
 //! unknown (its SYN records are only worth printing once it turns out to be WebSocket).
 
 use crate::capture::{CaptureNotice, CaptureRecord, LinkType, TsPrecision};
+use crate::decode::TcpSegment;
 use crate::decode::{DecodeNotice, Decoded, Decoder};
-use crate::event::{Event, Meta, ProblemRecord};
+use crate::event::{Event, Meta, PacketRecord, ProblemRecord};
 use crate::problem::ProblemCode;
 use crate::session::{Accounting, Ctx, Emitter, Options, Session};
 use crate::sink::{RunTotals, Sink};
+use crate::tcp::Endpoint;
 use crate::tcp::{FlowTable, PacketMeta};
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::io;
@@ -65,6 +67,8 @@ impl<'s> Dissector<'s> {
         }
         self.last_meta = meta;
         self.out.now(meta.packet);
+        let emitted_before = self.out.emitted;
+        let mut quiet_packet: Option<PacketRecord> = None;
         match self.decoder.decode(rec) {
             Decoded::Tcp(seg) => {
                 self.totals.tcp_packets += 1;
@@ -72,12 +76,34 @@ impl<'s> Dissector<'s> {
                 let opts = &self.opts;
                 let out = &mut self.out;
                 let acct = &mut self.acct;
-                self.flows.process(pkt, &seg, |info, session, ev| {
+                let stream = self.flows.process(pkt, &seg, |info, session, ev| {
                     let mut ctx = Ctx { opts, out, acct };
                     session.on_tcp(info, meta, ev, &mut ctx)
                 });
+                if self.out.all {
+                    quiet_packet = Some(tcp_packet_record(meta, stream, &seg));
+                }
             }
-            Decoded::FragmentHeld | Decoded::NotTcp => {}
+            Decoded::FragmentHeld => {
+                quiet_packet = self.out.all.then(|| PacketRecord {
+                    meta,
+                    stream: None,
+                    src: None,
+                    dst: None,
+                    proto: "IP",
+                    info: "IP fragment (held for reassembly)".into(),
+                });
+            }
+            Decoded::NotTcp => {
+                quiet_packet = self.out.all.then(|| PacketRecord {
+                    meta,
+                    stream: None,
+                    src: None,
+                    dst: None,
+                    proto: "-",
+                    info: "not TCP (not dissected)".into(),
+                });
+            }
             Decoded::UnsupportedLink(LinkType(link)) => {
                 if self.unsupported_links.insert(link) {
                     self.out.emit(Event::Problem(ProblemRecord {
@@ -121,6 +147,11 @@ impl<'s> Dissector<'s> {
                 code,
                 detail,
             }));
+        }
+        if let Some(p) = quiet_packet {
+            if self.out.emitted == emitted_before {
+                self.out.emit(Event::Packet(Box::new(p)));
+            }
         }
         self.out.flush_error()
     }
@@ -189,6 +220,8 @@ struct Sequencer<'s> {
     websocket_connections: u64,
     frames: u64,
     messages: u64,
+    /// Records emitted so far (a packet that adds none gets a `packet` record with `--all`).
+    emitted: u64,
 }
 
 impl<'s> Sequencer<'s> {
@@ -206,6 +239,7 @@ impl<'s> Sequencer<'s> {
             websocket_connections: 0,
             frames: 0,
             messages: 0,
+            emitted: 0,
         }
     }
 
@@ -289,6 +323,39 @@ impl<'s> Sequencer<'s> {
     }
 }
 
+/// Wireshark's summary of a TCP segment: ports, flags, raw sequence numbers, window, length.
+fn tcp_packet_record(meta: Meta, stream: Option<u64>, seg: &TcpSegment<'_>) -> PacketRecord {
+    const NAMES: [(u8, &str); 8] = [
+        (0x02, "SYN"),
+        (0x01, "FIN"),
+        (0x04, "RST"),
+        (0x08, "PSH"),
+        (0x10, "ACK"),
+        (0x20, "URG"),
+        (0x40, "ECE"),
+        (0x80, "CWR"),
+    ];
+    let flags: Vec<&str> =
+        NAMES.iter().filter(|(bit, _)| seg.flags.0 & bit != 0).map(|(_, n)| *n).collect();
+    let len = seg.payload.len() as u64 + u64::from(seg.missing);
+    PacketRecord {
+        meta,
+        stream,
+        src: Some(Endpoint { addr: seg.src, port: seg.src_port }),
+        dst: Some(Endpoint { addr: seg.dst, port: seg.dst_port }),
+        proto: "TCP",
+        info: format!(
+            "{} → {} [{}] Seq={} Ack={} Win={} Len={len}",
+            seg.src_port,
+            seg.dst_port,
+            flags.join(", "),
+            seg.seq,
+            seg.ack,
+            seg.window
+        ),
+    }
+}
+
 fn payload_size(ev: &Event<'_>) -> usize {
     match ev {
         Event::Frame(f) => f.payload.len() + 64,
@@ -299,6 +366,7 @@ fn payload_size(ev: &Event<'_>) -> usize {
 
 impl Emitter for Sequencer<'_> {
     fn emit(&mut self, ev: Event<'_>) {
+        self.emitted += 1;
         for &code in ev.problems() {
             *self.problems.entry(code).or_insert(0) += 1;
         }

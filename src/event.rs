@@ -278,6 +278,21 @@ pub struct ConnectionRecord {
     pub problems: Vec<ProblemCode>,
 }
 
+/// A packet that produced no other record, reported only with `--all` so every packet has
+/// a line.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PacketRecord {
+    pub meta: Meta,
+    /// The TCP connection, when the packet is TCP.
+    pub stream: Option<u64>,
+    pub src: Option<Endpoint>,
+    pub dst: Option<Endpoint>,
+    /// `TCP`, `IP` or `-` (undecoded).
+    pub proto: &'static str,
+    /// Wireshark-style summary, e.g. `41000 → 9100 [ACK] Seq=… Ack=… Win=512 Len=0`.
+    pub info: String,
+}
+
 /// What the core tells the sinks, in capture order.
 #[derive(Clone, Debug)]
 pub enum Event<'a> {
@@ -288,6 +303,7 @@ pub enum Event<'a> {
     Message(MessageRecord<'a>),
     Problem(ProblemRecord),
     Connection(Box<ConnectionRecord>),
+    Packet(Box<PacketRecord>),
 }
 
 impl Event<'_> {
@@ -301,6 +317,21 @@ impl Event<'_> {
             Event::Message(r) => r.meta.packet,
             Event::Problem(r) => r.meta.packet,
             Event::Connection(r) => r.meta.packet,
+            Event::Packet(r) => r.meta.packet,
+        }
+    }
+
+    /// The packet that completed the record.
+    pub fn meta(&self) -> Meta {
+        match self {
+            Event::Tcp(r) => r.meta,
+            Event::Request(r) => r.meta,
+            Event::Handshake(r) => r.meta,
+            Event::Frame(r) => r.meta,
+            Event::Message(r) => r.meta,
+            Event::Problem(r) => r.meta,
+            Event::Connection(r) => r.meta,
+            Event::Packet(r) => r.meta,
         }
     }
 
@@ -313,6 +344,7 @@ impl Event<'_> {
             Event::Message(r) => Some(r.stream),
             Event::Problem(r) => r.stream,
             Event::Connection(r) => Some(r.stream),
+            Event::Packet(r) => r.stream,
         }
     }
 
@@ -325,6 +357,7 @@ impl Event<'_> {
             Event::Message(r) => &r.problems,
             Event::Problem(r) => std::slice::from_ref(&r.code),
             Event::Connection(r) => &r.problems,
+            Event::Packet(_) => &[],
         }
     }
 
@@ -338,6 +371,7 @@ impl Event<'_> {
             Event::Message(r) => Event::Message(r.into_owned()),
             Event::Problem(r) => Event::Problem(r),
             Event::Connection(r) => Event::Connection(r),
+            Event::Packet(r) => Event::Packet(r),
         }
     }
 }

@@ -6,7 +6,7 @@ use base64::Engine;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 
-fn cases() -> Vec<PathBuf> {
+pub fn cases() -> Vec<PathBuf> {
     let mut out: Vec<PathBuf> = std::fs::read_dir(repo().join("testdata"))
         .unwrap()
         .map(|e| e.unwrap().path())
@@ -16,7 +16,7 @@ fn cases() -> Vec<PathBuf> {
     out
 }
 
-fn capture_in(dir: &Path) -> PathBuf {
+pub fn capture_in(dir: &Path) -> PathBuf {
     let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
         .unwrap()
         .map(|e| e.unwrap().path())

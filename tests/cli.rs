@@ -1,7 +1,7 @@
 //! Errors for people: one clear line and a documented exit code.
 
 use crate::util::*;
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::process::{Command, Stdio};
 
 fn one_error_line(stderr: &[u8]) -> String {
@@ -68,18 +68,8 @@ fn truncated_capture_keeps_what_was_read() {
 #[test]
 fn closed_pipe_exits_quietly() {
     let Some(shared) = shared_captures() else { return };
-    let mut child = Command::new(bin())
-        .arg(shared.join("jaysenlestari-ctf/capture.pcap"))
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut first = String::new();
-    BufReader::new(child.stdout.take().unwrap()).read_line(&mut first).unwrap();
-    // The reader is dropped here, like `| head -1`.
-    let out = child.wait_with_output().unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
-    assert!(out.stderr.is_empty(), "{}", String::from_utf8_lossy(&out.stderr));
+    let cap = shared.join("jaysenlestari-ctf/capture.pcap");
+    let first = first_line_then_close(&[&cap.to_string_lossy()]);
     assert!(first.contains("No."));
 }
 

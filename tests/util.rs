@@ -1,8 +1,9 @@
 //! Running the built binary and reading its JSON Lines.
 
 use serde_json::Value;
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Command, Output, Stdio};
 
 pub fn bin() -> &'static str {
     env!("CARGO_BIN_EXE_wsdissect")
@@ -66,4 +67,23 @@ pub fn json_of(path: &Path, extra: &[&str]) -> Vec<Value> {
         String::from_utf8_lossy(&out.stderr)
     );
     records(&out.stdout)
+}
+
+/// Runs wsdissect, reads one line of its output and closes the pipe, like `| head -1`;
+/// asserts it then exits 0 without a word on stderr, and returns the line.
+pub fn first_line_then_close(args: &[&str]) -> String {
+    let mut child = Command::new(bin())
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run wsdissect");
+    let mut first = String::new();
+    BufReader::new(child.stdout.take().unwrap()).read_line(&mut first).unwrap();
+    // The reader is dropped here.
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{args:?}: {stderr}");
+    assert!(out.stderr.is_empty(), "{args:?}: {stderr}");
+    first
 }

@@ -17,6 +17,8 @@ use std::path::{Path, PathBuf};
 const BUFFER: usize = 1 << 20;
 /// No block may be larger than this; a length claiming more is corruption.
 pub const MAX_BLOCK: usize = 64 << 20;
+/// Decryption secrets kept at most, all blocks together; later ones are skipped with a notice.
+pub const MAX_SECRETS: usize = 16 << 20;
 
 const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
 
@@ -58,6 +60,8 @@ pub struct CaptureReader {
     unknown_interfaces: BTreeSet<u32>,
     notices: Vec<CaptureNotice>,
     secrets: Vec<(u32, Vec<u8>)>,
+    /// Bytes in `secrets` and in those already taken.
+    secrets_bytes: usize,
     packets: u64,
 }
 
@@ -182,6 +186,7 @@ impl CaptureReader {
             unknown_interfaces: BTreeSet::new(),
             notices: Vec::new(),
             secrets: Vec::new(),
+            secrets_bytes: 0,
             packets: 0,
         })
     }
@@ -390,7 +395,18 @@ impl CaptureReader {
             },
             PcapBlockOwned::NG(Block::DecryptionSecrets(dsb)) => {
                 let len = (dsb.secrets_len as usize).min(dsb.data.len());
-                self.secrets.push((dsb.secrets_type.0, dsb.data[..len].to_vec()));
+                if self.secrets_bytes.saturating_add(len) > MAX_SECRETS {
+                    self.notices.push(CaptureNotice::SkippedBlock {
+                        offset: self.offset(),
+                        reason: format!(
+                            "decryption secrets past {} MiB in all are not kept",
+                            MAX_SECRETS >> 20
+                        ),
+                    });
+                } else {
+                    self.secrets_bytes += len;
+                    self.secrets.push((dsb.secrets_type.0, dsb.data[..len].to_vec()));
+                }
                 Step::Skip
             }
             PcapBlockOwned::NG(_) => Step::Skip,
@@ -617,5 +633,33 @@ mod tests {
             matches!(err, Some(CaptureError::Corrupt { .. } | CaptureError::Truncated { .. })),
             "{err:?}"
         );
+    }
+
+    /// Regression: Decryption Secrets Blocks were all kept for the whole run (nothing takes
+    /// them), so a gzip'd pcapng of large secrets blocks, a few hundred KB, held hundreds of MB.
+    #[test]
+    fn decryption_secrets_are_bounded() {
+        let secrets = |n: usize| {
+            let mut body = Vec::new();
+            body.extend_from_slice(&0x544c_534bu32.to_le_bytes()); // TLS key log
+            body.extend_from_slice(&(n as u32).to_le_bytes());
+            body.extend(std::iter::repeat_n(b'k', n));
+            body.extend(std::iter::repeat_n(0, (4 - n % 4) % 4));
+            block(10, &body)
+        };
+        let mut f = shb();
+        f.extend(secrets(100));
+        for _ in 0..3 {
+            f.extend(secrets(7 << 20));
+        }
+        let mut r =
+            CaptureReader::from_reader(Path::new("t"), Box::new(io::Cursor::new(f))).unwrap();
+        assert!(r.next_packet().unwrap().is_none());
+        let kept = r.take_decryption_secrets();
+        assert_eq!(
+            kept.iter().map(|(_, d)| d.len()).collect::<Vec<_>>(),
+            vec![100, 7 << 20, 7 << 20]
+        );
+        assert!(matches!(r.take_notices().as_slice(), [CaptureNotice::SkippedBlock { .. }]));
     }
 }

@@ -304,11 +304,13 @@ fn terminal_width() -> Option<usize> {
     Some(cols.filter(|&c| c >= 40).unwrap_or(160))
 }
 
-/// Asks the terminal for its width with `stty size` (no libc call, so no `unsafe`).
+/// Asks the terminal for its width with `stty size` on `/dev/tty` (no libc call, so no
+/// `unsafe`; standard input may be a capture being piped in).
 fn tty_columns() -> Option<usize> {
+    let tty = std::fs::File::open("/dev/tty").ok()?;
     let out = std::process::Command::new("stty")
         .arg("size")
-        .stdin(std::process::Stdio::inherit())
+        .stdin(std::process::Stdio::from(tty))
         .stderr(std::process::Stdio::null())
         .output()
         .ok()?;

@@ -88,7 +88,9 @@ fn run_view(config: &Config) -> io::Result<ExitStatus> {
                 (View::Messages, false) => Box::new(MessagesTable::new(out, config.table.clone())),
                 (View::Conns, true) => json(JsonSelect::conns_view(), out),
                 (View::Conns, false) => Box::new(ConnsTable::new(out, config.table.clone())),
-                (_, true) => json(JsonSelect::frames_view(config.conns), out),
+                (_, true) => {
+                    json(JsonSelect::frames_view(config.conns).with_packets(config.all), out)
+                }
                 (_, false) => Box::new(TableSink::new(out, config.table.clone())),
             };
             dissect(config, &config.inputs, &mut Filter::new(sink.as_mut(), filter_spec))?
@@ -153,8 +155,10 @@ pub fn dissect(config: &Config, inputs: &[PathBuf], sink: &mut dyn Sink) -> io::
     sink.begin(&info)?;
     let opts = Options {
         limits: config.limits.clone(),
-        keep_frame_payload: true,
-        keep_message_payload: true,
+        // Views that print no data payloads skip copying them (text is still validated).
+        keep_frame_payload: matches!(config.view, View::Frames) || config.filter.grep.is_some(),
+        keep_message_payload: !matches!(config.view, View::Conns | View::Check(_))
+            || config.filter.grep.is_some(),
     };
     let mut errors: Vec<String> = Vec::new();
     let totals = {

@@ -38,6 +38,10 @@ struct Datagram {
     pieces: BTreeMap<usize, Vec<u8>>,
     bytes: usize,
     total: Option<usize>,
+    /// The pieces cover `0..covered` without a hole ...
+    covered: usize,
+    /// ... counting every piece at an offset below this one.
+    folded: usize,
 }
 
 pub struct FragmentPool {
@@ -46,11 +50,22 @@ pub struct FragmentPool {
     serial: u64,
     datagrams: HashMap<DatagramId, Datagram>,
     notices: Vec<DecodeNotice>,
+    /// Pieces looked at to find holes, for tests of the work done.
+    #[cfg(test)]
+    looks: usize,
 }
 
 impl FragmentPool {
     pub fn new(limit: usize) -> Self {
-        FragmentPool { limit, held: 0, serial: 0, datagrams: HashMap::new(), notices: Vec::new() }
+        FragmentPool {
+            limit,
+            held: 0,
+            serial: 0,
+            datagrams: HashMap::new(),
+            notices: Vec::new(),
+            #[cfg(test)]
+            looks: 0,
+        }
     }
 
     pub fn take_notices(&mut self) -> Vec<DecodeNotice> {
@@ -84,6 +99,8 @@ impl FragmentPool {
             pieces: BTreeMap::new(),
             bytes: 0,
             total: None,
+            covered: 0,
+            folded: 0,
         });
         if !key.more {
             d.total = Some(end);
@@ -92,17 +109,27 @@ impl FragmentPool {
             d.pieces.insert(key.offset, data.to_vec());
             d.bytes += data.len();
             self.held += data.len();
-        }
-        let total = d.total?;
-        // Complete when the pieces cover 0..total without a hole.
-        let mut covered = 0usize;
-        for (&off, piece) in &d.pieces {
-            if off > covered {
-                return None;
+            if key.offset < d.folded {
+                // Below a folded piece, so inside the covered prefix.
+                d.covered = d.covered.max(end);
             }
-            covered = covered.max(off + piece.len());
         }
-        if covered < total {
+        // Extend the covered prefix from where it was left, so that a datagram's fragments
+        // cost a walk over its pieces once rather than at each fragment.
+        for (&off, piece) in d.pieces.range(d.folded..) {
+            #[cfg(test)]
+            {
+                self.looks += 1;
+            }
+            if off > d.covered {
+                break;
+            }
+            d.covered = d.covered.max(off + piece.len());
+            d.folded = off + 1;
+        }
+        // Complete when the pieces cover 0..total without a hole.
+        let total = d.total?;
+        if d.covered < total {
             return None;
         }
         let d = self.datagrams.remove(&id)?;
@@ -216,5 +243,29 @@ mod tests {
             .take_notices()
             .iter()
             .any(|n| matches!(n, DecodeNotice::FragmentIncomplete { .. })));
+    }
+
+    /// Regression: every fragment walked all the pieces of its datagram to look for holes, so
+    /// a datagram cut into its most (8190) fragments, the last sent first, cost 33 million
+    /// steps.
+    #[test]
+    fn many_fragments_cost_linear_work() {
+        let n = 8190;
+        let mut pool = FragmentPool::new(1 << 20);
+        assert_eq!(pool.add(key(n * 8, false), &[9; 8], 0), None);
+        for i in 0..n {
+            let done = pool.add(key(i * 8, true), &[i as u8; 8], 0);
+            assert_eq!(done.is_some(), i == n - 1);
+            if let Some(d) = done {
+                assert_eq!(d.len(), (n + 1) * 8);
+                assert_eq!(d[8 * 1000], (1000 % 256) as u8);
+            }
+        }
+        assert!(pool.looks <= 4 * n, "{} pieces looked at", pool.looks);
+        // Reverse order and overlaps still complete exactly once.
+        let mut pool = FragmentPool::new(1 << 20);
+        assert_eq!(pool.add(key(16, false), &[3; 4], 0), None);
+        assert_eq!(pool.add(key(8, true), &[2; 16], 0), None);
+        assert_eq!(pool.add(key(0, true), &[1; 8], 0).map(|d| d.len()), Some(20));
     }
 }

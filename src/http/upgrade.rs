@@ -13,6 +13,9 @@ pub struct RequestHead {
     pub headers: Vec<(String, String)>,
     /// Bytes of the head including the blank line.
     pub head_len: usize,
+    /// The request target held control characters, which RFC 9112 forbids; it was parsed
+    /// anyway (with them kept in `path`) so the rest of the conversation is not lost.
+    pub target_has_controls: bool,
 }
 
 /// A response head.
@@ -151,6 +154,46 @@ fn with_headers<'b, T>(
 
 pub fn parse_request(buf: &[u8], max_head: usize) -> HeadParse<RequestHead> {
     let window = &buf[..buf.len().min(max_head)];
+    match parse_request_strict(window, buf.len(), max_head) {
+        HeadParse::Invalid(why) => match control_chars_in_target(window) {
+            Some(range) => {
+                // Parse a copy with the control characters replaced, then report the target
+                // as it was on the wire.
+                let mut copy = window.to_vec();
+                copy[range.clone()].iter_mut().filter(|b| is_control(**b)).for_each(|b| *b = b'?');
+                match parse_request_strict(&copy, buf.len(), max_head) {
+                    HeadParse::Complete(mut req) => {
+                        req.path = String::from_utf8_lossy(&window[range]).into_owned();
+                        req.target_has_controls = true;
+                        HeadParse::Complete(req)
+                    }
+                    HeadParse::Invalid(_) => HeadParse::Invalid(why),
+                    other => other,
+                }
+            }
+            None => HeadParse::Invalid(why),
+        },
+        other => other,
+    }
+}
+
+fn is_control(b: u8) -> bool {
+    b < 0x20 || b == 0x7f
+}
+
+/// The request target's byte range when the request line is `METHOD SP target SP HTTP/1.x`
+/// and the target holds control characters (but no CR/LF, which end the line).
+fn control_chars_in_target(head: &[u8]) -> Option<std::ops::Range<usize>> {
+    let line_end = memchr::memchr(b'\n', head)?;
+    let line = &head[..line_end];
+    let start = memchr::memchr(b' ', line)? + 1;
+    let end = start + memchr::memmem::find(&line[start..], b" HTTP/")?;
+    let target = &line[start..end];
+    let has = target.iter().any(|&b| is_control(b) && b != b'\r');
+    (has && !target.contains(&b'\r')).then_some(start..end)
+}
+
+fn parse_request_strict(window: &[u8], have: usize, max_head: usize) -> HeadParse<RequestHead> {
     let cfg = parser_config();
     let r = with_headers(|hs| {
         let mut req = httparse::Request::new(hs);
@@ -162,10 +205,11 @@ pub fn parse_request(buf: &[u8], max_head: usize) -> HeadParse<RequestHead> {
                 version: req.version.unwrap_or(1),
                 headers: owned_headers(req.headers),
                 head_len: len,
+                target_has_controls: false,
             })),
         }
     });
-    finish(r, buf.len(), max_head)
+    finish(r, have, max_head)
 }
 
 pub fn parse_response(buf: &[u8], max_head: usize) -> HeadParse<ResponseHead> {
@@ -213,6 +257,20 @@ mod tests {
         let HeadParse::Complete(r) = parse_response(resp, 1 << 16) else { panic!() };
         assert_eq!((r.status, r.reason.as_str()), (101, "Web Socket Protocol Handshake"));
         assert_eq!(r.header("Sec-WebSocket-Accept"), Some("abc"));
+    }
+
+    #[test]
+    fn control_characters_in_the_target_are_kept_and_flagged() {
+        let req = b"GET /evil\x1b[2J HTTP/1.1\r\nHost: x\r\n\r\n";
+        let HeadParse::Complete(r) = parse_request(req, 1 << 16) else { panic!() };
+        assert_eq!(r.path, "/evil\u{1b}[2J");
+        assert!(r.target_has_controls);
+        assert_eq!(r.head_len, req.len());
+        // Control characters anywhere else still make the head invalid.
+        assert!(matches!(
+            parse_request(b"G\x1bET / HTTP/1.1\r\nHost: x\r\n\r\n", 1 << 16),
+            HeadParse::Invalid(_)
+        ));
     }
 
     #[test]

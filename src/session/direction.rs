@@ -14,7 +14,7 @@ use crate::ws::decoder::{FrameDecoder, FrameEvent};
 use crate::ws::deflate::{InflateError, Inflater};
 use crate::ws::frame::FrameHeader;
 use crate::ws::opcode::{close_code_valid, OpCode};
-use crate::ws::sniff;
+use crate::ws::sniff::{self, FrameScan};
 use crate::ws::utf8::Utf8Stream;
 use std::borrow::Cow;
 
@@ -66,8 +66,8 @@ struct MessageInProgress {
 /// Whether the byte stream is at a known frame boundary.
 enum Sync {
     InSync,
-    /// Looking for a frame start; bytes so far are held here.
-    Searching(Vec<u8>),
+    /// Looking for a frame start; bytes so far are held here, and searched incrementally.
+    Searching(Vec<u8>, FrameScan),
 }
 
 pub struct Direction {
@@ -107,7 +107,11 @@ impl Direction {
                 stats: DirectionStats::default(),
                 controls: Vec::new(),
             },
-            sync: if handshake_seen { Sync::InSync } else { Sync::Searching(Vec::new()) },
+            sync: if handshake_seen {
+                Sync::InSync
+            } else {
+                Sync::Searching(Vec::new(), FrameScan::new())
+            },
         }
     }
 
@@ -122,7 +126,7 @@ impl Direction {
 
     /// Stream bytes of this direction.
     pub fn on_data(&mut self, data: &[u8], meta: Meta, ends: &Endpoints, ctx: &mut Ctx<'_>) {
-        let Sync::Searching(held) = &mut self.sync else {
+        let Sync::Searching(held, scan) = &mut self.sync else {
             self.decode(data, meta, ends, ctx);
             return;
         };
@@ -139,7 +143,7 @@ impl Direction {
         let take = data.len().min(room);
         held.extend_from_slice(data.get(..take).unwrap_or_default());
         let rest = data.get(take..).unwrap_or_default();
-        if let Some(at) = sniff::find_frame_start(held, masked) {
+        if let Some(at) = scan.find(held, masked) {
             let bytes = std::mem::take(held);
             self.resynced(at as u64, meta, ends, ctx);
             self.decode(bytes.get(at..).unwrap_or_default(), meta, ends, ctx);
@@ -148,6 +152,7 @@ impl Direction {
             // Nothing plausible in a whole window: give it up and search on.
             let n = held.len() as u64;
             held.clear();
+            scan.reset();
             self.report_skip(n, meta, ends, ctx);
             if !rest.is_empty() {
                 self.on_data(rest, meta, ends, ctx);
@@ -182,10 +187,11 @@ impl Direction {
     /// `len` bytes of this direction were never captured.
     pub fn on_gap(&mut self, len: u64, meta: Meta, ends: &Endpoints, ctx: &mut Ctx<'_>) {
         self.state.stats.gap_bytes = self.state.stats.gap_bytes.saturating_add(len);
-        if let Sync::Searching(held) = &mut self.sync {
+        if let Sync::Searching(held, scan) = &mut self.sync {
             // Held bytes before a hole cannot start a frame that continues after it.
             let n = held.len() as u64;
             held.clear();
+            scan.reset();
             if n > 0 {
                 self.report_skip(n, meta, ends, ctx);
             }
@@ -200,12 +206,12 @@ impl Direction {
         }
         self.state.abort_frame(meta, ends, ctx, ProblemCode::TcpGap);
         self.decoder.reset();
-        self.sync = Sync::Searching(Vec::new());
+        self.sync = Sync::Searching(Vec::new(), FrameScan::new());
     }
 
     /// The stream ended: report what was left incomplete.
     pub fn finish(&mut self, meta: Meta, ends: &Endpoints, ctx: &mut Ctx<'_>) {
-        if let Sync::Searching(held) = &mut self.sync {
+        if let Sync::Searching(held, _) = &mut self.sync {
             let n = held.len() as u64;
             held.clear();
             if n > 0 {
@@ -477,7 +483,7 @@ impl DirState {
         // (a fragment may end inside a character); otherwise they are shown as bytes.
         if payload_is_text
             && (self.message.as_ref().is_some_and(|m| m.compressed)
-                || std::str::from_utf8(&kept).is_err())
+                || !crate::ws::utf8::is_valid(&kept))
         {
             payload_is_text = false;
         }
@@ -566,7 +572,7 @@ impl DirState {
         let not_kept = msg.len.saturating_sub(kept_len);
         let is_text = msg.opcode == OpCode::Text
             && !msg.problems.contains(&ProblemCode::InvalidUtf8)
-            && std::str::from_utf8(&msg.kept).is_ok();
+            && crate::ws::utf8::is_valid(&msg.kept);
         let stats = &mut self.stats;
         stats.messages += 1;
         stats.app_bytes = stats.app_bytes.saturating_add(msg.len);

@@ -28,7 +28,7 @@ use crate::problem::ProblemCode;
 use crate::tcp::{CloseReason, ConnInfo, Endpoint, Feedback, GapReason, Side, TcpEvent};
 use crate::ws::frame::FrameHeader;
 use crate::ws::opcode::OpCode;
-use crate::ws::sniff;
+use crate::ws::sniff::{self, FrameScan};
 use direction::{ControlSeen, Direction};
 use std::collections::VecDeque;
 
@@ -141,6 +141,8 @@ pub struct Session {
     /// Stream bytes before detection finished were lost: a handshake may have been in them.
     lost_start: bool,
     pending: [Vec<u8>; 2],
+    /// Incremental frame searches over `pending`, reset whenever it is not just appended to.
+    scans: [FrameScan; 2],
     /// HTTP body bytes still to skip, per side.
     body_skip: [u64; 2],
     http_seen: bool,
@@ -242,7 +244,8 @@ impl Session {
                 meta,
                 ctx,
                 format!(
-                    "more than {} out-of-order bytes buffered (raise --max-stream-buffer)",
+                    "more than {} out-of-order bytes buffered, small segments counting as 64 \
+                     (raise --max-stream-buffer)",
                     ctx.opts.limits.max_stream_buffer
                 ),
             ),
@@ -323,6 +326,7 @@ impl Session {
             Phase::Detecting | Phase::AwaitingResponse => {
                 // What was held cannot be continued across the hole; start detection afresh.
                 let held = std::mem::take(&mut self.pending[idx(from)]);
+                self.scans[idx(from)].reset();
                 ctx.acct.skipped_bytes += held.len() as u64;
                 self.body_skip[idx(from)] = 0;
                 self.lost_start = true;
@@ -494,6 +498,7 @@ impl Session {
             std::mem::swap(&mut e.client, &mut e.server);
         }
         self.pending.swap(0, 1);
+        self.scans.swap(0, 1);
         self.body_skip.swap(0, 1);
         self.stream_bytes.swap(0, 1);
         self.fin_seen.swap(0, 1);
@@ -510,6 +515,7 @@ impl Session {
             ctx.acct.other_bytes += held as u64;
         }
         self.pending = Default::default();
+        self.scans = Default::default();
         self.phase = Phase::Opaque;
         ctx.out.classify(self.ends().stream, false);
     }
@@ -543,7 +549,18 @@ impl Session {
         };
         self.http_seen = true;
         let head_len = req.head_len.min(buf.len());
+        if req.target_has_controls {
+            self.problem(
+                ProblemCode::MalformedHttp,
+                Some(Side::Client),
+                meta,
+                ctx,
+                "the request target contains control characters (RFC 9112 3.2); parsed anyway"
+                    .into(),
+            );
+        }
         self.pending[0].drain(..head_len);
+        self.scans[0].reset();
         ctx.acct.http_bytes += head_len as u64;
         let ends = self.ends();
         let upgrade = is_websocket_upgrade_request(&req);
@@ -574,6 +591,7 @@ impl Session {
     fn skip_pending_body(&mut self, i: usize, ctx: &mut Ctx<'_>) {
         let n = self.body_skip[i].min(self.pending[i].len() as u64) as usize;
         self.pending[i].drain(..n);
+        self.scans[i].reset();
         self.body_skip[i] -= n as u64;
         ctx.acct.http_bytes += n as u64;
     }
@@ -610,6 +628,7 @@ impl Session {
         self.http_seen = true;
         let head_len = resp.head_len.min(buf.len());
         self.pending[1].drain(..head_len);
+        self.scans[1].reset();
         ctx.acct.http_bytes += head_len as u64;
         if (100..200).contains(&resp.status) && resp.status != 101 {
             // 100 Continue and friends come before the real answer.
@@ -710,6 +729,7 @@ impl Session {
             let held: usize = self.pending.iter().map(Vec::len).sum();
             ctx.acct.http_bytes += held as u64;
             self.pending = Default::default();
+            self.scans = Default::default();
         }
     }
 
@@ -733,6 +753,7 @@ impl Session {
             Direction::new(Side::Client, client, handshake_seen),
             Direction::new(Side::Server, server, handshake_seen),
         ]));
+        self.scans = Default::default();
         // Bytes that arrived with or after the handshake heads are the first frames.
         for side in [Side::Server, Side::Client] {
             let held = std::mem::take(&mut self.pending[idx(side)]);
@@ -745,7 +766,7 @@ impl Session {
     /// Mid-stream pickup: is this a run of WebSocket frames?
     fn sniff_websocket(&mut self, from: Side, meta: Meta, ctx: &mut Ctx<'_>) -> Sniffed {
         let buf = &self.pending[idx(from)];
-        let Some(at) = sniff::find_frame_start(buf, None) else {
+        let Some(at) = self.scans[idx(from)].find(buf, None) else {
             return if buf.len() >= DETECT_WINDOW { Sniffed::No } else { Sniffed::Wait };
         };
         let Some(first) = buf.get(at..).and_then(FrameHeader::parse) else { return Sniffed::Wait };
@@ -801,6 +822,7 @@ impl Session {
                 ctx.acct.other_bytes += leftover as u64;
             }
             self.pending = Default::default();
+            self.scans = Default::default();
         }
         let websocket = self.dirs.is_some();
         let ended = matches!(reason, CloseReason::Fin | CloseReason::Rst | CloseReason::Reused);

@@ -7,7 +7,7 @@ use super::json::Obj;
 use super::jsonl::write_end;
 use super::{RunInfo, RunTotals, Sink};
 use crate::cli::config::CheckOpts;
-use crate::event::Event;
+use crate::event::{Event, Meta};
 use crate::problem::ProblemCode;
 use std::collections::VecDeque;
 use std::fmt::Write as _;
@@ -16,7 +16,7 @@ use std::io::{self, Write};
 /// One problem occurrence as check reports it.
 struct Finding {
     stream: Option<u64>,
-    packet: u64,
+    meta: Meta,
     from: Option<&'static str>,
     code: ProblemCode,
     detail: String,
@@ -74,7 +74,7 @@ impl<W: Write> CheckSink<W> {
     }
 
     fn finding(&mut self, f: Finding) -> io::Result<()> {
-        let key = (f.stream, f.packet, f.code);
+        let key = (f.stream, f.meta.packet, f.code);
         if self.recent.contains(&key) {
             return Ok(());
         }
@@ -94,7 +94,8 @@ impl<W: Write> CheckSink<W> {
         if self.json {
             let mut buf = Vec::new();
             let mut o = Obj::new(&mut buf, "problem");
-            o.u64("packet", f.packet)
+            o.u64("packet", f.meta.packet)
+                .ts("ts", f.meta.ts, f.meta.precision)
                 .opt_u64("stream", f.stream)
                 .opt_str("from", f.from)
                 .str("code", f.code.as_str())
@@ -118,7 +119,7 @@ impl<W: Write> CheckSink<W> {
             writeln!(
                 self.out,
                 "stream {stream} packet {} {} {}: {detail}{mark}",
-                f.packet,
+                f.meta.packet,
                 sev.as_str(),
                 f.code
             )
@@ -203,7 +204,7 @@ impl<W: Write> Sink for CheckSink<W> {
             Event::Problem(p) => {
                 return self.finding(Finding {
                     stream: p.stream,
-                    packet: p.meta.packet,
+                    meta: p.meta,
                     from: p.from.map(|s| s.as_str()),
                     code: p.code,
                     detail: p.detail.clone(),
@@ -264,7 +265,7 @@ impl<W: Write> Sink for CheckSink<W> {
             detail.push_str(code.meaning());
             self.finding(Finding {
                 stream: ev.stream(),
-                packet: ev.packet(),
+                meta: ev.meta(),
                 from: from.map(|s| s.as_str()),
                 code,
                 detail,

@@ -138,6 +138,7 @@ fn endpoints(ev: &Event<'_>) -> Option<(Endpoint, Endpoint)> {
         Event::Message(r) => Some((r.src, r.dst)),
         Event::Problem(_) => None,
         Event::Connection(r) => Some((r.client, r.server)),
+        Event::Packet(r) => r.src.zip(r.dst),
     }
 }
 
@@ -148,7 +149,7 @@ fn from(ev: &Event<'_>) -> Option<Side> {
         Event::Message(r) => Some(r.from),
         Event::Problem(r) => r.from,
         Event::Request(_) => Some(Side::Client),
-        Event::Handshake(_) | Event::Connection(_) => None,
+        Event::Handshake(_) | Event::Connection(_) | Event::Packet(_) => None,
     }
 }
 

@@ -19,7 +19,12 @@ pub struct FollowSink<W: Write> {
     clock: TimeColumn,
     /// Whether anything of the stream was seen (the run fails when not).
     pub seen: bool,
+    /// Rendered lines not written yet.
+    held: Vec<u8>,
 }
+
+/// Bytes of lines held for the header at most.
+const HOLD_LIMIT: usize = 64 << 10;
 
 /// Client and server of a record, when it names them.
 fn ends(ev: &Event<'_>) -> Option<(String, String)> {
@@ -40,7 +45,14 @@ fn ends(ev: &Event<'_>) -> Option<(String, String)> {
 
 impl<W: Write> FollowSink<W> {
     pub fn new(out: W, opts: TableOpts, pretty: bool) -> Self {
-        FollowSink { out, clock: TimeColumn::new(opts.time), opts, pretty, seen: false }
+        FollowSink {
+            out,
+            clock: TimeColumn::new(opts.time),
+            opts,
+            pretty,
+            seen: false,
+            held: Vec::new(),
+        }
     }
 
     fn stamp(&mut self, meta: Meta) -> String {
@@ -66,10 +78,10 @@ impl<W: Write> FollowSink<W> {
             for line in text.split(|&b| b == b'\n') {
                 let mut esc = String::new();
                 escape_bytes(line, &mut esc);
-                writeln!(self.out, "    {esc}")?;
+                writeln!(self.held, "    {esc}")?;
             }
         } else if self.opts.hex {
-            hexdump(&mut self.out, payload)?;
+            hexdump(&mut self.held, payload)?;
         } else {
             let b64 = payload_preview(
                 &TableOpts { preview: None, ..self.opts.clone() },
@@ -77,10 +89,10 @@ impl<W: Write> FollowSink<W> {
                 false,
                 0,
             );
-            writeln!(self.out, "    {b64}")?;
+            writeln!(self.held, "    {b64}")?;
         }
         if missing > 0 {
-            writeln!(self.out, "    … {missing} more bytes not kept (--max-message)")?;
+            writeln!(self.held, "    … {missing} more bytes not kept (--max-message)")?;
         }
         Ok(())
     }
@@ -125,6 +137,27 @@ impl<W: Write> Sink for FollowSink<W> {
     }
 
     fn event(&mut self, ev: &Event<'_>) -> io::Result<()> {
+        self.render(ev)?;
+        // Lines before the first record that names the endpoints wait for the header.
+        if self.seen || self.held.len() > HOLD_LIMIT {
+            self.out.write_all(&self.held)?;
+            self.held.clear();
+        }
+        Ok(())
+    }
+
+    fn end(&mut self, totals: &RunTotals) -> io::Result<()> {
+        self.out.write_all(&self.held)?;
+        self.held.clear();
+        for e in &totals.errors {
+            writeln!(self.out, "# {e}")?;
+        }
+        self.out.flush()
+    }
+}
+
+impl<W: Write> FollowSink<W> {
+    fn render(&mut self, ev: &Event<'_>) -> io::Result<()> {
         if !self.seen {
             if let (Some(stream), Some((client, server))) = (ev.stream(), ends(ev)) {
                 self.seen = true;
@@ -151,7 +184,7 @@ impl<W: Write> Sink for FollowSink<W> {
                     ),
                     &mut req,
                 );
-                writeln!(self.out, "{pad}→ {req}")?;
+                writeln!(self.held, "{pad}→ {req}")?;
                 let mut offers = String::new();
                 if !h.protocols_offered.is_empty() {
                     let _ = write!(offers, " protocols: {}", h.protocols_offered.join(", "));
@@ -162,7 +195,7 @@ impl<W: Write> Sink for FollowSink<W> {
                 if !offers.is_empty() {
                     let mut esc = String::new();
                     escape_text(offers.trim_start(), &mut esc);
-                    writeln!(self.out, "    offers {esc}")?;
+                    writeln!(self.held, "    offers {esc}")?;
                 }
                 let mut resp = String::new();
                 match h.status {
@@ -189,9 +222,9 @@ impl<W: Write> Sink for FollowSink<W> {
                 }
                 let mut esc = String::new();
                 escape_text(&resp, &mut esc);
-                writeln!(self.out, "{t}← {esc}")?;
+                writeln!(self.held, "{t}← {esc}")?;
                 for p in &h.problems {
-                    writeln!(self.out, "    ! {p}: {}", p.meaning())?;
+                    writeln!(self.held, "    ! {p}: {}", p.meaning())?;
                 }
                 Ok(())
             }
@@ -213,7 +246,7 @@ impl<W: Write> Sink for FollowSink<W> {
                 for p in &m.problems {
                     let _ = write!(head, " [{p}]");
                 }
-                writeln!(self.out, "{head}")?;
+                writeln!(self.held, "{head}")?;
                 self.body(&m.payload, m.is_text, m.payload_missing)
             }
             Event::Frame(f) if f.opcode >= 8 => {
@@ -233,7 +266,7 @@ impl<W: Write> Sink for FollowSink<W> {
                 for p in &f.problems {
                     let _ = write!(head, " [{p}]");
                 }
-                writeln!(self.out, "{head}")
+                writeln!(self.held, "{head}")
             }
             Event::Tcp(r) if !self.opts.normalize => {
                 let what = match r.kind {
@@ -245,13 +278,13 @@ impl<W: Write> Sink for FollowSink<W> {
                     _ => return Ok(()),
                 };
                 let t = self.stamp(r.meta);
-                writeln!(self.out, "{t}{} {what}", arrow(r.from))
+                writeln!(self.held, "{t}{} {what}", arrow(r.from))
             }
             Event::Problem(p) => {
                 let t = self.stamp(p.meta);
                 let mut detail = String::new();
                 escape_text(&p.detail, &mut detail);
-                writeln!(self.out, "{t}! {}: {detail}", p.code)
+                writeln!(self.held, "{t}! {}: {detail}", p.code)
             }
             Event::Connection(c) => {
                 let rtt = match rtt_summary(&c.rtts_ms) {
@@ -266,7 +299,7 @@ impl<W: Write> Sink for FollowSink<W> {
                     c.problems.iter().map(|p| p.as_str()).collect::<Vec<_>>().join(", ")
                 };
                 writeln!(
-                    self.out,
+                    self.held,
                     "=== end: close {} · TCP {} · → {} msgs {} · ← {} msgs {}{rtt} · problems: {problems} ===",
                     close_summary(c.close.as_ref()),
                     tcp_end_summary(c),
@@ -278,13 +311,6 @@ impl<W: Write> Sink for FollowSink<W> {
             }
             _ => Ok(()),
         }
-    }
-
-    fn end(&mut self, totals: &RunTotals) -> io::Result<()> {
-        for e in &totals.errors {
-            writeln!(self.out, "# {e}")?;
-        }
-        self.out.flush()
     }
 }
 

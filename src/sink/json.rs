@@ -145,10 +145,74 @@ impl<'b> Obj<'b> {
     }
 }
 
-/// A JSON string with escapes (via serde_json, which escapes exactly what JSON requires).
+/// A JSON string with exactly the escapes serde_json writes (`\"`, `\\`, `\b`, `\f`,
+/// `\n`, `\r`, `\t`, other C0 controls as `\u00xx`).
+///
+/// Hand-written because payload text dominates JSON output: runs that need no escape are
+/// found eight bytes at a time (SWAR) and copied whole, which is several times faster than
+/// serde_json's byte-at-a-time loop on long text.
 pub fn write_str(buf: &mut Vec<u8>, s: &str) {
-    // invariant: writing to a Vec cannot fail.
-    let _ = serde_json::to_writer(&mut *buf, s);
+    let bytes = s.as_bytes();
+    buf.reserve(bytes.len() + 2);
+    buf.push(b'"');
+    let mut start = 0;
+    let mut i = 0;
+    while i < bytes.len() {
+        if let Some(chunk) = bytes.get(i..i + 8) {
+            let word = u64::from_le_bytes(chunk.try_into().unwrap_or([0; 8]));
+            if !needs_escape_swar(word) {
+                i += 8;
+                continue;
+            }
+        }
+        let b = bytes[i];
+        if let Some(esc) = escape_of(b) {
+            buf.extend_from_slice(&bytes[start..i]);
+            match esc {
+                Escape::Short(c) => buf.extend_from_slice(&[b'\\', c]),
+                Escape::Unicode => {
+                    const HEX: &[u8; 16] = b"0123456789abcdef";
+                    buf.extend_from_slice(b"\\u00");
+                    buf.push(HEX[usize::from(b >> 4)]);
+                    buf.push(HEX[usize::from(b & 0xf)]);
+                }
+            }
+            start = i + 1;
+        }
+        i += 1;
+    }
+    buf.extend_from_slice(&bytes[start..]);
+    buf.push(b'"');
+}
+
+enum Escape {
+    Short(u8),
+    Unicode,
+}
+
+fn escape_of(b: u8) -> Option<Escape> {
+    match b {
+        b'"' => Some(Escape::Short(b'"')),
+        b'\\' => Some(Escape::Short(b'\\')),
+        b'\n' => Some(Escape::Short(b'n')),
+        b'\r' => Some(Escape::Short(b'r')),
+        b'\t' => Some(Escape::Short(b't')),
+        0x08 => Some(Escape::Short(b'b')),
+        0x0c => Some(Escape::Short(b'f')),
+        0..=0x1f => Some(Escape::Unicode),
+        _ => None,
+    }
+}
+
+/// Whether any of the eight bytes is `"`, `\\` or below 0x20 (may say yes for bytes ≥ 0x80
+/// next to such bytes; never says no wrongly).
+fn needs_escape_swar(w: u64) -> bool {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let has_zero = |x: u64| x.wrapping_sub(ONES) & !x & HIGH;
+    let below_0x20 = w.wrapping_sub(ONES * 0x20) & !w & HIGH;
+    (below_0x20 | has_zero(w ^ (ONES * u64::from(b'"'))) | has_zero(w ^ (ONES * u64::from(b'\\'))))
+        != 0
 }
 
 /// A finite float with a fixed, shortest round-trip form; non-finite as null.
@@ -181,6 +245,30 @@ pub fn write_ts(buf: &mut Vec<u8>, ts: Timestamp, precision: TsPrecision) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn strings_escape_exactly_as_serde_json() {
+        let mut samples: Vec<String> = vec![
+            String::new(),
+            "plain ascii text that is longer than eight bytes".into(),
+            "quote \" backslash \\ newline \n tab \t cr \r bs \u{8} ff \u{c} esc \u{1b} nul \u{0}"
+                .into(),
+            "héllo wörld ✓ \u{202e} \u{7f} \u{9b} 😀".into(),
+        ];
+        for b in 0u8..0x80 {
+            samples.push(format!("abcdefg{}hijklmnop", b as char));
+            samples.push(format!("{}", b as char));
+        }
+        for s in samples {
+            let mut ours = Vec::new();
+            write_str(&mut ours, &s);
+            assert_eq!(
+                String::from_utf8(ours).unwrap(),
+                serde_json::to_string(&s).unwrap(),
+                "{s:?}"
+            );
+        }
+    }
 
     #[test]
     fn writes_a_flat_object() {

@@ -21,7 +21,7 @@ use super::json::{write_f64, write_str, Obj};
 use super::{RunInfo, RunTotals, Sink};
 use crate::event::{
     ConnectionRecord, DirectionStats, Event, FrameRecord, HandshakeRecord, MessageRecord,
-    ProblemRecord, RequestRecord, TcpRecord,
+    PacketRecord, ProblemRecord, RequestRecord, TcpRecord,
 };
 use crate::problem::ProblemCode;
 use crate::tcp::Endpoint;
@@ -42,6 +42,8 @@ pub struct JsonSelect {
     pub connections: bool,
     /// Control frames as `message` records of their own opcode (the messages view).
     pub control_messages: bool,
+    /// `packet` records (frames view with `--all`).
+    pub packets: bool,
 }
 
 impl JsonSelect {
@@ -56,7 +58,14 @@ impl JsonSelect {
             problems: true,
             connections: conns,
             control_messages: false,
+            packets: false,
         }
+    }
+
+    /// Also `packet` records for packets that made no other record (`--all`).
+    pub fn with_packets(mut self, on: bool) -> Self {
+        self.packets = on;
+        self
     }
 
     /// The messages view: complete messages, control frames as messages, and problems.
@@ -70,6 +79,7 @@ impl JsonSelect {
             problems: false,
             connections: false,
             control_messages: true,
+            packets: false,
         }
     }
 
@@ -84,6 +94,7 @@ impl JsonSelect {
             problems: false,
             connections: true,
             control_messages: false,
+            packets: false,
         }
     }
 
@@ -98,6 +109,7 @@ impl JsonSelect {
             problems: true,
             connections: true,
             control_messages: true,
+            packets: false,
         }
     }
 }
@@ -187,6 +199,7 @@ impl<W: Write> Sink for JsonlSink<W> {
             Event::Message(r) if s.messages => write_message(buf, r, self.payload),
             Event::Problem(r) if s.problems => write_problem(buf, r),
             Event::Connection(r) if s.connections => write_connection(buf, r),
+            Event::Packet(r) if s.packets => write_packet(buf, r),
             _ => return Ok(()),
         }
         self.flush_record()
@@ -222,7 +235,7 @@ fn payload_keys(obj: &mut Obj<'_>, payload: &[u8], is_text: bool, missing: u64, 
     }
     let text = if is_text {
         // A cut may split a character: back off to the last boundary.
-        match std::str::from_utf8(shown) {
+        match simdutf8::basic::from_utf8(shown).map_or_else(|_| std::str::from_utf8(shown), Ok) {
             Ok(t) => Some(t),
             Err(e) if e.error_len().is_none() && truncated => {
                 std::str::from_utf8(&shown[..e.valid_up_to()]).ok()
@@ -391,6 +404,18 @@ pub fn write_control_message(buf: &mut Vec<u8>, r: &FrameRecord<'_>, opts: Paylo
     payload_keys(&mut o, &r.payload, false, r.payload_missing, opts);
     problems(&mut o, &r.problems);
     o.end();
+}
+
+pub fn write_packet(buf: &mut Vec<u8>, r: &PacketRecord) {
+    Obj::new(buf, "packet")
+        .u64("packet", r.meta.packet)
+        .ts("ts", r.meta.ts, r.meta.precision)
+        .opt_u64("stream", r.stream)
+        .opt_str("src", r.src.map(endpoint).as_deref())
+        .opt_str("dst", r.dst.map(endpoint).as_deref())
+        .str("proto", r.proto)
+        .str("info", &r.info)
+        .end();
 }
 
 pub fn write_problem(buf: &mut Vec<u8>, r: &ProblemRecord) {

@@ -71,8 +71,16 @@ impl<W: Write> MessagesTable<W> {
             )
         } else {
             format!(
-                "{:>6} {:>11} {:>6} {:<22} {:<3} {:<12} {:>8} {:>7} Payload",
-                "No.", "Time", "Stream", "Client", "Dir", "Type", "Size", "Ratio"
+                "{:>6} {:>tw$} {:>6} {:<22} {:<3} {:<12} {:>8} {:>7} Payload",
+                "No.",
+                "Time",
+                "Stream",
+                "Client",
+                "Dir",
+                "Type",
+                "Size",
+                "Ratio",
+                tw = self.clock.width()
             )
         };
         writeln!(self.out, "{h}")
@@ -104,7 +112,7 @@ impl<W: Write> MessagesTable<W> {
         } else {
             let time = self.clock.format(meta.ts);
             format!(
-                "{:>6} {:>11} {:>6} {:<22} {:<3} {:<12} {:>8} {:>7} {payload}",
+                "{:>6} {:>tw$} {:>6} {:<22} {:<3} {:<12} {:>8} {:>7} {payload}",
                 meta.packet,
                 time,
                 stream,
@@ -112,7 +120,8 @@ impl<W: Write> MessagesTable<W> {
                 arrow(from),
                 kind,
                 size,
-                ratio
+                ratio,
+                tw = self.clock.width()
             )
         };
         for p in problems {

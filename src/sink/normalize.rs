@@ -2,7 +2,7 @@
 //! removed, so their outputs can be diffed.
 //!
 //! Removed: capture times (`ts`, `start`, `end`, `rtt_ms`), packet numbers, ports (endpoints
-//! become bare addresses), masking keys, the random handshake key and its accept value,
+//! and the Host header become bare addresses), masking keys, the random handshake key and its accept value,
 //! the `Date` header, input names, packet and byte totals, and `tcp` records (which reflect
 //! how the stack segmented and retransmitted, not what the peers said). Everything the peers
 //! said — handshake fields, frames, messages, close codes — stays.
@@ -31,7 +31,7 @@ const DROPPED_KEYS: &[&str] = &[
     "tcp_packets",
 ];
 
-const ENDPOINT_KEYS: &[&str] = &["src", "dst", "client", "server"];
+const ENDPOINT_KEYS: &[&str] = &["src", "dst", "client", "server", "host"];
 
 /// Headers whose values are random or clock-dependent in every run.
 const VARYING_HEADERS: &[&str] = &["sec-websocket-key", "sec-websocket-accept", "date"];
@@ -63,6 +63,9 @@ fn normalize_object(obj: &mut Map<String, Value>, kind: &str) {
     if kind == "end" {
         obj.shift_remove("bytes");
         obj.shift_remove("errors");
+        for k in ["kernel_received", "kernel_dropped", "interface_dropped"] {
+            obj.shift_remove(k);
+        }
     }
     for k in ENDPOINT_KEYS {
         if let Some(Value::String(s)) = obj.get_mut(*k) {
@@ -75,6 +78,15 @@ fn normalize_object(obj: &mut Map<String, Value>, kind: &str) {
                 let name = h.get(0).and_then(Value::as_str).unwrap_or("");
                 !VARYING_HEADERS.iter().any(|v| name.eq_ignore_ascii_case(v))
             });
+            for h in hs.iter_mut() {
+                let is_host = h
+                    .get(0)
+                    .and_then(Value::as_str)
+                    .is_some_and(|n| n.eq_ignore_ascii_case("host"));
+                if let (true, Some(Value::String(v))) = (is_host, h.get_mut(1)) {
+                    *v = strip_port(v);
+                }
+            }
         }
     }
     if let Some(Value::Object(close)) = obj.get_mut("close") {

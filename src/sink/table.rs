@@ -77,6 +77,15 @@ impl TimeColumn {
         self.first = Some(first);
     }
 
+    /// Characters the column takes.
+    pub fn width(&self) -> usize {
+        match self.format {
+            TimeFormat::Relative | TimeFormat::Delta => 11,
+            TimeFormat::Absolute => 15,
+            TimeFormat::AbsoluteDate => 26,
+        }
+    }
+
     pub fn format(&mut self, ts: Timestamp) -> String {
         let first = *self.first.get_or_insert(ts);
         match self.format {
@@ -144,8 +153,15 @@ impl<W: Write> TableSink<W> {
             format!("{:<16} {:<16} {:<9} {}", "Source", "Destination", "Protocol", "Info")
         } else {
             format!(
-                "{:>6} {:>11} {:<22} {:<22} {:<9} {:>6} {}",
-                "No.", "Time", "Source", "Destination", "Protocol", "Length", "Info"
+                "{:>6} {:>tw$} {:<22} {:<22} {:<9} {:>6} {}",
+                "No.",
+                "Time",
+                "Source",
+                "Destination",
+                "Protocol",
+                "Length",
+                "Info",
+                tw = self.clock.width()
             )
         };
         if let Some(w) = self.opts.width {
@@ -174,8 +190,15 @@ impl<W: Write> TableSink<W> {
         } else {
             let _ = write!(
                 self.buf,
-                "{:>6} {:>11} {:<22} {:<22} {:<9} {:>6} {}",
-                line.meta.packet, time, line.src, line.dst, line.proto, line.meta.len, line.info
+                "{:>6} {:>tw$} {:<22} {:<22} {:<9} {:>6} {}",
+                line.meta.packet,
+                time,
+                line.src,
+                line.dst,
+                line.proto,
+                line.meta.len,
+                line.info,
+                tw = self.clock.width()
             );
         }
         let mut tail = String::new();
@@ -464,7 +487,19 @@ impl<W: Write> Sink for TableSink<W> {
                     problems: vec![r.code],
                 })
             }
-            Event::Message(_) | Event::Connection(_) => Ok(()),
+            Event::Packet(r) if !self.opts.normalize => {
+                let mut info = String::new();
+                super::escape::escape_text(&r.info, &mut info);
+                self.print(Line {
+                    meta: r.meta,
+                    src: r.src.map(|e| e.to_string()).unwrap_or_default(),
+                    dst: r.dst.map(|e| e.to_string()).unwrap_or_default(),
+                    proto: r.proto,
+                    info,
+                    problems: Vec::new(),
+                })
+            }
+            Event::Message(_) | Event::Connection(_) | Event::Packet(_) => Ok(()),
         }
     }
 

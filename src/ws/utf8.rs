@@ -4,6 +4,11 @@
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Utf8Error;
 
+/// Whether the bytes are valid UTF-8 (SIMD-accelerated; payload text is most of the input).
+pub fn is_valid(bytes: &[u8]) -> bool {
+    simdutf8::basic::from_utf8(bytes).is_ok()
+}
+
 #[derive(Debug, Default, Clone)]
 pub struct Utf8Stream {
     carry: [u8; 4],
@@ -43,6 +48,11 @@ impl Utf8Stream {
                 }
                 Err(_) => return Err(Utf8Error),
             }
+        }
+        // The common case, valid text, on the SIMD path; the exact error position only when
+        // it is not.
+        if simdutf8::basic::from_utf8(chunk).is_ok() {
+            return Ok(());
         }
         match std::str::from_utf8(chunk) {
             Ok(_) => Ok(()),

@@ -586,6 +586,59 @@ def link_types():
     }, name="capture.pcapng")
 
 
+def hostile_text():
+    """Payloads written to attack a terminal (ESC sequences that clear the screen, set the
+    window title or hide text; a bidi override; C1 CSI) in text frames, a close reason and
+    the request path, next to a JSON message; and a second, plain connection from another
+    host, so filters have something to choose between."""
+    cap = Pcap()
+    c = Conn(cap, "10.9.0.1", "10.9.0.2", 41000, 9100)
+    c.open()
+    c.send("c", request("/evil\x1b[2J"))
+    c.send("s", response())
+    nasty = [
+        "\x1b[2J\x1b[Hscreen cleared",
+        "\x1b]0;pwned title\x07 title set",
+        "left \u202eright-to-left override\u202c end",
+        "\u009b31m C1 CSI red",
+        "bell\x07 and backspace\x08 and NUL\x00 end",
+    ]
+    for t in nasty:
+        c.send("c", cf(1, t))
+    c.send("s", frame(1, '{"event":"msg","data":{"id":7,"text":"hi"}}'))
+    c.send("c", cf(8, struct.pack("!H", 1000) + "bye \x1b[31mred\u202e".encode()))
+    c.send("s", frame(8, struct.pack("!H", 1000)))
+    c.close("s")
+    d = Conn(cap, "10.9.1.1", "10.9.1.2", 42000, 9200, t=1_700_000_010.0)
+    d.open()
+    d.send("c", request("/plain"))
+    d.send("s", response())
+    d.send("c", cf(2, b"\x00\x01\x02"))
+    d.send("s", frame(1, "plain reply"))
+    d.send("c", cf(8, struct.pack("!H", 1001)))
+    d.send("s", frame(8, struct.pack("!H", 1001)))
+    d.close("s")
+    save("crafted-hostile-text", cap, {
+        "description": "terminal escape sequences and bidi overrides in payloads, close reason and path; a second plain connection",
+        "connections": [
+            {
+                "server_port": 9100,
+                "messages": [text("client", t) for t in nasty]
+                + [text("server", '{"event":"msg","data":{"id":7,"text":"hi"}}')],
+                "close": {"initiator": "client", "code": 1000, "echoed": True},
+                "tcp_end": "fin",
+            },
+            {
+                "server_port": 9200,
+                "messages": [binary("client", b"\x00\x01\x02"), text("server", "plain reply")],
+                "close": {"initiator": "client", "code": 1001, "echoed": True},
+                "tcp_end": "fin",
+            },
+        ],
+        "expect_problems": ["malformed-http"],
+    })
+
+
 if __name__ == "__main__":
     random.seed(1)
     violations()
@@ -594,4 +647,5 @@ if __name__ == "__main__":
     midstream()
     deflate_case()
     link_types()
+    hostile_text()
     bad_files()

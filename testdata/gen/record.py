@@ -288,6 +288,9 @@ SCENARIOS = {
     "node-ws-deflate": (8766, node_ws),
     "chromium-websockets": (8771, chromium),
     "node-ws-plain": (8770, lambda port: node_ws(port, "plain")),
+    # The basic scenario recorded a second time on another port (new client port, new masks,
+    # new handshake key): `diff --normalize` must call the two recordings equal.
+    "py-websockets-basic-rerun": (8772, py_basic),
 }
 
 if __name__ == "__main__":
