@@ -91,6 +91,8 @@ pub struct Config {
     pub count: Option<u64>,
     pub max_payload: Option<usize>,
     pub normalize: bool,
+    /// Threads to use (`-j`); 0 picks by the machine.
+    pub jobs: usize,
     pub progress: bool,
     pub table: TableOpts,
     pub limits: Limits,
@@ -179,6 +181,7 @@ impl Config {
             count: common.count,
             max_payload: common.max_payload,
             normalize: common.normalize,
+            jobs: common.jobs,
             table,
             limits: limits(&common),
         })))

@@ -291,7 +291,11 @@ impl DirState {
                     compressed,
                     wire_len: 0,
                     len: 0,
-                    kept: Vec::new(),
+                    kept: Vec::with_capacity(if compressed || !ctx.opts.keep_message_payload {
+                        0
+                    } else {
+                        initial_capacity(h.payload_len, ctx)
+                    }),
                     missing: 0,
                     utf8: Utf8Stream::new(),
                     utf8_failed: false,
@@ -304,7 +308,11 @@ impl DirState {
         self.frame = Some(FrameInProgress {
             header: h,
             first_packet: meta.packet,
-            kept: Vec::new(),
+            kept: Vec::with_capacity(if ctx.opts.keep_frame_payload || h.opcode.is_control() {
+                initial_capacity(h.payload_len, ctx)
+            } else {
+                0
+            }),
             received: 0,
             missing: 0,
             problems,
@@ -605,6 +613,13 @@ impl DirState {
             problems: msg.problems,
         }));
     }
+}
+
+/// Room for a payload the header announces, so that it is not regrown segment by segment; no
+/// more than 64 KiB up front, whatever the header claims (it may claim 2^63 bytes).
+fn initial_capacity(payload_len: u64, ctx: &Ctx<'_>) -> usize {
+    let announced = usize::try_from(payload_len).unwrap_or(usize::MAX);
+    announced.min(ctx.opts.limits.max_message).min(64 << 10)
 }
 
 /// The most one message may inflate to: the size limit, and the ratio limit once past 1 MiB.

@@ -15,6 +15,7 @@ pub mod jsonl;
 pub mod messages;
 pub mod normalize;
 pub mod table;
+pub mod threaded;
 
 use crate::event::{Event, Meta};
 use crate::problem::ProblemCode;
