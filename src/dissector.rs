@@ -14,7 +14,8 @@ use crate::session::{Accounting, Ctx, Emitter, Options, Session};
 use crate::sink::{RunTotals, Sink};
 use crate::tcp::Endpoint;
 use crate::tcp::{FlowTable, PacketMeta};
-use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use foldhash::HashMap;
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::io;
 
 /// Records of a not-yet-classified connection are held at most this many packets.
@@ -229,7 +230,7 @@ impl<'s> Sequencer<'s> {
         Sequencer {
             sink,
             all,
-            class: HashMap::new(),
+            class: HashMap::default(),
             held: VecDeque::new(),
             held_bytes: 0,
             now: 0,

@@ -7,7 +7,8 @@
 //! capture time passes without it completing. Overlaps keep the first copy.
 
 use super::DecodeNotice;
-use std::collections::{BTreeMap, HashMap};
+use foldhash::HashMap;
+use std::collections::BTreeMap;
 use std::net::IpAddr;
 
 const MAX_DATAGRAMS: usize = 1024;
@@ -61,7 +62,7 @@ impl FragmentPool {
             limit,
             held: 0,
             serial: 0,
-            datagrams: HashMap::new(),
+            datagrams: HashMap::default(),
             notices: Vec::new(),
             #[cfg(test)]
             looks: 0,
