@@ -12,7 +12,7 @@ if [ ${#targets[@]} -eq 0 ]; then
 fi
 mkdir -p logs
 for t in "${targets[@]}"; do
-    mapfile -t files < <(find "regressions/$t" -type f ! -name '*.md' ! -name '*.py' | sort)
+    mapfile -t files < <(find "regressions/$t" -maxdepth 1 -type f ! -name '*.md' ! -name '*.py' | sort)
     [ ${#files[@]} -gt 0 ] || continue
     echo "== $t: ${#files[@]} inputs"
     status=0

@@ -5,6 +5,7 @@ mod ci;
 mod cli;
 mod groundtruth;
 mod live;
+mod regressions;
 mod shared;
 mod util;
 mod views;

@@ -77,3 +77,32 @@ s.extend(struct.pack('!H', 100))
 for _ in range(16000):
     data(True, b'\x83')
 write('session', 'resync-one-byte-chunks-after-gap', bytes(s))
+
+
+# A capture twin of each input of a structured target, in <target>/capture/: the same path
+# driven through the whole binary, so that `cargo test` (tests/regressions.rs) runs it too.
+CLIENT, SERVER = (bytes([10, 0, 0, 1]), 40001), (bytes([10, 0, 0, 2]), 80)
+
+
+def segment(src, dst, seq, ack, payload, flags=0x18):
+    th = struct.pack('!HHIIBBHHH', src[1], dst[1], seq, ack, 5 << 4, flags, 65535, 0, 0)
+    ip = struct.pack('!BBHHHBBH4s4s', 0x45, 0, 40 + len(payload), 1, 0, 64, 6, 0, src[0], dst[0])
+    return ETHER + ip + th + payload
+
+
+request = (b'GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n'
+           b'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n')
+response = (b'HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n'
+            b'Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n')
+cseq, sseq = 1000, 5000
+packets = [segment(CLIENT, SERVER, cseq, sseq, request),
+           segment(SERVER, CLIENT, sseq, cseq + len(request), response)]
+cseq += len(request)
+sseq += len(response) + 100  # 100 server bytes the capture missed
+for i in range(16000):
+    packets.append(segment(SERVER, CLIENT, sseq + i, cseq, b'\x83'))
+    if i == 0:
+        # The client acknowledges past the hole: it is a gap, and what follows is in order.
+        packets.append(segment(CLIENT, SERVER, cseq, sseq + 1, b'', flags=0x10))
+write('session/capture', 'resync-one-byte-chunks-after-gap.pcap.gz',
+      gzip.compress(pcap(packets), 9, mtime=0))
