@@ -4,6 +4,7 @@ mod cases;
 mod ci;
 mod cli;
 mod groundtruth;
+mod hostile;
 mod live;
 mod regressions;
 mod shared;
