@@ -37,6 +37,11 @@ fn problems(recs: &[Value], code: &str) -> u64 {
     end(recs)["problems"][code].as_u64().unwrap_or(0)
 }
 
+/// How many problem records of `code` the run emitted.
+fn problem_records(recs: &[Value], code: &str) -> usize {
+    of_type(recs, "problem").iter().filter(|p| p["code"] == code).count()
+}
+
 fn texts(recs: &[Value]) -> Vec<&str> {
     of_type(recs, "message").iter().filter_map(|m| m["text"].as_str()).collect()
 }
@@ -110,6 +115,53 @@ fn sequence_space_far_ahead_of_a_hole() {
     // The gaps add up to about 2 GB of sequence space: counted, never allocated.
     let gap = end(&recs)["stream_bytes"]["gap"].as_u64().unwrap();
     assert!(gap > 2_000_000_000, "gap bytes {gap}");
+}
+
+#[test]
+fn a_small_scan_window_still_finds_frames_and_reports_the_skip() {
+    let args = ["--json", "--max-scan-window", "1024", &hostile("sequence-leap.pcap.gz")];
+    let recs = run_json(&args, 0, RSS_MIB);
+    assert!(problems(&recs, "resync") >= 3000, "{}", end(&recs));
+}
+
+#[test]
+fn pings_nobody_answers() {
+    let recs = run_json(&["--json", &hostile("ping-flood.pcap.gz")], 0, RSS_MIB);
+    assert_eq!(problem_records(&recs, "ping-limit"), 1000 - 64);
+    assert!(limits_hit(&recs).contains(&"max-pending-pings"));
+    // The last ping is still remembered, the first one forgotten.
+    assert_eq!(problem_records(&recs, "unsolicited-pong"), 1);
+    let recs = run_json(&["conns", "--json", &hostile("ping-flood.pcap.gz")], 0, RSS_MIB);
+    assert_eq!(of_type(&recs, "connection")[0]["rtt_ms"].as_array().unwrap().len(), 1);
+    let args = ["--json", "--max-pending-pings", "1000", &hostile("ping-flood.pcap.gz")];
+    let recs = run_json(&args, 0, RSS_MIB);
+    assert_eq!(problems(&recs, "ping-limit"), 0);
+    assert_eq!(problems(&recs, "unsolicited-pong"), 0);
+}
+
+/// Each field of `Limits` has a row in the README's table, whose flag `--help` lists and
+/// whose problem codes exist.
+#[test]
+fn every_limit_has_a_flag_a_documented_default_and_a_problem_code() {
+    let src = std::fs::read_to_string(repo().join("src/limits.rs")).unwrap();
+    let fields = src.lines().filter(|l| l.trim_start().starts_with("pub max_")).count();
+    let readme = std::fs::read_to_string(repo().join("README.md")).unwrap();
+    let table = readme.split("## Limits").nth(1).unwrap().split("\n## ").next().unwrap();
+    let rows: Vec<&str> = table.lines().filter(|l| l.starts_with("| `--")).collect();
+    assert_eq!(rows.len(), fields, "README limits table vs src/limits.rs:\n{table}");
+    let help = String::from_utf8(run(&["--help"]).stdout).unwrap();
+    let docs = std::fs::read_to_string(repo().join("docs/json.md")).unwrap();
+    for row in rows {
+        let cells: Vec<&str> = row.split('|').map(str::trim).collect();
+        let flag = cells[1].trim_matches('`');
+        assert!(help.contains(flag), "--help lacks {flag}");
+        assert!(!cells[2].is_empty(), "{flag} has no default");
+        let codes: Vec<&str> = cells[3].split('`').skip(1).step_by(2).collect();
+        assert!(!codes.is_empty(), "{flag} names no problem code");
+        for code in codes {
+            assert!(docs.contains(&format!("| `{code}` |")), "{flag}: unknown code {code}");
+        }
+    }
 }
 
 #[test]

@@ -24,6 +24,9 @@ fuzz_target!(|data: &[u8]| {
         max_message: 16 << 10,
         max_inflate: 1 << 20,
         max_inflate_ratio: 1000,
+        max_ip_datagrams: 16,
+        max_scan_window: 4 << 10,
+        max_pending_pings: 4,
     };
     let opts = Options { limits, keep_frame_payload: true, keep_message_payload: true };
     let mut sink = NullSink::default();

@@ -266,6 +266,20 @@ def ip_impossible():
     save("ip-impossible.pcap", cap.buf)
 
 
+def ping_flood():
+    """1000 pings from the client that no pong answers, then the server pongs the last one
+    and the first one: past the pending-ping limit the oldest are forgotten (so the first
+    pong is unsolicited), and memory does not grow with the pings."""
+    cap = Pcap()
+    c = ws_conn(cap, 17)
+    for i in range(1000):
+        c.send("c", cf(9, f"p{i}"))
+    c.send("s", frame(10, "p999"))
+    c.send("s", frame(10, "p0"))
+    close(c)
+    save("ping-flood.pcap", cap.buf, gz=True)
+
+
 if __name__ == "__main__":
     os.makedirs(OUT, exist_ok=True)
     huge_lengths()
@@ -281,3 +295,4 @@ if __name__ == "__main__":
     snaplen_64()
     timestamps_backwards()
     ip_impossible()
+    ping_flood()
