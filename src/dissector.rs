@@ -18,10 +18,7 @@ use foldhash::HashMap;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::io;
 
-/// Records of a not-yet-classified connection are held at most this many packets.
-const HOLD_PACKETS: u64 = 4096;
-/// ... and at most this many payload bytes in all.
-const HOLD_BYTES: usize = 16 << 20;
+use crate::limits::{HOLD_BYTES, HOLD_PACKETS};
 
 /// Runs the stages over a sequence of capture records.
 pub struct Dissector<'s> {
