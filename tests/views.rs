@@ -4,7 +4,7 @@
 //! Golden files live in `testdata/<case>/expected/`; after an intended change of output,
 //! regenerate them with `UPDATE_GOLDEN=1 cargo test golden` and review the diff.
 
-use crate::cases::{capture_in, cases};
+use crate::cases::{capture_in, case_args, cases};
 use crate::util::*;
 use serde_json::Value;
 use std::process::Command;
@@ -307,8 +307,10 @@ fn every_json_line_matches_the_schema() {
             ],
             &["check", "--json", "--subprotocol", "chat.v2", "--allow", "no-close-frame"],
         ];
+        let keylog = case_args(&dir);
         for view in views {
             let mut args = view.to_vec();
+            args.extend(keylog.iter().map(String::as_str));
             args.push(&cap);
             check(&args);
         }

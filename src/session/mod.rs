@@ -66,6 +66,8 @@ pub struct Accounting {
     pub other_bytes: u64,
     /// Bytes never captured (TCP gaps).
     pub gap_bytes: u64,
+    /// TLS record headers, handshakes, tags and records that were not decrypted.
+    pub tls_bytes: u64,
 }
 
 /// Receives records from sessions; the dissector's output sequencer implements it.
@@ -904,6 +906,7 @@ impl Session {
             keepalives: self.keepalives,
             gaps: self.gaps,
             problems: self.problems.clone(),
+            tls: None,
         })));
         // The connection's state is no longer needed; free it before the table does.
         self.dirs = None;

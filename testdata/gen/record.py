@@ -281,6 +281,51 @@ def node_ws(port, mode="deflate"):
     }
 
 
+def node_wss(port, mode):
+    """Node `ws` over https (wss://): the server logs the TLS secrets (its 'keylog' events)
+    into the case's keylog.txt; text, a short binary, a 20000-byte binary that spans TLS
+    records and segments, and a close started by the server with 4000."""
+    case_dir = os.path.join(TESTDATA, CURRENT_CASE[0])
+    keylog = os.path.join(case_dir, "keylog.txt")
+    out = subprocess.run(
+        ["node", os.path.join(HERE, "node_wss.js"), str(port), mode, keylog],
+        check=True,
+        capture_output=True,
+        timeout=30,
+    )
+    sent = json.loads(out.stdout)
+    return {
+        "description": f"Node ws 8 client and server over TLS ({mode}) on loopback",
+        "keylog": "keylog.txt",
+        "connections": [
+            {
+                "server_port": port,
+                "messages": sent,
+                "close": {"initiator": "server", "code": 4000, "reason": "server done",
+                          "echoed": True},
+            }
+        ],
+        "expect_tls": {"sni": "wsdissect.test", "alpn": "http/1.1", **NODE_WSS_SUITES[mode]},
+        "expect_problems": [],
+    }
+
+
+# What each node_wss.js mode negotiates (Node 18+ with OpenSSL 3).
+NODE_WSS_SUITES = {
+    "tls13": {"version": "TLS 1.3", "cipher_suite": "TLS_AES_256_GCM_SHA384"},
+    "tls13-aes128": {"version": "TLS 1.3", "cipher_suite": "TLS_AES_128_GCM_SHA256"},
+    "tls13-chacha": {"version": "TLS 1.3", "cipher_suite": "TLS_CHACHA20_POLY1305_SHA256"},
+    "tls12-aes128gcm": {"version": "TLS 1.2",
+                        "cipher_suite": "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256"},
+    "tls12-aes256gcm": {"version": "TLS 1.2",
+                        "cipher_suite": "TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384"},
+    "tls12-chacha": {"version": "TLS 1.2",
+                     "cipher_suite": "TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256"},
+}
+
+# The case being recorded (scenarios that write files next to the capture need it).
+CURRENT_CASE = [""]
+
 SCENARIOS = {
     "py-websockets-basic": (8765, py_basic),
     "py-websockets-keepalive-rst": (8767, py_keepalive_rst),
@@ -291,10 +336,19 @@ SCENARIOS = {
     # The basic scenario recorded a second time on another port (new client port, new masks,
     # new handshake key): `diff --normalize` must call the two recordings equal.
     "py-websockets-basic-rerun": (8772, py_basic),
+    # wss:// (TLS), decrypted with the key logs the peers wrote.
+    "node-wss-tls13": (8443, lambda port: node_wss(port, "tls13")),
+    "node-wss-tls13-aes128": (8447, lambda port: node_wss(port, "tls13-aes128")),
+    "node-wss-tls13-chacha": (8444, lambda port: node_wss(port, "tls13-chacha")),
+    "node-wss-tls12-aes128gcm": (8445, lambda port: node_wss(port, "tls12-aes128gcm")),
+    "node-wss-tls12-aes256gcm": (8448, lambda port: node_wss(port, "tls12-aes256gcm")),
+    "node-wss-tls12-chacha": (8446, lambda port: node_wss(port, "tls12-chacha")),
 }
 
 if __name__ == "__main__":
     names = sys.argv[1:] or list(SCENARIOS)
     for name in names:
         port, fn = SCENARIOS[name]
+        CURRENT_CASE[0] = name
+        os.makedirs(os.path.join(TESTDATA, name), exist_ok=True)
         record(name, port, fn)

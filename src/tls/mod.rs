@@ -1,0 +1,644 @@
+//! Stage 3b: TLS between TCP reassembly and the HTTP/WebSocket session.
+//!
+//! A connection whose client opens with a TLS ClientHello record (on any port) is TLS. Its
+//! reassembled byte streams are cut into TLS records (records span segments, segments carry
+//! several records); plaintext handshake messages give the version, cipher suite, SNI, ALPN
+//! and the client random, which finds the connection's secrets in the [`KeyLog`]. With them,
+//! records are decrypted ([`crypto`]) and the application data comes out as in-order stream
+//! bytes per direction, which the dissector hands to the same session code as plain TCP
+//! data, at the packet that completed each record.
+//!
+//! TLS 1.3: handshake traffic secrets until each side's Finished, then `*_TRAFFIC_SECRET_0`,
+//! moved on by KeyUpdate. If a side's handshake secret is missing, its handshake records are
+//! skipped until one opens with the application key. TLS 1.2: the `CLIENT_RANDOM` master
+//! secret's key block, each side from its ChangeCipherSpec on. Nothing here stops the run:
+//! a missing key, an unsupported suite, a failed tag or a gap turns into a problem and the
+//! direction's remaining records are counted, not decrypted.
+
+pub mod crypto;
+pub mod keylog;
+
+pub use keylog::KeyLog;
+
+use crate::problem::ProblemCode;
+use crate::tcp::{Side, TcpEvent};
+use crypto::{Decryptor, OpenError, Suite};
+use tls_parser::{
+    parse_tls_client_hello_extensions, parse_tls_handshake_client_hello,
+    parse_tls_handshake_server_hello, parse_tls_server_hello_extensions, SNIType, TlsExtension,
+};
+
+/// RFC 8446 5.1: "The length MUST NOT exceed 2^14 + 256 bytes" (TLS 1.3 ciphertext); TLS 1.2
+/// allows 2^14 + 2048 (RFC 5246 6.2.3).
+const MAX_RECORD: usize = (1 << 14) + 2048;
+/// Handshake messages longer than this (certificate chains are the long ones) are skipped.
+const MAX_HANDSHAKE_MESSAGE: usize = 256 << 10;
+/// RFC 8446 4.1.3: the ServerHello random of a HelloRetryRequest.
+const HRR_RANDOM: [u8; 32] = [
+    0xcf, 0x21, 0xad, 0x74, 0xe5, 0x9a, 0x61, 0x11, 0xbe, 0x1d, 0x8c, 0x02, 0x1e, 0x65, 0xb8, 0x91,
+    0xc2, 0xa2, 0x11, 0x16, 0x7a, 0xbb, 0x8c, 0x5e, 0x07, 0x9e, 0x09, 0xe2, 0xc8, 0xa8, 0x33, 0x9c,
+];
+
+/// What is known about a TLS connection, for its records.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TlsInfo {
+    /// Negotiated version, e.g. `TLS 1.3` (the ClientHello's until the ServerHello is seen).
+    pub version: Option<String>,
+    pub cipher_suite: Option<String>,
+    pub cipher_suite_id: Option<u16>,
+    pub sni: Option<String>,
+    pub alpn_offered: Vec<String>,
+    pub alpn: Option<String>,
+    /// The ClientHello random in hex: the key log's key.
+    pub client_random: Option<String>,
+    /// The key log had secrets for this connection.
+    pub keys_found: bool,
+    /// Records (application data) were decrypted.
+    pub decrypted: bool,
+    /// TLS stream bytes per direction (client, server).
+    pub bytes: [u64; 2],
+    /// Records that could not be decrypted (no key, failure, unsupported suite).
+    pub undecrypted_records: u64,
+    pub problems: Vec<ProblemCode>,
+}
+
+/// What the TLS stage hands on, in order.
+#[derive(Debug, PartialEq, Eq)]
+pub enum TlsOut {
+    /// Decrypted application data.
+    Data {
+        from: Side,
+        offset: u64,
+        bytes: Vec<u8>,
+    },
+    /// The handshake is known (ServerHello seen, or the connection ended without one).
+    Handshake,
+    /// The connection carries TLS that cannot be decrypted: list it as it is.
+    Opaque,
+    Problem {
+        code: ProblemCode,
+        from: Option<Side>,
+        detail: String,
+    },
+}
+
+/// What the dissector does with a TCP event.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Step {
+    /// Not TLS (or not an event TLS changes): give the event to the session as it is.
+    Pass,
+    /// TLS consumed it; hand on [`TlsConn::take_outputs`].
+    Consumed,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+enum Mode {
+    #[default]
+    Undecided,
+    Tls,
+    Plain,
+}
+
+#[derive(Default)]
+struct Dir {
+    buf: Vec<u8>,
+    hs: Vec<u8>,
+    hs_broken: bool,
+    /// The peer protects its records from now on (TLS 1.2 after ChangeCipherSpec, TLS 1.3
+    /// after the ServerHello).
+    encrypted: bool,
+    current: Option<Decryptor>,
+    /// TLS 1.3: the application epoch, installed at Finished (or by trial).
+    app: Option<Decryptor>,
+    app_secret: Option<Vec<u8>>,
+    in_app_epoch: bool,
+    /// TLS 1.2: the keys that ChangeCipherSpec turns on.
+    pending: Option<Decryptor>,
+    /// No more records are parsed or decrypted (malformed stream, gap, decrypt failure).
+    dead: bool,
+    /// Decryption of this direction failed; reported once.
+    failed: bool,
+    opened: u64,
+    app_offset: u64,
+}
+
+/// Per-connection TLS state.
+#[derive(Default)]
+pub struct TlsConn {
+    mode: Mode,
+    info: TlsInfo,
+    dirs: [Dir; 2],
+    client_random: Option<[u8; 32]>,
+    server_random: Option<[u8; 32]>,
+    suite: Option<Suite>,
+    tls13: bool,
+    server_hello_seen: bool,
+    handshake_reported: bool,
+    handshake_pending: bool,
+    opaque_reported: bool,
+    out: Vec<TlsOut>,
+}
+
+fn idx(side: Side) -> usize {
+    match side {
+        Side::Client => 0,
+        Side::Server => 1,
+    }
+}
+
+/// A ClientHello record starts the stream: handshake (22), major version 3, then the
+/// handshake type 1 after the 5-byte record header.
+pub fn looks_like_client_hello(data: &[u8]) -> bool {
+    match data {
+        [22, 3, minor, _, _, 1, ..] => *minor <= 4,
+        [22, 3, minor, ..] if data.len() < 6 => *minor <= 4,
+        [22] => true,
+        _ => false,
+    }
+}
+
+impl TlsConn {
+    pub fn is_tls(&self) -> bool {
+        self.mode == Mode::Tls
+    }
+
+    pub fn info(&self) -> Option<&TlsInfo> {
+        self.is_tls().then_some(&self.info)
+    }
+
+    pub fn take_outputs(&mut self) -> Vec<TlsOut> {
+        std::mem::take(&mut self.out)
+    }
+
+    /// Looks at one TCP event of the connection.
+    pub fn on_tcp(&mut self, ev: &TcpEvent<'_>, keys: &mut KeyLog) -> Step {
+        match (self.mode, ev) {
+            (Mode::Plain, _) => Step::Pass,
+            (Mode::Undecided, TcpEvent::Data { from, data, .. }) => {
+                if *from == Side::Client && looks_like_client_hello(data) {
+                    self.mode = Mode::Tls;
+                    self.on_data(*from, data, keys);
+                    Step::Consumed
+                } else {
+                    self.mode = Mode::Plain;
+                    Step::Pass
+                }
+            }
+            (Mode::Tls, TcpEvent::Data { from, data, .. }) => {
+                self.on_data(*from, data, keys);
+                Step::Consumed
+            }
+            (Mode::Tls, TcpEvent::Gap { from, .. }) => {
+                let d = &mut self.dirs[idx(*from)];
+                if !d.dead {
+                    d.dead = true;
+                    d.buf = Vec::new();
+                    if d.encrypted && !d.failed && (d.current.is_some() || d.app.is_some()) {
+                        d.failed = true;
+                        self.problem(
+                            ProblemCode::TlsDecryptFailed,
+                            Some(*from),
+                            "bytes of the TLS stream are missing; the records after the gap \
+                             cannot be decrypted"
+                                .into(),
+                        );
+                    }
+                }
+                // The session still reports the gap itself.
+                Step::Pass
+            }
+            (Mode::Tls, TcpEvent::Closed { .. }) => {
+                self.finish();
+                Step::Pass
+            }
+            _ => Step::Pass,
+        }
+    }
+
+    fn problem(&mut self, code: ProblemCode, from: Option<Side>, detail: String) {
+        if !self.info.problems.contains(&code) {
+            self.info.problems.push(code);
+        }
+        self.out.push(TlsOut::Problem { code, from, detail });
+    }
+
+    fn opaque(&mut self) {
+        if !self.opaque_reported {
+            self.opaque_reported = true;
+            self.out.push(TlsOut::Opaque);
+        }
+    }
+
+    fn finish(&mut self) {
+        if !self.handshake_reported {
+            self.handshake_reported = true;
+            self.out.push(TlsOut::Handshake);
+            self.opaque();
+        }
+        for side in [Side::Client, Side::Server] {
+            let d = &self.dirs[idx(side)];
+            if self.info.keys_found && d.encrypted && d.opened == 0 && !d.failed && !d.dead {
+                self.dirs[idx(side)].failed = true;
+                self.problem(
+                    ProblemCode::TlsDecryptFailed,
+                    Some(side),
+                    format!(
+                        "no {} record decrypted with the logged secrets (wrong key log?)",
+                        side.as_str()
+                    ),
+                );
+                self.opaque();
+            }
+        }
+    }
+
+    fn on_data(&mut self, from: Side, data: &[u8], keys: &mut KeyLog) {
+        let start = self.out.len();
+        let i = idx(from);
+        self.info.bytes[i] = self.info.bytes[i].saturating_add(data.len() as u64);
+        if self.dirs[i].dead {
+            return;
+        }
+        self.dirs[i].buf.extend_from_slice(data);
+        let mut at = 0;
+        loop {
+            let buf = &self.dirs[i].buf;
+            let Some(header) = buf.get(at..at + 5) else { break };
+            let header: [u8; 5] = [header[0], header[1], header[2], header[3], header[4]];
+            let len = usize::from(u16::from_be_bytes([header[3], header[4]]));
+            if !(20..=24).contains(&header[0]) || header[1] != 3 || len > MAX_RECORD {
+                self.dirs[i].dead = true;
+                self.problem(
+                    ProblemCode::TlsMalformed,
+                    Some(from),
+                    format!(
+                        "not a TLS record header ({:02x} {:02x}{:02x}, length {len}); the rest \
+                         of this direction is skipped",
+                        header[0], header[1], header[2]
+                    ),
+                );
+                self.opaque();
+                break;
+            }
+            let Some(body) = buf.get(at + 5..at + 5 + len) else { break };
+            let body = body.to_vec();
+            at += 5 + len;
+            self.record(from, header, &body, keys);
+            if self.dirs[i].dead {
+                break;
+            }
+        }
+        let d = &mut self.dirs[i];
+        if d.dead {
+            d.buf = Vec::new();
+        } else {
+            d.buf.drain(..at.min(d.buf.len()));
+        }
+        if self.handshake_pending && !self.handshake_reported {
+            self.handshake_pending = false;
+            self.handshake_reported = true;
+            // Ahead of what this segment produced (problems, decrypted data).
+            self.out.insert(start.min(self.out.len()), TlsOut::Handshake);
+        }
+    }
+
+    fn record(&mut self, from: Side, header: [u8; 5], body: &[u8], keys: &mut KeyLog) {
+        let i = idx(from);
+        let ctype = header[0];
+        if ctype == 20 {
+            // ChangeCipherSpec: TLS 1.2 turns on this side's keys; TLS 1.3 sends it only for
+            // middlebox compatibility (RFC 8446 D.4).
+            if !self.tls13 {
+                let d = &mut self.dirs[i];
+                d.encrypted = true;
+                d.current = d.pending.take();
+            }
+            return;
+        }
+        if !self.dirs[i].encrypted || (self.tls13 && ctype != 23) {
+            if ctype == 22 {
+                self.handshake_bytes(from, body, keys);
+            }
+            return;
+        }
+        let Some(plain) = self.decrypt(from, header, body) else { return };
+        if self.tls13 {
+            // RFC 8446 5.4: the content type is the last non-zero byte of the inner plaintext.
+            let Some(end) = plain.iter().rposition(|&b| b != 0) else { return };
+            let inner = plain[end];
+            let content = &plain[..end];
+            match inner {
+                23 => self.app_data(from, content),
+                22 => self.handshake_bytes(from, content, keys),
+                _ => {}
+            }
+        } else {
+            match ctype {
+                23 => self.app_data(from, &plain),
+                22 => self.handshake_bytes(from, &plain, keys),
+                _ => {}
+            }
+        }
+    }
+
+    fn decrypt(&mut self, from: Side, header: [u8; 5], body: &[u8]) -> Option<Vec<u8>> {
+        let i = idx(from);
+        let d = &mut self.dirs[i];
+        if d.current.is_none() && d.app.is_none() {
+            self.info.undecrypted_records += 1;
+            return None;
+        }
+        let first = d.current.as_mut().map(|c| c.open(header, body));
+        match first {
+            Some(Ok(p)) => {
+                d.opened += 1;
+                self.info.decrypted = true;
+                return Some(p);
+            }
+            Some(Err(OpenError::TooShort)) => {
+                self.fail(from, "a protected record is shorter than its authentication tag");
+                return None;
+            }
+            _ => {}
+        }
+        // TLS 1.3 without the handshake secret, or a Finished we could not see: try the
+        // application epoch.
+        if !d.in_app_epoch {
+            if let Some(mut app) = d.app.take() {
+                if let Ok(p) = app.open(header, body) {
+                    d.current = Some(app);
+                    d.in_app_epoch = true;
+                    d.opened += 1;
+                    self.info.decrypted = true;
+                    return Some(p);
+                }
+                d.app = Some(app);
+                if d.current.is_none() {
+                    // Still in the handshake epoch, whose secret is not logged.
+                    self.info.undecrypted_records += 1;
+                    return None;
+                }
+            }
+        }
+        self.fail(from, "a record's authentication tag did not verify (wrong key log entry?)");
+        None
+    }
+
+    fn fail(&mut self, from: Side, why: &str) {
+        let i = idx(from);
+        self.info.undecrypted_records += 1;
+        let d = &mut self.dirs[i];
+        d.dead = true;
+        if d.failed {
+            return;
+        }
+        d.failed = true;
+        let detail = format!(
+            "{} record {} of this epoch: {why}; the rest of this direction is not decrypted",
+            from.as_str(),
+            d.opened + 1
+        );
+        self.problem(ProblemCode::TlsDecryptFailed, Some(from), detail);
+        self.opaque();
+    }
+
+    fn app_data(&mut self, from: Side, data: &[u8]) {
+        if data.is_empty() {
+            return;
+        }
+        let d = &mut self.dirs[idx(from)];
+        let offset = d.app_offset;
+        d.app_offset += data.len() as u64;
+        self.out.push(TlsOut::Data { from, offset, bytes: data.to_vec() });
+    }
+
+    /// Handshake messages, reassembled across records.
+    fn handshake_bytes(&mut self, from: Side, data: &[u8], keys: &mut KeyLog) {
+        let i = idx(from);
+        if self.dirs[i].hs_broken {
+            return;
+        }
+        self.dirs[i].hs.extend_from_slice(data);
+        loop {
+            let hs = &self.dirs[i].hs;
+            let Some(&[t, a, b, c]) = hs.get(..4) else { return };
+            let len = usize::from(a) << 16 | usize::from(b) << 8 | usize::from(c);
+            if len > MAX_HANDSHAKE_MESSAGE {
+                // Skipped, not fatal: the messages that matter are short.
+                let d = &mut self.dirs[i];
+                d.hs_broken = true;
+                d.hs = Vec::new();
+                return;
+            }
+            let Some(body) = hs.get(4..4 + len) else { return };
+            let body = body.to_vec();
+            self.dirs[i].hs.drain(..4 + len);
+            self.handshake_message(from, t, &body, keys);
+        }
+    }
+
+    fn handshake_message(&mut self, from: Side, t: u8, body: &[u8], keys: &mut KeyLog) {
+        match (from, t) {
+            (Side::Client, 1) => self.client_hello(body),
+            (Side::Server, 2) => self.server_hello(body, keys),
+            (Side::Server, 8) if self.tls13 => self.encrypted_extensions(body),
+            // Finished: TLS 1.3 moves this side to its application traffic keys.
+            (_, 20) if self.tls13 => {
+                let d = &mut self.dirs[idx(from)];
+                if !d.in_app_epoch {
+                    d.in_app_epoch = true;
+                    d.current = d.app.take();
+                }
+            }
+            // KeyUpdate (RFC 8446 4.6.3): the sender's next records use the next secret.
+            (_, 24) if self.tls13 => self.key_update(from),
+            _ => {}
+        }
+    }
+
+    fn client_hello(&mut self, body: &[u8]) {
+        let Ok((_, ch)) = parse_tls_handshake_client_hello(body) else {
+            self.problem(
+                ProblemCode::TlsMalformed,
+                Some(Side::Client),
+                "the ClientHello could not be parsed".into(),
+            );
+            return;
+        };
+        if let Ok(r) = <[u8; 32]>::try_from(ch.random) {
+            if self.client_random.is_none() {
+                self.client_random = Some(r);
+                self.info.client_random = Some(keylog::hex(&r));
+            }
+        }
+        self.info.version.get_or_insert_with(|| version_name(ch.version.0));
+        let exts = ch.ext.and_then(|e| parse_tls_client_hello_extensions(e).ok()).map(|(_, v)| v);
+        for ext in exts.unwrap_or_default() {
+            match ext {
+                TlsExtension::SNI(names) => {
+                    if let Some((_, name)) = names.iter().find(|(t, _)| *t == SNIType::HostName) {
+                        self.info.sni = Some(String::from_utf8_lossy(name).into_owned());
+                    }
+                }
+                TlsExtension::ALPN(protos) => {
+                    self.info.alpn_offered =
+                        protos.iter().map(|p| String::from_utf8_lossy(p).into_owned()).collect();
+                }
+                _ => {}
+            }
+        }
+    }
+
+    fn server_hello(&mut self, body: &[u8], keys: &mut KeyLog) {
+        let Ok((_, sh)) = parse_tls_handshake_server_hello(body) else {
+            self.problem(
+                ProblemCode::TlsMalformed,
+                Some(Side::Server),
+                "the ServerHello could not be parsed".into(),
+            );
+            return;
+        };
+        if sh.random == HRR_RANDOM {
+            // HelloRetryRequest: a second ClientHello and the real ServerHello follow.
+            return;
+        }
+        let mut version = sh.version.0;
+        let exts = sh.ext.and_then(|e| parse_tls_server_hello_extensions(e).ok()).map(|(_, v)| v);
+        for ext in exts.unwrap_or_default() {
+            match ext {
+                TlsExtension::SupportedVersions(v) => {
+                    if let Some(v) = v.first() {
+                        version = v.0;
+                    }
+                }
+                TlsExtension::ALPN(protos) => {
+                    self.info.alpn =
+                        protos.first().map(|p| String::from_utf8_lossy(p).into_owned());
+                }
+                _ => {}
+            }
+        }
+        self.server_hello_seen = true;
+        self.server_random = <[u8; 32]>::try_from(sh.random).ok();
+        self.tls13 = version == 0x0304;
+        self.info.version = Some(version_name(version));
+        let id = sh.cipher.0;
+        self.info.cipher_suite_id = Some(id);
+        self.info.cipher_suite = Some(
+            tls_parser::TlsCipherSuite::from_id(id)
+                .map_or_else(|| format!("0x{id:04x}"), |s| s.name.to_string()),
+        );
+        if self.tls13 {
+            // Everything after the ServerHello is protected, in both directions.
+            self.dirs[0].encrypted = true;
+            self.dirs[1].encrypted = true;
+        }
+        self.setup_keys(keys);
+        // Reported once the segment is done: in TLS 1.3 the selected ALPN comes in the
+        // EncryptedExtensions that usually share it.
+        self.handshake_pending = true;
+    }
+
+    /// RFC 8446 4.3.1: TLS 1.3 sends the selected ALPN in EncryptedExtensions.
+    fn encrypted_extensions(&mut self, body: &[u8]) {
+        let Some(exts) = body.get(2..) else { return };
+        let Ok((_, exts)) = tls_parser::parse_tls_extensions(exts) else { return };
+        for ext in exts {
+            if let TlsExtension::ALPN(protos) = ext {
+                self.info.alpn = protos.first().map(|p| String::from_utf8_lossy(p).into_owned());
+            }
+        }
+    }
+
+    fn setup_keys(&mut self, keys: &mut KeyLog) {
+        let id = self.info.cipher_suite_id.unwrap_or(0);
+        let random = self.client_random.unwrap_or_default();
+        let secrets = keys.find(&random).cloned();
+        let Some(secrets) = secrets else {
+            let detail = match &self.info.client_random {
+                Some(r) if keys.is_empty() => format!(
+                    "no TLS key log given (--keylog, SSLKEYLOGFILE or pcapng secrets); client \
+                     random {r}; records are not decrypted"
+                ),
+                Some(r) => {
+                    format!("no key log entry for client random {r}; records are not decrypted")
+                }
+                None => "no ClientHello was seen, so no key can be looked up".into(),
+            };
+            self.problem(ProblemCode::TlsNoKey, None, detail);
+            self.opaque();
+            return;
+        };
+        let Some(suite) = crypto::suite(id).filter(|s| s.tls13 == self.tls13) else {
+            let name = self.info.cipher_suite.clone().unwrap_or_default();
+            self.problem(
+                ProblemCode::TlsUnsupportedCipher,
+                None,
+                format!("cipher suite {name} ({id:#06x}) is not decrypted (AEAD suites only)"),
+            );
+            self.opaque();
+            return;
+        };
+        self.suite = Some(suite);
+        let missing = |what: &str| format!("the key log has no {what} for this connection");
+        if self.tls13 {
+            let pairs = [
+                (&secrets.client_handshake, &secrets.client_traffic0, 0usize),
+                (&secrets.server_handshake, &secrets.server_traffic0, 1usize),
+            ];
+            for (hs, app, i) in pairs {
+                let d = &mut self.dirs[i];
+                d.current = hs
+                    .as_deref()
+                    .and_then(|s| crypto::tls13_keys(suite, s))
+                    .and_then(|k| Decryptor::new(suite, &k));
+                d.app = app
+                    .as_deref()
+                    .and_then(|s| crypto::tls13_keys(suite, s))
+                    .and_then(|k| Decryptor::new(suite, &k));
+                d.app_secret = app.clone();
+            }
+            self.info.keys_found = true;
+            if secrets.client_traffic0.is_none() || secrets.server_traffic0.is_none() {
+                self.problem(
+                    ProblemCode::TlsNoKey,
+                    None,
+                    missing("CLIENT_TRAFFIC_SECRET_0 / SERVER_TRAFFIC_SECRET_0"),
+                );
+                self.opaque();
+            }
+        } else {
+            let (Some(master), Some(sr)) = (secrets.master.as_deref(), self.server_random) else {
+                self.problem(ProblemCode::TlsNoKey, None, missing("CLIENT_RANDOM master secret"));
+                self.opaque();
+                return;
+            };
+            self.info.keys_found = true;
+            if let Some((c, s)) = crypto::tls12_keys(suite, master, &random, &sr) {
+                self.dirs[0].pending = Decryptor::new(suite, &c);
+                self.dirs[1].pending = Decryptor::new(suite, &s);
+            }
+        }
+    }
+
+    fn key_update(&mut self, from: Side) {
+        let Some(suite) = self.suite else { return };
+        let d = &mut self.dirs[idx(from)];
+        let Some(secret) = d.app_secret.as_deref() else { return };
+        let Some(next) = crypto::tls13_next_secret(suite, secret) else { return };
+        d.current = crypto::tls13_keys(suite, &next).and_then(|k| Decryptor::new(suite, &k));
+        d.app_secret = Some(next);
+        d.in_app_epoch = true;
+    }
+}
+
+fn version_name(v: u16) -> String {
+    match v {
+        0x0300 => "SSL 3.0".into(),
+        0x0301 => "TLS 1.0".into(),
+        0x0302 => "TLS 1.1".into(),
+        0x0303 => "TLS 1.2".into(),
+        0x0304 => "TLS 1.3".into(),
+        v => format!("0x{v:04x}"),
+    }
+}
