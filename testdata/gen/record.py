@@ -198,6 +198,62 @@ def py_rejected(port):
     }
 
 
+def py_wss(port):
+    """Python websockets over TLS (wss://): the client's SSLContext writes the key log
+    (`keylog_filename`) into the case's keylog.txt; deflate on (the library's default), text,
+    binary, a ping, and a clean close by the client."""
+    import ssl
+    from websockets.asyncio.client import connect
+    from websockets.asyncio.server import serve
+
+    tls_dir = os.path.join(HERE, "tls")
+    keylog = os.path.join(TESTDATA, CURRENT_CASE[0], "keylog.txt")
+    if os.path.exists(keylog):
+        os.remove(keylog)
+    server_ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server_ctx.load_cert_chain(os.path.join(tls_dir, "cert.pem"), os.path.join(tls_dir, "key.pem"))
+    client_ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    client_ctx.load_verify_locations(os.path.join(tls_dir, "cert.pem"))
+    client_ctx.keylog_filename = keylog
+    sent = []
+
+    async def echo(ws):
+        async for m in ws:
+            await ws.send(m)
+
+    async def main():
+        async with serve(echo, "127.0.0.1", port, ssl=server_ctx, ping_interval=None):
+            async with connect(f"wss://127.0.0.1:{port}/py", ssl=client_ctx,
+                               server_hostname="wsdissect.test", ping_interval=None) as ws:
+                for m in ["hello over tls", b"\x00\xffbinary", "ünïcödé ✓" * 40]:
+                    await ws.send(m)
+                    sent.append(msg("client", m))
+                    await ws.recv()
+                    sent.append(msg("server", m))
+                pong = await ws.ping(b"tls ping")
+                await pong
+                sent.append(msg("client", b"tls ping", "ping"))
+                sent.append(msg("server", b"tls ping", "pong"))
+                await ws.close(1000, "tls bye")
+
+    asyncio.run(main())
+    return {
+        "description": "Python websockets 17 over TLS 1.3, key log from SSLContext.keylog_filename",
+        "keylog": "keylog.txt",
+        "connections": [
+            {
+                "server_port": port,
+                "messages": sent,
+                "close": {"initiator": "client", "code": 1000, "reason": "tls bye",
+                          "echoed": True},
+                "tcp_end": "fin",
+            }
+        ],
+        "expect_tls": {"version": "TLS 1.3", "sni": "wsdissect.test"},
+        "expect_problems": [],
+    }
+
+
 # --- headless Chromium -------------------------------------------------------------------
 
 CHROMIUM_PAGE = """<!doctype html><title>wsdissect</title><script>
@@ -337,6 +393,7 @@ SCENARIOS = {
     # new handshake key): `diff --normalize` must call the two recordings equal.
     "py-websockets-basic-rerun": (8772, py_basic),
     # wss:// (TLS), decrypted with the key logs the peers wrote.
+    "py-websockets-tls": (8449, py_wss),
     "node-wss-tls13": (8443, lambda port: node_wss(port, "tls13")),
     "node-wss-tls13-aes128": (8447, lambda port: node_wss(port, "tls13-aes128")),
     "node-wss-tls13-chacha": (8444, lambda port: node_wss(port, "tls13-chacha")),
@@ -345,9 +402,41 @@ SCENARIOS = {
     "node-wss-tls12-chacha": (8446, lambda port: node_wss(port, "tls12-chacha")),
 }
 
+def inject_secrets(src, dst):
+    """A pcapng of another case's capture with its key log embedded as a Decryption Secrets
+    Block (`editcap --inject-secrets`, from the tshark/wireshark packages); the truth is the
+    same but names no key log file, so the secrets inside the capture must be used."""
+    src_dir = os.path.join(TESTDATA, src)
+    out = os.path.join(TESTDATA, dst)
+    os.makedirs(out, exist_ok=True)
+    pcapng = os.path.join(out, "capture.pcapng")
+    subprocess.run(
+        ["editcap", "--inject-secrets", "tls," + os.path.join(src_dir, "keylog.txt"),
+         os.path.join(src_dir, "capture.pcap"), pcapng],
+        check=True,
+    )
+    with open(os.path.join(src_dir, "truth.json")) as f:
+        truth = json.load(f)
+    del truth["keylog"]
+    truth["description"] = f"{src} with its key log inside the pcapng (Decryption Secrets Block)"
+    with open(os.path.join(out, "truth.json"), "w") as f:
+        json.dump(truth, f, indent=1)
+        f.write("\n")
+    print(f"{dst}: {os.path.getsize(pcapng)} bytes")
+
+
+# Cases made from other cases' recordings: name -> (function, source case).
+DERIVED = {
+    "py-websockets-tls-dsb": (inject_secrets, "py-websockets-tls"),
+}
+
 if __name__ == "__main__":
-    names = sys.argv[1:] or list(SCENARIOS)
+    names = sys.argv[1:] or list(SCENARIOS) + list(DERIVED)
     for name in names:
+        if name in DERIVED:
+            fn, src = DERIVED[name]
+            fn(src, name)
+            continue
         port, fn = SCENARIOS[name]
         CURRENT_CASE[0] = name
         os.makedirs(os.path.join(TESTDATA, name), exist_ok=True)
