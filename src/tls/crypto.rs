@@ -289,6 +289,34 @@ fn tls12_aad(seq: &[u8; 8], header: [u8; 5], ciphertext_len: usize) -> Option<Ve
     Some(aad)
 }
 
+/// Seals a TLS 1.3 record (outer type application_data), for tests of the opening side.
+#[cfg(test)]
+pub(crate) fn seal13(suite: Suite, keys: &Keys, seq: u64, inner: &[u8]) -> Vec<u8> {
+    let len = (inner.len() + TAG_LEN) as u16;
+    let header = [23, 3, 3, (len >> 8) as u8, len as u8];
+    let mut nonce = [0u8; 12];
+    nonce.copy_from_slice(&keys.iv);
+    for (i, b) in seq.to_be_bytes().iter().enumerate() {
+        nonce[4 + i] ^= b;
+    }
+    let c = Cipher::new(suite.aead, &keys.key).unwrap();
+    let ct = match c {
+        Cipher::Aes128(c) => {
+            c.encrypt(Nonce::from_slice(&nonce), Payload { msg: inner, aad: &header })
+        }
+        Cipher::Aes256(c) => {
+            c.encrypt(Nonce::from_slice(&nonce), Payload { msg: inner, aad: &header })
+        }
+        Cipher::ChaCha(c) => {
+            c.encrypt(Nonce::from_slice(&nonce), Payload { msg: inner, aad: &header })
+        }
+    }
+    .unwrap();
+    let mut rec = header.to_vec();
+    rec.extend(ct);
+    rec
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -370,32 +398,6 @@ mod tests {
         )
         .unwrap();
         assert_eq!(out, h("7b0c18e9ced410ed1804f2cfa34a336a"));
-    }
-
-    fn seal13(suite: Suite, keys: &Keys, seq: u64, inner: &[u8]) -> Vec<u8> {
-        let len = (inner.len() + TAG_LEN) as u16;
-        let header = [23, 3, 3, (len >> 8) as u8, len as u8];
-        let mut nonce = [0u8; 12];
-        nonce.copy_from_slice(&keys.iv);
-        for (i, b) in seq.to_be_bytes().iter().enumerate() {
-            nonce[4 + i] ^= b;
-        }
-        let c = Cipher::new(suite.aead, &keys.key).unwrap();
-        let ct = match c {
-            Cipher::Aes128(c) => {
-                c.encrypt(Nonce::from_slice(&nonce), Payload { msg: inner, aad: &header })
-            }
-            Cipher::Aes256(c) => {
-                c.encrypt(Nonce::from_slice(&nonce), Payload { msg: inner, aad: &header })
-            }
-            Cipher::ChaCha(c) => {
-                c.encrypt(Nonce::from_slice(&nonce), Payload { msg: inner, aad: &header })
-            }
-        }
-        .unwrap();
-        let mut rec = header.to_vec();
-        rec.extend(ct);
-        rec
     }
 
     #[test]

@@ -148,13 +148,13 @@ fn idx(side: Side) -> usize {
 
 /// A ClientHello record starts the stream: handshake (22), major version 3, then the
 /// handshake type 1 after the 5-byte record header.
+/// A first segment shorter than that is judged on the bytes it has.
 pub fn looks_like_client_hello(data: &[u8]) -> bool {
-    match data {
-        [22, 3, minor, _, _, 1, ..] => *minor <= 4,
-        [22, 3, minor, ..] if data.len() < 6 => *minor <= 4,
-        [22] => true,
-        _ => false,
-    }
+    !data.is_empty()
+        && data.first() == Some(&22)
+        && data.get(1).is_none_or(|&v| v == 3)
+        && data.get(2).is_none_or(|&v| v <= 4)
+        && data.get(5).is_none_or(|&t| t == 1)
 }
 
 impl TlsConn {
@@ -640,5 +640,343 @@ fn version_name(v: u16) -> String {
         0x0303 => "TLS 1.2".into(),
         0x0304 => "TLS 1.3".into(),
         v => format!("0x{v:04x}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::crypto::{seal13, tls13_keys, tls13_next_secret};
+    use super::*;
+
+    const CR: [u8; 32] = [0x11; 32];
+    const SR: [u8; 32] = [0x22; 32];
+
+    fn record(ctype: u8, body: &[u8]) -> Vec<u8> {
+        let mut r = vec![ctype, 3, 3];
+        r.extend_from_slice(&(body.len() as u16).to_be_bytes());
+        r.extend_from_slice(body);
+        r
+    }
+
+    fn hs(t: u8, body: &[u8]) -> Vec<u8> {
+        let n = body.len() as u32;
+        let mut m = vec![t, (n >> 16) as u8, (n >> 8) as u8, n as u8];
+        m.extend_from_slice(body);
+        m
+    }
+
+    fn ext(t: u16, body: &[u8]) -> Vec<u8> {
+        let mut e = t.to_be_bytes().to_vec();
+        e.extend_from_slice(&(body.len() as u16).to_be_bytes());
+        e.extend_from_slice(body);
+        e
+    }
+
+    fn alpn(protos: &[&str]) -> Vec<u8> {
+        let mut list = Vec::new();
+        for p in protos {
+            list.push(p.len() as u8);
+            list.extend_from_slice(p.as_bytes());
+        }
+        let mut body = (list.len() as u16).to_be_bytes().to_vec();
+        body.extend(list);
+        ext(16, &body)
+    }
+
+    fn client_hello() -> Vec<u8> {
+        let mut b = vec![3, 3];
+        b.extend_from_slice(&CR);
+        b.push(0); // session id
+        b.extend_from_slice(&[0, 2, 0x13, 0x01]); // TLS_AES_128_GCM_SHA256
+        b.extend_from_slice(&[1, 0]); // null compression
+        let name = b"chat.example";
+        let mut sni = ((name.len() + 3) as u16).to_be_bytes().to_vec();
+        sni.push(0);
+        sni.extend_from_slice(&(name.len() as u16).to_be_bytes());
+        sni.extend_from_slice(name);
+        let mut exts = ext(0, &sni);
+        exts.extend(alpn(&["http/1.1"]));
+        exts.extend(ext(43, &[2, 3, 4]));
+        b.extend_from_slice(&(exts.len() as u16).to_be_bytes());
+        b.extend(exts);
+        record(22, &hs(1, &b))
+    }
+
+    fn server_hello() -> Vec<u8> {
+        let mut b = vec![3, 3];
+        b.extend_from_slice(&SR);
+        b.push(0);
+        b.extend_from_slice(&[0x13, 0x01, 0]);
+        let exts = ext(43, &[3, 4]);
+        b.extend_from_slice(&(exts.len() as u16).to_be_bytes());
+        b.extend(exts);
+        record(22, &hs(2, &b))
+    }
+
+    struct Peer {
+        keys: crypto::Keys,
+        seq: u64,
+    }
+
+    impl Peer {
+        fn new(secret: &[u8]) -> Peer {
+            Peer { keys: tls13_keys(suite(), secret).unwrap(), seq: 0 }
+        }
+        fn seal(&mut self, content: &[u8], inner_type: u8) -> Vec<u8> {
+            let mut inner = content.to_vec();
+            inner.push(inner_type);
+            inner.extend_from_slice(&[0, 0, 0]); // padding
+            let r = seal13(suite(), &self.keys, self.seq, &inner);
+            self.seq += 1;
+            r
+        }
+    }
+
+    fn suite() -> Suite {
+        crypto::suite(0x1301).unwrap()
+    }
+
+    fn keylog(secrets: &[(&str, &[u8])]) -> KeyLog {
+        let mut log = KeyLog::default();
+        for (label, s) in secrets {
+            let line = format!("{label} {} {}\n", keylog::hex(&CR), keylog::hex(s));
+            log.add_text(line.as_bytes());
+        }
+        log
+    }
+
+    /// A TLS 1.3 conversation: (sender, bytes) in order, and the application data each side
+    /// sent.
+    type Flights = Vec<(Side, Vec<u8>)>;
+
+    fn conversation() -> (Flights, Vec<u8>, Vec<u8>) {
+        let (chs, shs, cap, sap) = ([1u8; 32], [2u8; 32], [3u8; 32], [4u8; 32]);
+        let mut s_hs = Peer::new(&shs);
+        let mut c_hs = Peer::new(&chs);
+        let mut s_app = Peer::new(&sap);
+        let mut c_app = Peer::new(&cap);
+        let mut flight = Vec::new();
+        flight.push((Side::Client, client_hello()));
+        let mut server = server_hello();
+        server.extend(record(20, &[1])); // middlebox-compatibility ChangeCipherSpec
+        let mut ee = hs(8, &{
+            let a = alpn(&["http/1.1"]);
+            let mut b = (a.len() as u16).to_be_bytes().to_vec();
+            b.extend(a);
+            b
+        });
+        ee.extend(hs(11, &[0; 300])); // a "certificate"
+        server.extend(s_hs.seal(&ee, 22));
+        server.extend(s_hs.seal(&hs(20, &[9; 32]), 22));
+        flight.push((Side::Server, server));
+        let mut client = record(20, &[1]);
+        client.extend(c_hs.seal(&hs(20, &[8; 32]), 22));
+        let c_data = b"GET /chat HTTP/1.1\r\nHost: chat.example\r\n\r\n".to_vec();
+        client.extend(c_app.seal(&c_data[..10], 23));
+        client.extend(c_app.seal(&c_data[10..], 23));
+        flight.push((Side::Client, client));
+        // Server: a session ticket, data, a KeyUpdate, and data under the next key.
+        let mut s_data = b"HTTP/1.1 101 Switching Protocols\r\n\r\n".to_vec();
+        let mut server = s_app.seal(&hs(4, &[0; 20]), 22);
+        server.extend(s_app.seal(&s_data, 23));
+        server.extend(s_app.seal(&hs(24, &[0]), 22));
+        let next = tls13_next_secret(suite(), &sap).unwrap();
+        let mut s_app2 = Peer::new(&next);
+        server.extend(s_app2.seal(b"\x81\x02hi", 23));
+        s_data.extend_from_slice(b"\x81\x02hi");
+        flight.push((Side::Server, server));
+        (flight, c_data, s_data)
+    }
+
+    fn full_keylog() -> KeyLog {
+        keylog(&[
+            ("CLIENT_HANDSHAKE_TRAFFIC_SECRET", &[1; 32]),
+            ("SERVER_HANDSHAKE_TRAFFIC_SECRET", &[2; 32]),
+            ("CLIENT_TRAFFIC_SECRET_0", &[3; 32]),
+            ("SERVER_TRAFFIC_SECRET_0", &[4; 32]),
+        ])
+    }
+
+    /// Feeds the flights cut into pieces at `cuts` (offsets into each flight).
+    fn run(
+        flights: &[(Side, Vec<u8>)],
+        keys: &mut KeyLog,
+        cut: impl Fn(usize) -> Vec<usize>,
+    ) -> (TlsConn, Vec<TlsOut>) {
+        let mut conn = TlsConn::default();
+        let mut outs = Vec::new();
+        let mut offsets = [0u64; 2];
+        for (from, bytes) in flights {
+            let mut points = cut(bytes.len());
+            points.retain(|&p| p > 0 && p < bytes.len());
+            points.sort_unstable();
+            points.dedup();
+            points.push(bytes.len());
+            let mut at = 0;
+            for p in points {
+                let data = &bytes[at..p];
+                let ev = TcpEvent::Data { from: *from, offset: offsets[idx(*from)], data };
+                offsets[idx(*from)] += data.len() as u64;
+                assert_eq!(conn.on_tcp(&ev, keys), Step::Consumed);
+                outs.extend(conn.take_outputs());
+                at = p;
+            }
+        }
+        assert_eq!(
+            conn.on_tcp(&TcpEvent::Closed { reason: crate::tcp::CloseReason::Fin }, keys),
+            Step::Pass
+        );
+        outs.extend(conn.take_outputs());
+        (conn, outs)
+    }
+
+    fn data_of(outs: &[TlsOut], side: Side) -> Vec<u8> {
+        let mut v = Vec::new();
+        for o in outs {
+            if let TlsOut::Data { from, offset, bytes } = o {
+                if *from == side {
+                    assert_eq!(*offset, v.len() as u64);
+                    v.extend_from_slice(bytes);
+                }
+            }
+        }
+        v
+    }
+
+    #[test]
+    fn tls13_conversation_decrypts_however_it_is_segmented() {
+        let (flights, c_data, s_data) = conversation();
+        // Whole flights (several records per segment), every single split point (records
+        // spanning segments), and one byte at a time.
+        let mut cuts: Vec<Box<dyn Fn(usize) -> Vec<usize>>> = vec![Box::new(|_| vec![])];
+        for k in [1usize, 2, 3, 4, 5, 6, 7, 100, 333] {
+            cuts.push(Box::new(move |n| (k..n).step_by(k).collect()));
+        }
+        let max = flights.iter().map(|(_, b)| b.len()).max().unwrap();
+        for p in (0..max).step_by(7) {
+            cuts.push(Box::new(move |_| vec![p]));
+        }
+        for cut in cuts {
+            let mut keys = full_keylog();
+            let (conn, outs) = run(&flights, &mut keys, cut);
+            assert_eq!(data_of(&outs, Side::Client), c_data);
+            assert_eq!(data_of(&outs, Side::Server), s_data);
+            let info = conn.info().unwrap();
+            assert_eq!(info.version.as_deref(), Some("TLS 1.3"));
+            assert_eq!(info.cipher_suite.as_deref(), Some("TLS_AES_128_GCM_SHA256"));
+            assert_eq!(info.sni.as_deref(), Some("chat.example"));
+            assert_eq!(info.alpn_offered, ["http/1.1"]);
+            assert_eq!(info.alpn.as_deref(), Some("http/1.1"));
+            assert!(info.keys_found && info.decrypted);
+            assert_eq!(info.undecrypted_records, 0);
+            assert!(info.problems.is_empty(), "{:?}", info.problems);
+            assert_eq!(outs.iter().filter(|o| **o == TlsOut::Handshake).count(), 1);
+        }
+    }
+
+    #[test]
+    fn without_handshake_secrets_the_application_epoch_is_found_by_trial() {
+        let (flights, c_data, s_data) = conversation();
+        let mut keys =
+            keylog(&[("CLIENT_TRAFFIC_SECRET_0", &[3; 32]), ("SERVER_TRAFFIC_SECRET_0", &[4; 32])]);
+        let (conn, outs) = run(&flights, &mut keys, |_| vec![]);
+        assert_eq!(data_of(&outs, Side::Client), c_data);
+        assert_eq!(data_of(&outs, Side::Server), s_data);
+        assert!(conn.info().unwrap().problems.is_empty());
+    }
+
+    #[test]
+    fn no_key_and_wrong_key_are_problems() {
+        let (flights, _, _) = conversation();
+        let (conn, outs) = run(&flights, &mut KeyLog::default(), |_| vec![]);
+        assert_eq!(conn.info().unwrap().problems, [ProblemCode::TlsNoKey]);
+        assert_eq!(data_of(&outs, Side::Client), b"");
+        assert!(outs.contains(&TlsOut::Opaque));
+        assert_eq!(conn.info().unwrap().undecrypted_records, 9);
+
+        let mut wrong = keylog(&[
+            ("CLIENT_HANDSHAKE_TRAFFIC_SECRET", &[5; 32]),
+            ("SERVER_HANDSHAKE_TRAFFIC_SECRET", &[6; 32]),
+            ("CLIENT_TRAFFIC_SECRET_0", &[7; 32]),
+            ("SERVER_TRAFFIC_SECRET_0", &[8; 32]),
+        ]);
+        let (conn, outs) = run(&flights, &mut wrong, |_| vec![]);
+        assert_eq!(conn.info().unwrap().problems, [ProblemCode::TlsDecryptFailed]);
+        let failures = outs
+            .iter()
+            .filter(|o| matches!(o, TlsOut::Problem { code: ProblemCode::TlsDecryptFailed, .. }))
+            .count();
+        assert_eq!(failures, 2);
+        assert_eq!(data_of(&outs, Side::Server), b"");
+    }
+
+    #[test]
+    fn a_gap_stops_decryption_of_that_direction_only() {
+        let (flights, c_data, _) = conversation();
+        let mut keys = full_keylog();
+        let mut conn = TlsConn::default();
+        let mut outs = Vec::new();
+        for (i, (from, bytes)) in flights.iter().enumerate() {
+            if i == 3 {
+                let gap = TcpEvent::Gap {
+                    from: *from,
+                    offset: 0,
+                    len: 10,
+                    reason: crate::tcp::GapReason::AckedUnseen,
+                };
+                assert_eq!(conn.on_tcp(&gap, &mut keys), Step::Pass);
+                let ev = TcpEvent::Data { from: *from, offset: 0, data: &bytes[10..] };
+                conn.on_tcp(&ev, &mut keys);
+            } else {
+                conn.on_tcp(&TcpEvent::Data { from: *from, offset: 0, data: bytes }, &mut keys);
+            }
+            outs.extend(conn.take_outputs());
+        }
+        assert_eq!(data_of(&outs, Side::Client), c_data);
+        assert_eq!(data_of(&outs, Side::Server), b"");
+        assert_eq!(conn.info().unwrap().problems, [ProblemCode::TlsDecryptFailed]);
+    }
+
+    #[test]
+    fn garbage_after_a_client_hello_is_malformed_not_a_panic() {
+        let mut keys = KeyLog::default();
+        let mut conn = TlsConn::default();
+        let mut bytes = client_hello();
+        bytes.extend_from_slice(b"\x99\x99\x99\x99\x99 not TLS");
+        let ev = TcpEvent::Data { from: Side::Client, offset: 0, data: &bytes };
+        assert_eq!(conn.on_tcp(&ev, &mut keys), Step::Consumed);
+        assert_eq!(conn.info().unwrap().problems, [ProblemCode::TlsMalformed]);
+        // Any prefix of any corruption: no panic.
+        for n in 0..bytes.len() {
+            for flip in [0x01u8, 0x80, 0xff] {
+                let mut b = bytes[..n].to_vec();
+                if let Some(x) = b.get_mut(n / 2) {
+                    *x ^= flip;
+                }
+                let mut conn = TlsConn::default();
+                conn.on_tcp(&TcpEvent::Data { from: Side::Client, offset: 0, data: &b }, &mut keys);
+                let sh = server_hello();
+                conn.on_tcp(
+                    &TcpEvent::Data { from: Side::Server, offset: 0, data: &sh },
+                    &mut keys,
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn plain_http_and_server_first_protocols_pass_through() {
+        let mut keys = KeyLog::default();
+        let mut conn = TlsConn::default();
+        let ev = TcpEvent::Data { from: Side::Client, offset: 0, data: b"GET / HTTP/1.1\r\n" };
+        assert_eq!(conn.on_tcp(&ev, &mut keys), Step::Pass);
+        assert!(!conn.is_tls());
+        let hello = client_hello();
+        let ev = TcpEvent::Data { from: Side::Client, offset: 16, data: &hello };
+        assert_eq!(conn.on_tcp(&ev, &mut keys), Step::Pass);
+        let mut conn = TlsConn::default();
+        let ev = TcpEvent::Data { from: Side::Server, offset: 0, data: &hello };
+        assert_eq!(conn.on_tcp(&ev, &mut keys), Step::Pass);
+        assert!(!conn.is_tls());
     }
 }
