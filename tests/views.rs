@@ -41,6 +41,13 @@ const GOLDEN: &[(&str, &str, &[&str])] = &[
     ("crafted-deflate", "messages.txt", &["messages", "-t", "ad"]),
     ("node-ws-deflate", "conns.txt", &["conns"]),
     ("crafted-midstream-gap", "follow-0.txt", &["follow", "0"]),
+    ("node-wss-tls13", "frames-keylog.txt", &["--keylog", "testdata/node-wss-tls13/keylog.txt"]),
+    ("node-wss-tls13", "conns-no-key.txt", &["conns"]),
+    (
+        "node-wss-tls12-aes128gcm",
+        "follow-0-keylog.txt",
+        &["follow", "0", "--keylog", "testdata/node-wss-tls12-aes128gcm/keylog.txt"],
+    ),
 ];
 
 #[test]
