@@ -307,8 +307,9 @@ impl TlsConn {
         let ctype = header[0];
         if ctype == 20 {
             // ChangeCipherSpec: TLS 1.2 turns on this side's keys; TLS 1.3 sends it only for
-            // middlebox compatibility (RFC 8446 D.4).
-            if !self.tls13 {
+            // middlebox compatibility (RFC 8446 D.4), also before a ServerHello (after a
+            // HelloRetryRequest, or with early data).
+            if !self.tls13 && self.server_hello_seen {
                 let d = &mut self.dirs[i];
                 d.encrypted = true;
                 d.current = d.pending.take();
@@ -316,8 +317,12 @@ impl TlsConn {
             return;
         }
         if !self.dirs[i].encrypted || (self.tls13 && ctype != 23) {
-            if ctype == 22 {
-                self.handshake_bytes(from, body, keys);
+            match ctype {
+                22 => self.handshake_bytes(from, body, keys),
+                // TLS 1.3 early data (0-RTT), before the ServerHello: its secret and suite
+                // are not followed.
+                23 => self.info.undecrypted_records += 1,
+                _ => {}
             }
             return;
         }
