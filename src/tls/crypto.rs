@@ -3,15 +3,20 @@
 //! TLS 1.3 (RFC 8446 7.1, 7.3): write key and IV are `HKDF-Expand-Label(secret, "key"|"iv",
 //! "", len)`; a KeyUpdate moves to `HKDF-Expand-Label(secret, "traffic upd", "", Hash.len)`.
 //! TLS 1.2 (RFC 5246 5, 6.3): the key block is `PRF(master, "key expansion", server_random +
-//! client_random)` with the suite's PRF hash; AEAD suites take no MAC keys from it. Only the
-//! glue (labels, nonce and additional-data layout) is written here; HKDF, HMAC, SHA-2,
-//! AES-GCM and ChaCha20-Poly1305 are the RustCrypto crates.
+//! client_random)` with the suite's PRF hash; AEAD suites take no MAC keys from it, CBC
+//! suites (RFC 5246 6.2.3.2) do, and their MAC is checked before or after decryption
+//! depending on encrypt_then_mac (RFC 7366). Only the glue (labels, nonce, padding and
+//! additional-data layout) is written here; HKDF, HMAC, SHA-1/SHA-2, AES-GCM, AES-CBC and
+//! ChaCha20-Poly1305 are the RustCrypto crates.
 
+use aes::cipher::block_padding::NoPadding;
+use aes::cipher::{BlockDecryptMut, KeyIvInit};
 use aes_gcm::aead::{Aead, KeyInit, Payload};
 use aes_gcm::{Aes128Gcm, Aes256Gcm, Nonce};
 use chacha20poly1305::ChaCha20Poly1305;
 use hkdf::Hkdf;
 use hmac::{Hmac, Mac};
+use sha1::Sha1;
 use sha2::{Sha256, Sha384};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -45,20 +50,77 @@ impl HashKind {
     }
 }
 
+/// The HMAC of a TLS 1.2 CBC suite.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MacKind {
+    Sha1,
+    Sha256,
+    Sha384,
+}
+
+impl MacKind {
+    fn len(self) -> usize {
+        match self {
+            MacKind::Sha1 => 20,
+            MacKind::Sha256 => 32,
+            MacKind::Sha384 => 48,
+        }
+    }
+}
+
+/// How a suite protects records.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Protection {
+    Aead(AeadKind),
+    /// AES-CBC with HMAC (TLS 1.2 only), `key_len` 16 or 32.
+    Cbc {
+        key_len: usize,
+        mac: MacKind,
+    },
+}
+
+impl Protection {
+    fn key_len(self) -> usize {
+        match self {
+            Protection::Aead(a) => a.key_len(),
+            Protection::Cbc { key_len, .. } => key_len,
+        }
+    }
+}
+
 /// A cipher suite this module decrypts.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Suite {
     pub id: u16,
-    pub aead: AeadKind,
+    pub protection: Protection,
     pub hash: HashKind,
     pub tls13: bool,
 }
 
-/// The suites we decrypt, by IANA number; `None` for the rest (CBC, CCM, export...).
+/// The suites we decrypt, by IANA number; `None` for the rest (CCM, 3DES, export...).
 pub fn suite(id: u16) -> Option<Suite> {
+    use HashKind::*;
+    let cbc = |key_len, mac| Protection::Cbc { key_len, mac };
+    let (protection, hash) = match id {
+        // TLS 1.2 AES-CBC (RFC 5246 A.5, RFC 4492, RFC 5289): RSA, DHE_RSA, ECDHE_ECDSA,
+        // ECDHE_RSA; the PRF is SHA-256 except for the SHA-384 suites.
+        0x002f | 0x0033 | 0xc009 | 0xc013 => (cbc(16, MacKind::Sha1), Sha256),
+        0x0035 | 0x0039 | 0xc00a | 0xc014 => (cbc(32, MacKind::Sha1), Sha256),
+        0x003c | 0x0067 | 0xc023 | 0xc027 => (cbc(16, MacKind::Sha256), Sha256),
+        0x003d | 0x006b => (cbc(32, MacKind::Sha256), Sha256),
+        0xc024 | 0xc028 => (cbc(32, MacKind::Sha384), Sha384),
+        _ => {
+            let (aead, hash, tls13) = aead_suite(id)?;
+            return Some(Suite { id, protection: Protection::Aead(aead), hash, tls13 });
+        }
+    };
+    Some(Suite { id, protection, hash, tls13: false })
+}
+
+fn aead_suite(id: u16) -> Option<(AeadKind, HashKind, bool)> {
     use AeadKind::*;
     use HashKind::*;
-    let (aead, hash, tls13) = match id {
+    Some(match id {
         0x1301 => (Aes128Gcm, Sha256, true),
         0x1302 => (Aes256Gcm, Sha384, true),
         0x1303 => (ChaCha20Poly1305, Sha256, true),
@@ -68,8 +130,7 @@ pub fn suite(id: u16) -> Option<Suite> {
         // TLS 1.2 ChaCha20-Poly1305 (RFC 7905): ECDHE_RSA, ECDHE_ECDSA, DHE_RSA.
         0xcca8..=0xccaa => (ChaCha20Poly1305, Sha256, false),
         _ => return None,
-    };
-    Some(Suite { id, aead, hash, tls13 })
+    })
 }
 
 /// RFC 8446 7.1 `HKDF-Expand-Label(Secret, Label, Context, Length)`.
@@ -96,17 +157,20 @@ pub fn hkdf_expand_label(
 }
 
 /// A direction's write key and IV (the whole 12-byte IV in TLS 1.3 and for TLS 1.2
-/// ChaCha20; the 4-byte salt for TLS 1.2 GCM).
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// ChaCha20; the 4-byte salt for TLS 1.2 GCM; unused for TLS 1.2 CBC, whose records carry
+/// their IV) and, for CBC suites, MAC key.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Keys {
     pub key: Vec<u8>,
     pub iv: Vec<u8>,
+    pub mac: Vec<u8>,
 }
 
 /// TLS 1.3 traffic keys from a traffic secret.
 pub fn tls13_keys(suite: Suite, secret: &[u8]) -> Option<Keys> {
     Some(Keys {
-        key: hkdf_expand_label(suite.hash, secret, "key", &[], suite.aead.key_len())?,
+        mac: Vec::new(),
+        key: hkdf_expand_label(suite.hash, secret, "key", &[], suite.protection.key_len())?,
         iv: hkdf_expand_label(suite.hash, secret, "iv", &[], 12)?,
     })
 }
@@ -158,33 +222,50 @@ pub fn tls12_prf(
     Some(out)
 }
 
-/// TLS 1.2 AEAD keys of (client, server) from the master secret (RFC 5246 6.3, RFC 5288 3,
-/// RFC 7905 2).
+/// TLS 1.2 keys of (client, server) from the master secret (RFC 5246 6.3, RFC 5288 3,
+/// RFC 7905 2): MAC keys, then write keys, then IVs.
 pub fn tls12_keys(
     suite: Suite,
     master: &[u8],
     client_random: &[u8; 32],
     server_random: &[u8; 32],
 ) -> Option<(Keys, Keys)> {
-    let key_len = suite.aead.key_len();
-    let iv_len = match suite.aead {
-        AeadKind::ChaCha20Poly1305 => 12,
-        _ => 4,
+    let key_len = suite.protection.key_len();
+    let (mac_len, iv_len) = match suite.protection {
+        Protection::Aead(AeadKind::ChaCha20Poly1305) => (0, 12),
+        Protection::Aead(_) => (0, 4),
+        Protection::Cbc { mac, .. } => (mac.len(), 16),
     };
     let mut seed = server_random.to_vec();
     seed.extend_from_slice(client_random);
-    let block = tls12_prf(suite.hash, master, b"key expansion", &seed, 2 * (key_len + iv_len))?;
-    let client_key = block.get(..key_len)?.to_vec();
-    let server_key = block.get(key_len..2 * key_len)?.to_vec();
-    let client_iv = block.get(2 * key_len..2 * key_len + iv_len)?.to_vec();
-    let server_iv = block.get(2 * key_len + iv_len..2 * (key_len + iv_len))?.to_vec();
-    Some((Keys { key: client_key, iv: client_iv }, Keys { key: server_key, iv: server_iv }))
+    let total = 2 * (mac_len + key_len + iv_len);
+    let block = tls12_prf(suite.hash, master, b"key expansion", &seed, total)?;
+    let mut at = 0;
+    let mut take = |n: usize| -> Option<Vec<u8>> {
+        let part = block.get(at..at + n)?.to_vec();
+        at += n;
+        Some(part)
+    };
+    let (client_mac, server_mac) = (take(mac_len)?, take(mac_len)?);
+    let (client_key, server_key) = (take(key_len)?, take(key_len)?);
+    let (client_iv, server_iv) = (take(iv_len)?, take(iv_len)?);
+    Some((
+        Keys { key: client_key, iv: client_iv, mac: client_mac },
+        Keys { key: server_key, iv: server_iv, mac: server_mac },
+    ))
 }
 
 enum Cipher {
     Aes128(Box<Aes128Gcm>),
     Aes256(Box<Aes256Gcm>),
     ChaCha(Box<ChaCha20Poly1305>),
+    /// TLS 1.2 AES-CBC: the key, the MAC and its key, and whether encrypt_then_mac is on.
+    Cbc {
+        key: Vec<u8>,
+        mac: MacKind,
+        mac_key: Vec<u8>,
+        etm: bool,
+    },
 }
 
 impl Cipher {
@@ -205,8 +286,100 @@ impl Cipher {
             Cipher::Aes128(c) => c.decrypt(nonce, payload).ok(),
             Cipher::Aes256(c) => c.decrypt(nonce, payload).ok(),
             Cipher::ChaCha(c) => c.decrypt(nonce, payload).ok(),
+            Cipher::Cbc { .. } => None,
         }
     }
+}
+
+fn hmac_ok(kind: MacKind, key: &[u8], parts: &[&[u8]], tag: &[u8]) -> bool {
+    fn check<M: Mac + KeyInit>(key: &[u8], parts: &[&[u8]], tag: &[u8]) -> bool {
+        let Ok(mut m) = <M as Mac>::new_from_slice(key) else { return false };
+        for p in parts {
+            m.update(p);
+        }
+        m.verify_slice(tag).is_ok()
+    }
+    match kind {
+        MacKind::Sha1 => check::<Hmac<Sha1>>(key, parts, tag),
+        MacKind::Sha256 => check::<Hmac<Sha256>>(key, parts, tag),
+        MacKind::Sha384 => check::<Hmac<Sha384>>(key, parts, tag),
+    }
+}
+
+fn cbc_decrypt(key: &[u8], iv: &[u8], ct: &[u8]) -> Option<Vec<u8>> {
+    let mut buf = ct.to_vec();
+    let n = match key.len() {
+        16 => cbc::Decryptor::<aes::Aes128>::new_from_slices(key, iv)
+            .ok()?
+            .decrypt_padded_mut::<NoPadding>(&mut buf)
+            .ok()?
+            .len(),
+        32 => cbc::Decryptor::<aes::Aes256>::new_from_slices(key, iv)
+            .ok()?
+            .decrypt_padded_mut::<NoPadding>(&mut buf)
+            .ok()?
+            .len(),
+        _ => return None,
+    };
+    buf.truncate(n);
+    Some(buf)
+}
+
+/// RFC 5246 6.2.3.2 (and RFC 7366 3 with encrypt_then_mac): a CBC record is IV (16) ||
+/// ciphertext, with the MAC inside the encryption before the padding, or after the
+/// ciphertext.
+fn open_cbc(
+    key: &[u8],
+    mac: MacKind,
+    mac_key: &[u8],
+    etm: bool,
+    seq: &[u8; 8],
+    header: [u8; 5],
+    body: &[u8],
+) -> Result<Vec<u8>, OpenError> {
+    let mac_len = mac.len();
+    let pseudo = |len: usize| -> Option<[u8; 13]> {
+        let len = u16::try_from(len).ok()?.to_be_bytes();
+        let mut h = [0u8; 13];
+        h[..8].copy_from_slice(seq);
+        h[8..11].copy_from_slice(&header[..3]);
+        h[11..].copy_from_slice(&len);
+        Some(h)
+    };
+    let (iv_ct, tag) = if etm {
+        let cut = body.len().checked_sub(mac_len).ok_or(OpenError::TooShort)?;
+        let (iv_ct, tag) = body.split_at(cut);
+        let h = pseudo(iv_ct.len()).ok_or(OpenError::TooShort)?;
+        if !hmac_ok(mac, mac_key, &[&h, iv_ct], tag) {
+            return Err(OpenError::BadTag);
+        }
+        (iv_ct, None)
+    } else {
+        (body, Some(()))
+    };
+    let iv = iv_ct.get(..16).ok_or(OpenError::TooShort)?;
+    let ct = iv_ct.get(16..).ok_or(OpenError::TooShort)?;
+    if ct.is_empty() || ct.len() % 16 != 0 {
+        return Err(OpenError::TooShort);
+    }
+    let mut plain = cbc_decrypt(key, iv, ct).ok_or(OpenError::BadTag)?;
+    // Padding: `pad` bytes of value `pad`, then `pad` itself.
+    let pad = usize::from(*plain.last().ok_or(OpenError::BadTag)?);
+    let keep = plain.len().checked_sub(pad + 1).ok_or(OpenError::BadTag)?;
+    if plain.get(keep..).is_none_or(|p| p.iter().any(|&b| usize::from(b) != pad)) {
+        return Err(OpenError::BadTag);
+    }
+    plain.truncate(keep);
+    if tag.is_some() {
+        let cut = plain.len().checked_sub(mac_len).ok_or(OpenError::BadTag)?;
+        let h = pseudo(cut).ok_or(OpenError::BadTag)?;
+        let (content, tag) = plain.split_at(cut);
+        if !hmac_ok(mac, mac_key, &[&h, content], tag) {
+            return Err(OpenError::BadTag);
+        }
+        plain.truncate(cut);
+    }
+    Ok(plain)
 }
 
 /// Why a record did not decrypt.
@@ -230,13 +403,24 @@ pub struct Decryptor {
 const TAG_LEN: usize = 16;
 
 impl Decryptor {
-    pub fn new(suite: Suite, keys: &Keys) -> Option<Decryptor> {
+    /// `etm`: encrypt_then_mac was negotiated (RFC 7366; CBC suites only).
+    pub fn new(suite: Suite, keys: &Keys, etm: bool) -> Option<Decryptor> {
+        let cipher = match suite.protection {
+            Protection::Aead(a) => Cipher::new(a, &keys.key)?,
+            Protection::Cbc { key_len, mac } => {
+                if keys.key.len() != key_len || keys.mac.len() != mac.len() {
+                    return None;
+                }
+                Cipher::Cbc { key: keys.key.clone(), mac, mac_key: keys.mac.clone(), etm }
+            }
+        };
         Some(Decryptor {
-            cipher: Cipher::new(suite.aead, &keys.key)?,
+            cipher,
             iv: keys.iv.clone(),
             seq: 0,
             tls13: suite.tls13,
-            explicit_nonce: !suite.tls13 && suite.aead != AeadKind::ChaCha20Poly1305,
+            explicit_nonce: !suite.tls13
+                && suite.protection != Protection::Aead(AeadKind::ChaCha20Poly1305),
         })
     }
 
@@ -249,6 +433,11 @@ impl Decryptor {
     /// plaintext with its content type and padding still on.
     pub fn open(&mut self, header: [u8; 5], body: &[u8]) -> Result<Vec<u8>, OpenError> {
         let seq = self.seq.to_be_bytes();
+        if let Cipher::Cbc { key, mac, mac_key, etm } = &self.cipher {
+            let plain = open_cbc(key, *mac, mac_key, *etm, &seq, header, body)?;
+            self.seq = self.seq.wrapping_add(1);
+            return Ok(plain);
+        }
         let mut nonce = [0u8; 12];
         let (ciphertext, aad) = if self.explicit_nonce {
             // RFC 5288 3: nonce = salt (4) || explicit part (8, sent before the ciphertext).
@@ -299,7 +488,8 @@ pub(crate) fn seal13(suite: Suite, keys: &Keys, seq: u64, inner: &[u8]) -> Vec<u
     for (i, b) in seq.to_be_bytes().iter().enumerate() {
         nonce[4 + i] ^= b;
     }
-    let c = Cipher::new(suite.aead, &keys.key).unwrap();
+    let Protection::Aead(aead) = suite.protection else { panic!("AEAD suites only") };
+    let c = Cipher::new(aead, &keys.key).unwrap();
     let ct = match c {
         Cipher::Aes128(c) => {
             c.encrypt(Nonce::from_slice(&nonce), Payload { msg: inner, aad: &header })
@@ -310,6 +500,7 @@ pub(crate) fn seal13(suite: Suite, keys: &Keys, seq: u64, inner: &[u8]) -> Vec<u
         Cipher::ChaCha(c) => {
             c.encrypt(Nonce::from_slice(&nonce), Payload { msg: inner, aad: &header })
         }
+        Cipher::Cbc { .. } => unreachable!("AEAD suites only"),
     }
     .unwrap();
     let mut rec = header.to_vec();
@@ -405,7 +596,7 @@ mod tests {
         for id in [0x1301, 0x1302, 0x1303] {
             let s = suite(id).unwrap();
             let keys = tls13_keys(s, &vec![7; s.hash.output_len()]).unwrap();
-            let mut d = Decryptor::new(s, &keys).unwrap();
+            let mut d = Decryptor::new(s, &keys, false).unwrap();
             for seq in 0..3u64 {
                 let rec = seal13(s, &keys, seq, b"hello\x17");
                 let header: [u8; 5] = rec[..5].try_into().unwrap();
@@ -417,6 +608,22 @@ mod tests {
             assert_eq!(d.open(header, &rec[5..]), Err(OpenError::BadTag));
             assert_eq!(d.open(header, &rec[5..8]), Err(OpenError::TooShort));
             assert_eq!(d.seq(), 3);
+        }
+    }
+
+    #[test]
+    fn cbc_records_of_any_shape_are_errors_not_panics() {
+        for (id, etm) in [(0xc023, true), (0xc00a, false), (0xc028, true)] {
+            let s = suite(id).unwrap();
+            let Protection::Cbc { key_len, mac } = s.protection else { panic!("CBC") };
+            let keys = Keys { key: vec![1; key_len], iv: vec![0; 16], mac: vec![2; mac.len()] };
+            let mut d = Decryptor::new(s, &keys, etm).unwrap();
+            for n in 0..200usize {
+                let body: Vec<u8> = (0..n).map(|i| (i * 31 + n) as u8).collect();
+                let header = [23, 3, 3, (n >> 8) as u8, n as u8];
+                assert!(d.open(header, &body).is_err(), "{id:#x} {n}");
+            }
+            assert_eq!(d.seq(), 0);
         }
     }
 

@@ -11,7 +11,9 @@
 //! TLS 1.3: handshake traffic secrets until each side's Finished, then `*_TRAFFIC_SECRET_0`,
 //! moved on by KeyUpdate. If a side's handshake secret is missing, its handshake records are
 //! skipped until one opens with the application key. TLS 1.2: the `CLIENT_RANDOM` master
-//! secret's key block, each side from its ChangeCipherSpec on. Nothing here stops the run:
+//! secret's key block, each side from its ChangeCipherSpec on. Not decrypted: TLS 1.0/1.1
+//! (another PRF), 0-RTT early data (counted as undecrypted records), renegotiation. A
+//! ClientHello is looked for only from the side TCP calls the client. Nothing here stops the run:
 //! a missing key, an unsupported suite, a failed tag or a gap turns into a problem and the
 //! direction's remaining records are counted, not decrypted.
 
@@ -132,6 +134,8 @@ pub struct TlsConn {
     server_random: Option<[u8; 32]>,
     suite: Option<Suite>,
     tls13: bool,
+    /// RFC 7366, from the ServerHello: CBC records are MACed after encryption.
+    encrypt_then_mac: bool,
     server_hello_seen: bool,
     handshake_reported: bool,
     handshake_pending: bool,
@@ -520,6 +524,9 @@ impl TlsConn {
                     self.info.alpn =
                         protos.first().map(|p| String::from_utf8_lossy(p).into_owned());
                 }
+                // encrypt_then_mac is extension 22 (RFC 7366); tls-parser 0.12 takes 21
+                // (padding) for it and leaves 22 unknown.
+                TlsExtension::Unknown(t, _) if t.0 == 22 => self.encrypt_then_mac = true,
                 _ => {}
             }
         }
@@ -574,12 +581,18 @@ impl TlsConn {
             self.opaque();
             return;
         };
-        let Some(suite) = crypto::suite(id).filter(|s| s.tls13 == self.tls13) else {
+        let tls12 = self.info.version.as_deref() == Some("TLS 1.2");
+        let Some(suite) = crypto::suite(id).filter(|s| s.tls13 == self.tls13 && (s.tls13 || tls12))
+        else {
             let name = self.info.cipher_suite.clone().unwrap_or_default();
+            let version = self.info.version.clone().unwrap_or_default();
             self.problem(
                 ProblemCode::TlsUnsupportedCipher,
                 None,
-                format!("cipher suite {name} ({id:#06x}) is not decrypted (AEAD suites only)"),
+                format!(
+                    "{version} with {name} ({id:#06x}) is not decrypted (TLS 1.2 and 1.3 with \
+                     AES-GCM, ChaCha20-Poly1305 or, in TLS 1.2, AES-CBC)"
+                ),
             );
             self.opaque();
             return;
@@ -596,11 +609,11 @@ impl TlsConn {
                 d.current = hs
                     .as_deref()
                     .and_then(|s| crypto::tls13_keys(suite, s))
-                    .and_then(|k| Decryptor::new(suite, &k));
+                    .and_then(|k| Decryptor::new(suite, &k, false));
                 d.app = app
                     .as_deref()
                     .and_then(|s| crypto::tls13_keys(suite, s))
-                    .and_then(|k| Decryptor::new(suite, &k));
+                    .and_then(|k| Decryptor::new(suite, &k, false));
                 d.app_secret = app.clone();
             }
             self.info.keys_found = true;
@@ -620,8 +633,8 @@ impl TlsConn {
             };
             self.info.keys_found = true;
             if let Some((c, s)) = crypto::tls12_keys(suite, master, &random, &sr) {
-                self.dirs[0].pending = Decryptor::new(suite, &c);
-                self.dirs[1].pending = Decryptor::new(suite, &s);
+                self.dirs[0].pending = Decryptor::new(suite, &c, self.encrypt_then_mac);
+                self.dirs[1].pending = Decryptor::new(suite, &s, self.encrypt_then_mac);
             }
         }
     }
@@ -631,7 +644,7 @@ impl TlsConn {
         let d = &mut self.dirs[idx(from)];
         let Some(secret) = d.app_secret.as_deref() else { return };
         let Some(next) = crypto::tls13_next_secret(suite, secret) else { return };
-        d.current = crypto::tls13_keys(suite, &next).and_then(|k| Decryptor::new(suite, &k));
+        d.current = crypto::tls13_keys(suite, &next).and_then(|k| Decryptor::new(suite, &k, false));
         d.app_secret = Some(next);
         d.in_app_epoch = true;
     }

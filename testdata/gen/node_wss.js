@@ -4,7 +4,8 @@
 //
 // usage: node node_wss.js PORT MODE KEYLOG
 //   MODE: tls13 (OpenSSL's default suite, TLS_AES_256_GCM_SHA384), tls13-aes128,
-//         tls13-chacha, tls12-aes128gcm, tls12-aes256gcm, tls12-chacha
+//         tls13-chacha, tls12-aes128gcm, tls12-aes256gcm, tls12-chacha, tls12-cbc,
+//         tls12-cbc-mte
 const fs = require('fs');
 const path = require('path');
 const https = require('https');
@@ -22,6 +23,13 @@ const tls = {
   'tls12-aes128gcm': { maxVersion: 'TLSv1.2', ciphers: 'ECDHE-ECDSA-AES128-GCM-SHA256' },
   'tls12-aes256gcm': { maxVersion: 'TLSv1.2', ciphers: 'ECDHE-ECDSA-AES256-GCM-SHA384' },
   'tls12-chacha': { maxVersion: 'TLSv1.2', ciphers: 'ECDHE-ECDSA-CHACHA20-POLY1305' },
+  // CBC with HMAC: encrypt_then_mac (RFC 7366, OpenSSL's default), and without it.
+  'tls12-cbc': { maxVersion: 'TLSv1.2', ciphers: 'ECDHE-ECDSA-AES128-SHA256' },
+  'tls12-cbc-mte': {
+    maxVersion: 'TLSv1.2',
+    ciphers: 'ECDHE-ECDSA-AES256-SHA',
+    secureOptions: crypto.constants.SSL_OP_NO_ENCRYPT_THEN_MAC,
+  },
 }[mode];
 if (!tls) throw new Error(`unknown mode ${mode}`);
 

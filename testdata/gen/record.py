@@ -377,6 +377,10 @@ NODE_WSS_SUITES = {
                         "cipher_suite": "TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384"},
     "tls12-chacha": {"version": "TLS 1.2",
                      "cipher_suite": "TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256"},
+    "tls12-cbc": {"version": "TLS 1.2",
+                  "cipher_suite": "TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA256"},
+    "tls12-cbc-mte": {"version": "TLS 1.2",
+                      "cipher_suite": "TLS_ECDHE_ECDSA_WITH_AES_256_CBC_SHA"},
 }
 
 # The case being recorded (scenarios that write files next to the capture need it).
@@ -400,6 +404,8 @@ SCENARIOS = {
     "node-wss-tls12-aes128gcm": (8445, lambda port: node_wss(port, "tls12-aes128gcm")),
     "node-wss-tls12-aes256gcm": (8448, lambda port: node_wss(port, "tls12-aes256gcm")),
     "node-wss-tls12-chacha": (8446, lambda port: node_wss(port, "tls12-chacha")),
+    "node-wss-tls12-cbc": (8450, lambda port: node_wss(port, "tls12-cbc")),
+    "node-wss-tls12-cbc-mte": (8451, lambda port: node_wss(port, "tls12-cbc-mte")),
 }
 
 def inject_secrets(src, dst):
