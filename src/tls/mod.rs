@@ -997,4 +997,48 @@ mod tests {
         assert_eq!(conn.on_tcp(&ev, &mut keys), Step::Pass);
         assert!(!conn.is_tls());
     }
+
+    proptest::proptest! {
+        /// Whatever follows a ClientHello, in whatever pieces, from either side: no panic,
+        /// and buffered bytes stay within one record.
+        #[test]
+        fn arbitrary_streams_never_panic(
+            noise in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..3000),
+            cuts in proptest::collection::vec(0usize..3000, 0..8),
+            server_first in proptest::prelude::any::<bool>(),
+        ) {
+            let mut keys = full_keylog();
+            let (flights, _, _) = conversation();
+            let mut conn = TlsConn::default();
+            let mut feed = |from: Side, bytes: &[u8], conn: &mut TlsConn| {
+                let mut at = 0;
+                let mut points: Vec<usize> =
+                    cuts.iter().map(|c| c % (bytes.len() + 1)).collect();
+                points.sort_unstable();
+                points.push(bytes.len());
+                for p in points {
+                    if p < at {
+                        continue;
+                    }
+                    let ev = TcpEvent::Data { from, offset: 0, data: &bytes[at..p] };
+                    conn.on_tcp(&ev, &mut keys);
+                    conn.take_outputs();
+                    at = p;
+                    for d in &conn.dirs {
+                        proptest::prop_assert!(d.buf.len() <= MAX_RECORD + 5 + bytes.len());
+                    }
+                }
+                Ok(())
+            };
+            feed(Side::Client, &flights[0].1, &mut conn)?;
+            if server_first {
+                feed(Side::Server, &noise, &mut conn)?;
+            } else {
+                feed(Side::Server, &flights[1].1, &mut conn)?;
+                feed(Side::Client, &noise, &mut conn)?;
+                feed(Side::Server, &noise, &mut conn)?;
+            }
+            conn.on_tcp(&TcpEvent::Closed { reason: crate::tcp::CloseReason::Fin }, &mut keys);
+        }
+    }
 }
