@@ -201,7 +201,9 @@ def py_rejected(port):
 def py_wss(port):
     """Python websockets over TLS (wss://): the client's SSLContext writes the key log
     (`keylog_filename`) into the case's keylog.txt; deflate on (the library's default), text,
-    binary, a ping, and a clean close by the client."""
+    binary, a 70000-byte message that deflate cannot shrink (its TLS records span TCP
+    segments), a ping, and a clean close by the client."""
+    import random
     import ssl
     from websockets.asyncio.client import connect
     from websockets.asyncio.server import serve
@@ -219,7 +221,7 @@ def py_wss(port):
 
     async def echo(ws):
         async for m in ws:
-            await ws.send(m)
+            await ws.send(f"got {len(m)} bytes" if len(m) > 10000 else m)
 
     async def main():
         async with serve(echo, "127.0.0.1", port, ssl=server_ctx, ping_interval=None):
@@ -230,6 +232,13 @@ def py_wss(port):
                     sent.append(msg("client", m))
                     await ws.recv()
                     sent.append(msg("server", m))
+                # Loopback segments are up to 64 KiB (its MSS, and GSO): a message longer
+                # than that, which deflate cannot shrink, makes TLS records span segments.
+                noise = random.Random(8449).randbytes(70000)
+                await ws.send(noise)
+                sent.append(msg("client", noise))
+                await ws.recv()
+                sent.append(msg("server", "got 70000 bytes"))
                 pong = await ws.ping(b"tls ping")
                 await pong
                 sent.append(msg("client", b"tls ping", "ping"))
