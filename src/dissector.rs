@@ -236,7 +236,14 @@ impl Conn {
             TcpEvent::Data { data, .. } => data.len() as u64,
             _ => 0,
         };
-        let step = self.tls.on_tcp(&ev, keys);
+        let mut step = self.tls.on_tcp(&ev, info.roles_from_syn, keys);
+        let swap = step == Step::ConsumedSwapRoles;
+        if swap {
+            // The events after this one come with the roles swapped; the session hears
+            // of it before it sees any of this connection's bytes.
+            self.session.swap_roles_before_data();
+            step = Step::Consumed;
+        }
         let mut feedback = Feedback::Continue;
         let mut handed_on = 0u64;
         let outputs = self.tls.take_outputs();
@@ -257,7 +264,9 @@ impl Conn {
         }
         // Roles come from the ClientHello on a TLS connection; the session only sees the
         // decrypted bytes, which cannot change them.
-        if self.tls.is_tls() {
+        if swap {
+            Feedback::SwapRoles
+        } else if self.tls.is_tls() {
             Feedback::Continue
         } else {
             feedback

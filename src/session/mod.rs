@@ -495,6 +495,12 @@ impl Session {
         }
     }
 
+    /// A later stage found the roles the TCP stage guessed to be wrong (a TLS ClientHello
+    /// from the supposed server) before any stream bytes reached the session.
+    pub fn swap_roles_before_data(&mut self) {
+        self.swap_roles();
+    }
+
     fn swap_roles(&mut self) -> Side {
         if let Some(e) = self.ends.as_mut() {
             std::mem::swap(&mut e.client, &mut e.server);

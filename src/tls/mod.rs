@@ -12,8 +12,9 @@
 //! moved on by KeyUpdate. If a side's handshake secret is missing, its handshake records are
 //! skipped until one opens with the application key. TLS 1.2: the `CLIENT_RANDOM` master
 //! secret's key block, each side from its ChangeCipherSpec on. Not decrypted: TLS 1.0/1.1
-//! (another PRF), 0-RTT early data (counted as undecrypted records), renegotiation. A
-//! ClientHello is looked for only from the side TCP calls the client. Nothing here stops the run:
+//! (another PRF), 0-RTT early data (counted as undecrypted records), renegotiation. The
+//! ClientHello names the client: when the TCP stage only guessed the roles (no SYN), a
+//! ClientHello from its "server" swaps them. Nothing here stops the run:
 //! a missing key, an unsupported suite, a failed tag or a gap turns into a problem and the
 //! direction's remaining records are counted, not decrypted.
 
@@ -91,6 +92,9 @@ pub enum Step {
     Pass,
     /// TLS consumed it; hand on [`TlsConn::take_outputs`].
     Consumed,
+    /// As `Consumed`, and the side the TCP stage calls the server sent the ClientHello:
+    /// the roles are swapped from this event on.
+    ConsumedSwapRoles,
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -174,8 +178,10 @@ impl TlsConn {
         std::mem::take(&mut self.out)
     }
 
-    /// Looks at one TCP event of the connection.
-    pub fn on_tcp(&mut self, ev: &TcpEvent<'_>, keys: &mut KeyLog) -> Step {
+    /// Looks at one TCP event of the connection. `roles_from_syn`: the TCP stage knows who
+    /// the client is; otherwise a ClientHello from the side it guessed to be the server
+    /// swaps the roles ([`Step::ConsumedSwapRoles`]).
+    pub fn on_tcp(&mut self, ev: &TcpEvent<'_>, roles_from_syn: bool, keys: &mut KeyLog) -> Step {
         match (self.mode, ev) {
             (Mode::Plain, _) => Step::Pass,
             (Mode::Undecided, TcpEvent::Data { from, data, .. }) => {
@@ -183,6 +189,10 @@ impl TlsConn {
                     self.mode = Mode::Tls;
                     self.on_data(*from, data, keys);
                     Step::Consumed
+                } else if !roles_from_syn && looks_like_client_hello(data) {
+                    self.mode = Mode::Tls;
+                    self.on_data(Side::Client, data, keys);
+                    Step::ConsumedSwapRoles
                 } else {
                     self.mode = Mode::Plain;
                     Step::Pass
@@ -835,13 +845,13 @@ mod tests {
                 let data = &bytes[at..p];
                 let ev = TcpEvent::Data { from: *from, offset: offsets[idx(*from)], data };
                 offsets[idx(*from)] += data.len() as u64;
-                assert_eq!(conn.on_tcp(&ev, keys), Step::Consumed);
+                assert_eq!(conn.on_tcp(&ev, true, keys), Step::Consumed);
                 outs.extend(conn.take_outputs());
                 at = p;
             }
         }
         assert_eq!(
-            conn.on_tcp(&TcpEvent::Closed { reason: crate::tcp::CloseReason::Fin }, keys),
+            conn.on_tcp(&TcpEvent::Closed { reason: crate::tcp::CloseReason::Fin }, true, keys),
             Step::Pass
         );
         outs.extend(conn.take_outputs());
@@ -942,11 +952,15 @@ mod tests {
                     len: 10,
                     reason: crate::tcp::GapReason::AckedUnseen,
                 };
-                assert_eq!(conn.on_tcp(&gap, &mut keys), Step::Pass);
+                assert_eq!(conn.on_tcp(&gap, true, &mut keys), Step::Pass);
                 let ev = TcpEvent::Data { from: *from, offset: 0, data: &bytes[10..] };
-                conn.on_tcp(&ev, &mut keys);
+                conn.on_tcp(&ev, true, &mut keys);
             } else {
-                conn.on_tcp(&TcpEvent::Data { from: *from, offset: 0, data: bytes }, &mut keys);
+                conn.on_tcp(
+                    &TcpEvent::Data { from: *from, offset: 0, data: bytes },
+                    true,
+                    &mut keys,
+                );
             }
             outs.extend(conn.take_outputs());
         }
@@ -962,7 +976,7 @@ mod tests {
         let mut bytes = client_hello();
         bytes.extend_from_slice(b"\x99\x99\x99\x99\x99 not TLS");
         let ev = TcpEvent::Data { from: Side::Client, offset: 0, data: &bytes };
-        assert_eq!(conn.on_tcp(&ev, &mut keys), Step::Consumed);
+        assert_eq!(conn.on_tcp(&ev, true, &mut keys), Step::Consumed);
         assert_eq!(conn.info().unwrap().problems, [ProblemCode::TlsMalformed]);
         // Any prefix of any corruption: no panic.
         for n in 0..bytes.len() {
@@ -972,10 +986,15 @@ mod tests {
                     *x ^= flip;
                 }
                 let mut conn = TlsConn::default();
-                conn.on_tcp(&TcpEvent::Data { from: Side::Client, offset: 0, data: &b }, &mut keys);
+                conn.on_tcp(
+                    &TcpEvent::Data { from: Side::Client, offset: 0, data: &b },
+                    true,
+                    &mut keys,
+                );
                 let sh = server_hello();
                 conn.on_tcp(
                     &TcpEvent::Data { from: Side::Server, offset: 0, data: &sh },
+                    true,
                     &mut keys,
                 );
             }
@@ -987,15 +1006,19 @@ mod tests {
         let mut keys = KeyLog::default();
         let mut conn = TlsConn::default();
         let ev = TcpEvent::Data { from: Side::Client, offset: 0, data: b"GET / HTTP/1.1\r\n" };
-        assert_eq!(conn.on_tcp(&ev, &mut keys), Step::Pass);
+        assert_eq!(conn.on_tcp(&ev, true, &mut keys), Step::Pass);
         assert!(!conn.is_tls());
         let hello = client_hello();
         let ev = TcpEvent::Data { from: Side::Client, offset: 16, data: &hello };
-        assert_eq!(conn.on_tcp(&ev, &mut keys), Step::Pass);
+        assert_eq!(conn.on_tcp(&ev, true, &mut keys), Step::Pass);
         let mut conn = TlsConn::default();
         let ev = TcpEvent::Data { from: Side::Server, offset: 0, data: &hello };
-        assert_eq!(conn.on_tcp(&ev, &mut keys), Step::Pass);
+        assert_eq!(conn.on_tcp(&ev, true, &mut keys), Step::Pass);
         assert!(!conn.is_tls());
+        // Without a SYN the TCP stage only guessed the roles: the ClientHello decides.
+        let mut conn = TlsConn::default();
+        assert_eq!(conn.on_tcp(&ev, false, &mut keys), Step::ConsumedSwapRoles);
+        assert_eq!(conn.info().unwrap().sni.as_deref(), Some("chat.example"));
     }
 
     proptest::proptest! {
@@ -1021,7 +1044,7 @@ mod tests {
                         continue;
                     }
                     let ev = TcpEvent::Data { from, offset: 0, data: &bytes[at..p] };
-                    conn.on_tcp(&ev, &mut keys);
+                    conn.on_tcp(&ev, true, &mut keys);
                     conn.take_outputs();
                     at = p;
                     for d in &conn.dirs {
@@ -1038,7 +1061,7 @@ mod tests {
                 feed(Side::Client, &noise, &mut conn)?;
                 feed(Side::Server, &noise, &mut conn)?;
             }
-            conn.on_tcp(&TcpEvent::Closed { reason: crate::tcp::CloseReason::Fin }, &mut keys);
+            conn.on_tcp(&TcpEvent::Closed { reason: crate::tcp::CloseReason::Fin }, true, &mut keys);
         }
     }
 }

@@ -2,7 +2,7 @@
 // stdout and appends the TLS secrets, as Node reports them ('keylog' events, NSS key log
 // format), to the key log file given as the third argument.
 //
-// usage: node node_wss.js PORT MODE KEYLOG
+// usage: node node_wss.js PORT MODE KEYLOG [lowport]
 //   MODE: tls13 (OpenSSL's default suite, TLS_AES_256_GCM_SHA384), tls13-aes128,
 //         tls13-chacha, tls12-aes128gcm, tls12-aes256gcm, tls12-chacha, tls12-cbc,
 //         tls12-cbc-mte
@@ -15,6 +15,9 @@ const WebSocket = require('ws');
 const port = Number(process.argv[2]);
 const mode = process.argv[3] || 'tls13';
 const keylog = process.argv[4];
+// "lowport": the client connects from port 8100, below the server's, so that without the
+// SYN a dissector guessing "the higher port is the client" gets the roles wrong.
+const lowPort = process.argv[5] === 'lowport';
 const dir = path.join(__dirname, 'tls');
 const tls = {
   tls13: {},
@@ -83,6 +86,7 @@ server.listen(port, '127.0.0.1', () => {
     ca: fs.readFileSync(path.join(dir, 'cert.pem')),
     ALPNProtocols: ['http/1.1'],
     perMessageDeflate: false,
+    ...(lowPort ? { localPort: 8100 } : {}),
     ...tls,
   });
   client.on('open', () => {

@@ -346,14 +346,14 @@ def node_ws(port, mode="deflate"):
     }
 
 
-def node_wss(port, mode):
+def node_wss(port, mode, extra=()):
     """Node `ws` over https (wss://): the server logs the TLS secrets (its 'keylog' events)
     into the case's keylog.txt; text, a short binary, a 20000-byte binary that spans TLS
     records and segments, and a close started by the server with 4000."""
     case_dir = os.path.join(TESTDATA, CURRENT_CASE[0])
     keylog = os.path.join(case_dir, "keylog.txt")
     out = subprocess.run(
-        ["node", os.path.join(HERE, "node_wss.js"), str(port), mode, keylog],
+        ["node", os.path.join(HERE, "node_wss.js"), str(port), mode, keylog, *extra],
         check=True,
         capture_output=True,
         timeout=30,
@@ -414,6 +414,8 @@ SCENARIOS = {
     "node-wss-tls12-aes256gcm": (8448, lambda port: node_wss(port, "tls12-aes256gcm")),
     "node-wss-tls12-chacha": (8446, lambda port: node_wss(port, "tls12-chacha")),
     "node-wss-tls12-cbc": (8450, lambda port: node_wss(port, "tls12-cbc")),
+    # Client port 8100, below the server's: the source of node-wss-tls13-no-syn.
+    "node-wss-tls13-lowport": (8452, lambda port: node_wss(port, "tls13-aes128", ["lowport"])),
     "node-wss-tls12-cbc-mte": (8451, lambda port: node_wss(port, "tls12-cbc-mte")),
 }
 
@@ -440,9 +442,33 @@ def inject_secrets(src, dst):
     print(f"{dst}: {os.path.getsize(pcapng)} bytes")
 
 
+def drop_tcp_handshake(src, dst):
+    """Another case's capture without its first three packets (SYN, SYN-ACK, ACK), as if
+    the capture had started just after the TCP handshake (`editcap … 1-3`): the TCP stage
+    must guess the roles, and the ClientHello corrects the guess."""
+    src_dir = os.path.join(TESTDATA, src)
+    out = os.path.join(TESTDATA, dst)
+    os.makedirs(out, exist_ok=True)
+    pcap = os.path.join(out, "capture.pcap")
+    subprocess.run(["editcap", os.path.join(src_dir, "capture.pcap"), pcap, "1-3"],
+                   check=True)
+    with open(os.path.join(src_dir, "keylog.txt")) as f, \
+            open(os.path.join(out, "keylog.txt"), "w") as g:
+        g.write(f.read())
+    with open(os.path.join(src_dir, "truth.json")) as f:
+        truth = json.load(f)
+    truth["description"] = f"{src} without the TCP handshake packets"
+    truth["connections"][0]["client_port"] = 8100
+    with open(os.path.join(out, "truth.json"), "w") as f:
+        json.dump(truth, f, indent=1)
+        f.write("\n")
+    print(f"{dst}: {os.path.getsize(pcap)} bytes")
+
+
 # Cases made from other cases' recordings: name -> (function, source case).
 DERIVED = {
     "py-websockets-tls-dsb": (inject_secrets, "py-websockets-tls"),
+    "node-wss-tls13-no-syn": (drop_tcp_handshake, "node-wss-tls13-lowport"),
 }
 
 if __name__ == "__main__":
