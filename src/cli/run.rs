@@ -206,6 +206,7 @@ fn load_keys(config: &Config) -> Result<KeyLog, String> {
         }
         None => KeyLog::default(),
     };
+    keys.set_live(matches!(config.source, Source::Live(_)));
     if let Some(path) = &config.keylog_env {
         if config.keylog.as_ref() != Some(path) && path.is_file() {
             keys.add_file(path).map_err(|e| format!("SSLKEYLOGFILE {}: {e}", path.display()))?;

@@ -36,6 +36,9 @@ pub struct KeyLog {
     /// far it has been read.
     file: Option<(PathBuf, u64)>,
     read: u64,
+    /// Live capture: the key log file is written while packets arrive, so a connection whose
+    /// secrets are not (all) there yet waits for them.
+    live: bool,
 }
 
 impl KeyLog {
@@ -55,6 +58,25 @@ impl KeyLog {
         self.read += text.len() as u64;
         self.add_text(&text);
         Ok(())
+    }
+
+    /// Marks the key log as written during the run (live capture): see [`KeyLog::may_grow`].
+    pub fn set_live(&mut self, live: bool) {
+        self.live = live;
+    }
+
+    /// Secrets may still be added to the key log file while packets arrive.
+    pub fn may_grow(&self) -> bool {
+        self.live && self.file.is_some()
+    }
+
+    /// The secrets logged for a client random, after reading what was appended to the key
+    /// log file since it was last read (for secrets logged one by one during a handshake).
+    pub fn find_fresh(&mut self, client_random: &[u8; 32]) -> Option<&Secrets> {
+        if self.file.is_some() {
+            let _ = self.refresh_file();
+        }
+        self.entries.get(client_random)
     }
 
     /// Secrets of a pcapng Decryption Secrets Block; other secret types are ignored.

@@ -13,6 +13,8 @@
 //! skipped until one opens with the application key. TLS 1.2: the `CLIENT_RANDOM` master
 //! secret's key block, each side from its ChangeCipherSpec on. Not decrypted: TLS 1.0/1.1
 //! (another PRF), 0-RTT early data (counted as undecrypted records), renegotiation. The
+//! In a live capture the key log is written while packets arrive, so records whose
+//! secrets are not logged yet are held (bounded) and replayed once they are. The
 //! ClientHello names the client: when the TCP stage only guessed the roles (no SYN), a
 //! ClientHello from its "server" swaps them. Nothing here stops the run:
 //! a missing key, an unsupported suite, a failed tag or a gap turns into a problem and the
@@ -26,6 +28,7 @@ pub use keylog::KeyLog;
 use crate::problem::ProblemCode;
 use crate::tcp::{Side, TcpEvent};
 use crypto::{Decryptor, OpenError, Suite};
+use keylog::Secrets;
 use tls_parser::{
     parse_tls_client_hello_extensions, parse_tls_handshake_client_hello,
     parse_tls_handshake_server_hello, parse_tls_server_hello_extensions, SNIType, TlsExtension,
@@ -36,6 +39,8 @@ use tls_parser::{
 const MAX_RECORD: usize = (1 << 14) + 2048;
 /// Handshake messages longer than this (certificate chains are the long ones) are skipped.
 const MAX_HANDSHAKE_MESSAGE: usize = 256 << 10;
+/// Protected bytes held per connection while its secrets are awaited (live capture).
+const MAX_WAITING: usize = 1 << 20;
 /// RFC 8446 4.1.3: the ServerHello random of a HelloRetryRequest.
 const HRR_RANDOM: [u8; 32] = [
     0xcf, 0x21, 0xad, 0x74, 0xe5, 0x9a, 0x61, 0x11, 0xbe, 0x1d, 0x8c, 0x02, 0x1e, 0x65, 0xb8, 0x91,
@@ -143,6 +148,11 @@ pub struct TlsConn {
     server_hello_seen: bool,
     handshake_reported: bool,
     handshake_pending: bool,
+    /// Live capture: the secrets are not all in the key log yet; protected records wait in
+    /// `waiting` (in arrival order, at most `MAX_WAITING` bytes) until they are.
+    awaiting: bool,
+    waiting: Vec<(Side, [u8; 5], Vec<u8>)>,
+    waiting_bytes: usize,
     opaque_reported: bool,
     out: Vec<TlsOut>,
 }
@@ -222,6 +232,9 @@ impl TlsConn {
                 Step::Pass
             }
             (Mode::Tls, TcpEvent::Closed { .. }) => {
+                if self.awaiting {
+                    self.try_keys(keys, true);
+                }
                 self.finish();
                 Step::Pass
             }
@@ -270,7 +283,11 @@ impl TlsConn {
         let start = self.out.len();
         let i = idx(from);
         self.info.bytes[i] = self.info.bytes[i].saturating_add(data.len() as u64);
+        if self.awaiting {
+            self.try_keys(keys, false);
+        }
         if self.dirs[i].dead {
+            self.report_handshake(start);
             return;
         }
         self.dirs[i].buf.extend_from_slice(data);
@@ -308,10 +325,18 @@ impl TlsConn {
         } else {
             d.buf.drain(..at.min(d.buf.len()));
         }
-        if self.handshake_pending && !self.handshake_reported {
+        if self.awaiting && self.waiting_bytes > MAX_WAITING {
+            self.try_keys(keys, true);
+        }
+        self.report_handshake(start);
+    }
+
+    /// Emits the handshake record once its facts are known (ALPN of TLS 1.3, and whether
+    /// there are keys), ahead of what this segment produced.
+    fn report_handshake(&mut self, start: usize) {
+        if self.handshake_pending && !self.handshake_reported && !self.awaiting {
             self.handshake_pending = false;
             self.handshake_reported = true;
-            // Ahead of what this segment produced (problems, decrypted data).
             self.out.insert(start.min(self.out.len()), TlsOut::Handshake);
         }
     }
@@ -338,6 +363,11 @@ impl TlsConn {
                 23 => self.info.undecrypted_records += 1,
                 _ => {}
             }
+            return;
+        }
+        if self.awaiting {
+            self.waiting_bytes += body.len() + 5;
+            self.waiting.push((from, header, body.to_vec()));
             return;
         }
         let Some(plain) = self.decrypt(from, header, body) else { return };
@@ -555,7 +585,7 @@ impl TlsConn {
             self.dirs[0].encrypted = true;
             self.dirs[1].encrypted = true;
         }
-        self.setup_keys(keys);
+        self.try_keys(keys, false);
         // Reported once the segment is done: in TLS 1.3 the selected ALPN comes in the
         // EncryptedExtensions that usually share it.
         self.handshake_pending = true;
@@ -572,13 +602,44 @@ impl TlsConn {
         }
     }
 
-    fn setup_keys(&mut self, keys: &mut KeyLog) {
+    /// Looks the secrets up and installs them. In a live capture, secrets that are not all
+    /// logged yet are waited for (until `last_chance`): protected records are held, and
+    /// replayed in arrival order once they are.
+    fn try_keys(&mut self, keys: &mut KeyLog, last_chance: bool) {
+        let random = self.client_random.unwrap_or_default();
+        let secrets = if self.awaiting { keys.find_fresh(&random) } else { keys.find(&random) };
+        let secrets = secrets.cloned();
+        let complete = secrets.as_ref().is_some_and(|s| {
+            if self.tls13 {
+                s.client_handshake.is_some()
+                    && s.server_handshake.is_some()
+                    && s.client_traffic0.is_some()
+                    && s.server_traffic0.is_some()
+            } else {
+                s.master.is_some()
+            }
+        });
+        if !complete && !last_chance && keys.may_grow() && self.client_random.is_some() {
+            self.awaiting = true;
+            return;
+        }
+        self.awaiting = false;
+        self.setup_keys(secrets, keys.is_empty());
+        let waiting = std::mem::take(&mut self.waiting);
+        self.waiting_bytes = 0;
+        for (from, header, body) in waiting {
+            if !self.dirs[idx(from)].dead {
+                self.record(from, header, &body, keys);
+            }
+        }
+    }
+
+    fn setup_keys(&mut self, secrets: Option<Secrets>, no_keylog: bool) {
         let id = self.info.cipher_suite_id.unwrap_or(0);
         let random = self.client_random.unwrap_or_default();
-        let secrets = keys.find(&random).cloned();
         let Some(secrets) = secrets else {
             let detail = match &self.info.client_random {
-                Some(r) if keys.is_empty() => format!(
+                Some(r) if no_keylog => format!(
                     "no TLS key log given (--keylog, SSLKEYLOGFILE or pcapng secrets); client \
                      random {r}; records are not decrypted"
                 ),
@@ -643,8 +704,16 @@ impl TlsConn {
             };
             self.info.keys_found = true;
             if let Some((c, s)) = crypto::tls12_keys(suite, master, &random, &sr) {
-                self.dirs[0].pending = Decryptor::new(suite, &c, self.encrypt_then_mac);
-                self.dirs[1].pending = Decryptor::new(suite, &s, self.encrypt_then_mac);
+                for (i, k) in [(0, c), (1, s)] {
+                    let dec = Decryptor::new(suite, &k, self.encrypt_then_mac);
+                    let d = &mut self.dirs[i];
+                    // A side whose ChangeCipherSpec went by while the secret was awaited.
+                    if d.encrypted {
+                        d.current = dec;
+                    } else {
+                        d.pending = dec;
+                    }
+                }
             }
         }
     }
@@ -936,6 +1005,51 @@ mod tests {
             .count();
         assert_eq!(failures, 2);
         assert_eq!(data_of(&outs, Side::Server), b"");
+    }
+
+    /// Live capture: secrets logged after the records they protect went by are waited for,
+    /// and the held records replayed.
+    #[test]
+    fn live_secrets_logged_late_are_waited_for() {
+        let (flights, c_data, s_data) = conversation();
+        let dir = std::env::temp_dir().join(format!("wsdissect-tls-live-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("keys.txt");
+        let line =
+            |label: &str, s: &[u8]| format!("{label} {} {}\n", keylog::hex(&CR), keylog::hex(s));
+        std::fs::write(&path, line("SERVER_HANDSHAKE_TRAFFIC_SECRET", &[2; 32])).unwrap();
+        let mut keys = KeyLog::open(&path).unwrap();
+        keys.set_live(true);
+        let mut conn = TlsConn::default();
+        let mut outs = Vec::new();
+        for (n, (from, bytes)) in flights.iter().enumerate() {
+            if n == 3 {
+                let mut all = line("SERVER_HANDSHAKE_TRAFFIC_SECRET", &[2; 32]);
+                all.push_str(&line("CLIENT_HANDSHAKE_TRAFFIC_SECRET", &[1; 32]));
+                all.push_str(&line("CLIENT_TRAFFIC_SECRET_0", &[3; 32]));
+                all.push_str(&line("SERVER_TRAFFIC_SECRET_0", &[4; 32]));
+                std::fs::write(&path, all).unwrap();
+            }
+            let ev = TcpEvent::Data { from: *from, offset: 0, data: bytes };
+            conn.on_tcp(&ev, true, &mut keys);
+            outs.extend(conn.take_outputs());
+            if n < 3 {
+                assert!(data_of(&outs, Side::Client).is_empty());
+            }
+        }
+        assert_eq!(data_of(&outs, Side::Client), c_data);
+        assert_eq!(data_of(&outs, Side::Server), s_data);
+        assert!(conn.info().unwrap().problems.is_empty());
+        assert_eq!(outs.iter().filter(|o| **o == TlsOut::Handshake).count(), 1);
+
+        // Never logged: no key, said when the connection ends.
+        std::fs::write(&path, "").unwrap();
+        let mut keys = KeyLog::open(&path).unwrap();
+        keys.set_live(true);
+        let (conn, outs) = run(&flights, &mut keys, |_| vec![]);
+        assert_eq!(conn.info().unwrap().problems, [ProblemCode::TlsNoKey]);
+        assert!(data_of(&outs, Side::Server).is_empty());
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
