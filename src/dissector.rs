@@ -221,6 +221,10 @@ impl<'s> Dissector<'s> {
 pub struct Conn {
     tls: TlsConn,
     session: Session,
+    /// Decrypted bytes handed to the session, and TLS bytes counted as overhead so far
+    /// (records held in a live capture count as overhead until they are decrypted).
+    handed: u64,
+    tls_accounted: u64,
 }
 
 impl Conn {
@@ -232,10 +236,6 @@ impl Conn {
         ctx: &mut Ctx<'_>,
         keys: &mut KeyLog,
     ) -> Feedback {
-        let consumed = match &ev {
-            TcpEvent::Data { data, .. } => data.len() as u64,
-            _ => 0,
-        };
         let mut step = self.tls.on_tcp(&ev, info.roles_from_syn, keys);
         let swap = step == Step::ConsumedSwapRoles;
         if swap {
@@ -259,8 +259,12 @@ impl Conn {
                 feedback = self.session.on_tcp(info, meta, ev, &mut actx);
             }
         }
-        if step == Step::Consumed {
-            actx.acct.tls_bytes += consumed.saturating_sub(handed_on);
+        if let Some(t) = self.tls.info() {
+            self.handed += handed_on;
+            let overhead = (t.bytes[0] + t.bytes[1]).saturating_sub(self.handed);
+            let acct = &mut actx.acct.tls_bytes;
+            *acct = (*acct + overhead).saturating_sub(self.tls_accounted);
+            self.tls_accounted = overhead;
         }
         // Roles come from the ClientHello on a TLS connection; the session only sees the
         // decrypted bytes, which cannot change them.

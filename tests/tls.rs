@@ -218,3 +218,27 @@ fn decrypted_frames_agree_with_tshark() {
         assert_eq!(ours, theirs, "{}", dir.display());
     }
 }
+
+/// Every TLS stream byte is accounted for once: decrypted bytes where they went (HTTP,
+/// WebSocket), the rest (headers, handshake, tags) as `tls`; the totals with and without the
+/// key are the same.
+#[test]
+fn stream_bytes_add_up_with_and_without_the_key() {
+    let total = |recs: &[Value]| -> u64 {
+        let b = &recs.last().unwrap()["stream_bytes"];
+        ["http", "websocket", "skipped", "other", "gap", "tls"]
+            .iter()
+            .map(|k| b[*k].as_u64().unwrap())
+            .sum()
+    };
+    for dir in keylog_cases() {
+        let cap = capture_in(&dir);
+        let args = case_args(&dir);
+        let with = json_of(&cap, &args.iter().map(String::as_str).collect::<Vec<_>>());
+        let without = json_of(&cap, &[]);
+        let b = &with.last().unwrap()["stream_bytes"];
+        assert!(b["websocket"].as_u64().unwrap() > 0, "{}", dir.display());
+        assert_eq!(without.last().unwrap()["stream_bytes"]["websocket"], 0);
+        assert_eq!(total(&with), total(&without), "{}", dir.display());
+    }
+}
