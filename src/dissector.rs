@@ -304,6 +304,7 @@ impl Conn {
                     }
                 }
                 TlsOut::Opaque => ctx.out.classify(info.stream, true),
+                TlsOut::NotHttp1 => ctx.out.classify(info.stream, false),
                 TlsOut::Problem { code, from, detail } => {
                     ctx.out.emit(Event::Problem(ProblemRecord {
                         meta,

@@ -83,6 +83,9 @@ pub enum TlsOut {
     Handshake,
     /// The connection carries TLS that cannot be decrypted: list it as it is.
     Opaque,
+    /// ALPN says the connection carries something other than HTTP/1.1 (h2, …), so no RFC
+    /// 6455 WebSocket: it is not listed (its secrets are not needed either).
+    NotHttp1,
     Problem {
         code: ProblemCode,
         from: Option<Side>,
@@ -249,7 +252,24 @@ impl TlsConn {
         self.out.push(TlsOut::Problem { code, from, detail });
     }
 
+    /// Whether ALPN rules out an HTTP/1.1 upgrade: the server selected another protocol, or
+    /// the client offered only others.
+    fn not_http1(&self) -> bool {
+        let other = |p: &String| p != "http/1.1";
+        match &self.info.alpn {
+            Some(p) => other(p),
+            None => !self.info.alpn_offered.is_empty() && self.info.alpn_offered.iter().all(other),
+        }
+    }
+
     fn opaque(&mut self) {
+        if self.not_http1() {
+            if !self.opaque_reported {
+                self.opaque_reported = true;
+                self.out.push(TlsOut::NotHttp1);
+            }
+            return;
+        }
         if !self.opaque_reported {
             self.opaque_reported = true;
             self.out.push(TlsOut::Opaque);
@@ -638,6 +658,11 @@ impl TlsConn {
         let id = self.info.cipher_suite_id.unwrap_or(0);
         let random = self.client_random.unwrap_or_default();
         let Some(secrets) = secrets else {
+            if self.not_http1() {
+                // Not WebSocket whatever it says; missing secrets are no problem here.
+                self.opaque();
+                return;
+            }
             let detail = match &self.info.client_random {
                 Some(r) if no_keylog => format!(
                     "no TLS key log given (--keylog, SSLKEYLOGFILE or pcapng secrets); client \
@@ -781,6 +806,10 @@ mod tests {
     }
 
     fn client_hello() -> Vec<u8> {
+        client_hello_alpn(&["http/1.1"])
+    }
+
+    fn client_hello_alpn(protos: &[&str]) -> Vec<u8> {
         let mut b = vec![3, 3];
         b.extend_from_slice(&CR);
         b.push(0); // session id
@@ -792,7 +821,7 @@ mod tests {
         sni.extend_from_slice(&(name.len() as u16).to_be_bytes());
         sni.extend_from_slice(name);
         let mut exts = ext(0, &sni);
-        exts.extend(alpn(&["http/1.1"]));
+        exts.extend(alpn(protos));
         exts.extend(ext(43, &[2, 3, 4]));
         b.extend_from_slice(&(exts.len() as u16).to_be_bytes());
         b.extend(exts);
@@ -1050,6 +1079,18 @@ mod tests {
         assert_eq!(conn.info().unwrap().problems, [ProblemCode::TlsNoKey]);
         assert!(data_of(&outs, Side::Server).is_empty());
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// A client that offers only h2 cannot be upgrading to WebSocket over HTTP/1.1: its
+    /// connection is not listed and a missing key is no problem.
+    #[test]
+    fn alpn_without_http1_is_not_websocket() {
+        let (mut flights, _, _) = conversation();
+        flights[0].1 = client_hello_alpn(&["h2"]);
+        let (conn, outs) = run(&flights, &mut KeyLog::default(), |_| vec![]);
+        assert!(conn.info().unwrap().problems.is_empty());
+        assert!(outs.contains(&TlsOut::NotHttp1));
+        assert!(!outs.contains(&TlsOut::Opaque));
     }
 
     #[test]
