@@ -46,7 +46,14 @@ const GOLDEN: &[(&str, &str, &[&str])] = &[
     (
         "node-wss-tls12-aes128gcm",
         "follow-0-keylog.txt",
-        &["follow", "0", "--keylog", "testdata/node-wss-tls12-aes128gcm/keylog.txt"],
+        &[
+            "follow",
+            "0",
+            "--payload",
+            "none",
+            "--keylog",
+            "testdata/node-wss-tls12-aes128gcm/keylog.txt",
+        ],
     ),
 ];
 
