@@ -10,6 +10,8 @@ dpkg -s libpcap-dev >/dev/null 2>&1 || need_apt+=(libpcap-dev)
 command -v python3 >/dev/null 2>&1 || need_apt+=(python3)
 # A C++ compiler: libfuzzer-sys compiles libFuzzer when CI checks the fuzz crate (fuzz/).
 command -v c++ >/dev/null 2>&1 || need_apt+=(g++)
+# Node.js runs the real peers of the live-capture tests over TLS (testdata/gen/node_wss.js).
+command -v npm >/dev/null 2>&1 || need_apt+=(nodejs npm)
 
 if [ "$(id -u)" -ne 0 ]; then
     SUDO=sudo
@@ -33,6 +35,12 @@ if ! python3 -c 'import websockets.asyncio.server' >/dev/null 2>&1; then
     echo "setup: installing Python websockets with pip" >&2
     python3 -m pip install --quiet 'websockets>=13' 2>/dev/null ||
         python3 -m pip install --quiet --break-system-packages 'websockets>=13'
+fi
+
+# The Node peers' packages, pinned by testdata/gen/package-lock.json.
+if [ ! -d "$(dirname "$0")/../testdata/gen/node_modules/ws" ]; then
+    echo "setup: installing the Node test peers' packages (npm ci)" >&2
+    (cd "$(dirname "$0")/../testdata/gen" && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
 fi
 
 if command -v rustup >/dev/null 2>&1; then

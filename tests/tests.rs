@@ -8,5 +8,6 @@ mod hostile;
 mod live;
 mod regressions;
 mod shared;
+mod tls;
 mod util;
 mod views;

@@ -4,7 +4,7 @@
 //! Golden files live in `testdata/<case>/expected/`; after an intended change of output,
 //! regenerate them with `UPDATE_GOLDEN=1 cargo test golden` and review the diff.
 
-use crate::cases::{capture_in, cases};
+use crate::cases::{capture_in, case_args, cases};
 use crate::util::*;
 use serde_json::Value;
 use std::process::Command;
@@ -41,6 +41,20 @@ const GOLDEN: &[(&str, &str, &[&str])] = &[
     ("crafted-deflate", "messages.txt", &["messages", "-t", "ad"]),
     ("node-ws-deflate", "conns.txt", &["conns"]),
     ("crafted-midstream-gap", "follow-0.txt", &["follow", "0"]),
+    ("node-wss-tls13", "frames-keylog.txt", &["--keylog", "testdata/node-wss-tls13/keylog.txt"]),
+    ("node-wss-tls13", "conns-no-key.txt", &["conns"]),
+    (
+        "node-wss-tls12-aes128gcm",
+        "follow-0-keylog.txt",
+        &[
+            "follow",
+            "0",
+            "--payload",
+            "none",
+            "--keylog",
+            "testdata/node-wss-tls12-aes128gcm/keylog.txt",
+        ],
+    ),
 ];
 
 #[test]
@@ -307,8 +321,10 @@ fn every_json_line_matches_the_schema() {
             ],
             &["check", "--json", "--subprotocol", "chat.v2", "--allow", "no-close-frame"],
         ];
+        let keylog = case_args(&dir);
         for view in views {
             let mut args = view.to_vec();
+            args.extend(keylog.iter().map(String::as_str));
             args.push(&cap);
             check(&args);
         }
