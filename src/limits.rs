@@ -76,3 +76,17 @@ pub const HOLD_PACKETS: u64 = 4096;
 /// ... and this many payload bytes over all such connections; then they are released as
 /// not WebSocket.
 pub const HOLD_BYTES: usize = 16 << 20;
+
+/// RFC 8446 5.1: "The length MUST NOT exceed 2^14 + 256 bytes" (TLS 1.3 ciphertext); TLS 1.2
+/// allows 2^14 + 2048 (RFC 5246 6.2.3). A longer record ends decryption of its direction
+/// (`tls-malformed`).
+pub const MAX_TLS_RECORD: usize = (1 << 14) + 2048;
+/// TLS handshake messages longer than this (certificate chains are the long ones) are
+/// skipped; the record layer goes on.
+pub const MAX_TLS_HANDSHAKE_MESSAGE: usize = 256 << 10;
+/// Protected bytes held per connection while its secrets are awaited (live capture with a
+/// key log still being written); beyond it the connection is reported without a key.
+pub const MAX_TLS_WAITING: usize = 1 << 20;
+/// Key log text read at most, all sources together: a key log line is about 170 bytes, so
+/// this holds about 400 000 connections' secrets; later lines are ignored.
+pub const MAX_KEYLOG_BYTES: u64 = 64 << 20;

@@ -13,9 +13,7 @@ use std::path::{Path, PathBuf};
 
 /// pcapng Decryption Secrets Block type of a TLS key log ("TLSK").
 pub const DSB_TLS_KEY_LOG: u32 = 0x544c_534b;
-/// Key log text read at most, all sources together: a key log line is about 170 bytes, so
-/// this holds about 400 000 connections' secrets.
-pub const MAX_KEYLOG_BYTES: u64 = 64 << 20;
+pub use crate::limits::MAX_KEYLOG_BYTES;
 
 /// The secrets of one connection, by what the key log line says they are.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]

@@ -34,13 +34,10 @@ use tls_parser::{
     parse_tls_handshake_server_hello, parse_tls_server_hello_extensions, SNIType, TlsExtension,
 };
 
-/// RFC 8446 5.1: "The length MUST NOT exceed 2^14 + 256 bytes" (TLS 1.3 ciphertext); TLS 1.2
-/// allows 2^14 + 2048 (RFC 5246 6.2.3).
-const MAX_RECORD: usize = (1 << 14) + 2048;
-/// Handshake messages longer than this (certificate chains are the long ones) are skipped.
-const MAX_HANDSHAKE_MESSAGE: usize = 256 << 10;
-/// Protected bytes held per connection while its secrets are awaited (live capture).
-const MAX_WAITING: usize = 1 << 20;
+use crate::limits::{
+    MAX_TLS_HANDSHAKE_MESSAGE as MAX_HANDSHAKE_MESSAGE, MAX_TLS_RECORD as MAX_RECORD,
+    MAX_TLS_WAITING as MAX_WAITING,
+};
 /// RFC 8446 4.1.3: the ServerHello random of a HelloRetryRequest.
 const HRR_RANDOM: [u8; 32] = [
     0xcf, 0x21, 0xad, 0x74, 0xe5, 0x9a, 0x61, 0x11, 0xbe, 0x1d, 0x8c, 0x02, 0x1e, 0x65, 0xb8, 0x91,
