@@ -4,6 +4,7 @@
 //! the core can hand sinks borrowed bytes on the fast path, and the output sequencer can keep
 //! an owned copy (`into_owned`) when it must hold records back to keep capture order.
 
+use crate::app::App;
 use crate::capture::{Timestamp, TsPrecision};
 use crate::problem::ProblemCode;
 use crate::tcp::{Endpoint, Side};
@@ -165,7 +166,7 @@ impl FrameRecord<'_> {
 }
 
 /// One complete data message (text/binary), after reassembly and decompression.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct MessageRecord<'a> {
     pub meta: Meta,
     pub first_packet: u64,
@@ -183,6 +184,10 @@ pub struct MessageRecord<'a> {
     pub is_text: bool,
     /// Application bytes not kept (limit) or lost (gap, inflate failure).
     pub payload_missing: u64,
+    /// A text message that is one JSON value.
+    pub json: bool,
+    /// What the connection's application protocol decoder made of it.
+    pub app: Option<Box<App>>,
     pub problems: Vec<ProblemCode>,
 }
 
@@ -204,6 +209,8 @@ impl MessageRecord<'_> {
             payload: Cow::Owned(self.payload.into_owned()),
             is_text: self.is_text,
             payload_missing: self.payload_missing,
+            json: self.json,
+            app: self.app,
             problems: self.problems,
         }
     }

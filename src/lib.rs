@@ -8,7 +8,8 @@
 //! tcp      (connections, reassembly) → TcpEvent (data in order, gaps, lifecycle)
 //! session  (per connection)
 //!   ├ http   upgrade handshake       → request/handshake records
-//!   └ ws     frames, messages        → frame/message records
+//!   ├ ws     frames, messages        → frame/message records
+//!   └ app    Socket.IO, MQTT, STOMP, GraphQL inside messages → `app` objects
 //! dissector (capture-order output)   → Event
 //! sink     (table, JSON Lines)       → bytes
 //! ```
@@ -18,6 +19,7 @@
 //! non-WebSocket in the `end` record; output is deterministic for a given input.
 #![forbid(unsafe_code)]
 
+pub mod app;
 pub mod capture;
 pub mod cli;
 pub mod decode;

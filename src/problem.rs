@@ -110,6 +110,7 @@ problem_codes! {
     PingAnsweredWithPing => "ping-answered-with-ping", Error, "a ping was answered with a ping carrying the same payload instead of a pong";
     UnsolicitedPong => "unsolicited-pong", Info, "a pong matched no outstanding ping (allowed as a heartbeat by RFC 6455 5.5.3)";
     UndecodableData => "undecodable-data", Warning, "stream bytes that are neither an HTTP upgrade nor WebSocket frames; they were skipped";
+    AppDecodeError => "app-decode-error", Warning, "a message (or polling payload) of the connection's application protocol (Socket.IO, MQTT, STOMP, GraphQL) did not decode; it is reported as it is";
     Resync => "resync", Warning, "after a gap or a mid-stream start, bytes were skipped to reach the next plausible frame boundary";
 }
 

@@ -602,6 +602,8 @@ impl DirState {
             payload,
             is_text,
             payload_missing: msg.missing.saturating_add(not_kept),
+            json: false,
+            app: None,
             problems: msg.problems,
         }));
     }

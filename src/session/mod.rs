@@ -11,6 +11,8 @@ mod direction;
 
 pub use direction::{opcode_slot, DeflateSetup};
 
+use crate::app::{is_json, AppConn, AppMessage, Hints};
+use crate::event::MessageRecord;
 use crate::event::{
     CloseInfo, ConnectionRecord, Event, HandshakeRecord, Meta, ProblemRecord, RequestRecord,
     TcpKind, TcpRecord,
@@ -163,6 +165,8 @@ pub struct Session {
     problems: Vec<ProblemCode>,
     stream_bytes: [u64; 2],
     closed: bool,
+    /// The application protocol inside the messages (from the handshake or by content).
+    app: Option<Box<AppConn>>,
 }
 
 fn idx(side: Side) -> usize {
@@ -358,7 +362,10 @@ impl Session {
         let ends = self.ends();
         let Some(dirs) = self.dirs.as_mut() else { return };
         let dir = &mut dirs[idx(from)];
-        dir.on_data(data, meta, &ends, ctx);
+        // Messages pass through the application layer on their way out.
+        let mut tap = AppTap { inner: &mut *ctx.out, app: self.app.as_deref_mut() };
+        let mut app_ctx = Ctx { opts: ctx.opts, out: &mut tap, acct: &mut *ctx.acct };
+        dir.on_data(data, meta, &ends, &mut app_ctx);
         let controls = dir.take_controls();
         for (meta, control) in controls {
             self.on_control(from, control, meta, ctx);
@@ -715,6 +722,11 @@ impl Session {
         ctx.out.classify(ends.stream, true);
         ctx.out.emit(Event::Handshake(Box::new(rec)));
         if websocket {
+            self.app = Some(Box::new(AppConn::new(&Hints {
+                path: self.summary.path.as_deref(),
+                protocol: self.summary.protocol.as_deref(),
+                max_held: ctx.opts.limits.max_message,
+            })));
             let client = DeflateSetup {
                 negotiated: deflate.is_some(),
                 no_context_takeover: deflate.is_some_and(|d| d.client_no_context_takeover),
@@ -795,6 +807,10 @@ impl Session {
                 .into(),
         );
         ctx.out.classify(ends.stream, true);
+        self.app = Some(Box::new(AppConn::new(&Hints {
+            max_held: ctx.opts.limits.max_message,
+            ..Hints::default()
+        })));
         let off = DeflateSetup::default();
         self.start_websocket(off, off, false, meta, ctx);
         Sniffed::WebSocket(swap)
@@ -908,6 +924,51 @@ impl Session {
         // The connection's state is no longer needed; free it before the table does.
         self.dirs = None;
         self.pings = Default::default();
+    }
+}
+
+/// Passes records on, giving complete messages their JSON mark and `app` object.
+struct AppTap<'o> {
+    inner: &'o mut dyn Emitter,
+    app: Option<&'o mut AppConn>,
+}
+
+impl Emitter for AppTap<'_> {
+    fn emit(&mut self, mut ev: Event<'_>) {
+        if let Event::Message(m) = &mut ev {
+            annotate(self.app.as_deref_mut(), m);
+        }
+        self.inner.emit(ev);
+    }
+
+    fn classify(&mut self, stream: u64, websocket: bool) {
+        self.inner.classify(stream, websocket);
+    }
+}
+
+fn annotate(app: Option<&mut AppConn>, m: &mut MessageRecord<'_>) {
+    // Only whole messages are decoded: a cut payload would only give misleading errors.
+    let whole = m.payload_missing == 0
+        && m.payload.len() as u64 == m.len
+        && !m.problems.contains(&ProblemCode::IncompleteMessage);
+    if !whole {
+        return;
+    }
+    if m.is_text {
+        m.json = is_json(&m.payload);
+    }
+    let Some(app) = app else { return };
+    let msg = AppMessage {
+        from: m.from,
+        text: m.is_text,
+        payload: &m.payload,
+        first_packet: m.first_packet,
+    };
+    if let Some(d) = app.decode(&msg) {
+        if d.error.is_some() && !m.problems.contains(&ProblemCode::AppDecodeError) {
+            m.problems.push(ProblemCode::AppDecodeError);
+        }
+        m.app = d.app.map(Box::new);
     }
 }
 

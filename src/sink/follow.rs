@@ -243,6 +243,11 @@ impl<W: Write> FollowSink<W> {
                 if m.frames > 1 {
                     let _ = write!(head, " in {} frames", m.frames);
                 }
+                if let Some(app) = &m.app {
+                    let mut esc = String::new();
+                    escape_text(&app.summary, &mut esc);
+                    let _ = write!(head, " · {esc}");
+                }
                 for p in &m.problems {
                     let _ = write!(head, " [{p}]");
                 }

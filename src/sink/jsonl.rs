@@ -378,8 +378,20 @@ pub fn write_message(buf: &mut Vec<u8>, r: &MessageRecord<'_>, opts: PayloadOpts
         .u64("wire_len", r.wire_len)
         .u64("len", r.len);
     payload_keys(&mut o, &r.payload, r.is_text, r.payload_missing, opts);
+    if r.json {
+        o.bool("json", true);
+    }
+    if let Some(app) = &r.app {
+        o.raw("app", |b| write_app(b, app));
+    }
     problems(&mut o, &r.problems);
     o.end();
+}
+
+/// An `app` object: its keys in the decoder's order.
+pub fn write_app(buf: &mut Vec<u8>, app: &crate::app::App) {
+    // Writing into a Vec cannot fail, and a Map of Values always serializes.
+    let _ = serde_json::to_writer(&mut *buf, &app.fields);
 }
 
 /// A control frame as a message of its own opcode (messages and follow views).

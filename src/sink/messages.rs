@@ -143,7 +143,14 @@ impl<W: Write> MessagesTable<W> {
         if m.frames > 1 {
             let _ = write!(kind, " ({}fr)", m.frames);
         }
-        let payload = payload_preview(&self.opts, &m.payload, m.is_text, m.payload_missing);
+        let payload = match &m.app {
+            Some(app) if !self.opts.no_payload => {
+                let mut esc = String::new();
+                super::escape::escape_text(&app.summary, &mut esc);
+                esc
+            }
+            _ => payload_preview(&self.opts, &m.payload, m.is_text, m.payload_missing),
+        };
         let client = if m.from == Side::Client { m.src } else { m.dst };
         self.line(
             m.meta,

@@ -281,6 +281,24 @@ def node_ws(port, mode="deflate"):
     }
 
 
+def node_sio(port):
+    """Socket.IO 4 server and client (Node), default transports: the session starts with HTTP
+    long-polling and upgrades to WebSocket; events, acknowledgements, binary events and a
+    second namespace. The truth lists every Socket.IO packet the peers sent."""
+    out = subprocess.run(
+        ["node", os.path.join(HERE, "node_sio.js"), str(port)],
+        check=True,
+        capture_output=True,
+        timeout=30,
+    )
+    return {
+        "description": "Socket.IO 4 client and server (Node), polling then WebSocket",
+        "connections": [{"server_port": port, "messages": None}],
+        "socket_io": json.loads(out.stdout),
+        "expect_problems": [],
+    }
+
+
 SCENARIOS = {
     "py-websockets-basic": (8765, py_basic),
     "py-websockets-keepalive-rst": (8767, py_keepalive_rst),
@@ -291,6 +309,7 @@ SCENARIOS = {
     # The basic scenario recorded a second time on another port (new client port, new masks,
     # new handshake key): `diff --normalize` must call the two recordings equal.
     "py-websockets-basic-rerun": (8772, py_basic),
+    "node-socketio": (8773, node_sio),
 }
 
 if __name__ == "__main__":

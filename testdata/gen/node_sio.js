@@ -1,0 +1,75 @@
+// Socket.IO v4 peers for record.py: a server and a client with the default transports
+// (HTTP long-polling first, then the upgrade to WebSocket), exchanging events, an event with
+// an acknowledgement, binary events and a second namespace. Prints what each side sent as
+// JSON on stdout: [{from, namespace, event, args, ack_id?}]; an acknowledgement has event null.
+const { Server } = require('socket.io');
+const { io } = require('socket.io-client');
+const port = Number(process.argv[2]);
+const sent = [];
+// Binary arguments are logged as {"bytes_hex": "..."}.
+const show = (args) =>
+  args.map((a) => (Buffer.isBuffer(a) ? { bytes_hex: a.toString('hex') } : a));
+const log = (from, namespace, event, args, extra) =>
+  sent.push({ from, namespace, event, args: show(args), ...extra });
+// The ack id a client used, by event, so the server's answer can name it.
+const ackIds = {};
+
+const server = new Server(port, { serveClient: false });
+server.on('connection', (socket) => {
+  socket.on('hello', () => {
+    socket.emit('msg', 'hello');
+    log('server', '/', 'msg', ['hello']);
+  });
+  socket.on('greet', (who, cb) => {
+    cb('hi ' + who.name);
+    log('server', '/', null, ['hi ' + who.name], { ack_id: ackIds.greet });
+  });
+  socket.on('upload', (data, meta) => {
+    const reply = Buffer.from([0xde, 0xad, 0xbe, 0xef]);
+    socket.emit('file', reply, meta.toUpperCase());
+    log('server', '/', 'file', [reply, meta.toUpperCase()]);
+  });
+});
+server.of('/admin').on('connection', (socket) => {
+  socket.on('stats', (cb) => {
+    cb({ clients: 1 });
+    log('server', '/admin', null, [{ clients: 1 }], { ack_id: ackIds.stats });
+  });
+});
+
+const client = io(`http://127.0.0.1:${port}`);
+const step = (fn, ms = 100) => setTimeout(fn, ms);
+client.io.engine.on('upgrade', () => {
+  step(() => {
+    client.emit('hello', 'world');
+    log('client', '/', 'hello', ['world']);
+  });
+  step(() => {
+    const id = (ackIds.greet = client.ids);
+    client.emit('greet', { name: 'alice' }, () => {});
+    log('client', '/', 'greet', [{ name: 'alice' }], { ack_id: id });
+  }, 200);
+  step(() => {
+    const b = Buffer.from([1, 2, 3]);
+    client.emit('upload', b, 'meta');
+    log('client', '/', 'upload', [b, 'meta']);
+  }, 300);
+  step(() => {
+    const admin = io(`http://127.0.0.1:${port}/admin`);
+    admin.on('connect', () => {
+      const id = (ackIds.stats = admin.ids);
+      admin.emit('stats', () => {
+        step(() => {
+          client.disconnect();
+          admin.disconnect();
+          step(() => {
+            server.close();
+            process.stdout.write(JSON.stringify(sent));
+            process.exit(0);
+          }, 300);
+        });
+      });
+      log('client', '/admin', 'stats', [], { ack_id: id });
+    });
+  }, 400);
+});
