@@ -5,6 +5,7 @@
 //! [`Sequencer`], which keeps records in capture order while a connection's nature is still
 //! unknown (its SYN records are only worth printing once it turns out to be WebSocket).
 
+use crate::app::polling::SidTable;
 use crate::capture::{CaptureNotice, CaptureRecord, LinkType, TsPrecision};
 use crate::decode::TcpSegment;
 use crate::decode::{DecodeNotice, Decoded, Decoder};
@@ -29,6 +30,7 @@ pub struct Dissector<'s> {
     opts: Options,
     out: Sequencer<'s>,
     acct: Accounting,
+    sids: SidTable,
     totals: RunTotals,
     unsupported_links: BTreeSet<u32>,
     last_meta: Meta,
@@ -43,6 +45,7 @@ impl<'s> Dissector<'s> {
             out: Sequencer::new(sink, all),
             opts,
             acct: Accounting::default(),
+            sids: SidTable::default(),
             totals: RunTotals::default(),
             unsupported_links: BTreeSet::new(),
             last_meta: Meta::default(),
@@ -76,8 +79,9 @@ impl<'s> Dissector<'s> {
                 let opts = &self.opts;
                 let out = &mut self.out;
                 let acct = &mut self.acct;
+                let sids = &mut self.sids;
                 let stream = self.flows.process(pkt, &seg, |info, session, ev| {
-                    let mut ctx = Ctx { opts, out, acct };
+                    let mut ctx = Ctx { opts, out, acct, sids };
                     session.on_tcp(info, meta, ev, &mut ctx)
                 });
                 if self.out.all {
@@ -182,8 +186,9 @@ impl<'s> Dissector<'s> {
         let opts = &self.opts;
         let out = &mut self.out;
         let acct = &mut self.acct;
+        let sids = &mut self.sids;
         self.flows.finish(pkt, |info, session, ev| {
-            let mut ctx = Ctx { opts, out, acct };
+            let mut ctx = Ctx { opts, out, acct, sids };
             session.on_tcp(info, meta, ev, &mut ctx)
         });
         self.out.drain_all();

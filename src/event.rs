@@ -282,6 +282,10 @@ pub struct ConnectionRecord {
     pub rst_from: Option<Side>,
     pub keepalives: u64,
     pub gaps: u64,
+    /// The Engine.IO session (`sid`) the connection carried, WebSocket or long-polling.
+    pub sid: Option<String>,
+    /// Streams that carried the same session so far (this one included).
+    pub sid_streams: Vec<u64>,
     pub problems: Vec<ProblemCode>,
 }
 
@@ -300,6 +304,27 @@ pub struct PacketRecord {
     pub info: String,
 }
 
+/// An application packet outside WebSocket messages: one Engine.IO packet of an HTTP
+/// long-polling request or response body.
+#[derive(Clone, Debug, PartialEq)]
+pub struct AppRecord {
+    pub meta: Meta,
+    pub stream: u64,
+    pub from: Side,
+    pub src: Endpoint,
+    pub dst: Endpoint,
+    /// `polling`.
+    pub transport: &'static str,
+    pub method: String,
+    pub path: String,
+    /// The Engine.IO session, from the request's `sid` or the `open` packet.
+    pub sid: Option<String>,
+    /// The packet's text in the body.
+    pub text: String,
+    pub app: App,
+    pub problems: Vec<ProblemCode>,
+}
+
 /// What the core tells the sinks, in capture order.
 #[derive(Clone, Debug)]
 pub enum Event<'a> {
@@ -311,6 +336,7 @@ pub enum Event<'a> {
     Problem(ProblemRecord),
     Connection(Box<ConnectionRecord>),
     Packet(Box<PacketRecord>),
+    App(Box<AppRecord>),
 }
 
 impl Event<'_> {
@@ -325,6 +351,7 @@ impl Event<'_> {
             Event::Problem(r) => r.meta.packet,
             Event::Connection(r) => r.meta.packet,
             Event::Packet(r) => r.meta.packet,
+            Event::App(r) => r.meta.packet,
         }
     }
 
@@ -339,6 +366,7 @@ impl Event<'_> {
             Event::Problem(r) => r.meta,
             Event::Connection(r) => r.meta,
             Event::Packet(r) => r.meta,
+            Event::App(r) => r.meta,
         }
     }
 
@@ -352,6 +380,7 @@ impl Event<'_> {
             Event::Problem(r) => r.stream,
             Event::Connection(r) => Some(r.stream),
             Event::Packet(r) => r.stream,
+            Event::App(r) => Some(r.stream),
         }
     }
 
@@ -365,6 +394,7 @@ impl Event<'_> {
             Event::Problem(r) => std::slice::from_ref(&r.code),
             Event::Connection(r) => &r.problems,
             Event::Packet(_) => &[],
+            Event::App(r) => &r.problems,
         }
     }
 
@@ -379,6 +409,7 @@ impl Event<'_> {
             Event::Problem(r) => Event::Problem(r),
             Event::Connection(r) => Event::Connection(r),
             Event::Packet(r) => Event::Packet(r),
+            Event::App(r) => Event::App(r),
         }
     }
 }

@@ -13,8 +13,13 @@ fn hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
-/// Bytes of a record's payload (`text` or base64 `bytes`).
+/// Bytes of a record's payload (`text` or base64 `bytes`); a polling packet `b<base64>` is
+/// binary.
 fn payload_of(r: &Value) -> Vec<u8> {
+    if r["type"] == "app" {
+        let b64 = r["text"].as_str().unwrap().strip_prefix('b').unwrap();
+        return base64::engine::general_purpose::STANDARD.decode(b64).unwrap();
+    }
     match (r["text"].as_str(), r["bytes"].as_str()) {
         (Some(t), _) => t.as_bytes().to_vec(),
         (_, Some(b)) => base64::engine::general_purpose::STANDARD.decode(b).unwrap(),
@@ -48,7 +53,9 @@ fn socket_io_packets(recs: &[Value]) -> Vec<(String, Value, Value, Value, Value)
                 .iter()
                 .map(|v| {
                     if v["_placeholder"] == true {
-                        attachment(&r["first_packet"], &v["num"])
+                        // Polling records have no first_packet: their packet is the one.
+                        let of = if r["type"] == "app" { &r["packet"] } else { &r["first_packet"] };
+                        attachment(of, &v["num"])
                     } else {
                         v.clone()
                     }
@@ -97,6 +104,55 @@ fn socket_io_events_acks_and_binary_attachments_match_the_peers() {
     assert!(apps.iter().all(|a| a["protocol"] == "engine.io"));
     let end = recs.last().unwrap();
     assert!(end["problems"].get("app-decode-error").is_none(), "{end}");
+}
+
+#[test]
+fn socket_io_polling_requests_are_decoded_and_tied_to_the_websocket() {
+    let t = truth("node-socketio");
+    let (ws_sid, poll_sid) =
+        (t["engine_io_sid"].as_str().unwrap(), t["polling_only_sid"].as_str().unwrap());
+    let recs = json_of(&testdata("node-socketio/capture.pcap"), &["--all", "--conns"]);
+    let polls = of_type(&recs, "app");
+    assert!(polls
+        .iter()
+        .all(|r| r["transport"] == "polling" && r["app"]["protocol"] == "engine.io"));
+    // Each session's first GET returns the open packet naming its sid.
+    for sid in [ws_sid, poll_sid] {
+        let open = polls
+            .iter()
+            .find(|r| r["app"]["engine_io"] == "open" && r["app"]["sid"] == sid)
+            .unwrap_or_else(|| panic!("no open packet for {sid}"));
+        assert_eq!((open["from"].as_str(), open["method"].as_str()), (Some("server"), Some("GET")));
+        assert!(polls.iter().any(|r| r["sid"] == sid
+            && r["from"] == "client"
+            && r["method"] == "POST"
+            && r["app"]["socket_io"] == "CONNECT"));
+    }
+    // The session that never upgraded sent its events, ack and binary attachment by polling.
+    let of_poll: Vec<&&Value> = polls.iter().filter(|r| r["sid"] == poll_sid).collect();
+    assert!(of_poll
+        .iter()
+        .any(|r| r["app"]["socket_io"] == "BINARY_EVENT" && r["app"]["ack_id"] == 0));
+    assert!(of_poll.iter().any(|r| r["app"]["socket_io"] == "ACK" && r["from"] == "server"));
+    assert!(of_poll.iter().any(|r| r["app"]["attachment"] == 0));
+    // The WebSocket names its polling connections by sid, and they name it.
+    let conns = of_type(&recs, "connection");
+    let ws = conns.iter().find(|c| c["websocket"] == true).unwrap();
+    assert_eq!(ws["sid"], ws_sid);
+    let streams: Vec<u64> =
+        ws["sid_streams"].as_array().unwrap().iter().map(|s| s.as_u64().unwrap()).collect();
+    assert!(streams.contains(&ws["stream"].as_u64().unwrap()) && streams.len() >= 3, "{streams:?}");
+    for s in &streams {
+        let c = conns.iter().find(|c| c["stream"] == *s).unwrap();
+        assert_eq!(c["sid"], ws_sid, "{c}");
+        if c["websocket"] == false {
+            assert!(polls.iter().any(|r| r["stream"] == *s && r["sid"] == ws_sid));
+        }
+    }
+    let text =
+        String::from_utf8(run_path(&["conns"], &testdata("node-socketio/capture.pcap")).stdout)
+            .unwrap();
+    assert!(text.contains(&format!("sid={ws_sid} streams=")), "{text}");
 }
 
 #[test]

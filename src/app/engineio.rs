@@ -330,30 +330,41 @@ pub fn split_payload(version: u8, body: &str) -> Result<Vec<&str>, String> {
 }
 
 impl EngineIo {
-    /// Every packet of one polling body, in order.
-    pub fn polling_body(&mut self, from: Side, body: &[u8], first_packet: u64) -> Vec<Decoded> {
+    /// Every packet of one polling body, in order, with its text.
+    pub fn polling_body(
+        &mut self,
+        from: Side,
+        body: &[u8],
+        first_packet: u64,
+    ) -> Vec<(String, Decoded)> {
         let Ok(text) = std::str::from_utf8(body) else {
-            return vec![Decoded::error(None, "a polling payload is not UTF-8 text")];
+            return vec![(
+                String::from_utf8_lossy(body).into_owned(),
+                Decoded::error(None, "a polling payload is not UTF-8 text"),
+            )];
         };
         let packets = match split_payload(self.version, text) {
             Ok(p) => p,
-            Err(e) => return vec![Decoded::error(None, e)],
+            Err(e) => return vec![(text.to_owned(), Decoded::error(None, e))],
         };
         packets
             .into_iter()
-            .map(|p| match p.strip_prefix('b') {
-                // Binary packets travel base64-encoded: `b<base64>` (v4) or `b4<base64>` (v3).
-                Some(b64) => {
-                    let b64 =
-                        if self.version <= 3 { b64.get(1..).unwrap_or_default() } else { b64 };
-                    match base64::engine::general_purpose::STANDARD.decode(b64) {
-                        Ok(bytes) => self.binary_packet(from, &bytes),
-                        Err(e) => Decoded::error(None, format!("binary packet base64: {e}")),
-                    }
-                }
-                None => self.text_packet(from, p, first_packet),
-            })
+            .map(|p| (p.to_owned(), self.polling_packet(from, p, first_packet)))
             .collect()
+    }
+
+    fn polling_packet(&mut self, from: Side, p: &str, first_packet: u64) -> Decoded {
+        match p.strip_prefix('b') {
+            // Binary packets travel base64-encoded: `b<base64>` (v4) or `b4<base64>` (v3).
+            Some(b64) => {
+                let b64 = if self.version <= 3 { b64.get(1..).unwrap_or_default() } else { b64 };
+                match base64::engine::general_purpose::STANDARD.decode(b64) {
+                    Ok(bytes) => self.binary_packet(from, &bytes),
+                    Err(e) => Decoded::error(None, format!("binary packet base64: {e}")),
+                }
+            }
+            None => self.text_packet(from, p, first_packet),
+        }
     }
 }
 
@@ -455,7 +466,7 @@ mod tests {
             3,
         );
         assert_eq!(out.len(), 2);
-        assert_eq!(out[1].app.as_ref().unwrap().fields["attachment_of"], 3);
+        assert_eq!(out[1].1.app.as_ref().unwrap().fields["attachment_of"], 3);
     }
 
     #[test]

@@ -16,6 +16,7 @@
 pub mod engineio;
 pub mod graphql;
 pub mod mqtt;
+pub mod polling;
 pub mod stomp;
 
 use crate::tcp::Side;

@@ -636,7 +636,7 @@ fn validate_text(msg: &mut MessageInProgress, from: usize) {
     }
 }
 
-fn push_once(problems: &mut Vec<ProblemCode>, code: ProblemCode) {
+pub(super) fn push_once(problems: &mut Vec<ProblemCode>, code: ProblemCode) {
     if !problems.contains(&code) {
         problems.push(code);
     }

@@ -9,10 +9,13 @@
 
 mod direction;
 
+use direction::push_once;
 pub use direction::{opcode_slot, DeflateSetup};
 
+use crate::app::engineio::query_param;
+use crate::app::polling::{is_polling_request, Polling, SidTable};
 use crate::app::{is_json, AppConn, AppMessage, Hints};
-use crate::event::MessageRecord;
+use crate::event::{AppRecord, MessageRecord};
 use crate::event::{
     CloseInfo, ConnectionRecord, Event, HandshakeRecord, Meta, ProblemRecord, RequestRecord,
     TcpKind, TcpRecord,
@@ -82,6 +85,8 @@ pub struct Ctx<'a> {
     pub opts: &'a Options,
     pub out: &'a mut dyn Emitter,
     pub acct: &'a mut Accounting,
+    /// Engine.IO sessions and the streams that carried them, across connections.
+    pub sids: &'a mut SidTable,
 }
 
 /// The connection's endpoints by role.
@@ -167,6 +172,8 @@ pub struct Session {
     closed: bool,
     /// The application protocol inside the messages (from the handshake or by content).
     app: Option<Box<AppConn>>,
+    /// Engine.IO long-polling requests on this (plain HTTP) connection.
+    polling: Option<Box<Polling>>,
 }
 
 fn idx(side: Side) -> usize {
@@ -256,6 +263,17 @@ impl Session {
             TcpEvent::Closed { reason } => self.on_closed(reason, meta, ctx),
         }
         Feedback::Continue
+    }
+
+    /// The Engine.IO session of the connection: the `sid` of its WebSocket upgrade path, or
+    /// of its polling requests.
+    fn session_sid(&self) -> Option<String> {
+        let path = self.summary.path.as_deref()?;
+        if crate::app::engineio::is_engineio_path(path) {
+            query_param(path, "sid").map(str::to_owned)
+        } else {
+            None
+        }
     }
 
     fn ends(&self) -> Endpoints {
@@ -364,7 +382,8 @@ impl Session {
         let dir = &mut dirs[idx(from)];
         // Messages pass through the application layer on their way out.
         let mut tap = AppTap { inner: &mut *ctx.out, app: self.app.as_deref_mut() };
-        let mut app_ctx = Ctx { opts: ctx.opts, out: &mut tap, acct: &mut *ctx.acct };
+        let mut app_ctx =
+            Ctx { opts: ctx.opts, out: &mut tap, acct: &mut *ctx.acct, sids: &mut *ctx.sids };
         dir.on_data(data, meta, &ends, &mut app_ctx);
         let controls = dir.take_controls();
         for (meta, control) in controls {
@@ -422,6 +441,7 @@ impl Session {
         if skip > 0 {
             self.body_skip[idx(from)] -= skip as u64;
             ctx.acct.http_bytes += skip as u64;
+            self.body_bytes(idx(from), data.get(..skip).unwrap_or_default(), meta, ctx);
             data = data.get(skip..).unwrap_or_default();
         }
         let buf = &mut self.pending[idx(from)];
@@ -589,18 +609,67 @@ impl Session {
             Step::Again
         } else {
             self.body_skip[0] = content_length(req.header("content-length"));
-            self.skip_pending_body(0, ctx);
+            if is_polling_request(&req.path) {
+                // Plain HTTP carrying an Engine.IO session: never WebSocket, decoded apart.
+                ctx.out.classify(ends.stream, false);
+                self.polling.get_or_insert_with(|| Box::new(Polling::new(&req.path))).request(
+                    &req.method,
+                    &req.path,
+                    self.body_skip[0],
+                );
+            }
+            self.skip_pending_body(0, meta, ctx);
             Step::Again
         }
     }
 
     /// Skips as much of a pending HTTP body as is already held.
-    fn skip_pending_body(&mut self, i: usize, ctx: &mut Ctx<'_>) {
+    fn skip_pending_body(&mut self, i: usize, meta: Meta, ctx: &mut Ctx<'_>) {
         let n = self.body_skip[i].min(self.pending[i].len() as u64) as usize;
+        let body = std::mem::take(&mut self.pending[i]);
+        self.body_skip[i] -= n as u64;
+        self.body_bytes(i, body.get(..n).unwrap_or_default(), meta, ctx);
+        self.pending[i] = body;
         self.pending[i].drain(..n);
         self.scans[i].reset();
-        self.body_skip[i] -= n as u64;
         ctx.acct.http_bytes += n as u64;
+    }
+
+    /// HTTP body bytes of side `i` (already counted off `body_skip`): long-polling bodies are
+    /// kept and, once whole, decoded into one `app` record per Engine.IO packet.
+    fn body_bytes(&mut self, i: usize, bytes: &[u8], meta: Meta, ctx: &mut Ctx<'_>) {
+        let ends = self.ends();
+        let Some(poll) = self.polling.as_mut() else { return };
+        let from = if i == 0 { Side::Client } else { Side::Server };
+        poll.body_bytes(from, bytes, ctx.opts.limits.max_message);
+        if self.body_skip[i] > 0 {
+            return;
+        }
+        for p in poll.body_done(from, meta.packet, ctx.sids) {
+            if let Some(sid) = &p.sid {
+                ctx.sids.add(sid, ends.stream);
+            }
+            let problems = if p.error.is_some() {
+                push_once(&mut self.problems, ProblemCode::AppDecodeError);
+                vec![ProblemCode::AppDecodeError]
+            } else {
+                Vec::new()
+            };
+            ctx.out.emit(Event::App(Box::new(AppRecord {
+                meta,
+                stream: ends.stream,
+                from,
+                src: ends.src(from),
+                dst: ends.dst(from),
+                transport: "polling",
+                method: p.method,
+                path: p.path,
+                sid: p.sid,
+                text: p.raw,
+                app: p.app,
+                problems,
+            })));
+        }
     }
 
     fn try_response(&mut self, meta: Meta, ctx: &mut Ctx<'_>) -> Step {
@@ -644,7 +713,10 @@ impl Session {
         if self.request.is_none() && resp.status != 101 {
             // An ordinary HTTP response on a connection we joined late.
             self.body_skip[1] = content_length(resp.header("content-length"));
-            self.skip_pending_body(1, ctx);
+            if let Some(poll) = self.polling.as_mut() {
+                poll.response(resp.status, self.body_skip[1]);
+            }
+            self.skip_pending_body(1, meta, ctx);
             return Step::Again;
         }
         let request = self.request.take();
@@ -722,6 +794,9 @@ impl Session {
         ctx.out.classify(ends.stream, true);
         ctx.out.emit(Event::Handshake(Box::new(rec)));
         if websocket {
+            if let Some(sid) = self.session_sid() {
+                ctx.sids.add(&sid, ends.stream);
+            }
             self.app = Some(Box::new(AppConn::new(&Hints {
                 path: self.summary.path.as_deref(),
                 protocol: self.summary.protocol.as_deref(),
@@ -886,6 +961,7 @@ impl Session {
             }
             None => Default::default(),
         };
+        let sid = self.session_sid().or_else(|| self.polling.as_ref().and_then(|p| p.sid()));
         let close = self.close.as_ref().map(|c| CloseInfo {
             code: c.code,
             reason: c.reason.clone(),
@@ -919,6 +995,8 @@ impl Session {
             rst_from: self.rst_from,
             keepalives: self.keepalives,
             gaps: self.gaps,
+            sid_streams: sid.as_deref().map(|s| ctx.sids.streams(s).to_vec()).unwrap_or_default(),
+            sid,
             problems: self.problems.clone(),
         })));
         // The connection's state is no longer needed; free it before the table does.

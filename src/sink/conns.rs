@@ -167,6 +167,13 @@ impl<W: Write> ConnsTable<W> {
             let codes: Vec<&str> = r.problems.iter().map(|p| p.as_str()).collect();
             line.push_str(&codes.join(","));
         }
+        if let Some(sid) = &r.sid {
+            // The Engine.IO session ties the WebSocket to its long-polling connections.
+            let mut esc = String::new();
+            escape_text(sid, &mut esc);
+            let streams: Vec<String> = r.sid_streams.iter().map(u64::to_string).collect();
+            let _ = write!(line, " sid={esc} streams={}", streams.join(","));
+        }
         if let Some(w) = self.opts.width {
             super::table::truncate_chars(&mut line, w);
         }

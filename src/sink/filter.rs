@@ -111,6 +111,7 @@ impl<'a> Filter<'a> {
             Event::Frame(f) if f.payload_is_text => re.is_match(&f.payload),
             Event::Frame(f) => f.close_reason.as_deref().is_some_and(|r| re.is_match(r.as_bytes())),
             Event::Message(m) => m.is_text && re.is_match(&m.payload),
+            Event::App(a) => re.is_match(a.text.as_bytes()),
             _ => false,
         }
     }
@@ -139,6 +140,7 @@ fn endpoints(ev: &Event<'_>) -> Option<(Endpoint, Endpoint)> {
         Event::Problem(_) => None,
         Event::Connection(r) => Some((r.client, r.server)),
         Event::Packet(r) => r.src.zip(r.dst),
+        Event::App(r) => Some((r.src, r.dst)),
     }
 }
 
@@ -149,6 +151,7 @@ fn from(ev: &Event<'_>) -> Option<Side> {
         Event::Message(r) => Some(r.from),
         Event::Problem(r) => r.from,
         Event::Request(_) => Some(Side::Client),
+        Event::App(r) => Some(r.from),
         Event::Handshake(_) | Event::Connection(_) | Event::Packet(_) => None,
     }
 }

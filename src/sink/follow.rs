@@ -39,6 +39,7 @@ fn ends(ev: &Event<'_>) -> Option<(String, String)> {
         Event::Frame(f) => Some(pick(f.from, f.src, f.dst)),
         Event::Message(m) => Some(pick(m.from, m.src, m.dst)),
         Event::Connection(c) => Some((c.client.to_string(), c.server.to_string())),
+        Event::App(a) => Some(pick(a.from, a.src, a.dst)),
         _ => None,
     }
 }
@@ -253,6 +254,15 @@ impl<W: Write> FollowSink<W> {
                 }
                 writeln!(self.held, "{head}")?;
                 self.body(&m.payload, m.is_text, m.payload_missing)
+            }
+            Event::App(a) => {
+                let t = self.stamp(a.meta);
+                let mut line = String::new();
+                escape_text(&format!("{} (polling) · {}", a.method, a.app.summary), &mut line);
+                for p in &a.problems {
+                    let _ = write!(line, " [{p}]");
+                }
+                writeln!(self.held, "{t}{} {line}", arrow(a.from))
             }
             Event::Frame(f) if f.opcode >= 8 => {
                 let t = self.stamp(f.meta);

@@ -20,8 +20,8 @@
 use super::json::{write_f64, write_str, Obj};
 use super::{RunInfo, RunTotals, Sink};
 use crate::event::{
-    ConnectionRecord, DirectionStats, Event, FrameRecord, HandshakeRecord, MessageRecord,
-    PacketRecord, ProblemRecord, RequestRecord, TcpRecord,
+    AppRecord, ConnectionRecord, DirectionStats, Event, FrameRecord, HandshakeRecord,
+    MessageRecord, PacketRecord, ProblemRecord, RequestRecord, TcpRecord,
 };
 use crate::problem::ProblemCode;
 use crate::tcp::Endpoint;
@@ -44,6 +44,8 @@ pub struct JsonSelect {
     pub control_messages: bool,
     /// `packet` records (frames view with `--all`).
     pub packets: bool,
+    /// `app` records (Engine.IO packets of HTTP long-polling requests).
+    pub apps: bool,
 }
 
 impl JsonSelect {
@@ -59,6 +61,7 @@ impl JsonSelect {
             connections: conns,
             control_messages: false,
             packets: false,
+            apps: true,
         }
     }
 
@@ -80,6 +83,7 @@ impl JsonSelect {
             connections: false,
             control_messages: true,
             packets: false,
+            apps: true,
         }
     }
 
@@ -95,6 +99,7 @@ impl JsonSelect {
             connections: true,
             control_messages: false,
             packets: false,
+            apps: false,
         }
     }
 
@@ -110,6 +115,7 @@ impl JsonSelect {
             connections: true,
             control_messages: true,
             packets: false,
+            apps: true,
         }
     }
 }
@@ -200,6 +206,7 @@ impl<W: Write> Sink for JsonlSink<W> {
             Event::Problem(r) if s.problems => write_problem(buf, r),
             Event::Connection(r) if s.connections => write_connection(buf, r),
             Event::Packet(r) if s.packets => write_packet(buf, r),
+            Event::App(r) if s.apps => write_app_record(buf, r, self.payload),
             _ => return Ok(()),
         }
         self.flush_record()
@@ -394,6 +401,25 @@ pub fn write_app(buf: &mut Vec<u8>, app: &crate::app::App) {
     let _ = serde_json::to_writer(&mut *buf, &app.fields);
 }
 
+/// An Engine.IO packet of a long-polling request or response.
+pub fn write_app_record(buf: &mut Vec<u8>, r: &AppRecord, opts: PayloadOpts) {
+    let mut o = Obj::new(buf, "app");
+    o.u64("packet", r.meta.packet)
+        .ts("ts", r.meta.ts, r.meta.precision)
+        .u64("stream", r.stream)
+        .str("from", r.from.as_str())
+        .str("src", &endpoint(r.src))
+        .str("dst", &endpoint(r.dst))
+        .str("transport", r.transport)
+        .str("method", &r.method)
+        .str("path", &r.path)
+        .opt_str("sid", r.sid.as_deref());
+    payload_keys(&mut o, r.text.as_bytes(), true, 0, opts);
+    o.raw("app", |b| write_app(b, &r.app));
+    problems(&mut o, &r.problems);
+    o.end();
+}
+
 /// A control frame as a message of its own opcode (messages and follow views).
 pub fn write_control_message(buf: &mut Vec<u8>, r: &FrameRecord<'_>, opts: PayloadOpts) {
     let mut o = Obj::new(buf, "message");
@@ -516,6 +542,18 @@ pub fn write_connection(buf: &mut Vec<u8>, r: &ConnectionRecord) {
         .opt_str("rst_from", r.rst_from.map(|s| s.as_str()))
         .u64("keepalives", r.keepalives)
         .u64("gaps", r.gaps);
+    if let Some(sid) = &r.sid {
+        o.str("sid", sid).raw("sid_streams", |b| {
+            b.push(b'[');
+            for (i, s) in r.sid_streams.iter().enumerate() {
+                if i > 0 {
+                    b.push(b',');
+                }
+                b.extend_from_slice(itoa::Buffer::new().format(*s).as_bytes());
+            }
+            b.push(b']');
+        });
+    }
     problems(&mut o, &r.problems);
     o.end();
 }

@@ -522,6 +522,21 @@ impl<W: Write> Sink for TableSink<W> {
                     problems: Vec::new(),
                 })
             }
+            Event::App(r) => {
+                let mut info = String::new();
+                super::escape::escape_text(
+                    &format!("{} polling: {}", r.method, r.app.summary),
+                    &mut info,
+                );
+                self.print(Line {
+                    meta: r.meta,
+                    src: r.src.to_string(),
+                    dst: r.dst.to_string(),
+                    proto: "Engine.IO",
+                    info,
+                    problems: r.problems.clone(),
+                })
+            }
             Event::Message(_) | Event::Connection(_) | Event::Packet(_) => Ok(()),
         }
     }

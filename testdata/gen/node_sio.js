@@ -1,21 +1,29 @@
 // Socket.IO v4 peers for record.py: a server and a client with the default transports
 // (HTTP long-polling first, then the upgrade to WebSocket), exchanging events, an event with
 // an acknowledgement, binary events and a second namespace. Prints what each side sent as
-// JSON on stdout: [{from, namespace, event, args, ack_id?}]; an acknowledgement has event null.
+// JSON on stdout: {sid, packets: [{from, namespace, event, args, ack_id?}]} (an
+// acknowledgement has event null; sid is the Engine.IO session id).
 const { Server } = require('socket.io');
 const { io } = require('socket.io-client');
 const port = Number(process.argv[2]);
 const sent = [];
+// The ack id a client used, by event, so the server's answer can name it.
+const ackIds = {};
 // Binary arguments are logged as {"bytes_hex": "..."}.
 const show = (args) =>
   args.map((a) => (Buffer.isBuffer(a) ? { bytes_hex: a.toString('hex') } : a));
 const log = (from, namespace, event, args, extra) =>
   sent.push({ from, namespace, event, args: show(args), ...extra });
-// The ack id a client used, by event, so the server's answer can name it.
-const ackIds = {};
+
 
 const server = new Server(port, { serveClient: false });
 server.on('connection', (socket) => {
+  socket.on('early', (data, cb) => {
+    cb(data.length);
+    log('server', '/', null, [data.length], { ack_id: ackIds.early });
+    socket.emit('early-reply', 2);
+    log('server', '/', 'early-reply', [2]);
+  });
   socket.on('hello', () => {
     socket.emit('msg', 'hello');
     log('server', '/', 'msg', ['hello']);
@@ -39,7 +47,20 @@ server.of('/admin').on('connection', (socket) => {
 
 const client = io(`http://127.0.0.1:${port}`);
 const step = (fn, ms = 100) => setTimeout(fn, ms);
+// A second session that never upgrades: everything goes over long-polling, binary
+// attachments as base64 packets.
+const poller = io(`http://127.0.0.1:${port}`, { upgrade: false, forceNew: true });
+poller.on('connect', () => {
+  const b = Buffer.from([9, 8, 7]);
+  const id = (ackIds.early = poller.ids);
+  poller.emit('early', b, () => {});
+  log('client', '/', 'early', [b], { ack_id: id });
+});
+let sid = null;
+let pollSid = null;
 client.io.engine.on('upgrade', () => {
+  sid = client.io.engine.id;
+  pollSid = poller.io.engine.id;
   step(() => {
     client.emit('hello', 'world');
     log('client', '/', 'hello', ['world']);
@@ -61,10 +82,11 @@ client.io.engine.on('upgrade', () => {
       admin.emit('stats', () => {
         step(() => {
           client.disconnect();
+          poller.disconnect();
           admin.disconnect();
           step(() => {
             server.close();
-            process.stdout.write(JSON.stringify(sent));
+            process.stdout.write(JSON.stringify({ sid, polling_sid: pollSid, packets: sent }));
             process.exit(0);
           }, 300);
         });

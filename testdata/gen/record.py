@@ -291,10 +291,13 @@ def node_sio(port):
         capture_output=True,
         timeout=30,
     )
+    logged = json.loads(out.stdout)
     return {
         "description": "Socket.IO 4 client and server (Node), polling then WebSocket",
         "connections": [{"server_port": port, "messages": None}],
-        "socket_io": json.loads(out.stdout),
+        "engine_io_sid": logged["sid"],
+        "polling_only_sid": logged["polling_sid"],
+        "socket_io": logged["packets"],
         "expect_problems": [],
     }
 
