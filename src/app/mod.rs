@@ -168,12 +168,32 @@ pub fn is_json(payload: &[u8]) -> bool {
     serde_json::from_slice::<serde::de::IgnoredAny>(payload).is_ok()
 }
 
-/// A JSON value for an `app` object: text as a string, other bytes as base64.
-pub fn bytes_value(b: &[u8]) -> Value {
+/// Sets a payload in an `app` object the way records carry payloads: UTF-8 text under
+/// `key`, other bytes base64-encoded under `key_bytes`.
+pub fn set_payload(app: &mut App, key: &str, b: &[u8]) {
     use base64::Engine;
     match std::str::from_utf8(b) {
-        Ok(s) => Value::from(s),
-        Err(_) => Value::from(base64::engine::general_purpose::STANDARD.encode(b)),
+        Ok(s) => app.set(key, s),
+        Err(_) => {
+            app.set(&format!("{key}_bytes"), base64::engine::general_purpose::STANDARD.encode(b))
+        }
+    };
+}
+
+/// A payload for a summary: quoted text or hex, cut to `max` characters.
+pub fn preview(b: &[u8], max: usize) -> String {
+    let (s, quote) = match std::str::from_utf8(b) {
+        Ok(s) => (s.to_owned(), true),
+        Err(_) => (b.iter().map(|x| format!("{x:02x}")).collect(), false),
+    };
+    let cut = match s.char_indices().nth(max) {
+        Some((i, _)) => format!("{}…", &s[..i]),
+        None => s,
+    };
+    if quote {
+        format!("\"{cut}\"")
+    } else {
+        cut
     }
 }
 

@@ -5,7 +5,7 @@
 //! message limit. A message that completes no packet is reported with `"partial": true`; one
 //! that completes several describes the first and lists the others under `more`.
 
-use super::{bytes_value, compact, App, AppDecoder, AppMessage, Decoded, Hints, Registration};
+use super::{preview, set_payload, App, AppDecoder, AppMessage, Decoded, Hints, Registration};
 use crate::tcp::Side;
 use serde_json::{Map, Value};
 
@@ -184,9 +184,10 @@ impl Mqtt {
                 c.properties(self.level)?;
                 let payload = c.rest();
                 f.insert("payload_len".into(), payload.len().into());
-                let v = bytes_value(payload);
-                summary.push_str(&format!(" {}", compact(&v, 60)));
-                f.insert("payload".into(), v);
+                summary.push_str(&format!(" {}", preview(payload, 60)));
+                let mut a = App::new("");
+                set_payload(&mut a, "payload", payload);
+                f.extend(a.fields.into_iter().filter(|(k, _)| k != "protocol"));
             }
             4..=7 | 11 => {
                 let id = c.u16()?;

@@ -2,7 +2,7 @@
 //! `v10.stomp` or `stomp`): a command line, `name:value` header lines, a blank line and a
 //! body ended by NUL. A message holding only line ends is a heart-beat.
 
-use super::{bytes_value, App, AppDecoder, AppMessage, Decoded, Hints, Registration};
+use super::{preview, set_payload, App, AppDecoder, AppMessage, Decoded, Hints, Registration};
 use serde_json::{Map, Value};
 
 pub const REGISTRATION: Registration = Registration {
@@ -115,8 +115,8 @@ impl AppDecoder for Stomp {
         }
         app.set("headers", Value::Object(headers));
         if !body.is_empty() {
-            summary.push_str(&format!(" {}", super::compact(&bytes_value(body), 60)));
-            app.set("body", bytes_value(body));
+            summary.push_str(&format!(" {}", preview(body, 60)));
+            set_payload(&mut app, "body", body);
         }
         app.summary = summary;
         Decoded::app(app)

@@ -9,7 +9,8 @@ on the scenario's port into `testdata/CASE/capture.pcap`, and writes `testdata/C
 from what the peers really sent (the format is described in tests/cases.rs).
 
 Requirements: tcpdump, python3 with `websockets` (pip install websockets), and for the Node
-scenarios `npm ci` in this folder.
+scenarios `npm ci` in this folder; `node-mqtt` also needs `mosquitto` (apt-get install
+mosquitto).
 """
 
 import asyncio
@@ -302,6 +303,27 @@ def node_sio(port):
     }
 
 
+def node_app(script, description):
+    """A subprotocol exchange between Node peers (`node_mqtt.js`, `node_stomp.js`,
+    `node_graphql.js`); the truth lists what each side sent, as the script logged it."""
+
+    def scenario(port):
+        out = subprocess.run(
+            ["node", os.path.join(HERE, script), str(port)],
+            check=True,
+            capture_output=True,
+            timeout=60,
+        )
+        return {
+            "description": description,
+            "connections": [{"server_port": port, "messages": None}],
+            "app": json.loads(out.stdout),
+            "expect_problems": [],
+        }
+
+    return scenario
+
+
 SCENARIOS = {
     "py-websockets-basic": (8765, py_basic),
     "py-websockets-keepalive-rst": (8767, py_keepalive_rst),
@@ -313,6 +335,9 @@ SCENARIOS = {
     # new handshake key): `diff --normalize` must call the two recordings equal.
     "py-websockets-basic-rerun": (8772, py_basic),
     "node-socketio": (8773, node_sio),
+    "node-mqtt": (8774, node_app("node_mqtt.js", "MQTT 3.1.1 and 5 clients (mqtt.js) through a WebSocket relay to Mosquitto")),
+    "node-stomp": (8775, node_app("node_stomp.js", "STOMP 1.2 over WebSocket: @stomp/stompjs against a small ws broker")),
+    "node-graphql": (8776, node_app("node_graphql.js", "graphql-ws client and server (graphql-transport-ws)")),
 }
 
 if __name__ == "__main__":
