@@ -253,3 +253,32 @@ fn stomp_frames_match_the_peers() {
 fn graphql_ws_messages_match_the_peers() {
     check_app_truth("node-graphql", "graphql-transport-ws", "graphql");
 }
+
+#[test]
+fn undecodable_application_payloads_are_problems_not_crashes() {
+    let recs = json_of(&testdata("crafted-app-errors/capture.pcap"), &[]);
+    let msgs: Vec<&Value> =
+        of_type(&recs, "message").into_iter().filter(|m| m["opcode"] != 8).collect();
+    let bad: Vec<&&Value> = msgs
+        .iter()
+        .filter(|m| m["problems"].as_array().unwrap().iter().any(|p| p == "app-decode-error"))
+        .collect();
+    // What craft.py made undecodable: 6 Socket.IO, 3 MQTT, 2 STOMP, 2 GraphQL messages.
+    assert_eq!(bad.len(), 13, "{bad:#?}");
+    for m in &bad {
+        assert!(m["app"]["error"].as_str().is_some_and(|e| !e.is_empty()), "{m}");
+        assert!(m["app"]["protocol"].is_string(), "{m}");
+    }
+    // The good messages among them still decode.
+    let good: Vec<&Value> =
+        msgs.iter().filter(|m| m["app"]["error"].is_null()).map(|m| &m["app"]).collect();
+    assert!(good.iter().any(|a| a["event"] == "ok" && a["args"] == json!([1])));
+    assert!(good.iter().any(|a| a["mqtt"] == "PINGREQ"));
+    assert!(good.iter().any(|a| a["mqtt"] == "PINGRESP"));
+    assert!(good.iter().any(|a| a["stomp"] == "SEND" && a["body"] == "fine"));
+    assert!(good.iter().any(|a| a["graphql"] == "connection_init"));
+    let end = recs.last().unwrap();
+    assert_eq!(end["problems"]["app-decode-error"], 13);
+    let check = run_path(&["check"], &testdata("crafted-app-errors/capture.pcap"));
+    assert_eq!(check.status.code(), Some(0), "a warning does not fail a check by default");
+}

@@ -223,7 +223,7 @@ impl EngineIo {
                 app.set("args", args);
             }
             (2 | 3 | 5 | 6, _) => {
-                return Decoded::error(Some(app), format!("a {name} payload must be an array"));
+                return Decoded::error(Some(app), format!("the {name} payload must be an array"));
             }
             (_, Some(v)) => {
                 summary.push_str(&format!(" {}", compact(&v, SUMMARY_JSON)));
@@ -289,6 +289,10 @@ impl EngineIo {
 }
 
 impl AppDecoder for EngineIo {
+    fn protocol(&self) -> &'static str {
+        "engine.io"
+    }
+
     fn decode(&mut self, m: &AppMessage<'_>) -> Decoded {
         if m.text {
             let s = std::str::from_utf8(m.payload).unwrap_or_default();

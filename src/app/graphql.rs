@@ -42,6 +42,10 @@ fn operation_of(query: &str) -> (Option<&str>, Option<&str>) {
 }
 
 impl AppDecoder for Graphql {
+    fn protocol(&self) -> &'static str {
+        self.protocol
+    }
+
     fn decode(&mut self, m: &AppMessage<'_>) -> Decoded {
         let mut app = App::new(self.protocol);
         let v: Value = match serde_json::from_slice(m.payload) {

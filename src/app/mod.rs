@@ -76,6 +76,8 @@ impl Decoded {
 
 /// An application protocol decoder for one connection.
 pub trait AppDecoder {
+    /// `app.protocol` of what it decodes.
+    fn protocol(&self) -> &'static str;
     fn decode(&mut self, msg: &AppMessage<'_>) -> Decoded;
 }
 
@@ -110,8 +112,6 @@ const CONTENT_TRIES: u32 = 4;
 /// The application layer of one WebSocket connection.
 pub struct AppConn {
     decoder: Option<Box<dyn AppDecoder>>,
-    /// The chosen decoder's name (`app.protocol` of messages that did not decode at all).
-    name: &'static str,
     /// Content sniffing is still allowed (no handshake said what the protocol is).
     sniffing: bool,
     tried: u32,
@@ -125,7 +125,6 @@ impl AppConn {
         let found = DECODERS.iter().find(|r| (r.by_handshake)(hints));
         AppConn {
             sniffing: found.is_none(),
-            name: found.map_or("", |r| r.name),
             decoder: found.map(|r| (r.new)(hints)),
             tried: 0,
             max_held: hints.max_held,
@@ -140,19 +139,18 @@ impl AppConn {
             let hints =
                 Hints { path: self.path.as_deref(), protocol: None, max_held: self.max_held };
             if let Some(r) = DECODERS.iter().find(|r| (r.by_content)(msg)) {
-                self.name = r.name;
                 self.decoder = Some((r.new)(&hints));
             }
         }
-        let mut d = self.decoder.as_mut()?.decode(msg);
+        let decoder = self.decoder.as_mut()?;
+        let protocol = decoder.protocol();
+        let mut d = decoder.decode(msg);
         if let Some(why) = &d.error {
             // The reason travels in the app object, so that the record says what failed.
-            let app = d.app.get_or_insert_with(|| {
-                let mut a = App::new(self.name);
-                a.summary = format!("{} (undecodable)", self.name);
-                a
-            });
+            let app = d.app.get_or_insert_with(|| App::new(protocol));
             app.set("error", why.as_str());
+            let base = if app.summary.is_empty() { protocol } else { app.summary.as_str() };
+            app.summary = format!("{base} (undecodable: {why})");
         }
         Some(d)
     }

@@ -245,6 +245,10 @@ fn idx(s: Side) -> usize {
 }
 
 impl AppDecoder for Mqtt {
+    fn protocol(&self) -> &'static str {
+        "mqtt"
+    }
+
     fn decode(&mut self, m: &AppMessage<'_>) -> Decoded {
         if m.text {
             return Decoded::error(None, "MQTT over WebSocket must use binary messages");
@@ -295,6 +299,7 @@ impl AppDecoder for Mqtt {
                     app.set("more", more);
                 }
             }
+            None if error.is_some() => app.summary = "mqtt".into(),
             None => {
                 app.set("partial", true);
                 app.summary = format!("mqtt (part of a packet, {} bytes held)", self.held[i].len());

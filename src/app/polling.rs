@@ -129,9 +129,8 @@ impl Polling {
             let mut app = d.app.unwrap_or_else(|| App::new("engine.io"));
             if let Some(e) = &d.error {
                 app.set("error", e.as_str());
-                if app.summary.is_empty() {
-                    app.summary = "engine.io (undecodable)".into();
-                }
+                let base = if app.summary.is_empty() { "engine.io" } else { app.summary.as_str() };
+                app.summary = format!("{base} (undecodable: {e})");
             }
             PollPacket {
                 method: body.req.method.clone(),

@@ -63,6 +63,10 @@ fn unescape(s: &str) -> String {
 }
 
 impl AppDecoder for Stomp {
+    fn protocol(&self) -> &'static str {
+        "stomp"
+    }
+
     fn decode(&mut self, m: &AppMessage<'_>) -> Decoded {
         let mut app = App::new("stomp");
         if m.payload.iter().all(|b| matches!(b, b'\n' | b'\r')) {

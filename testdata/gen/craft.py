@@ -639,6 +639,72 @@ def hostile_text():
     })
 
 
+def app_errors():
+    """Application payloads that do not decode, next to ones that do, for each decoder: a
+    Socket.IO connection (broken JSON, unknown packet types, a binary packet without its
+    count, an attachment that never comes), an MQTT one (a remaining length over four
+    bytes, a truncated CONNECT, a text message), a STOMP one (unknown command, no NUL) and a
+    graphql-transport-ws one (not JSON, no type). Each bad message must carry
+    app-decode-error and the run must go on."""
+    cap = Pcap()
+    t = 1_700_000_100.0
+    cases = [
+        ("/socket.io/?EIO=4&transport=websocket&sid=abc", "", 9301, [
+            ("s", 1, '0{"sid":"abc","upgrades":[]'),
+            ("c", 1, '42["ok",1]'),
+            ("c", 1, '42[broken'),
+            ("c", 1, '9'),
+            ("c", 1, '47["x"]'),
+            ("c", 1, '45["x"]'),
+            ("c", 1, '42{"not":"an array"}'),
+            ("c", 1, '451-["up",{"_placeholder":true,"num":0}]'),
+            ("s", 1, '3'),
+        ]),
+        ("/mqtt", "Sec-WebSocket-Protocol: mqtt\r\n", 9302, [
+            ("c", 2, b"\xc0\x00"),
+            ("c", 2, b"\x30\xff\xff\xff\xff\x01"),
+            ("c", 2, b"\x10\x02\x00\x09"),
+            ("c", 1, "text is not MQTT"),
+            ("s", 2, b"\xd0\x00"),
+        ]),
+        ("/stomp", "Sec-WebSocket-Protocol: v12.stomp\r\n", 9303, [
+            ("c", 1, "HELLO\n\n\x00"),
+            ("c", 1, "SEND\ndestination:/q\n\nno terminator"),
+            ("c", 1, "SEND\ndestination:/q\n\nfine\x00"),
+        ]),
+        ("/graphql", "Sec-WebSocket-Protocol: graphql-transport-ws\r\n", 9304, [
+            ("c", 1, "not json"),
+            ("c", 1, '{"id":"1"}'),
+            ("c", 1, '{"type":"connection_init"}'),
+        ]),
+    ]
+    conns = []
+    for path, proto, port, msgs in cases:
+        c = Conn(cap, "10.9.2.1", "10.9.2.2", port + 30000, port, t=t)
+        t += 10
+        c.open()
+        c.send("c", request(path, extra=proto))
+        c.send("s", response(extra=proto))
+        for side, op, payload in msgs:
+            c.send(side, cf(op, payload) if side == "c" else frame(op, payload))
+        c.send("c", cf(8, struct.pack("!H", 1000)))
+        c.send("s", frame(8, struct.pack("!H", 1000)))
+        c.close("s")
+        conns.append({
+            "server_port": port,
+            "messages": [
+                (text if op == 1 else binary)("client" if side == "c" else "server", payload)
+                for side, op, payload in msgs
+            ],
+            "close": {"initiator": "client", "code": 1000, "echoed": True},
+        })
+    save("crafted-app-errors", cap, {
+        "description": "application payloads that do not decode (Socket.IO, MQTT, STOMP, GraphQL) among ones that do",
+        "connections": conns,
+        "expect_problems": ["app-decode-error"],
+    })
+
+
 if __name__ == "__main__":
     random.seed(1)
     violations()
@@ -648,4 +714,5 @@ if __name__ == "__main__":
     deflate_case()
     link_types()
     hostile_text()
+    app_errors()
     bad_files()
