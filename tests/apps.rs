@@ -13,11 +13,10 @@ fn hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
-/// Bytes of a record's payload (`text` or base64 `bytes`); a polling packet `b<base64>` is
-/// binary.
+/// Bytes of a record's payload (`text` or base64 `bytes`), or of the attachment in it when
+/// they differ (`app.payload_bytes`: Engine.IO 3 type byte, polling base64).
 fn payload_of(r: &Value) -> Vec<u8> {
-    if r["type"] == "app" {
-        let b64 = r["text"].as_str().unwrap().strip_prefix('b').unwrap();
+    if let Some(b64) = r["app"]["payload_bytes"].as_str() {
         return base64::engine::general_purpose::STANDARD.decode(b64).unwrap();
     }
     match (r["text"].as_str(), r["bytes"].as_str()) {
@@ -74,8 +73,15 @@ fn socket_io_packets(recs: &[Value]) -> Vec<(String, Value, Value, Value, Value)
 
 #[test]
 fn socket_io_events_acks_and_binary_attachments_match_the_peers() {
-    let t = truth("node-socketio");
-    let recs = json_of(&testdata("node-socketio/capture.pcap"), &[]);
+    // Socket.IO 4 (Engine.IO 4, Socket.IO protocol 5) and 2 (Engine.IO 3, protocol 4).
+    for case in ["node-socketio", "node-socketio-v2"] {
+        socket_io_case(case);
+    }
+}
+
+fn socket_io_case(case: &str) {
+    let t = truth(case);
+    let recs = json_of(&testdata(case).join("capture.pcap"), &[]);
     let ours = socket_io_packets(&recs);
     for side in ["client", "server"] {
         let want: Vec<_> = t["socket_io"]
@@ -94,7 +100,7 @@ fn socket_io_events_acks_and_binary_attachments_match_the_peers() {
             })
             .collect();
         let got: Vec<_> = ours.iter().filter(|p| p.0 == side).cloned().collect();
-        assert_eq!(got, want, "{side}");
+        assert_eq!(got, want, "{case} {side}");
     }
     // The transport upgrade: probe ping/pong and the upgrade packet, on the WebSocket.
     let apps: Vec<&Value> = of_type(&recs, "message").into_iter().map(|m| &m["app"]).collect();
@@ -108,10 +114,16 @@ fn socket_io_events_acks_and_binary_attachments_match_the_peers() {
 
 #[test]
 fn socket_io_polling_requests_are_decoded_and_tied_to_the_websocket() {
-    let t = truth("node-socketio");
+    for case in ["node-socketio", "node-socketio-v2"] {
+        polling_case(case);
+    }
+}
+
+fn polling_case(case: &str) {
+    let t = truth(case);
     let (ws_sid, poll_sid) =
         (t["engine_io_sid"].as_str().unwrap(), t["polling_only_sid"].as_str().unwrap());
-    let recs = json_of(&testdata("node-socketio/capture.pcap"), &["--all", "--conns"]);
+    let recs = json_of(&testdata(case).join("capture.pcap"), &["--all", "--conns"]);
     let polls = of_type(&recs, "app");
     assert!(polls
         .iter()
@@ -123,9 +135,13 @@ fn socket_io_polling_requests_are_decoded_and_tied_to_the_websocket() {
             .find(|r| r["app"]["engine_io"] == "open" && r["app"]["sid"] == sid)
             .unwrap_or_else(|| panic!("no open packet for {sid}"));
         assert_eq!((open["from"].as_str(), open["method"].as_str()), (Some("server"), Some("GET")));
+        // Socket.IO protocol 5: the client asks to join `/` by POST; protocol 4: the server
+        // says it joined, in a GET response.
+        let (from, method) =
+            if case.ends_with("v2") { ("server", "GET") } else { ("client", "POST") };
         assert!(polls.iter().any(|r| r["sid"] == sid
-            && r["from"] == "client"
-            && r["method"] == "POST"
+            && r["from"] == from
+            && r["method"] == method
             && r["app"]["socket_io"] == "CONNECT"));
     }
     // The session that never upgraded sent its events, ack and binary attachment by polling.
@@ -149,9 +165,8 @@ fn socket_io_polling_requests_are_decoded_and_tied_to_the_websocket() {
             assert!(polls.iter().any(|r| r["stream"] == *s && r["sid"] == ws_sid));
         }
     }
-    let text =
-        String::from_utf8(run_path(&["conns"], &testdata("node-socketio/capture.pcap")).stdout)
-            .unwrap();
+    let text = String::from_utf8(run_path(&["conns"], &testdata(case).join("capture.pcap")).stdout)
+        .unwrap();
     assert!(text.contains(&format!("sid={ws_sid} streams=")), "{text}");
 }
 

@@ -255,7 +255,9 @@ impl EngineIo {
     }
 
     /// A binary Engine.IO message: an attachment when one is awaited, else binary data.
-    pub fn binary_packet(&mut self, from: Side, data: &[u8]) -> Decoded {
+    /// `framed`: the bytes are not the record's payload as it stands (Engine.IO 3 type byte,
+    /// base64 in a polling body), so the app object carries them.
+    pub fn binary_packet(&mut self, from: Side, data: &[u8], framed: bool) -> Decoded {
         let mut app = App::new("engine.io");
         app.set("engine_io", "message");
         let q = &mut self.awaiting[idx(from)];
@@ -269,7 +271,7 @@ impl EngineIo {
             if let Some(ev) = &w.event {
                 app.set("event", ev.as_str());
             }
-            app.set("attachment", i).set("attachment_of", w.of_packet);
+            app.set("attachment", i).set("attachment_of", w.of_packet).set("len", data.len());
             app.summary = format!(
                 "socket.io {} attachment {}/{} ({} bytes)",
                 w.socket_io,
@@ -283,6 +285,9 @@ impl EngineIo {
         } else {
             app.set("len", data.len());
             app.summary = format!("engine.io message binary {} bytes", data.len());
+        }
+        if framed {
+            app.set("payload_bytes", base64::engine::general_purpose::STANDARD.encode(data));
         }
         Decoded::app(app)
     }
@@ -301,11 +306,11 @@ impl AppDecoder for EngineIo {
         // Engine.IO 3 prefixes binary WebSocket messages with their packet type (4).
         if self.version <= 3 {
             match m.payload.split_first() {
-                Some((4, rest)) => self.binary_packet(m.from, rest),
+                Some((4, rest)) => self.binary_packet(m.from, rest, true),
                 _ => Decoded::error(None, "an Engine.IO 3 binary message must start with 4"),
             }
         } else {
-            self.binary_packet(m.from, m.payload)
+            self.binary_packet(m.from, m.payload, false)
         }
     }
 }
@@ -363,7 +368,7 @@ impl EngineIo {
             Some(b64) => {
                 let b64 = if self.version <= 3 { b64.get(1..).unwrap_or_default() } else { b64 };
                 match base64::engine::general_purpose::STANDARD.decode(b64) {
-                    Ok(bytes) => self.binary_packet(from, &bytes),
+                    Ok(bytes) => self.binary_packet(from, &bytes, true),
                     Err(e) => Decoded::error(None, format!("binary packet base64: {e}")),
                 }
             }
@@ -433,14 +438,14 @@ mod tests {
         assert_eq!(a.fields["attachments"], 2);
         // The other direction's binary message is not an attachment of it.
         assert!(e
-            .binary_packet(Side::Server, b"x")
+            .binary_packet(Side::Server, b"x", false)
             .app
             .unwrap()
             .fields
             .get("attachment")
             .is_none());
         for i in 0..2u64 {
-            let b = e.binary_packet(Side::Client, b"\x01\x02").app.unwrap();
+            let b = e.binary_packet(Side::Client, b"\x01\x02", false).app.unwrap();
             assert_eq!(
                 (b.fields["attachment"].as_u64(), b.fields["attachment_of"].as_u64()),
                 (Some(i), Some(7))
@@ -448,7 +453,7 @@ mod tests {
             assert_eq!(b.fields["event"], "up");
         }
         assert!(e
-            .binary_packet(Side::Client, b"x")
+            .binary_packet(Side::Client, b"x", false)
             .app
             .unwrap()
             .fields

@@ -3,9 +3,12 @@
 // an acknowledgement, binary events and a second namespace. Prints what each side sent as
 // JSON on stdout: {sid, packets: [{from, namespace, event, args, ack_id?}]} (an
 // acknowledgement has event null; sid is the Engine.IO session id).
-const { Server } = require('socket.io');
-const { io } = require('socket.io-client');
+// With `v2` as second argument, Socket.IO 2 (Engine.IO protocol 3, Socket.IO protocol 4)
+// is used on both sides instead of Socket.IO 4 (Engine.IO 4, Socket.IO 5).
 const port = Number(process.argv[2]);
+const v2 = process.argv[3] === 'v2';
+const Server = v2 ? require('socket.io-v2') : require('socket.io').Server;
+const io = v2 ? require('socket.io-client-v2') : require('socket.io-client').io;
 const sent = [];
 // The ack id a client used, by event, so the server's answer can name it.
 const ackIds = {};
@@ -16,7 +19,7 @@ const log = (from, namespace, event, args, extra) =>
   sent.push({ from, namespace, event, args: show(args), ...extra });
 
 
-const server = new Server(port, { serveClient: false });
+const server = v2 ? Server(port, { serveClient: false }) : new Server(port, { serveClient: false });
 server.on('connection', (socket) => {
   socket.on('early', (data, cb) => {
     cb(data.length);

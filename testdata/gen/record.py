@@ -282,19 +282,19 @@ def node_ws(port, mode="deflate"):
     }
 
 
-def node_sio(port):
+def node_sio(port, version="v4"):
     """Socket.IO 4 server and client (Node), default transports: the session starts with HTTP
     long-polling and upgrades to WebSocket; events, acknowledgements, binary events and a
     second namespace. The truth lists every Socket.IO packet the peers sent."""
     out = subprocess.run(
-        ["node", os.path.join(HERE, "node_sio.js"), str(port)],
+        ["node", os.path.join(HERE, "node_sio.js"), str(port), version],
         check=True,
         capture_output=True,
         timeout=30,
     )
     logged = json.loads(out.stdout)
     return {
-        "description": "Socket.IO 4 client and server (Node), polling then WebSocket",
+        "description": f"Socket.IO {version[1:]} client and server (Node), polling then WebSocket",
         "connections": [{"server_port": port, "messages": None}],
         "engine_io_sid": logged["sid"],
         "polling_only_sid": logged["polling_sid"],
@@ -335,6 +335,9 @@ SCENARIOS = {
     # new handshake key): `diff --normalize` must call the two recordings equal.
     "py-websockets-basic-rerun": (8772, py_basic),
     "node-socketio": (8773, node_sio),
+    # Socket.IO 2: Engine.IO protocol 3 (length-prefixed polling payloads, binary packets
+    # with a type byte) and Socket.IO protocol 4.
+    "node-socketio-v2": (8777, lambda port: node_sio(port, "v2")),
     "node-mqtt": (8774, node_app("node_mqtt.js", "MQTT 3.1.1 and 5 clients (mqtt.js) through a WebSocket relay to Mosquitto")),
     "node-stomp": (8775, node_app("node_stomp.js", "STOMP 1.2 over WebSocket: @stomp/stompjs against a small ws broker")),
     "node-graphql": (8776, node_app("node_graphql.js", "graphql-ws client and server (graphql-transport-ws)")),
