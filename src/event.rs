@@ -112,7 +112,7 @@ pub struct HandshakeRecord {
 }
 
 /// One WebSocket frame.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct FrameRecord<'a> {
     pub meta: Meta,
     /// Packet in which the frame's first byte arrived.
@@ -136,6 +136,8 @@ pub struct FrameRecord<'a> {
     pub payload_is_text: bool,
     /// Payload bytes that were not kept (limit) or never captured (gap, end of capture).
     pub payload_missing: u64,
+    /// A single-frame message's `app` object, repeated on its frame.
+    pub app: Option<Box<App>>,
     pub problems: Vec<ProblemCode>,
 }
 
@@ -160,6 +162,7 @@ impl FrameRecord<'_> {
             payload: Cow::Owned(self.payload.into_owned()),
             payload_is_text: self.payload_is_text,
             payload_missing: self.payload_missing,
+            app: self.app,
             problems: self.problems,
         }
     }

@@ -29,7 +29,11 @@ fn payload_of(r: &Value) -> Vec<u8> {
 /// Socket.IO events and acknowledgements as (from, namespace, event, args, ack_id), with
 /// binary placeholders replaced by their attachments as `{"bytes_hex": …}`.
 fn socket_io_packets(recs: &[Value]) -> Vec<(String, Value, Value, Value, Value)> {
-    let with_app: Vec<&Value> = recs.iter().filter(|r| r["app"].is_object()).collect();
+    // Messages and polling packets (frames repeat their single-frame message's app).
+    let with_app: Vec<&Value> = recs
+        .iter()
+        .filter(|r| r["app"].is_object() && (r["type"] == "message" || r["type"] == "app"))
+        .collect();
     let attachment = |of: &Value, num: &Value| -> Value {
         let att = with_app
             .iter()
@@ -101,6 +105,20 @@ fn socket_io_case(case: &str) {
             .collect();
         let got: Vec<_> = ours.iter().filter(|p| p.0 == side).cloned().collect();
         assert_eq!(got, want, "{case} {side}");
+    }
+    // A single-frame message's frame carries the same app object.
+    for m in of_type(&recs, "message") {
+        let f = recs
+            .iter()
+            .find(|f| {
+                f["type"] == "frame"
+                    && f["stream"] == m["stream"]
+                    && f["packet"] == m["packet"]
+                    && f["from"] == m["from"]
+                    && f["opcode"] != 8
+            })
+            .unwrap();
+        assert_eq!(f["app"], m["app"], "{case}: {f}");
     }
     // The transport upgrade: probe ping/pong and the upgrade packet, on the WebSocket.
     let apps: Vec<&Value> = of_type(&recs, "message").into_iter().map(|m| &m["app"]).collect();

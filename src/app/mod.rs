@@ -132,6 +132,11 @@ impl AppConn {
         }
     }
 
+    /// A decoder is chosen, or may still be chosen by content.
+    pub fn active(&self) -> bool {
+        self.decoder.is_some() || (self.sniffing && self.tried < CONTENT_TRIES)
+    }
+
     /// Decodes one complete message; `None` when no protocol is known for the connection.
     pub fn decode(&mut self, msg: &AppMessage<'_>) -> Option<Decoded> {
         if self.decoder.is_none() && self.sniffing && self.tried < CONTENT_TRIES {

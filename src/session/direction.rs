@@ -507,6 +507,7 @@ impl DirState {
             payload: Cow::Borrowed(&kept),
             payload_is_text,
             payload_missing: missing,
+            app: None,
             problems,
         };
         ctx.out.emit(Event::Frame(record));

@@ -381,10 +381,11 @@ impl Session {
         let Some(dirs) = self.dirs.as_mut() else { return };
         let dir = &mut dirs[idx(from)];
         // Messages pass through the application layer on their way out.
-        let mut tap = AppTap { inner: &mut *ctx.out, app: self.app.as_deref_mut() };
+        let mut tap = AppTap { inner: &mut *ctx.out, app: self.app.as_deref_mut(), held: None };
         let mut app_ctx =
             Ctx { opts: ctx.opts, out: &mut tap, acct: &mut *ctx.acct, sids: &mut *ctx.sids };
         dir.on_data(data, meta, &ends, &mut app_ctx);
+        tap.flush();
         let controls = dir.take_controls();
         for (meta, control) in controls {
             self.on_control(from, control, meta, ctx);
@@ -1005,17 +1006,47 @@ impl Session {
     }
 }
 
-/// Passes records on, giving complete messages their JSON mark and `app` object.
+/// Passes records on, giving complete messages their JSON mark and `app` object. On
+/// connections with an application protocol, the final frame of a data message waits for
+/// its message (which follows at once), so that a single-frame message's frame carries the
+/// same `app` object.
 struct AppTap<'o> {
     inner: &'o mut dyn Emitter,
     app: Option<&'o mut AppConn>,
+    held: Option<Event<'static>>,
+}
+
+impl AppTap<'_> {
+    fn flush(&mut self) {
+        if let Some(ev) = self.held.take() {
+            self.inner.emit(ev);
+        }
+    }
 }
 
 impl Emitter for AppTap<'_> {
     fn emit(&mut self, mut ev: Event<'_>) {
-        if let Event::Message(m) = &mut ev {
-            annotate(self.app.as_deref_mut(), m);
+        match &mut ev {
+            Event::Frame(f)
+                if f.fin
+                    && matches!(f.opcode, 1 | 2)
+                    && self.app.as_ref().is_some_and(|a| a.active()) =>
+            {
+                self.flush();
+                self.held = Some(ev.into_owned());
+                return;
+            }
+            Event::Message(m) => {
+                annotate(self.app.as_deref_mut(), m);
+                if let Some(Event::Frame(f)) = self.held.as_mut() {
+                    if m.frames == 1 && f.stream == m.stream && f.meta.packet == m.meta.packet {
+                        f.app = m.app.clone();
+                    }
+                }
+            }
+            _ => {}
         }
+        self.flush();
         self.inner.emit(ev);
     }
 

@@ -366,6 +366,9 @@ pub fn write_frame(buf: &mut Vec<u8>, r: &FrameRecord<'_>, opts: PayloadOpts) {
     } else {
         payload_keys(&mut o, &r.payload, r.payload_is_text, r.payload_missing, opts);
     }
+    if let Some(app) = &r.app {
+        o.raw("app", |b| write_app(b, app));
+    }
     problems(&mut o, &r.problems);
     o.end();
 }
