@@ -315,3 +315,26 @@ fn undecodable_application_payloads_are_problems_not_crashes() {
     let check = run_path(&["check"], &testdata("crafted-app-errors/capture.pcap"));
     assert_eq!(check.status.code(), Some(0), "a warning does not fail a check by default");
 }
+
+#[test]
+fn where_filters_on_app_objects_and_json_text() {
+    let sio = testdata("node-socketio/capture.pcap");
+    let recs = json_of(&sio, &["--where", "app.socket_io=ACK"]);
+    let body: Vec<&Value> =
+        recs.iter().filter(|r| r["type"] != "begin" && r["type"] != "end").collect();
+    assert!(!body.is_empty());
+    assert!(body.iter().all(|r| r["app"]["socket_io"] == "ACK"), "{body:#?}");
+    // Polling packets too: the ACK of the session that never upgraded.
+    assert!(body.iter().any(|r| r["type"] == "app"));
+    let recs =
+        json_of(&sio, &["messages", "--where", "app.event=greet", "--where", "app.ack_id=0"]);
+    assert_eq!(of_type(&recs, "message").len(), 1);
+    let gql = testdata("node-graphql/capture.pcap");
+    let recs = json_of(&gql, &["messages", "--where", "json.type=subscribe"]);
+    let msgs = of_type(&recs, "message");
+    assert_eq!(msgs.len(), 3);
+    assert!(msgs.iter().all(|m| m["from"] == "client" && m["json"] == true));
+    let recs = json_of(&gql, &["messages", "--where", "json.payload.query"]);
+    assert_eq!(of_type(&recs, "message").len(), 3);
+    assert_eq!(run(&["--where", "type=x", &gql.to_string_lossy()]).status.code(), Some(2));
+}

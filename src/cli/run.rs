@@ -158,7 +158,8 @@ pub fn dissect(config: &Config, inputs: &[PathBuf], sink: &mut dyn Sink) -> io::
         // Views that print no data payloads skip copying them (text is still validated).
         keep_frame_payload: matches!(config.view, View::Frames) || config.filter.grep.is_some(),
         keep_message_payload: !matches!(config.view, View::Conns | View::Check(_))
-            || config.filter.grep.is_some(),
+            || config.filter.grep.is_some()
+            || !config.filter.wheres.is_empty(),
     };
     let mut errors: Vec<String> = Vec::new();
     let totals = {
