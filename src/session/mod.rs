@@ -50,11 +50,19 @@ pub struct Options {
     pub keep_frame_payload: bool,
     /// Keep message payloads for message records.
     pub keep_message_payload: bool,
+    /// Check whether text messages are JSON (`"json": true`); only JSON output shows it, and
+    /// the check is a parse of every text message.
+    pub mark_json: bool,
 }
 
 impl Default for Options {
     fn default() -> Self {
-        Options { limits: Limits::default(), keep_frame_payload: true, keep_message_payload: true }
+        Options {
+            limits: Limits::default(),
+            keep_frame_payload: true,
+            keep_message_payload: true,
+            mark_json: true,
+        }
     }
 }
 
@@ -381,7 +389,12 @@ impl Session {
         let Some(dirs) = self.dirs.as_mut() else { return };
         let dir = &mut dirs[idx(from)];
         // Messages pass through the application layer on their way out.
-        let mut tap = AppTap { inner: &mut *ctx.out, app: self.app.as_deref_mut(), held: None };
+        let mut tap = AppTap {
+            inner: &mut *ctx.out,
+            app: self.app.as_deref_mut(),
+            held: None,
+            mark_json: ctx.opts.mark_json,
+        };
         let mut app_ctx =
             Ctx { opts: ctx.opts, out: &mut tap, acct: &mut *ctx.acct, sids: &mut *ctx.sids };
         dir.on_data(data, meta, &ends, &mut app_ctx);
@@ -1014,6 +1027,7 @@ struct AppTap<'o> {
     inner: &'o mut dyn Emitter,
     app: Option<&'o mut AppConn>,
     held: Option<Event<'static>>,
+    mark_json: bool,
 }
 
 impl AppTap<'_> {
@@ -1037,7 +1051,7 @@ impl Emitter for AppTap<'_> {
                 return;
             }
             Event::Message(m) => {
-                annotate(self.app.as_deref_mut(), m);
+                annotate(self.app.as_deref_mut(), m, self.mark_json);
                 if let Some(Event::Frame(f)) = self.held.as_mut() {
                     if m.frames == 1 && f.stream == m.stream && f.meta.packet == m.meta.packet {
                         f.app = m.app.clone();
@@ -1055,7 +1069,7 @@ impl Emitter for AppTap<'_> {
     }
 }
 
-fn annotate(app: Option<&mut AppConn>, m: &mut MessageRecord<'_>) {
+fn annotate(app: Option<&mut AppConn>, m: &mut MessageRecord<'_>, mark_json: bool) {
     // Only whole messages are decoded: a cut payload would only give misleading errors.
     let whole = m.payload_missing == 0
         && m.payload.len() as u64 == m.len
@@ -1063,7 +1077,7 @@ fn annotate(app: Option<&mut AppConn>, m: &mut MessageRecord<'_>) {
     if !whole {
         return;
     }
-    if m.is_text {
+    if m.is_text && mark_json {
         m.json = is_json(&m.payload);
     }
     let Some(app) = app else { return };
