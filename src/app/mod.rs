@@ -212,6 +212,49 @@ pub fn compact(v: &Value, max: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    /// Messages shaped like each protocol's, then mutated, so decoders get past their first
+    /// checks.
+    fn seeds() -> Vec<&'static [u8]> {
+        vec![
+            br#"451-["up",{"_placeholder":true,"num":0}]"#,
+            br#"42/admin,12["ev",{"a":[1,2]}]"#,
+            b"0{\"sid\":\"x\"}",
+            b"\x10\x12\x00\x04MQTT\x05\x02\x00\x3c\x00\x00\x05abcde",
+            b"\x32\x0a\x00\x03t/1\x00\x07\x00hi",
+            b"\x82\x06\x00\x01\x00\x01a\x01",
+            b"SEND\ndestination:/q\nx:a\\cb\n\nbody\x00",
+            br#"{"id":"1","type":"subscribe","payload":{"query":"subscription S { x }"}}"#,
+        ]
+    }
+
+    proptest! {
+        /// No payload makes a decoder panic, whatever the protocol and message sequence.
+        #[test]
+        fn decoders_never_panic(
+            msgs in prop::collection::vec(
+                (any::<bool>(), any::<bool>(), 0usize..8, prop::collection::vec(any::<u8>(), 0..64), 0usize..80),
+                1..12,
+            ),
+            which in 0usize..4,
+            v3: bool,
+        ) {
+            let seeds = seeds();
+            let path = if v3 { "/socket.io/?EIO=3&transport=websocket" } else { "/socket.io/?EIO=4" };
+            let hints = Hints { path: Some(path), protocol: None, max_held: 256 };
+            let mut dec = (DECODERS[which].new)(&hints);
+            for (client, text, seed, noise, at) in msgs {
+                let mut p = seeds[seed].to_vec();
+                let at = at.min(p.len());
+                p.splice(at..at, noise);
+                let from = if client { Side::Client } else { Side::Server };
+                let _ = dec.decode(&AppMessage { from, text, payload: &p, first_packet: 1 });
+                let mut eio = engineio::EngineIo::new(Some(path));
+                let _ = eio.polling_body(from, &p, 1);
+            }
+        }
+    }
 
     #[test]
     fn json_marking() {
