@@ -285,6 +285,9 @@ pub struct ConnectionRecord {
     pub rst_from: Option<Side>,
     pub keepalives: u64,
     pub gaps: u64,
+    /// The application protocol decoded inside its messages (`app.protocol`), or `engine.io`
+    /// for a long-polling connection.
+    pub app_protocol: Option<&'static str>,
     /// The Engine.IO session (`sid`) the connection carried, WebSocket or long-polling.
     pub sid: Option<String>,
     /// Streams that carried the same session so far (this one included).

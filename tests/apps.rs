@@ -262,9 +262,11 @@ fn check_app_truth(case: &str, protocol: &str, kind: &str) {
             }
         }
     }
-    // The handshake chose the decoder.
+    // The handshake chose the decoder, and the connection record names it.
     let first = of_type(&recs, "message")[0];
     assert_eq!(first["app"]["protocol"], protocol, "{case}");
+    let conns = json_of(&testdata(case).join("capture.pcap"), &["conns"]);
+    assert!(of_type(&conns, "connection").iter().all(|c| c["app_protocol"] == protocol));
 }
 
 #[test]

@@ -41,6 +41,14 @@ const GOLDEN: &[(&str, &str, &[&str])] = &[
     ("crafted-deflate", "messages.txt", &["messages", "-t", "ad"]),
     ("node-ws-deflate", "conns.txt", &["conns"]),
     ("crafted-midstream-gap", "follow-0.txt", &["follow", "0"]),
+    ("node-socketio", "frames.txt", &[]),
+    ("node-socketio", "messages.txt", &["messages"]),
+    ("node-socketio", "conns-all.txt", &["conns", "--all"]),
+    ("node-socketio-v2", "messages.txt", &["messages"]),
+    ("node-mqtt", "messages.txt", &["messages"]),
+    ("node-stomp", "follow-0.txt", &["follow", "0"]),
+    ("node-graphql", "follow-0-pretty.txt", &["follow", "0", "--pretty"]),
+    ("crafted-app-errors", "messages.txt", &["messages"]),
 ];
 
 #[test]

@@ -132,6 +132,11 @@ impl AppConn {
         }
     }
 
+    /// `app.protocol` of the chosen decoder, once there is one.
+    pub fn protocol(&self) -> Option<&'static str> {
+        self.decoder.as_ref().map(|d| d.protocol())
+    }
+
     /// A decoder is chosen, or may still be chosen by content.
     pub fn active(&self) -> bool {
         self.decoder.is_some() || (self.sniffing && self.tried < CONTENT_TRIES)

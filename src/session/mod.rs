@@ -1010,6 +1010,11 @@ impl Session {
             keepalives: self.keepalives,
             gaps: self.gaps,
             sid_streams: sid.as_deref().map(|s| ctx.sids.streams(s).to_vec()).unwrap_or_default(),
+            app_protocol: self
+                .app
+                .as_ref()
+                .and_then(|a| a.protocol())
+                .or(self.polling.as_ref().map(|_| "engine.io")),
             sid,
             problems: self.problems.clone(),
         })));

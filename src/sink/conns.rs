@@ -141,7 +141,8 @@ impl<W: Write> ConnsTable<W> {
         let mut path = String::new();
         escape_text(r.path.as_deref().unwrap_or("-"), &mut path);
         let mut protocol = String::new();
-        escape_text(r.protocol.as_deref().unwrap_or("-"), &mut protocol);
+        // The subprotocol, or else the application protocol found inside (Socket.IO has none).
+        escape_text(r.protocol.as_deref().or(r.app_protocol).unwrap_or("-"), &mut protocol);
         let mut line = format!(
             "{:>6} {:<22} {:<22} {:>9} {:<6} {:<18} {:<18} {:>6} {:>5} {:<17} {:<20} {:<10} {:>3} {:>4} {:<24} {:<12} ",
             stream,

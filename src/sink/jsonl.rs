@@ -545,6 +545,9 @@ pub fn write_connection(buf: &mut Vec<u8>, r: &ConnectionRecord) {
         .opt_str("rst_from", r.rst_from.map(|s| s.as_str()))
         .u64("keepalives", r.keepalives)
         .u64("gaps", r.gaps);
+    if let Some(p) = r.app_protocol {
+        o.str("app_protocol", p);
+    }
     if let Some(sid) = &r.sid {
         o.str("sid", sid).raw("sid_streams", |b| {
             b.push(b'[');
