@@ -340,3 +340,21 @@ fn where_filters_on_app_objects_and_json_text() {
     assert_eq!(of_type(&recs, "message").len(), 3);
     assert_eq!(run(&["--where", "type=x", &gql.to_string_lossy()]).status.code(), Some(2));
 }
+
+#[test]
+fn chunked_keep_alive_polling_is_decoded() {
+    let t = truth("crafted-polling-chunked");
+    let recs = json_of(&testdata("crafted-polling-chunked/capture.pcap"), &["--conns", "--all"]);
+    let got: Vec<Value> = of_type(&recs, "app")
+        .iter()
+        .map(|r| json!({"from": r["from"], "method": r["method"], "text": r["text"]}))
+        .collect();
+    assert_eq!(&Value::Array(got), &t["polling"]);
+    let sid = &t["engine_io_sid"];
+    assert!(of_type(&recs, "app").iter().all(|r| r["sid"] == *sid && r["problems"] == json!([])));
+    let ws = of_type(&recs, "connection").into_iter().find(|c| c["websocket"] == true).unwrap();
+    assert_eq!((&ws["sid"], &ws["sid_streams"]), (sid, &json!([0, 1])));
+    let end = recs.last().unwrap();
+    assert_eq!(end["problems"], json!({}), "{end}");
+    assert_eq!(end["stream_bytes"]["other"], 0, "every polling byte is HTTP: {end}");
+}

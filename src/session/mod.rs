@@ -20,6 +20,7 @@ use crate::event::{
     CloseInfo, ConnectionRecord, Event, HandshakeRecord, Meta, ProblemRecord, RequestRecord,
     TcpKind, TcpRecord,
 };
+use crate::http::chunked::ChunkedDecoder;
 use crate::http::handshake::{
     check_handshake, check_request, is_websocket_upgrade_request, offered_extensions,
     offered_protocols,
@@ -160,6 +161,8 @@ pub struct Session {
     scans: [FrameScan; 2],
     /// HTTP body bytes still to skip, per side.
     body_skip: [u64; 2],
+    /// A chunked HTTP body in progress, per side.
+    chunked: [Option<ChunkedDecoder>; 2],
     http_seen: bool,
     request: Option<(RequestHead, Meta)>,
     summary: HandshakeSummary,
@@ -451,6 +454,12 @@ impl Session {
     fn detect(&mut self, mut from: Side, data: &[u8], meta: Meta, ctx: &mut Ctx<'_>) -> Feedback {
         let mut feedback = Feedback::Continue;
         let mut data = data;
+        if self.chunked[idx(from)].is_some() {
+            match self.chunked_input(idx(from), data, meta, ctx) {
+                Some(n) => data = data.get(n..).unwrap_or_default(),
+                None => return feedback,
+            }
+        }
         let skip = self.body_skip[idx(from)].min(data.len() as u64) as usize;
         if skip > 0 {
             self.body_skip[idx(from)] -= skip as u64;
@@ -541,6 +550,7 @@ impl Session {
         self.pending.swap(0, 1);
         self.scans.swap(0, 1);
         self.body_skip.swap(0, 1);
+        self.chunked.swap(0, 1);
         self.stream_bytes.swap(0, 1);
         self.fin_seen.swap(0, 1);
         self.first_fin_from = self.first_fin_from.map(Side::other);
@@ -622,14 +632,15 @@ impl Session {
             // Bytes the client sent after its request wait for the response's verdict.
             Step::Again
         } else {
-            self.body_skip[0] = content_length(req.header("content-length"));
+            let body_len =
+                self.start_body(0, req.header("content-length"), req.header("transfer-encoding"));
             if is_polling_request(&req.path) {
                 // Plain HTTP carrying an Engine.IO session: never WebSocket, decoded apart.
                 ctx.out.classify(ends.stream, false);
                 self.polling.get_or_insert_with(|| Box::new(Polling::new(&req.path))).request(
                     &req.method,
                     &req.path,
-                    self.body_skip[0],
+                    body_len,
                 );
             }
             self.skip_pending_body(0, meta, ctx);
@@ -637,8 +648,68 @@ impl Session {
         }
     }
 
+    /// Sets up the body that follows a head of side `i` (RFC 9112 6.3: chunked wins over
+    /// Content-Length); returns its length, `u64::MAX` when chunked (not known yet).
+    fn start_body(&mut self, i: usize, length: Option<&str>, coding: Option<&str>) -> u64 {
+        let chunked =
+            coding.is_some_and(|c| c.split(',').any(|t| t.trim().eq_ignore_ascii_case("chunked")));
+        if chunked {
+            self.body_skip[i] = 0;
+            self.chunked[i] = Some(ChunkedDecoder::default());
+            u64::MAX
+        } else {
+            self.body_skip[i] = content_length(length);
+            self.body_skip[i]
+        }
+    }
+
+    /// Bytes of side `i` while a chunked body is open: returns how many belonged to it, or
+    /// `None` when the body was malformed and the connection was given up on.
+    fn chunked_input(
+        &mut self,
+        i: usize,
+        data: &[u8],
+        meta: Meta,
+        ctx: &mut Ctx<'_>,
+    ) -> Option<usize> {
+        let mut dec = self.chunked[i].take()?;
+        let mut body = Vec::new();
+        match dec.feed(data, &mut body) {
+            Ok(n) => {
+                ctx.acct.http_bytes += n as u64;
+                if !dec.is_done() {
+                    self.chunked[i] = Some(dec);
+                }
+                self.body_bytes(i, &body, meta, ctx);
+                Some(n)
+            }
+            Err(e) => {
+                ctx.acct.http_bytes += data.len() as u64;
+                let side = if i == 0 { Side::Client } else { Side::Server };
+                self.problem(
+                    ProblemCode::MalformedHttp,
+                    Some(side),
+                    meta,
+                    ctx,
+                    format!("chunked body: {e}"),
+                );
+                self.give_up(ctx);
+                None
+            }
+        }
+    }
+
     /// Skips as much of a pending HTTP body as is already held.
     fn skip_pending_body(&mut self, i: usize, meta: Meta, ctx: &mut Ctx<'_>) {
+        if self.chunked[i].is_some() {
+            let held = std::mem::take(&mut self.pending[i]);
+            self.scans[i].reset();
+            if let Some(n) = self.chunked_input(i, &held, meta, ctx) {
+                self.pending[i] = held;
+                self.pending[i].drain(..n);
+            }
+            return;
+        }
         let n = self.body_skip[i].min(self.pending[i].len() as u64) as usize;
         let body = std::mem::take(&mut self.pending[i]);
         self.body_skip[i] -= n as u64;
@@ -656,7 +727,7 @@ impl Session {
         let Some(poll) = self.polling.as_mut() else { return };
         let from = if i == 0 { Side::Client } else { Side::Server };
         poll.body_bytes(from, bytes, ctx.opts.limits.max_message);
-        if self.body_skip[i] > 0 {
+        if self.body_skip[i] > 0 || self.chunked[i].is_some() {
             return;
         }
         for p in poll.body_done(from, meta.packet, ctx.sids) {
@@ -726,9 +797,10 @@ impl Session {
         }
         if self.request.is_none() && resp.status != 101 {
             // An ordinary HTTP response on a connection we joined late.
-            self.body_skip[1] = content_length(resp.header("content-length"));
+            let body_len =
+                self.start_body(1, resp.header("content-length"), resp.header("transfer-encoding"));
             if let Some(poll) = self.polling.as_mut() {
-                poll.response(resp.status, self.body_skip[1]);
+                poll.response(resp.status, body_len);
             }
             self.skip_pending_body(1, meta, ctx);
             return Step::Again;

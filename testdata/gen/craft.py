@@ -705,6 +705,68 @@ def app_errors():
     })
 
 
+def polling_chunked():
+    """Engine.IO long-polling as other servers may send it: one keep-alive connection
+    carrying three requests in turn, responses with `Transfer-Encoding: chunked` (chunks and
+    the CRLFs between them split across TCP segments), then the WebSocket the session
+    upgrades to. Real Socket.IO servers send Content-Length; this is the case they do not
+    cover."""
+    cap = Pcap()
+    sid = "CHUNKEDsid01"
+    base = "/socket.io/?EIO=4&transport=polling"
+    c = Conn(cap, "10.9.3.1", "10.9.3.2", 43000, 9400)
+    c.open()
+
+    def http_req(method, path, body=b""):
+        head = f"{method} {path} HTTP/1.1\r\nHost: example\r\nConnection: keep-alive\r\n"
+        if body:
+            head += f"Content-Length: {len(body)}\r\nContent-Type: text/plain\r\n"
+        return head.encode() + b"\r\n" + body
+
+    def chunked_resp(parts):
+        out = b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nTransfer-Encoding: chunked\r\n\r\n"
+        for p in parts:
+            out += b"%x\r\n" % len(p) + p + b"\r\n"
+        return out + b"0\r\n\r\n"
+
+    open_pkt = ('0{"sid":"%s","upgrades":["websocket"],"pingInterval":25000,"pingTimeout":20000}' % sid).encode()
+    c.send("c", http_req("GET", base + "&t=a1"))
+    c.send("s", chunked_resp([open_pkt[:20], open_pkt[20:]]), mss=37)
+    c.send("c", http_req("POST", f"{base}&t=a2&sid={sid}", b'40\x1e42["hi",1]'))
+    c.send("s", b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+    c.send("c", http_req("GET", f"{base}&t=a3&sid={sid}"))
+    c.send("s", chunked_resp([b'40{"sid":"nsp1"}\x1e42["reply","there"]']), mss=11)
+    c.close("c")
+    w = Conn(cap, "10.9.3.1", "10.9.3.2", 43001, 9400, t=1_700_000_001.0)
+    w.open()
+    w.send("c", request(f"/socket.io/?EIO=4&transport=websocket&sid={sid}"))
+    w.send("s", response())
+    for side, msg in [("c", "2probe"), ("s", "3probe"), ("c", "5"), ("c", '42["bye"]')]:
+        w.send(side, cf(1, msg) if side == "c" else frame(1, msg))
+    w.send("c", cf(8, struct.pack("!H", 1000)))
+    w.send("s", frame(8, struct.pack("!H", 1000)))
+    w.close("s")
+    save("crafted-polling-chunked", cap, {
+        "description": "Engine.IO long-polling on one keep-alive connection with chunked responses, then the WebSocket",
+        "connections": [{
+            "server_port": 9400,
+            "client_port": 43001,
+            "messages": [text("client", "2probe"), text("server", "3probe"), text("client", "5"),
+                         text("client", '42["bye"]')],
+            "close": {"initiator": "client", "code": 1000, "echoed": True},
+        }],
+        "engine_io_sid": sid,
+        "polling": [
+            {"from": "server", "method": "GET", "text": open_pkt.decode()},
+            {"from": "client", "method": "POST", "text": "40"},
+            {"from": "client", "method": "POST", "text": '42["hi",1]'},
+            {"from": "server", "method": "GET", "text": '40{"sid":"nsp1"}'},
+            {"from": "server", "method": "GET", "text": '42["reply","there"]'},
+        ],
+        "expect_problems": [],
+    })
+
+
 if __name__ == "__main__":
     random.seed(1)
     violations()
@@ -715,4 +777,5 @@ if __name__ == "__main__":
     link_types()
     hostile_text()
     app_errors()
+    polling_chunked()
     bad_files()
