@@ -40,6 +40,18 @@ impl App {
         App { fields, summary: String::new() }
     }
 
+    /// The protocol's name for a `Protocol` column, as Wireshark names the top layer.
+    pub fn column(&self) -> &'static str {
+        match self.fields.get("protocol").and_then(Value::as_str) {
+            Some("engine.io") if self.fields.contains_key("socket_io") => "Socket.IO",
+            Some("engine.io") => "Engine.IO",
+            Some("mqtt") => "MQTT",
+            Some("stomp") => "STOMP",
+            Some(p) if p.starts_with("graphql") => "GraphQL",
+            _ => "WebSocket",
+        }
+    }
+
     pub fn set(&mut self, key: &str, v: impl Into<Value>) -> &mut Self {
         self.fields.insert(key.into(), v.into());
         self

@@ -303,6 +303,7 @@ impl<W: Write> TableSink<W> {
             if !self.opts.no_payload {
                 let _ = write!(pending.line.info, " {esc}");
             }
+            pending.line.proto = app.column();
             for p in &m.problems {
                 if !pending.line.problems.contains(p) {
                     pending.line.problems.push(*p);
@@ -532,7 +533,7 @@ impl<W: Write> Sink for TableSink<W> {
                     meta: r.meta,
                     src: r.src.to_string(),
                     dst: r.dst.to_string(),
-                    proto: "Engine.IO",
+                    proto: r.app.column(),
                     info,
                     problems: r.problems.clone(),
                 })
