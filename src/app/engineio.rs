@@ -58,10 +58,17 @@ pub fn version_of(path: Option<&str>) -> u8 {
 }
 
 fn by_content(m: &AppMessage<'_>) -> bool {
-    m.text
-        && (m.payload.starts_with(b"0{\"sid\":")
-            || m.payload == b"2probe"
-            || m.payload == b"3probe")
+    if !m.text {
+        return false;
+    }
+    if m.payload.starts_with(b"0{\"sid\":") || m.payload == b"2probe" || m.payload == b"3probe" {
+        return true;
+    }
+    // Joined mid-stream: a Socket.IO event, `42["name",…]`, whose payload is a JSON array
+    // starting with a string, is specific enough.
+    m.payload.starts_with(b"42[\"")
+        && serde_json::from_slice::<Value>(&m.payload[2..])
+            .is_ok_and(|v| v.get(0).is_some_and(Value::is_string))
 }
 
 const EIO_TYPES: [&str; 7] = ["open", "close", "ping", "pong", "message", "upgrade", "noop"];
@@ -476,6 +483,22 @@ mod tests {
         );
         assert_eq!(out.len(), 2);
         assert_eq!(out[1].1.app.as_ref().unwrap().fields["attachment_of"], 3);
+    }
+
+    #[test]
+    fn recognised_by_content() {
+        let m = |p: &'static [u8]| AppMessage {
+            from: Side::Client,
+            text: true,
+            payload: p,
+            first_packet: 1,
+        };
+        assert!(by_content(&m(br#"0{"sid":"a","upgrades":[]}"#)));
+        assert!(by_content(&m(b"2probe")));
+        assert!(by_content(&m(br#"42["msg",{"a":1}]"#)));
+        assert!(!by_content(&m(br#"42[1,2]"#)));
+        assert!(!by_content(&m(b"42 is the answer")));
+        assert!(!by_content(&AppMessage { text: false, ..m(b"2probe") }));
     }
 
     #[test]

@@ -343,8 +343,41 @@ SCENARIOS = {
     "node-graphql": (8776, node_app("node_graphql.js", "graphql-ws client and server (graphql-transport-ws)")),
 }
 
+def socketio_midstream():
+    """`node-socketio` joined mid-stream: its capture from the packet after the WebSocket's
+    Engine.IO upgrade packet on (editcap, from the tshark suite), so the WebSocket has no
+    handshake and Socket.IO must be recognised by content. The truth keeps the WebSocket's
+    packets of the original truth (the polling-only session's are cut off)."""
+    src = os.path.join(TESTDATA, "node-socketio")
+    out = os.path.join(TESTDATA, "node-socketio-midstream")
+    os.makedirs(out, exist_ok=True)
+    # The packet after the WebSocket's `5` (upgrade) message.
+    lines = subprocess.run(
+        ["cargo", "run", "-q", "--", "--json", os.path.join(src, "capture.pcap")],
+        check=True, capture_output=True, text=True).stdout.splitlines()
+    upgrade = next(json.loads(l)["packet"] for l in lines
+                   if '"engine_io":"upgrade"' in l and '"type":"message"' in l)
+    subprocess.run(["editcap", "-r", os.path.join(src, "capture.pcap"),
+                    os.path.join(out, "capture.pcap"), f"{upgrade + 1}-1000000"], check=True)
+    truth = json.load(open(os.path.join(src, "truth.json")))
+    ws = [p for p in truth["socket_io"] if p["event"] not in ("early", "early-reply")
+          and not (p["event"] is None and p["args"] == [3])]
+    with open(os.path.join(out, "truth.json"), "w") as f:
+        json.dump({
+            "description": "node-socketio from after the transport upgrade: no handshake",
+            "connections": [{"server_port": 8773, "messages": None}],
+            "socket_io": ws,
+            "expect_problems": ["handshake-not-seen"],
+        }, f, indent=1)
+        f.write("\n")
+    print(f"node-socketio-midstream: cut at packet {upgrade + 1}")
+
+
 if __name__ == "__main__":
-    names = sys.argv[1:] or list(SCENARIOS)
+    names = sys.argv[1:] or list(SCENARIOS) + ["node-socketio-midstream"]
     for name in names:
+        if name == "node-socketio-midstream":
+            socketio_midstream()
+            continue
         port, fn = SCENARIOS[name]
         record(name, port, fn)
