@@ -321,6 +321,11 @@ fn undecodable_application_payloads_are_problems_not_crashes() {
     assert_eq!(end["problems"]["app-decode-error"], 13);
     let check = run_path(&["check"], &testdata("crafted-app-errors/capture.pcap"));
     assert_eq!(check.status.code(), Some(0), "a warning does not fail a check by default");
+    // The check view keeps no payloads, except to decode them.
+    let check =
+        run_path(&["check", "--fail-on", "warning"], &testdata("crafted-app-errors/capture.pcap"));
+    assert_eq!(check.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&check.stdout).contains("app-decode-error"));
 }
 
 #[test]

@@ -17,6 +17,8 @@ pub const REGISTRATION: Registration = Registration {
             && memchr::memmem::find(m.payload, b"\"connection_init\"").is_some()
     },
     new: |h| {
+        // Without a subprotocol (found by content) the current protocol is assumed; the
+        // message types of both are decoded alike.
         let legacy = h.protocol == Some("graphql-ws");
         Box::new(Graphql { protocol: if legacy { "graphql-ws" } else { "graphql-transport-ws" } })
     },

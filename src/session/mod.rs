@@ -391,6 +391,16 @@ impl Session {
         let ends = self.ends();
         let Some(dirs) = self.dirs.as_mut() else { return };
         let dir = &mut dirs[idx(from)];
+        // Views that print no payloads drop them, but an application protocol needs the
+        // bytes to decode (and report what does not), whatever the view.
+        let keep;
+        let opts =
+            if !ctx.opts.keep_message_payload && self.app.as_ref().is_some_and(|a| a.active()) {
+                keep = Options { keep_message_payload: true, ..ctx.opts.clone() };
+                &keep
+            } else {
+                ctx.opts
+            };
         // Messages pass through the application layer on their way out.
         let mut tap = AppTap {
             inner: &mut *ctx.out,
@@ -398,8 +408,7 @@ impl Session {
             held: None,
             mark_json: ctx.opts.mark_json,
         };
-        let mut app_ctx =
-            Ctx { opts: ctx.opts, out: &mut tap, acct: &mut *ctx.acct, sids: &mut *ctx.sids };
+        let mut app_ctx = Ctx { opts, out: &mut tap, acct: &mut *ctx.acct, sids: &mut *ctx.sids };
         dir.on_data(data, meta, &ends, &mut app_ctx);
         tap.flush();
         let controls = dir.take_controls();
