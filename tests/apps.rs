@@ -79,7 +79,9 @@ fn socket_io_packets(recs: &[Value]) -> Vec<(String, Value, Value, Value, Value)
 fn socket_io_events_acks_and_binary_attachments_match_the_peers() {
     // Socket.IO 4 (Engine.IO 4, Socket.IO protocol 5) and 2 (Engine.IO 3, protocol 4), and
     // the first joined after its upgrade (recognised by content, no handshake).
-    for case in ["node-socketio", "node-socketio-v2", "node-socketio-midstream"] {
+    for case in
+        ["node-socketio", "node-socketio-v2", "node-socketio-midstream", "node-socketio-wsonly"]
+    {
         socket_io_case(case);
     }
 }
@@ -124,6 +126,14 @@ fn socket_io_case(case: &str) {
     let apps: Vec<&Value> = of_type(&recs, "message").into_iter().map(|m| &m["app"]).collect();
     assert!(apps.iter().all(|a| a["protocol"] == "engine.io"));
     if case.ends_with("midstream") {
+        return;
+    }
+    // The connection names its Engine.IO session (from the path, or the open packet when
+    // the client connected by WebSocket only).
+    let conns = json_of(&testdata(case).join("capture.pcap"), &["conns"]);
+    let ws = of_type(&conns, "connection")[0];
+    assert_eq!(ws["sid"], t["engine_io_sid"], "{case}");
+    if case.ends_with("wsonly") {
         return;
     }
     // The transport upgrade: probe ping/pong and the upgrade packet, on the WebSocket.

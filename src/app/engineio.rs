@@ -91,6 +91,8 @@ pub struct EngineIo {
     version: u8,
     /// The path names Socket.IO (a `4` message then must hold a Socket.IO packet).
     socket_io: bool,
+    /// From the `open` packet.
+    sid: Option<String>,
     awaiting: [VecDeque<Awaiting>; 2],
 }
 
@@ -106,6 +108,7 @@ impl EngineIo {
         EngineIo {
             version: version_of(path),
             socket_io: path.is_none_or(|p| p.starts_with("/socket.io/")),
+            sid: None,
             awaiting: Default::default(),
         }
     }
@@ -129,6 +132,7 @@ impl EngineIo {
                     if let Some(sid) = v.get("sid").and_then(Value::as_str) {
                         app.set("sid", sid);
                         app.summary.push_str(&format!(" sid={sid}"));
+                        self.sid = Some(sid.to_owned());
                     }
                     app.set("data", v);
                 }
@@ -303,6 +307,10 @@ impl EngineIo {
 impl AppDecoder for EngineIo {
     fn protocol(&self) -> &'static str {
         "engine.io"
+    }
+
+    fn session_id(&self) -> Option<&str> {
+        self.sid.as_deref()
     }
 
     fn decode(&mut self, m: &AppMessage<'_>) -> Decoded {

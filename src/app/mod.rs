@@ -91,6 +91,10 @@ pub trait AppDecoder {
     /// `app.protocol` of what it decodes.
     fn protocol(&self) -> &'static str;
     fn decode(&mut self, msg: &AppMessage<'_>) -> Decoded;
+    /// The session the connection belongs to, when the protocol names one (Engine.IO `sid`).
+    fn session_id(&self) -> Option<&str> {
+        None
+    }
 }
 
 /// What the handshake says about the application protocol.
@@ -142,6 +146,11 @@ impl AppConn {
             max_held: hints.max_held,
             path: hints.path.map(str::to_owned),
         }
+    }
+
+    /// The session id the decoder has seen (an Engine.IO `open` packet's `sid`).
+    pub fn session_id(&self) -> Option<&str> {
+        self.decoder.as_ref().and_then(|d| d.session_id())
     }
 
     /// `app.protocol` of the chosen decoder, once there is one.

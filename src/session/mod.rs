@@ -1056,7 +1056,14 @@ impl Session {
             }
             None => Default::default(),
         };
-        let sid = self.session_sid().or_else(|| self.polling.as_ref().and_then(|p| p.sid()));
+        // A WebSocket-only client has no sid in its path: the server's `open` packet names it.
+        let sid = self
+            .session_sid()
+            .or_else(|| self.app.as_ref().and_then(|a| a.session_id()).map(str::to_owned))
+            .or_else(|| self.polling.as_ref().and_then(|p| p.sid()));
+        if let Some(s) = &sid {
+            ctx.sids.add(s, ends.stream);
+        }
         let close = self.close.as_ref().map(|c| CloseInfo {
             code: c.code,
             reason: c.reason.clone(),

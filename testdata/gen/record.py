@@ -282,6 +282,21 @@ def node_ws(port, mode="deflate"):
     }
 
 
+def node_sio_ws(port):
+    """Socket.IO 4 with the WebSocket transport only: the session id comes in the WebSocket's
+    Engine.IO `open` packet, not in the path."""
+    out = subprocess.run(["node", os.path.join(HERE, "node_sio_ws.js"), str(port)],
+                         check=True, capture_output=True, timeout=30)
+    logged = json.loads(out.stdout)
+    return {
+        "description": "Socket.IO 4 client and server, WebSocket transport only",
+        "connections": [{"server_port": port, "messages": None}],
+        "engine_io_sid": logged["sid"],
+        "socket_io": logged["packets"],
+        "expect_problems": [],
+    }
+
+
 def node_sio(port, version="v4"):
     """Socket.IO 4 server and client (Node), default transports: the session starts with HTTP
     long-polling and upgrades to WebSocket; events, acknowledgements, binary events and a
@@ -338,6 +353,7 @@ SCENARIOS = {
     # Socket.IO 2: Engine.IO protocol 3 (length-prefixed polling payloads, binary packets
     # with a type byte) and Socket.IO protocol 4.
     "node-socketio-v2": (8777, lambda port: node_sio(port, "v2")),
+    "node-socketio-wsonly": (8778, node_sio_ws),
     "node-mqtt": (8774, node_app("node_mqtt.js", "MQTT 3.1.1 and 5 clients (mqtt.js) through a WebSocket relay to Mosquitto")),
     "node-stomp": (8775, node_app("node_stomp.js", "STOMP 1.2 over WebSocket: @stomp/stompjs against a small ws broker")),
     "node-graphql": (8776, node_app("node_graphql.js", "graphql-ws client and server (graphql-transport-ws)")),
