@@ -14,8 +14,9 @@
 //! - Payloads: `"text"` when the bytes are valid UTF-8 and belong to a text message (or are a
 //!   close reason), else `"bytes"` (standard base64). `--max-payload N` cuts them to N bytes
 //!   and adds `"truncated": true`, as does a payload cut by a memory limit.
-//! - Record types: `begin`, `tcp`, `request`, `handshake`, `frame`, `message`, `problem`,
-//!   `connection`, `end`.
+//! - Record types: `begin`, `tcp`, `request`, `handshake`, `frame`, `message`, `app`
+//!   (Engine.IO packets of HTTP long-polling), `problem`, `connection`, `end`. Messages (and
+//!   frames of single-frame messages) of a known application protocol carry an `app` object.
 
 use super::json::{write_f64, write_str, Obj};
 use super::{RunInfo, RunTotals, Sink};
