@@ -19,15 +19,16 @@ measure() { # name file frames cmd...  → best wall time of $rounds, peak RSS
     for _ in $(seq "$rounds"); do
         local t1 out tf
         tf=$(mktemp)
-        /usr/bin/time -o "$tf" -f '%e %M' "$@" >/dev/null 2>/dev/null || true
-        out=$(tail -1 "$tf"); rm -f "$tf"
-        t1=${out% *}; local m=${out#* }
+        local t0; t0=$(date +%s.%N)
+        /usr/bin/time -o "$tf" -f '%M' "$@" >/dev/null 2>/dev/null || true
+        t1=$(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN{printf "%.3f", b-a}')
+        local m; m=$(tail -1 "$tf"); rm -f "$tf"
         if [ -z "$best" ] || awk "BEGIN{exit !($t1 < $best)}"; then best=$t1; fi
         [ "$m" -gt "$rss" ] && rss=$m
     done
     local bytes; bytes=$(stat -c %s "$file")
     awk -v n="$name" -v t="$best" -v b="$bytes" -v f="$frames" -v r="$rss" \
-        'BEGIN{ if (t<=0) t=0.001; printf "%-34s %8.2f s %9.1f MB/s %12.0f frames/s %8.1f MiB\n", n, t, b/1e6/t, f/t, r/1024 }'
+        'BEGIN{ if (t<=0) t=0.001; printf "%-34s %8.3f s %9.1f MB/s %12.0f frames/s %8.1f MiB\n", n, t, b/1e6/t, f/t, r/1024 }'
     echo "$name $best" >> "$dir/times.$$"
 }
 
@@ -42,19 +43,33 @@ for mb in "${sizes[@]}"; do
     rm -f "$dir/times.$$"
     measure "tcpdump -r F -w /dev/null" "$f" "$frames" tcpdump -r "$f" -w /dev/null
     measure "wsdissect --json" "$f" "$frames" "$bin" --json "$f"
+    measure "wsdissect --json -j1" "$f" "$frames" "$bin" -j1 --json "$f"
     measure "wsdissect (table, pipe)" "$f" "$frames" "$bin" "$f"
-    measure "wsdissect --json --conns" "$f" "$frames" "$bin" --json --conns "$f"
+    measure "wsdissect (table, pipe) -j1" "$f" "$frames" "$bin" -j1 "$f"
+    measure "wsdissect messages" "$f" "$frames" "$bin" messages "$f"
+    measure "wsdissect conns" "$f" "$frames" "$bin" conns "$f"
+    measure "wsdissect check" "$f" "$frames" "$bin" check --fail-on error "$f"
     if command -v tshark >/dev/null && [ "${SKIP_TSHARK:-0}" != 1 ]; then
         measure "tshark -Y websocket (table)" "$f" "$frames" tshark -o tcp.reassemble_out_of_order:TRUE -r "$f" -Y websocket
         measure "tshark -T json -Y websocket" "$f" "$frames" tshark -o tcp.reassemble_out_of_order:TRUE -r "$f" -T json -Y websocket
     fi
     awk '{t[$0]=$NF; n[NR]=$0} END{}' "$dir/times.$$" >/dev/null
-    get() { grep "^$1 " "$dir/times.$$" | awk '{print $NF}'; }
+    get() { awk -v n="$1" '{t=$NF; $NF=""; sub(/ $/, ""); if ($0 == n) print t}' "$dir/times.$$"; }
     tj=$(get "tshark -T json -Y websocket" || true); wj=$(get "wsdissect --json")
     tt=$(get "tshark -Y websocket (table)" || true); wt=$(get "wsdissect (table, pipe)")
-    td=$(get "tcpdump -r F -w /dev/null"); wc=$(get "wsdissect --json --conns")
+    td=$(get "tcpdump -r F -w /dev/null"); wc=$(get "wsdissect conns"); wk=$(get "wsdissect check")
+    wj1=$(get "wsdissect --json -j1"); wt1=$(get "wsdissect (table, pipe) -j1")
     [ -n "$tj" ] && awk -v a="$tj" -v b="$wj" 'BEGIN{printf "ratio JSON  (tshark/wsdissect time): %.1fx\n", a/(b>0?b:0.001)}'
     [ -n "$tt" ] && awk -v a="$tt" -v b="$wt" 'BEGIN{printf "ratio table (tshark/wsdissect time): %.1fx\n", a/(b>0?b:0.001)}'
-    awk -v a="$td" -v b="$wc" 'BEGIN{printf "wsdissect --conns vs tcpdump walk: %.2fx tcpdump time\n", b/(a>0?a:0.001)}'
+    awk -v a="$td" -v b="$wc" 'BEGIN{printf "wsdissect conns vs tcpdump walk: %.2fx tcpdump time\n", b/(a>0?a:0.001)}'
+    awk -v a="$td" -v b="$wk" 'BEGIN{printf "wsdissect check vs tcpdump walk: %.2fx tcpdump time\n", b/(a>0?a:0.001)}'
+    awk -v a="$wj1" -v b="$wj" 'BEGIN{printf "speed-up of -j2 over -j1: JSON %.2fx", a/(b>0?b:0.001)}'
+    awk -v a="$wt1" -v b="$wt" 'BEGIN{printf ", table %.2fx\n", a/(b>0?b:0.001)}'
+    echo "$mb $wj $wc" >> "$dir/scale.$$"
     rm -f "$dir/times.$$"
 done
+# Linearity: time of each size against the first, per MB.
+if [ "$(wc -l < "$dir/scale.$$")" -gt 1 ]; then
+    awk 'NR==1{m=$1; j=$2; c=$3} NR>1{printf "scaling %s MB vs %s MB (%.1fx the input): JSON %.2fx the time, conns %.2fx the time\n", $1, m, $1/m, $2/j, $3/c}' "$dir/scale.$$"
+fi
+rm -f "$dir/scale.$$"

@@ -15,13 +15,11 @@ use crate::session::{Accounting, Ctx, Emitter, Options, Session};
 use crate::sink::{RunTotals, Sink};
 use crate::tcp::Endpoint;
 use crate::tcp::{FlowTable, PacketMeta};
-use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use foldhash::HashMap;
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::io;
 
-/// Records of a not-yet-classified connection are held at most this many packets.
-const HOLD_PACKETS: u64 = 4096;
-/// ... and at most this many payload bytes in all.
-const HOLD_BYTES: usize = 16 << 20;
+use crate::limits::{HOLD_BYTES, HOLD_PACKETS};
 
 /// Runs the stages over a sequence of capture records.
 pub struct Dissector<'s> {
@@ -234,7 +232,7 @@ impl<'s> Sequencer<'s> {
         Sequencer {
             sink,
             all,
-            class: HashMap::new(),
+            class: HashMap::default(),
             held: VecDeque::new(),
             held_bytes: 0,
             now: 0,

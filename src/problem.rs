@@ -107,6 +107,7 @@ problem_codes! {
     MessageLimit => "message-limit", Warning, "a message exceeded the message size limit; its payload was truncated";
     NoCloseFrame => "no-close-frame", Warning, "the connection ended without a close frame from one or both sides (what a peer reports as 1006)";
     CloseNotEchoed => "close-not-echoed", Warning, "one side sent a close frame and the other never answered with its own";
+    PingLimit => "ping-limit", Info, "more pings were waiting for a pong than the pending-ping limit; the oldest was forgotten, so its pong may count as unsolicited";
     PingAnsweredWithPing => "ping-answered-with-ping", Error, "a ping was answered with a ping carrying the same payload instead of a pong";
     UnsolicitedPong => "unsolicited-pong", Info, "a pong matched no outstanding ping (allowed as a heartbeat by RFC 6455 5.5.3)";
     UndecodableData => "undecodable-data", Warning, "stream bytes that are neither an HTTP upgrade nor WebSocket frames; they were skipped";

@@ -186,3 +186,20 @@ fn every_reordered_pair_is_one_out_of_order_segment() {
     let msgs = of_type(&recs, "message");
     assert_eq!(msgs.len() as u64, c["ws_messages"].as_u64().unwrap());
 }
+
+#[test]
+fn two_threads_give_the_same_output_as_one() {
+    // Many batches between the threads, with deflate, reordering and fragments.
+    let Some((pcap, _)) = generated() else { return };
+    let p = pcap.to_string_lossy().into_owned();
+    for view in [&["--json"][..], &[], &["messages"], &["messages", "--json"]] {
+        let mut one = vec!["-j1"];
+        one.extend_from_slice(view);
+        one.push(&p);
+        let mut two = one.clone();
+        two[0] = "-j2";
+        let (a, b) = (run(&one), run(&two));
+        assert!(a.status.success() && a.stdout.len() > 100_000, "{one:?}");
+        assert!(a.stdout == b.stdout, "{view:?}: -j1 and -j2 differ");
+    }
+}

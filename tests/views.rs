@@ -274,7 +274,7 @@ fn completions_and_man_page_come_from_the_command_line() {
     assert!(help.contains("Examples:") && help.contains("Exit codes"));
 }
 
-fn schema() -> jsonschema::Validator {
+pub fn schema() -> jsonschema::Validator {
     let text = std::fs::read_to_string(repo().join("docs/json.schema.json")).unwrap();
     let schema: Value = serde_json::from_str(&text).unwrap();
     jsonschema::validator_for(&schema).expect("docs/json.schema.json is a valid schema")

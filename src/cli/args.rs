@@ -251,6 +251,12 @@ pub struct Common {
     #[arg(long, value_enum, default_value_t = ColorMode::Auto, global = true)]
     pub color: ColorMode,
 
+    /// Threads: with 2 or more, records are formatted on a second thread while the first
+    /// dissects (output is byte-identical to -j 1). 0, the default, uses 2 when the machine
+    /// has two cores or more; live capture always uses 1.
+    #[arg(short = 'j', long = "jobs", value_name = "N", default_value_t = 0, global = true)]
+    pub jobs: usize,
+
     /// No progress bar on standard error.
     #[arg(short = 'q', long, global = true)]
     pub quiet: bool,
@@ -259,31 +265,45 @@ pub struct Common {
     #[arg(short = 'n', global = true)]
     pub no_resolve: bool,
 
-    /// Tracked connections at most; the least recently active is evicted beyond it.
+    /// Tracked connections at most; beyond it one is evicted, those without payload first
+    /// (default 100000).
     #[arg(long = "max-connections", value_name = "N", global = true)]
     pub max_connections: Option<usize>,
 
-    /// Out-of-order bytes buffered per TCP direction.
+    /// Out-of-order bytes buffered per TCP direction (default 4 MiB).
     #[arg(long = "max-stream-buffer", value_name = "BYTES", global = true)]
     pub max_stream_buffer: Option<usize>,
 
-    /// Bytes held for incomplete IP datagrams.
+    /// Bytes held for incomplete IP datagrams (default 16 MiB).
     #[arg(long = "max-ip-fragments", value_name = "BYTES", global = true)]
     pub max_ip_fragments: Option<usize>,
 
-    /// Bytes of one HTTP request or response head.
+    /// Incomplete IP datagrams held at once (default 1024).
+    #[arg(long = "max-ip-datagrams", value_name = "N", global = true)]
+    pub max_ip_datagrams: Option<usize>,
+
+    /// Bytes held per direction while looking for a frame boundary, after a gap or mid-stream
+    /// (default 64 KiB).
+    #[arg(long = "max-scan-window", value_name = "BYTES", global = true)]
+    pub max_scan_window: Option<usize>,
+
+    /// Pings per side remembered while waiting for their pong (default 64).
+    #[arg(long = "max-pending-pings", value_name = "N", global = true)]
+    pub max_pending_pings: Option<usize>,
+
+    /// Bytes of one HTTP request or response head (default 64 KiB).
     #[arg(long = "max-http-header", value_name = "BYTES", global = true)]
     pub max_http_header: Option<usize>,
 
-    /// Payload bytes kept for one frame or message.
+    /// Payload bytes kept for one frame or message (default 16 MiB).
     #[arg(long = "max-message", value_name = "BYTES", global = true)]
     pub max_message: Option<usize>,
 
-    /// Bytes one compressed message may inflate to.
+    /// Bytes one compressed message may inflate to (default 64 MiB).
     #[arg(long = "max-inflate", value_name = "BYTES", global = true)]
     pub max_inflate: Option<usize>,
 
-    /// Inflated-to-compressed ratio limit (checked past 1 MiB of output).
+    /// Inflated-to-compressed ratio limit, checked past 1 MiB of output (default 1000).
     #[arg(long = "max-inflate-ratio", value_name = "N", global = true)]
     pub max_inflate_ratio: Option<u64>,
 }

@@ -14,6 +14,7 @@ use crate::sink::follow::FollowSink;
 use crate::sink::jsonl::{JsonSelect, JsonlSink, PayloadOpts};
 use crate::sink::messages::MessagesTable;
 use crate::sink::table::TableSink;
+use crate::sink::threaded::Threaded;
 use crate::sink::{RunInfo, Sink};
 use std::io::{self, BufWriter, IsTerminal, Write};
 use std::path::PathBuf;
@@ -83,20 +84,58 @@ fn run_view(config: &Config) -> io::Result<ExitStatus> {
             }
         }
         view => {
-            let mut sink: Box<dyn Sink> = match (view, config.json) {
-                (View::Messages, true) => json(JsonSelect::messages_view(), out),
-                (View::Messages, false) => Box::new(MessagesTable::new(out, config.table.clone())),
-                (View::Conns, true) => json(JsonSelect::conns_view(), out),
-                (View::Conns, false) => Box::new(ConnsTable::new(out, config.table.clone())),
-                (_, true) => {
-                    json(JsonSelect::frames_view(config.conns).with_packets(config.all), out)
-                }
-                (_, false) => Box::new(TableSink::new(out, config.table.clone())),
+            let make = view_sink(config, view);
+            let mut sink: Box<dyn Sink> = if formats_on_own_thread(config, view) {
+                drop(out);
+                Box::new(Threaded::spawn(move || make(stdout(false)))?)
+            } else {
+                make(out)
             };
             dissect(config, &config.inputs, &mut Filter::new(sink.as_mut(), filter_spec))?
         }
     };
     Ok(status)
+}
+
+/// The sink of a frames, messages or conns view, made from its output (on whichever thread
+/// will run it).
+fn view_sink(config: &Config, view: &View) -> impl FnOnce(Box<dyn Write>) -> Box<dyn Sink> + Send {
+    let (table, json) = (config.table.clone(), config.json);
+    let payload = PayloadOpts { max: config.max_payload };
+    let (json_array, normalize) = (config.json_array, config.normalize);
+    let select = match view {
+        View::Messages => JsonSelect::messages_view(),
+        View::Conns => JsonSelect::conns_view(),
+        _ => JsonSelect::frames_view(config.conns).with_packets(config.all),
+    };
+    let kind = match view {
+        View::Messages => 1,
+        View::Conns => 2,
+        _ => 0,
+    };
+    move |out| -> Box<dyn Sink> {
+        match (kind, json) {
+            (_, true) => {
+                Box::new(JsonlSink::new(out, select, payload, json_array).normalized(normalize))
+            }
+            (1, false) => Box::new(MessagesTable::new(out, table)),
+            (2, false) => Box::new(ConnsTable::new(out, table)),
+            _ => Box::new(TableSink::new(out, table)),
+        }
+    }
+}
+
+/// Whether records are formatted on a second thread (`-j`): only where formatting is a large
+/// part of the work (every frame or message printed), and never live, where each record
+/// must show the moment it completes.
+fn formats_on_own_thread(config: &Config, view: &View) -> bool {
+    let jobs = match config.jobs {
+        0 => std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+        n => n,
+    };
+    jobs >= 2
+        && matches!(config.source, Source::Files(_))
+        && matches!(view, View::Frames | View::Messages)
 }
 
 fn run_diff(config: &Config) -> io::Result<ExitStatus> {

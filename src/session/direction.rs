@@ -18,9 +18,6 @@ use crate::ws::sniff::{self, FrameScan};
 use crate::ws::utf8::Utf8Stream;
 use std::borrow::Cow;
 
-/// Bytes held while looking for a frame boundary after a gap or a mid-stream start.
-const RESYNC_WINDOW: usize = 64 << 10;
-
 /// Negotiated permessage-deflate state of one direction.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct DeflateSetup {
@@ -139,7 +136,8 @@ impl Direction {
                 return;
             }
         }
-        let room = RESYNC_WINDOW.saturating_sub(held.len());
+        let window = ctx.opts.limits.max_scan_window.max(1);
+        let room = window.saturating_sub(held.len());
         let take = data.len().min(room);
         held.extend_from_slice(data.get(..take).unwrap_or_default());
         let rest = data.get(take..).unwrap_or_default();
@@ -148,7 +146,7 @@ impl Direction {
             self.resynced(at as u64, meta, ends, ctx);
             self.decode(bytes.get(at..).unwrap_or_default(), meta, ends, ctx);
             self.decode(rest, meta, ends, ctx);
-        } else if held.len() >= RESYNC_WINDOW {
+        } else if held.len() >= window {
             // Nothing plausible in a whole window: give it up and search on.
             let n = held.len() as u64;
             held.clear();
@@ -291,7 +289,11 @@ impl DirState {
                     compressed,
                     wire_len: 0,
                     len: 0,
-                    kept: Vec::new(),
+                    kept: Vec::with_capacity(if compressed || !ctx.opts.keep_message_payload {
+                        0
+                    } else {
+                        initial_capacity(h.payload_len, ctx)
+                    }),
                     missing: 0,
                     utf8: Utf8Stream::new(),
                     utf8_failed: false,
@@ -304,7 +306,11 @@ impl DirState {
         self.frame = Some(FrameInProgress {
             header: h,
             first_packet: meta.packet,
-            kept: Vec::new(),
+            kept: Vec::with_capacity(if ctx.opts.keep_frame_payload || h.opcode.is_control() {
+                initial_capacity(h.payload_len, ctx)
+            } else {
+                0
+            }),
             received: 0,
             missing: 0,
             problems,
@@ -513,7 +519,7 @@ impl DirState {
         ctx.out.emit(Event::Frame(record));
         if data_frame {
             if let Some(msg) = self.message.as_mut() {
-                msg.frames += 1;
+                msg.frames = msg.frames.saturating_add(1);
                 msg.wire_len = msg.wire_len.saturating_add(h.payload_len);
                 if incomplete {
                     msg.missing = msg.missing.saturating_add(missing);
@@ -608,6 +614,13 @@ impl DirState {
             problems: msg.problems,
         }));
     }
+}
+
+/// Room for a payload the header announces, so that it is not regrown segment by segment; no
+/// more than 64 KiB up front, whatever the header claims (it may claim 2^63 bytes).
+fn initial_capacity(payload_len: u64, ctx: &Ctx<'_>) -> usize {
+    let announced = usize::try_from(payload_len).unwrap_or(usize::MAX);
+    announced.min(ctx.opts.limits.max_message).min(64 << 10)
 }
 
 /// The most one message may inflate to: the size limit, and the ratio limit once past 1 MiB.

@@ -38,11 +38,6 @@ use crate::ws::sniff::{self, FrameScan};
 use direction::{ControlSeen, Direction};
 use std::collections::VecDeque;
 
-/// Bytes held per side while deciding what a connection carries.
-const DETECT_WINDOW: usize = 64 << 10;
-/// Outstanding pings remembered per side for RTT pairing.
-const MAX_OUTSTANDING_PINGS: usize = 64;
-
 /// What the core keeps and reports; fixed for a run.
 #[derive(Clone, Debug)]
 pub struct Options {
@@ -435,10 +430,19 @@ impl Session {
                     return;
                 }
                 let mine = &mut self.pings[idx(from)];
-                if mine.len() >= MAX_OUTSTANDING_PINGS {
+                let mut forgot = false;
+                while !mine.is_empty() && mine.len() >= ctx.opts.limits.max_pending_pings {
                     mine.pop_front();
+                    forgot = true;
                 }
-                mine.push_back((payload, meta));
+                if ctx.opts.limits.max_pending_pings > 0 {
+                    mine.push_back((payload, meta));
+                }
+                if forgot || ctx.opts.limits.max_pending_pings == 0 {
+                    let limit = ctx.opts.limits.max_pending_pings;
+                    self.problem(ProblemCode::PingLimit, Some(from), meta, ctx,
+                        format!("more than {limit} pings waiting for a pong: the oldest is no longer paired"));
+                }
             }
             ControlSeen::Pong { payload } => {
                 let other = &mut self.pings[idx(from.other())];
@@ -477,7 +481,12 @@ impl Session {
             data = data.get(skip..).unwrap_or_default();
         }
         let buf = &mut self.pending[idx(from)];
-        let room = DETECT_WINDOW.max(ctx.opts.limits.max_http_header).saturating_sub(buf.len());
+        let room = ctx
+            .opts
+            .limits
+            .max_scan_window
+            .max(ctx.opts.limits.max_http_header)
+            .saturating_sub(buf.len());
         let take = data.len().min(room);
         buf.extend_from_slice(data.get(..take).unwrap_or_default());
         if take < data.len() {
@@ -540,7 +549,7 @@ impl Session {
             match step {
                 Step::Wait => {
                     if self.pending[idx(from)].len()
-                        >= DETECT_WINDOW.max(ctx.opts.limits.max_http_header)
+                        >= ctx.opts.limits.max_scan_window.max(ctx.opts.limits.max_http_header)
                     {
                         self.give_up(ctx);
                     }
@@ -947,9 +956,10 @@ impl Session {
 
     /// Mid-stream pickup: is this a run of WebSocket frames?
     fn sniff_websocket(&mut self, from: Side, meta: Meta, ctx: &mut Ctx<'_>) -> Sniffed {
+        let window = ctx.opts.limits.max_scan_window;
         let buf = &self.pending[idx(from)];
         let Some(at) = self.scans[idx(from)].find(buf, None) else {
-            return if buf.len() >= DETECT_WINDOW { Sniffed::No } else { Sniffed::Wait };
+            return if buf.len() >= window { Sniffed::No } else { Sniffed::Wait };
         };
         let Some(first) = buf.get(at..).and_then(FrameHeader::parse) else { return Sniffed::Wait };
         let run =
@@ -959,7 +969,7 @@ impl Session {
         let strong =
             run.frames >= 2 || (at == 0 && run.ends_exactly && single_frame_plausible(buf, &first));
         if !strong {
-            return if buf.len() >= DETECT_WINDOW { Sniffed::No } else { Sniffed::Wait };
+            return if buf.len() >= window { Sniffed::No } else { Sniffed::Wait };
         }
         let sender_is_client = first.mask.is_some();
         let mut swap = false;

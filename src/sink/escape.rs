@@ -6,20 +6,31 @@ use std::fmt::Write;
 /// Escapes control characters (C0, DEL, C1), bidi overrides/isolates and other invisible
 /// formatting characters as `\n`, `\t`, `\xNN` or `\u{NNNN}`; everything else is kept.
 pub fn escape_text(s: &str, out: &mut String) {
-    for c in s.chars() {
-        match c {
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            '\\' => out.push_str("\\\\"),
-            c if (c as u32) < 0x20 || c as u32 == 0x7f => {
-                let _ = write!(out, "\\x{:02x}", c as u32);
-            }
-            c if is_invisible_or_control(c) => {
-                let _ = write!(out, "\\u{{{:04x}}}", c as u32);
-            }
-            c => out.push(c),
+    // Printable ASCII is copied in runs; everything else goes through the character match.
+    let mut rest = s;
+    while !rest.is_empty() {
+        let plain = rest.bytes().take_while(|&b| (0x20..0x7f).contains(&b) && b != b'\\').count();
+        out.push_str(&rest[..plain]);
+        rest = &rest[plain..];
+        let Some(c) = rest.chars().next() else { break };
+        rest = &rest[c.len_utf8()..];
+        escape_char(c, out);
+    }
+}
+
+fn escape_char(c: char, out: &mut String) {
+    match c {
+        '\n' => out.push_str("\\n"),
+        '\r' => out.push_str("\\r"),
+        '\t' => out.push_str("\\t"),
+        '\\' => out.push_str("\\\\"),
+        c if (c as u32) < 0x20 || c as u32 == 0x7f => {
+            let _ = write!(out, "\\x{:02x}", c as u32);
         }
+        c if is_invisible_or_control(c) => {
+            let _ = write!(out, "\\u{{{:04x}}}", c as u32);
+        }
+        c => out.push(c),
     }
 }
 
@@ -52,6 +63,19 @@ mod tests {
         let mut out = String::new();
         escape_text(s, &mut out);
         out
+    }
+
+    #[test]
+    fn runs_of_plain_text_escape_as_character_by_character() {
+        let samples =
+            ["", "plain", "a\\b", "\u{1b}[2Jx", "naïve \u{202e}txt\u{9b}", "\n\n", "é", "x\u{7f}"];
+        for s in samples {
+            let mut want = String::new();
+            for c in s.chars() {
+                escape_char(c, &mut want);
+            }
+            assert_eq!(esc(s), want, "{s:?}");
+        }
     }
 
     #[test]

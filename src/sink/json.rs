@@ -155,64 +155,82 @@ pub fn write_str(buf: &mut Vec<u8>, s: &str) {
     let bytes = s.as_bytes();
     buf.reserve(bytes.len() + 2);
     buf.push(b'"');
-    let mut start = 0;
-    let mut i = 0;
-    while i < bytes.len() {
-        if let Some(chunk) = bytes.get(i..i + 8) {
-            let word = u64::from_le_bytes(chunk.try_into().unwrap_or([0; 8]));
-            if !needs_escape_swar(word) {
-                i += 8;
-                continue;
-            }
-        }
-        let b = bytes[i];
-        if let Some(esc) = escape_of(b) {
-            buf.extend_from_slice(&bytes[start..i]);
-            match esc {
-                Escape::Short(c) => buf.extend_from_slice(&[b'\\', c]),
-                Escape::Unicode => {
-                    const HEX: &[u8; 16] = b"0123456789abcdef";
-                    buf.extend_from_slice(b"\\u00");
-                    buf.push(HEX[usize::from(b >> 4)]);
-                    buf.push(HEX[usize::from(b & 0xf)]);
+    // Eight bytes at a time: a clean word is one 8-byte copy; a word with something to escape
+    // (JSON text payloads have a quote every few bytes) is written byte by byte, which is
+    // cheaper than copying the short runs between escapes. Blocks are assembled on the stack
+    // and appended once, so that the vector's length and capacity are not checked per byte.
+    const BLOCK: usize = 64;
+    let mut block = [0u8; BLOCK * 6];
+    let mut chunks = bytes.chunks_exact(BLOCK);
+    for chunk in chunks.by_ref() {
+        let mut n = 0;
+        for word in chunk.chunks_exact(8) {
+            let word: [u8; 8] = word.try_into().unwrap_or([0; 8]);
+            if escape_mask(u64::from_le_bytes(word)) == 0 {
+                if let Some(dst) = block.get_mut(n..n + 8) {
+                    dst.copy_from_slice(&word);
+                }
+                n += 8;
+            } else {
+                for b in word {
+                    n += escape_into(&mut block, n, b);
                 }
             }
-            start = i + 1;
         }
-        i += 1;
+        buf.extend_from_slice(&block[..n.min(block.len())]);
     }
-    buf.extend_from_slice(&bytes[start..]);
+    let mut n = 0;
+    for &b in chunks.remainder() {
+        n += escape_into(&mut block, n, b);
+    }
+    buf.extend_from_slice(&block[..n.min(block.len())]);
     buf.push(b'"');
 }
 
-enum Escape {
-    Short(u8),
-    Unicode,
-}
-
-fn escape_of(b: u8) -> Option<Escape> {
-    match b {
-        b'"' => Some(Escape::Short(b'"')),
-        b'\\' => Some(Escape::Short(b'\\')),
-        b'\n' => Some(Escape::Short(b'n')),
-        b'\r' => Some(Escape::Short(b'r')),
-        b'\t' => Some(Escape::Short(b't')),
-        0x08 => Some(Escape::Short(b'b')),
-        0x0c => Some(Escape::Short(b'f')),
-        0..=0x1f => Some(Escape::Unicode),
-        _ => None,
+/// Writes `b`, escaped if need be, at `out[at..]`; returns how many bytes that took (the
+/// caller leaves six bytes of room per input byte).
+#[inline]
+fn escape_into(out: &mut [u8], at: usize, b: u8) -> usize {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let short = match b {
+        b'"' => b'"',
+        b'\\' => b'\\',
+        b'\n' => b'n',
+        b'\r' => b'r',
+        b'\t' => b't',
+        0x08 => b'b',
+        0x0c => b'f',
+        0..=0x1f => {
+            let seq =
+                [b'\\', b'u', b'0', b'0', HEX[usize::from(b >> 4)], HEX[usize::from(b & 0xf)]];
+            if let Some(dst) = out.get_mut(at..at + 6) {
+                dst.copy_from_slice(&seq);
+            }
+            return 6;
+        }
+        _ => {
+            if let Some(dst) = out.get_mut(at) {
+                *dst = b;
+            }
+            return 1;
+        }
+    };
+    if let Some(dst) = out.get_mut(at..at + 2) {
+        dst.copy_from_slice(&[b'\\', short]);
     }
+    2
 }
 
-/// Whether any of the eight bytes is `"`, `\\` or below 0x20 (may say yes for bytes ≥ 0x80
-/// next to such bytes; never says no wrongly).
-fn needs_escape_swar(w: u64) -> bool {
-    const ONES: u64 = 0x0101_0101_0101_0101;
+/// The high bit of each byte of `w` (little-endian) that is `"`, `\\` or below 0x20, and of no
+/// other: exact, because no step carries from one byte into the next.
+fn escape_mask(w: u64) -> u64 {
+    const LOW7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
     const HIGH: u64 = 0x8080_8080_8080_8080;
-    let has_zero = |x: u64| x.wrapping_sub(ONES) & !x & HIGH;
-    let below_0x20 = w.wrapping_sub(ONES * 0x20) & !w & HIGH;
-    (below_0x20 | has_zero(w ^ (ONES * u64::from(b'"'))) | has_zero(w ^ (ONES * u64::from(b'\\'))))
-        != 0
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    // (b & 0x7f) + 0x60 reaches 0x80 exactly when b & 0x7f >= 0x20.
+    let below_0x20 = !(((w & LOW7) + ONES * 0x60) | w) & HIGH;
+    let zero_byte = |x: u64| !(((x & LOW7) + LOW7) | x) & HIGH;
+    below_0x20 | zero_byte(w ^ (ONES * u64::from(b'"'))) | zero_byte(w ^ (ONES * u64::from(b'\\')))
 }
 
 /// A finite float with a fixed, shortest round-trip form; non-finite as null.
@@ -267,6 +285,44 @@ mod tests {
                 serde_json::to_string(&s).unwrap(),
                 "{s:?}"
             );
+        }
+    }
+
+    #[test]
+    fn escape_mask_marks_exactly_the_bytes_to_escape() {
+        let fillers =
+            [0x00u8, 0x1f, 0x20, 0x21, 0x22, 0x23, 0x5b, 0x5c, 0x5d, 0x7f, 0x80, 0xa2, 0xff];
+        for b in 0..=255u8 {
+            for pos in 0..8 {
+                for &f in &fillers {
+                    let mut word = [f; 8];
+                    word[pos] = b;
+                    let want = word.iter().enumerate().fold(0u64, |m, (i, &x)| {
+                        if x < 0x20 || x == b'"' || x == b'\\' {
+                            m | 0x80 << (8 * i)
+                        } else {
+                            m
+                        }
+                    });
+                    assert_eq!(escape_mask(u64::from_le_bytes(word)), want, "{word:02x?}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn long_strings_with_dense_escapes_match_serde_json() {
+        let alphabet = ["a", "\"", "\\", "\n", "\u{1}", "é", "😀", "\u{1f}", " ", "\u{7f}"];
+        let mut state = 12345u32;
+        for len in 0..200 {
+            let mut s = String::new();
+            for _ in 0..len {
+                state = state.wrapping_mul(1_103_515_245).wrapping_add(12345);
+                s.push_str(alphabet[(state >> 16) as usize % alphabet.len()]);
+            }
+            let mut ours = Vec::new();
+            write_str(&mut ours, &s);
+            assert_eq!(String::from_utf8(ours).unwrap(), serde_json::to_string(&s).unwrap());
         }
     }
 

@@ -367,8 +367,12 @@ pub fn payload_preview(opts: &TableOpts, payload: &[u8], is_text: bool, missing:
     let limit = opts.preview.unwrap_or(usize::MAX);
     let mut s = String::new();
     if is_text {
+        // Only what can show is escaped: each character escapes to at least one, and
+        // 4 × (limit + 1) bytes hold more than `limit` whole characters, so a character cut
+        // at the end of the prefix is never shown, and a longer payload is always cut.
+        let prefix = &payload[..payload.len().min(limit.saturating_add(1).saturating_mul(4))];
         let mut esc = String::new();
-        escape_bytes(payload, &mut esc);
+        escape_bytes(prefix, &mut esc);
         s.push('"');
         let cut = push_limited(&mut s, &esc, limit);
         s.push('"');
@@ -386,8 +390,10 @@ pub fn payload_preview(opts: &TableOpts, payload: &[u8], is_text: bool, missing:
         }
     } else {
         use base64::Engine;
-        let b64 = base64::engine::general_purpose::STANDARD.encode(payload);
-        if push_limited(&mut s, &b64, limit) || missing > 0 {
+        // Base64 of a prefix of a multiple of 3 bytes is a prefix of the whole base64.
+        let prefix_len = payload.len().min((limit / 4).saturating_add(1).saturating_mul(3));
+        let b64 = base64::engine::general_purpose::STANDARD.encode(&payload[..prefix_len]);
+        if push_limited(&mut s, &b64, limit) || prefix_len < payload.len() || missing > 0 {
             s.push('…');
         }
     }
@@ -616,6 +622,33 @@ pub fn clock(ts: Timestamp, with_date: bool) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn previews_escape_only_what_shows_and_match_the_whole_payload_cut() {
+        let text = "héllo \u{1b}[31m 😀 wörld \u{202e} ✓ ".repeat(40);
+        let bytes: Vec<u8> = (0..=255u8).cycle().take(900).collect();
+        for limit in [0, 1, 3, 7, 8, 40, 100, 1000, 5000] {
+            let opts = TableOpts { preview: Some(limit), ..TableOpts::default() };
+            // Reference: escape or encode everything, then cut.
+            let mut esc = String::new();
+            escape_bytes(text.as_bytes(), &mut esc);
+            let mut want = String::from("\"");
+            let cut = push_limited(&mut want, &esc, limit);
+            want.push('"');
+            if cut {
+                want.push('…');
+            }
+            assert_eq!(payload_preview(&opts, text.as_bytes(), true, 0), want, "text {limit}");
+            use base64::Engine;
+            let b64 = base64::engine::general_purpose::STANDARD.encode(&bytes);
+            let mut want = String::new();
+            if push_limited(&mut want, &b64, limit) {
+                want.push('…');
+            }
+            let opts = TableOpts { hex: false, ..opts };
+            assert_eq!(payload_preview(&opts, &bytes, false, 0), want, "base64 {limit}");
+        }
+    }
 
     #[test]
     fn civil_dates() {

@@ -11,7 +11,8 @@ use super::seq::SeqNum;
 use super::{CloseReason, ConnInfo, Endpoint, Feedback, GapReason, PacketMeta, Side, TcpEvent};
 use crate::decode::TcpSegment;
 use crate::limits::Limits;
-use std::collections::{HashMap, VecDeque};
+use foldhash::HashMap;
+use std::collections::VecDeque;
 
 /// One connection: its two directions (index 0 is the `lo` end of the flow key) and the
 /// application state.
@@ -103,7 +104,7 @@ where
 impl<S: Default> FlowTable<S> {
     pub fn new(limits: &Limits) -> Self {
         FlowTable {
-            map: HashMap::new(),
+            map: HashMap::default(),
             slots: Vec::new(),
             free: Vec::new(),
             next_stream: 0,

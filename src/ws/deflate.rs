@@ -125,11 +125,16 @@ impl Inflater {
             let (status, offered) = if room > 0 {
                 let want = room.min(SCRATCH.max(input.len().saturating_mul(4)));
                 let start = out.len();
-                out.resize(start + want, 0);
-                let r = self.z.decompress(input, &mut out[start..], FlushDecompress::Sync);
-                let made = (self.z.total_out() - before_out) as usize;
-                out.truncate(start + made);
-                (r, want)
+                // Into spare capacity: zeroing `want` bytes per call first cost more than
+                // inflating small messages.
+                out.reserve_exact(want);
+                let r = self.z.decompress_vec(input, out, FlushDecompress::Sync);
+                if out.len() > start + room {
+                    // The allocator gave more capacity than asked: keep no more than allowed.
+                    out.truncate(start + room);
+                    self.dropped = true;
+                }
+                (r, (out.capacity() - start).min(room))
             } else {
                 let r = self.z.decompress(input, &mut self.scratch, FlushDecompress::Sync);
                 if self.z.total_out() > before_out {

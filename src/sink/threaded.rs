@@ -1,0 +1,213 @@
+//! A sink that runs another sink on a thread of its own (`-j 2`).
+//!
+//! Formatting records (JSON string escaping, base64, table cells) costs about as much as
+//! dissecting them, so the two halves run on two cores: the dissecting thread hands owned
+//! events over in batches, and the formatting thread feeds them to the real sink in the same
+//! order, so the output is byte-identical to a single-threaded run. Sharding connections
+//! across threads would scale further but would change what the single-threaded run decides
+//! in capture order (which connection the `--max-connections` limit evicts, stream numbers
+//! of reused 4-tuples), so it is not done.
+//!
+//! Memory stays bounded: a batch is cut at [`BATCH_EVENTS`] events or [`BATCH_BYTES`] payload
+//! bytes, and at most [`BATCHES_IN_FLIGHT`] batches wait; the dissecting thread blocks beyond.
+
+use super::{RunInfo, RunTotals, Sink};
+use crate::event::{Event, Meta};
+use std::io;
+use std::sync::mpsc::{sync_channel, SyncSender};
+use std::thread::JoinHandle;
+
+const BATCH_EVENTS: usize = 512;
+const BATCH_BYTES: usize = 1 << 20;
+const BATCHES_IN_FLIGHT: usize = 4;
+
+enum Msg {
+    Begin(RunInfo),
+    CaptureStart(Meta),
+    Events(Vec<Event<'static>>),
+    End(Box<RunTotals>),
+}
+
+/// Runs the sink made by a factory on its own thread.
+pub struct Threaded {
+    tx: Option<SyncSender<Msg>>,
+    handle: Option<JoinHandle<io::Result<()>>>,
+    batch: Vec<Event<'static>>,
+    batch_bytes: usize,
+}
+
+impl Threaded {
+    /// `make` runs on the new thread (so the sink and its writer need not be `Send`).
+    pub fn spawn<F>(make: F) -> io::Result<Threaded>
+    where
+        F: FnOnce() -> Box<dyn Sink> + Send + 'static,
+    {
+        let (tx, rx) = sync_channel::<Msg>(BATCHES_IN_FLIGHT);
+        let handle = std::thread::Builder::new().name("format".into()).spawn(move || {
+            let mut sink = make();
+            for msg in rx {
+                match msg {
+                    Msg::Begin(info) => sink.begin(&info)?,
+                    Msg::CaptureStart(meta) => sink.capture_start(meta),
+                    Msg::Events(events) => {
+                        for ev in &events {
+                            sink.event(ev)?;
+                        }
+                    }
+                    Msg::End(totals) => sink.end(&totals)?,
+                }
+            }
+            Ok(())
+        })?;
+        Ok(Threaded {
+            tx: Some(tx),
+            handle: Some(handle),
+            batch: Vec::with_capacity(BATCH_EVENTS),
+            batch_bytes: 0,
+        })
+    }
+
+    fn send(&mut self, msg: Msg) -> io::Result<()> {
+        let sent = self.tx.as_ref().map(|tx| tx.send(msg).is_ok()).unwrap_or(false);
+        if sent {
+            Ok(())
+        } else {
+            // The formatting thread stopped: its error (a closed pipe, say) is the answer.
+            Err(self.join().err().unwrap_or_else(|| io::Error::other("output thread stopped")))
+        }
+    }
+
+    fn flush_batch(&mut self) -> io::Result<()> {
+        if self.batch.is_empty() {
+            return Ok(());
+        }
+        let events = std::mem::replace(&mut self.batch, Vec::with_capacity(BATCH_EVENTS));
+        self.batch_bytes = 0;
+        self.send(Msg::Events(events))
+    }
+
+    /// Waits for the formatting thread and returns its result.
+    fn join(&mut self) -> io::Result<()> {
+        self.tx = None;
+        match self.handle.take() {
+            Some(h) => h.join().unwrap_or_else(|_| Err(io::Error::other("output thread panicked"))),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Sink for Threaded {
+    fn begin(&mut self, info: &RunInfo) -> io::Result<()> {
+        self.send(Msg::Begin(info.clone()))
+    }
+
+    fn capture_start(&mut self, first: Meta) {
+        // An error here shows at the next event.
+        let _ = self.flush_batch().and_then(|()| self.send(Msg::CaptureStart(first)));
+    }
+
+    fn event(&mut self, ev: &Event<'_>) -> io::Result<()> {
+        let owned = ev.clone().into_owned();
+        self.batch_bytes += payload_len(&owned);
+        self.batch.push(owned);
+        if self.batch.len() >= BATCH_EVENTS || self.batch_bytes >= BATCH_BYTES {
+            self.flush_batch()?;
+        }
+        Ok(())
+    }
+
+    fn end(&mut self, totals: &RunTotals) -> io::Result<()> {
+        self.flush_batch()?;
+        self.send(Msg::End(Box::new(totals.clone())))?;
+        self.join()
+    }
+}
+
+impl Drop for Threaded {
+    fn drop(&mut self) {
+        let _ = self.join();
+    }
+}
+
+fn payload_len(ev: &Event<'_>) -> usize {
+    match ev {
+        Event::Frame(f) => f.payload.len(),
+        Event::Message(m) => m.payload.len(),
+        _ => 0,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::ProblemRecord;
+    use std::sync::{Arc, Mutex};
+
+    /// Records what it was given, as text, into a shared log.
+    struct Log(Arc<Mutex<Vec<String>>>, Option<usize>);
+
+    impl Sink for Log {
+        fn begin(&mut self, info: &RunInfo) -> io::Result<()> {
+            self.0.lock().unwrap().push(format!("begin {}", info.view));
+            Ok(())
+        }
+        fn event(&mut self, ev: &Event<'_>) -> io::Result<()> {
+            let mut log = self.0.lock().unwrap();
+            if Some(log.len()) == self.1 {
+                return Err(io::Error::from(io::ErrorKind::BrokenPipe));
+            }
+            log.push(format!("event {}", ev.packet()));
+            Ok(())
+        }
+        fn end(&mut self, totals: &RunTotals) -> io::Result<()> {
+            self.0.lock().unwrap().push(format!("end {}", totals.packets));
+            Ok(())
+        }
+    }
+
+    fn problem(packet: u64) -> Event<'static> {
+        Event::Problem(ProblemRecord {
+            meta: Meta { packet, ..Meta::default() },
+            stream: None,
+            from: None,
+            code: crate::problem::ProblemCode::ConnectionLimit,
+            detail: String::new(),
+        })
+    }
+
+    #[test]
+    fn passes_everything_on_in_order() {
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let shared = log.clone();
+        let mut sink =
+            Threaded::spawn(move || Box::new(Log(shared, None)) as Box<dyn Sink>).unwrap();
+        sink.begin(&RunInfo { view: "frames", inputs: vec![] }).unwrap();
+        for p in 1..=2000 {
+            sink.event(&problem(p)).unwrap();
+        }
+        sink.end(&RunTotals { packets: 2000, ..RunTotals::default() }).unwrap();
+        let log = log.lock().unwrap();
+        assert_eq!(log.len(), 2002);
+        assert_eq!(log[0], "begin frames");
+        assert!(log[1..2001].iter().enumerate().all(|(i, l)| *l == format!("event {}", i + 1)));
+        assert_eq!(log[2001], "end 2000");
+    }
+
+    #[test]
+    fn an_output_error_reaches_the_dissecting_thread() {
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let shared = log.clone();
+        let mut sink =
+            Threaded::spawn(move || Box::new(Log(shared, Some(10))) as Box<dyn Sink>).unwrap();
+        sink.begin(&RunInfo::default()).unwrap();
+        let mut result = Ok(());
+        for p in 1..=100_000 {
+            result = sink.event(&problem(p));
+            if result.is_err() {
+                break;
+            }
+        }
+        let result = result.and_then(|()| sink.end(&RunTotals::default()));
+        assert_eq!(result.unwrap_err().kind(), io::ErrorKind::BrokenPipe);
+    }
+}
