@@ -44,6 +44,7 @@ const GOLDEN: &[(&str, &str, &[&str])] = &[
     ("node-socketio", "frames.txt", &[]),
     ("node-socketio", "messages.txt", &["messages"]),
     ("node-socketio", "conns-all.txt", &["conns", "--all"]),
+    ("node-socketio", "follow-3-pretty.txt", &["follow", "3", "--pretty"]),
     ("node-socketio-v2", "messages.txt", &["messages"]),
     ("node-mqtt", "messages.txt", &["messages"]),
     ("node-stomp", "follow-0.txt", &["follow", "0"]),
