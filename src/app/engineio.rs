@@ -132,7 +132,8 @@ impl EngineIo {
                     if let Some(sid) = v.get("sid").and_then(Value::as_str) {
                         app.set("sid", sid);
                         app.summary.push_str(&format!(" sid={sid}"));
-                        self.sid = Some(sid.to_owned());
+                        // Kept for the connection record: bounded like the sid table's keys.
+                        self.sid = Some(super::cut(sid, super::polling::MAX_SID_KEY).to_owned());
                     }
                     app.set("data", v);
                 }

@@ -226,6 +226,15 @@ pub fn preview(b: &[u8], max: usize) -> String {
     }
 }
 
+/// At most `max` bytes of `s`, on a character boundary.
+pub fn cut(s: &str, max: usize) -> &str {
+    let mut end = s.len().min(max);
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
+}
+
 /// JSON in compact form for summaries, cut to `max` characters.
 pub fn compact(v: &Value, max: usize) -> String {
     let s = v.to_string();

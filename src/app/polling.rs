@@ -11,15 +11,24 @@
 //! carried each session so that the WebSocket's connection record can name them.
 
 use super::engineio::{is_engineio_path, query_param, EngineIo};
-use super::{App, Decoded};
+use super::{cut, App, Decoded};
 use crate::tcp::Side;
 use std::collections::{HashMap, VecDeque};
 
 /// Requests awaiting their response per connection (HTTP pipelining is rare; bounded anyway).
-const MAX_WAITING: usize = 16;
+const MAX_WAITING: usize = 4;
+/// Bytes of a request target kept for the records of its packets (per-connection memory).
+const MAX_PATH: usize = 1024;
 /// Sessions remembered per run, and streams per session.
 const MAX_SIDS: usize = 10_000;
 const MAX_STREAMS_PER_SID: usize = 64;
+/// Bytes of a `sid` used as its key: real ones are about 20 characters, and a request
+/// target may be 64 KiB, which times `MAX_SIDS` would be too much to remember.
+pub const MAX_SID_KEY: usize = 64;
+
+fn key(sid: &str) -> &str {
+    cut(sid, MAX_SID_KEY)
+}
 
 /// Whether a request target is an Engine.IO long-polling request.
 pub fn is_polling_request(path: &str) -> bool {
@@ -83,9 +92,10 @@ impl Polling {
     /// A request head; `body_len` bytes of body follow it.
     pub fn request(&mut self, method: &str, path: &str, body_len: u64) {
         if let Some(sid) = query_param(path, "sid") {
-            self.sid = Some(sid.to_owned());
+            self.sid = Some(key(sid).to_owned());
         }
-        let req = Request { method: method.to_owned(), path: path.to_owned() };
+        let req =
+            Request { method: cut(method, 16).to_owned(), path: cut(path, MAX_PATH).to_owned() };
         if self.waiting.len() >= MAX_WAITING {
             self.waiting.pop_front();
         }
@@ -124,7 +134,7 @@ impl Polling {
         sessions: &mut SidTable,
     ) -> Vec<PollPacket> {
         let Some(body) = self.body[idx(from)].take() else { return Vec::new() };
-        let query_sid = query_param(&body.req.path, "sid").map(str::to_owned);
+        let query_sid = query_param(&body.req.path, "sid").map(|s| key(s).to_owned());
         let packet = |raw: String, d: Decoded, sid: Option<String>| {
             let mut app = d.app.unwrap_or_else(|| App::new("engine.io"));
             if let Some(e) = &d.error {
@@ -158,7 +168,7 @@ impl Polling {
         let mut out = Vec::with_capacity(decoded.len());
         for (raw, d) in decoded {
             if let Some(sid) = d.app.as_ref().and_then(|a| a.fields.get("sid")?.as_str()) {
-                self.sid = Some(sid.to_owned());
+                self.sid = Some(key(sid).to_owned());
             }
             let sid = query_sid.clone().or_else(|| self.sid.clone());
             out.push(packet(raw, d, sid));
@@ -183,6 +193,7 @@ pub struct SidTable {
 
 impl SidTable {
     fn entry(&mut self, sid: &str) -> &mut SessionState {
+        let sid = key(sid);
         if !self.sessions.contains_key(sid) {
             if self.order.len() >= MAX_SIDS {
                 if let Some(old) = self.order.pop_front() {
@@ -208,7 +219,7 @@ impl SidTable {
 
     /// Streams of the session, in the order they were first seen.
     pub fn streams(&self, sid: &str) -> &[u64] {
-        self.sessions.get(sid).map_or(&[], |s| s.streams.as_slice())
+        self.sessions.get(key(sid)).map_or(&[], |s| s.streams.as_slice())
     }
 }
 
@@ -268,5 +279,9 @@ mod tests {
         }
         assert!(t.streams("a").is_empty());
         assert!(t.sessions.len() <= MAX_SIDS);
+        let long = "é".repeat(1000);
+        t.add(&long, 9);
+        assert_eq!(t.streams(&long), &[9]);
+        assert!(t.sessions.keys().all(|k| k.len() <= MAX_SID_KEY));
     }
 }
