@@ -5,6 +5,7 @@
 //! [`Sequencer`], which keeps records in capture order while a connection's nature is still
 //! unknown (its SYN records are only worth printing once it turns out to be WebSocket).
 
+use crate::app::polling::SidTable;
 use crate::capture::{CaptureNotice, CaptureRecord, LinkType, TsPrecision};
 use crate::decode::TcpSegment;
 use crate::decode::{DecodeNotice, Decoded, Decoder};
@@ -29,6 +30,7 @@ pub struct Dissector<'s> {
     opts: Options,
     out: Sequencer<'s>,
     acct: Accounting,
+    sids: SidTable,
     totals: RunTotals,
     unsupported_links: BTreeSet<u32>,
     last_meta: Meta,
@@ -44,6 +46,7 @@ impl<'s> Dissector<'s> {
             out: Sequencer::new(sink, all),
             opts,
             acct: Accounting::default(),
+            sids: SidTable::default(),
             totals: RunTotals::default(),
             unsupported_links: BTreeSet::new(),
             last_meta: Meta::default(),
@@ -89,8 +92,9 @@ impl<'s> Dissector<'s> {
                 let out = &mut self.out;
                 let acct = &mut self.acct;
                 let keys = &mut self.keys;
+                let sids = &mut self.sids;
                 let stream = self.flows.process(pkt, &seg, |info, conn, ev| {
-                    let mut ctx = Ctx { opts, out, acct };
+                    let mut ctx = Ctx { opts, out, acct, sids };
                     conn.on_tcp(info, meta, ev, &mut ctx, keys)
                 });
                 if self.out.all {
@@ -196,8 +200,9 @@ impl<'s> Dissector<'s> {
         let out = &mut self.out;
         let acct = &mut self.acct;
         let keys = &mut self.keys;
+        let sids = &mut self.sids;
         self.flows.finish(pkt, |info, conn, ev| {
-            let mut ctx = Ctx { opts, out, acct };
+            let mut ctx = Ctx { opts, out, acct, sids };
             conn.on_tcp(info, meta, ev, &mut ctx, keys)
         });
         self.out.drain_all();
@@ -247,7 +252,8 @@ impl Conn {
         let outputs = self.tls.take_outputs();
         let tls = self.tls.info().cloned();
         let mut annotated = Annotate { inner: &mut *ctx.out, tls: tls.as_ref() };
-        let mut actx = Ctx { opts: ctx.opts, out: &mut annotated, acct: &mut *ctx.acct };
+        let mut actx =
+            Ctx { opts: ctx.opts, out: &mut annotated, acct: &mut *ctx.acct, sids: &mut *ctx.sids };
         if step == Step::Pass && !matches!(ev, TcpEvent::Closed { .. }) {
             feedback = self.session.on_tcp(info, meta, ev, &mut actx);
             self.tls_outputs(info, meta, outputs, &mut actx, &mut handed_on);

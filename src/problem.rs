@@ -116,6 +116,7 @@ problem_codes! {
     TlsUnsupportedCipher => "tls-unsupported-cipher", Warning, "the TLS version or cipher suite is not one wsdissect decrypts (TLS 1.2 and 1.3 with AES-GCM or ChaCha20-Poly1305, and TLS 1.2 AES-CBC)";
     TlsMalformed => "tls-malformed", Error, "bytes of a TLS connection are not valid TLS records or handshake messages; the rest of that direction is skipped";
     UndecodableData => "undecodable-data", Warning, "stream bytes that are neither an HTTP upgrade nor WebSocket frames; they were skipped";
+    AppDecodeError => "app-decode-error", Warning, "a message (or polling payload) of the connection's application protocol (Socket.IO, MQTT, STOMP, GraphQL) did not decode; it is reported as it is";
     Resync => "resync", Warning, "after a gap or a mid-stream start, bytes were skipped to reach the next plausible frame boundary";
 }
 

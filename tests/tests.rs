@@ -1,5 +1,6 @@
 //! End-to-end tests: the built binary on `testdata/` and `../shared/captures/`.
 
+mod apps;
 mod cases;
 mod ci;
 mod cli;

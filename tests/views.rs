@@ -55,6 +55,15 @@ const GOLDEN: &[(&str, &str, &[&str])] = &[
             "testdata/node-wss-tls12-aes128gcm/keylog.txt",
         ],
     ),
+    ("node-socketio", "frames.txt", &[]),
+    ("node-socketio", "messages.txt", &["messages"]),
+    ("node-socketio", "conns-all.txt", &["conns", "--all"]),
+    ("node-socketio", "follow-3-pretty.txt", &["follow", "3", "--pretty"]),
+    ("node-socketio-v2", "messages.txt", &["messages"]),
+    ("node-mqtt", "messages.txt", &["messages"]),
+    ("node-stomp", "follow-0.txt", &["follow", "0"]),
+    ("node-graphql", "follow-0-pretty.txt", &["follow", "0", "--pretty"]),
+    ("crafted-app-errors", "messages.txt", &["messages"]),
 ];
 
 #[test]

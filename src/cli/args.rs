@@ -220,6 +220,12 @@ pub struct Common {
     #[arg(long = "grep", value_name = "PATTERN", global = true)]
     pub grep: Option<String>,
 
+    /// Only messages (and their frames, and polling packets) where PATH exists, or equals
+    /// VALUE: `app.event=msg`, `app.mqtt=PUBLISH`, `json.type=subscribe`; repeatable, all must
+    /// hold. `app.` paths look into the decoded application packet, `json.` into JSON text.
+    #[arg(long = "where", value_name = "PATH[=VALUE]", global = true)]
+    pub wheres: Vec<String>,
+
     /// Stop after this many packets.
     #[arg(short = 'c', long = "count", value_name = "N", global = true)]
     pub count: Option<u64>,

@@ -265,6 +265,11 @@ fn filter_spec(c: &Common) -> Result<FilterSpec, String> {
         }),
         opcodes,
         grep,
+        wheres: c
+            .wheres
+            .iter()
+            .map(|w| crate::sink::filter::Where::parse(w))
+            .collect::<Result<_, _>>()?,
         only_problems: c.problems,
     })
 }

@@ -513,6 +513,7 @@ impl DirState {
             payload: Cow::Borrowed(&kept),
             payload_is_text,
             payload_missing: missing,
+            app: None,
             problems,
         };
         ctx.out.emit(Event::Frame(record));
@@ -608,6 +609,8 @@ impl DirState {
             payload,
             is_text,
             payload_missing: msg.missing.saturating_add(not_kept),
+            json: false,
+            app: None,
             problems: msg.problems,
         }));
     }
@@ -647,7 +650,7 @@ fn validate_text(msg: &mut MessageInProgress, from: usize) {
     }
 }
 
-fn push_once(problems: &mut Vec<ProblemCode>, code: ProblemCode) {
+pub(super) fn push_once(problems: &mut Vec<ProblemCode>, code: ProblemCode) {
     if !problems.contains(&code) {
         problems.push(code);
     }
