@@ -64,6 +64,8 @@ pub struct TcpRecord {
     pub src: Endpoint,
     pub dst: Endpoint,
     pub kind: TcpKind,
+    /// A FIN or RST packet that also had ACK set (text views show `[FIN, ACK]`).
+    pub ack: bool,
     /// Stream bytes concerned (gap length, retransmitted bytes), when meaningful.
     pub bytes: Option<u64>,
     pub problems: Vec<ProblemCode>,

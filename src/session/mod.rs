@@ -215,14 +215,16 @@ impl Session {
             TcpEvent::Opened => {}
             TcpEvent::Syn { from } => self.tcp_record(TcpKind::Syn, from, None, meta, ctx),
             TcpEvent::SynAck { from } => self.tcp_record(TcpKind::SynAck, from, None, meta, ctx),
-            TcpEvent::Fin { from } => {
+            TcpEvent::Fin { from, ack } => {
                 self.fin_seen[idx(from)] = true;
                 self.first_fin_from.get_or_insert(from);
-                self.tcp_record(TcpKind::Fin, from, None, meta, ctx);
+                let rec = TcpRecord { ack, ..self.make_tcp(TcpKind::Fin, from, None, meta) };
+                ctx.out.emit(Event::Tcp(rec));
             }
-            TcpEvent::Rst { from } => {
+            TcpEvent::Rst { from, ack } => {
                 self.rst_from.get_or_insert(from);
-                self.tcp_record(TcpKind::Rst, from, None, meta, ctx);
+                let rec = TcpRecord { ack, ..self.make_tcp(TcpKind::Rst, from, None, meta) };
+                ctx.out.emit(Event::Tcp(rec));
             }
             TcpEvent::Keepalive { from } => {
                 self.keepalives += 1;
@@ -298,6 +300,7 @@ impl Session {
             src: ends.src(from),
             dst: ends.dst(from),
             kind,
+            ack: false,
             bytes,
             problems: Vec::new(),
         }

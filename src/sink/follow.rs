@@ -304,7 +304,9 @@ impl<W: Write> FollowSink<W> {
             Event::Tcp(r) if !self.opts.normalize => {
                 let what = match r.kind {
                     TcpKind::Syn => "[SYN]".to_string(),
+                    TcpKind::Fin if r.ack => "[FIN, ACK]".into(),
                     TcpKind::Fin => "[FIN]".into(),
+                    TcpKind::Rst if r.ack => "[RST, ACK]".into(),
                     TcpKind::Rst => "[RST]".into(),
                     TcpKind::Gap => format!("[TCP gap: {} bytes missing]", r.bytes.unwrap_or(0)),
                     TcpKind::Keepalive => "[TCP Keep-Alive]".into(),

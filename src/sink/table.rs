@@ -434,7 +434,9 @@ impl<W: Write> Sink for TableSink<W> {
                 let info = match r.kind {
                     TcpKind::Syn => "[SYN]".to_string(),
                     TcpKind::SynAck => "[SYN, ACK]".to_string(),
+                    TcpKind::Fin if r.ack => "[FIN, ACK]".to_string(),
                     TcpKind::Fin => "[FIN]".to_string(),
+                    TcpKind::Rst if r.ack => "[RST, ACK]".to_string(),
                     TcpKind::Rst => "[RST]".to_string(),
                     TcpKind::Keepalive => "[TCP Keep-Alive]".to_string(),
                     TcpKind::KeepaliveAck => "[TCP Keep-Alive ACK]".to_string(),

@@ -82,11 +82,14 @@ pub enum TcpEvent<'a> {
     SynAck {
         from: Side,
     },
+    /// `ack`: the packet that carried the FIN also had ACK set (Wireshark's `[FIN, ACK]`).
     Fin {
         from: Side,
+        ack: bool,
     },
     Rst {
         from: Side,
+        ack: bool,
     },
     /// Segment at next_seq-1 carrying 0 or 1 byte, sent to keep the connection alive.
     Keepalive {

@@ -62,6 +62,9 @@ struct Out<'c, S, F> {
     client_idx: &'c mut usize,
     state: &'c mut S,
     cb: &'c mut F,
+    /// The segment being processed carries FIN and ACK: a FIN it delivers shows as
+    /// `[FIN, ACK]` (a FIN released later, after a hole is filled, has no flags of its own).
+    fin_ack: bool,
 }
 
 impl<S, F> Out<'_, S, F>
@@ -95,7 +98,7 @@ where
                 TcpEvent::OverlapConflict { from, offset, len }
             }
             DirOut::BufferLimit => TcpEvent::StreamBufferLimit { from },
-            DirOut::Fin => TcpEvent::Fin { from },
+            DirOut::Fin => TcpEvent::Fin { from, ack: std::mem::take(&mut self.fin_ack) },
         };
         self.send(ev);
     }
@@ -164,6 +167,7 @@ impl<S: Default> FlowTable<S> {
                     client_idx: &mut c.client_idx,
                     state: &mut c.state,
                     cb: &mut on_event,
+                    fin_ack: false,
                 };
                 out.send(TcpEvent::Opened);
                 s
@@ -189,7 +193,8 @@ impl<S: Default> FlowTable<S> {
             closed,
             ..
         } = c;
-        let mut out = Out { info, client_idx, state, cb: &mut on_event };
+        let fin_ack = seg.flags.fin() && seg.flags.ack();
+        let mut out = Out { info, client_idx, state, cb: &mut on_event, fin_ack };
         let from = out.side(idx);
         let seq = SeqNum(seg.seq);
         let flags = seg.flags;
@@ -210,7 +215,7 @@ impl<S: Default> FlowTable<S> {
                 d.flush(GapReason::ConnectionEnd, &mut |o| out.dir(i, o));
             }
             let from = out.side(idx);
-            out.send(TcpEvent::Rst { from });
+            out.send(TcpEvent::Rst { from, ack: flags.ack() });
             out.send(TcpEvent::Closed { reason: CloseReason::Rst });
             *rst = true;
             *closed = true;
@@ -366,7 +371,7 @@ impl<S: Default> FlowTable<S> {
         }
         c.closed = true;
         let Connection { info, client_idx, dirs, state, .. } = c;
-        let mut out = Out { info, client_idx, state, cb: on_event };
+        let mut out = Out { info, client_idx, state, cb: on_event, fin_ack: false };
         for (i, d) in dirs.iter_mut().enumerate() {
             d.flush(GapReason::ConnectionEnd, &mut |o| out.dir(i, o));
         }
@@ -402,7 +407,7 @@ impl<S: Default> FlowTable<S> {
         if was_open {
             if let Some(c) = self.slots.get_mut(victim).and_then(Option::as_mut) {
                 let Connection { info, client_idx, state, .. } = c;
-                let mut out = Out { info, client_idx, state, cb: &mut *on_event };
+                let mut out = Out { info, client_idx, state, cb: &mut *on_event, fin_ack: false };
                 out.send(TcpEvent::ConnectionLimit);
             }
             self.close_slot(victim, pkt, CloseReason::Evicted, on_event);
