@@ -577,9 +577,12 @@ impl DirState {
         }
         let kept_len = msg.kept.len() as u64;
         let not_kept = msg.len.saturating_sub(kept_len);
+        // Every kept byte went through the streaming validator; only a message cut short
+        // (by a limit, or unfinished) may end inside a character and needs another look.
+        let validated_whole = !incomplete && !msg.utf8_failed && kept_len == msg.len;
         let is_text = msg.opcode == OpCode::Text
             && !msg.problems.contains(&ProblemCode::InvalidUtf8)
-            && crate::ws::utf8::is_valid(&msg.kept);
+            && (validated_whole || crate::ws::utf8::is_valid(&msg.kept));
         let stats = &mut self.stats;
         stats.messages += 1;
         stats.app_bytes = stats.app_bytes.saturating_add(msg.len);
