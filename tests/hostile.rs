@@ -368,7 +368,8 @@ fn one_websocket_connection_among_200000_half_open_ones() {
     let p = path.to_string_lossy().into_owned();
     // At the default limit (100,000 connections) half of the flood is evicted, and the
     // connection carrying WebSocket is kept: eviction takes connections without payload first.
-    let recs = run_json(&["messages", "--json", &p], 0, 256);
+    // 100,000 tracked connections take about 210 MiB.
+    let recs = run_json(&["messages", "--json", &p], 0, 320);
     assert_eq!(texts(&recs), ["before the flood", "after the flood", "still here"]);
     assert!(problems(&recs, "connection-limit") >= 100_000, "{}", end(&recs));
     assert!(limits_hit(&recs).contains(&"max-connections"));
