@@ -214,6 +214,11 @@ fn captures_truncated_mid_record() {
             ["hello", "hello back, with a longer reply to cut at the snaplen"]
         );
     }
+    // A block past the largest one read is corruption, found within the 64 MiB read.
+    let recs = run_json(&["--json", &hostile("pcapng-huge-block.pcapng.gz")], 2, 128);
+    let errors = end(&recs)["errors"].as_array().unwrap();
+    assert!(errors[0].as_str().unwrap().contains("larger than 64 MiB"), "{errors:?}");
+    assert_eq!(texts(&recs).len(), 2);
     let recs = run_json(
         &["--json", &testdata("file-truncated/capture.pcap").to_string_lossy()],
         2,
