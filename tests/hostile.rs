@@ -214,6 +214,11 @@ fn captures_truncated_mid_record() {
             ["hello", "hello back, with a longer reply to cut at the snaplen"]
         );
     }
+    // A block past the largest one read is corruption, found within the 64 MiB read.
+    let recs = run_json(&["--json", &hostile("pcapng-huge-block.pcapng.gz")], 2, 128);
+    let errors = end(&recs)["errors"].as_array().unwrap();
+    assert!(errors[0].as_str().unwrap().contains("larger than 64 MiB"), "{errors:?}");
+    assert_eq!(texts(&recs).len(), 2);
     let recs = run_json(
         &["--json", &testdata("file-truncated/capture.pcap").to_string_lossy()],
         2,
@@ -368,7 +373,8 @@ fn one_websocket_connection_among_200000_half_open_ones() {
     let p = path.to_string_lossy().into_owned();
     // At the default limit (100,000 connections) half of the flood is evicted, and the
     // connection carrying WebSocket is kept: eviction takes connections without payload first.
-    let recs = run_json(&["messages", "--json", &p], 0, 256);
+    // 100,000 tracked connections take about 210 MiB.
+    let recs = run_json(&["messages", "--json", &p], 0, 320);
     assert_eq!(texts(&recs), ["before the flood", "after the flood", "still here"]);
     assert!(problems(&recs, "connection-limit") >= 100_000, "{}", end(&recs));
     assert!(limits_hit(&recs).contains(&"max-connections"));

@@ -193,6 +193,10 @@ def pcapng_absurd():
     save("pcapng-unknown-interface.pcapng", cap.buf)
     absurd = struct.pack("<II", 6, 0xFFFF_FFF0) + struct.pack("<IIIII", 0, 0, 0, 60, 60)
     save("pcapng-absurd-length.pcapng", good + absurd + b"\0" * 200)
+    # A block that claims 1 GiB and whose bytes keep coming (zeros, gzip'd) past the largest
+    # block wsdissect reads.
+    huge = struct.pack("<II", 6, 1 << 30) + struct.pack("<IIIII", 0, 0, 0, 60, 60)
+    save("pcapng-huge-block.pcapng", good + huge + b"\0" * (65 << 20), gz=True)
 
 
 def snaplen_64():
