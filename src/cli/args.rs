@@ -256,9 +256,9 @@ pub struct Common {
     #[arg(long, value_enum, default_value_t = ColorMode::Auto, global = true)]
     pub color: ColorMode,
 
-    /// Threads: with 2 or more, records are formatted on a second thread while the first
-    /// dissects (output is byte-identical to -j 1). 0, the default, uses 2 when the machine
-    /// has two cores or more; live capture always uses 1.
+    /// Threads: with 2 or more, JSON records are formatted on a second thread while the
+    /// first dissects (output is byte-identical to -j 1). 0, the default, uses 2 when the
+    /// machine has two cores or more; text tables and live capture always use 1.
     #[arg(short = 'j', long = "jobs", value_name = "N", default_value_t = 0, global = true)]
     pub jobs: usize,
 

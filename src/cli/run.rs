@@ -127,14 +127,16 @@ fn view_sink(config: &Config, view: &View) -> impl FnOnce(Box<dyn Write>) -> Box
 }
 
 /// Whether records are formatted on a second thread (`-j`): only where formatting is a large
-/// part of the work (every frame or message printed), and never live, where each record
-/// must show the moment it completes.
+/// part of the work (JSON of every frame or message, whole payloads escaped and encoded; the
+/// tables print previews, and handing records over cost more than it saved), and never live,
+/// where each record must show the moment it completes.
 fn formats_on_own_thread(config: &Config, view: &View) -> bool {
     let jobs = match config.jobs {
         0 => std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
         n => n,
     };
     jobs >= 2
+        && config.json
         && matches!(config.source, Source::Files(_))
         && matches!(view, View::Frames | View::Messages)
 }
