@@ -28,7 +28,8 @@ fuzz_target!(|data: &[u8]| {
         max_scan_window: 4 << 10,
         max_pending_pings: 4,
     };
-    let opts = Options { limits, keep_frame_payload: true, keep_message_payload: true };
+    let opts =
+        Options { limits, keep_frame_payload: true, keep_message_payload: true, mark_json: true };
     let mut sink = NullSink::default();
     let mut dissector = Dissector::new(opts, data.len() % 2 == 1, &mut sink);
     let mut packets = 0u64;

@@ -7,6 +7,7 @@
 
 use libfuzzer_sys::fuzz_target;
 use std::net::{IpAddr, Ipv4Addr};
+use wsdissect::app::polling::SidTable;
 use wsdissect::capture::Timestamp;
 use wsdissect::event::{Event, Meta};
 use wsdissect::session::{Accounting, Ctx, Emitter, Options, Session};
@@ -39,6 +40,7 @@ struct Conn {
     opts: Options,
     out: Out,
     acct: Accounting,
+    sids: SidTable,
     packet: u64,
 }
 
@@ -58,7 +60,12 @@ impl Conn {
             ts: Timestamp::new(self.packet as i64, 0),
             ..Meta::default()
         };
-        let mut ctx = Ctx { opts: &self.opts, out: &mut self.out, acct: &mut self.acct };
+        let mut ctx = Ctx {
+            opts: &self.opts,
+            out: &mut self.out,
+            acct: &mut self.acct,
+            sids: &mut self.sids,
+        };
         let fb = self.session.on_tcp(&self.info, meta, ev, &mut ctx);
         if fb == Feedback::SwapRoles && !self.info.roles_from_syn {
             std::mem::swap(&mut self.info.client, &mut self.info.server);
@@ -74,6 +81,7 @@ fuzz_target!(|data: &[u8]| {
         limits: session_limits(o),
         keep_frame_payload: o & 1 != 0,
         keep_message_payload: o & 2 != 0,
+        mark_json: o & 4 != 0,
     };
     let a = Endpoint { addr: IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1)), port: 40000 };
     let b = Endpoint { addr: IpAddr::V4(Ipv4Addr::new(10, 0, 0, 2)), port: 80 };
@@ -91,6 +99,7 @@ fuzz_target!(|data: &[u8]| {
         opts,
         out: Out::default(),
         acct: Accounting::default(),
+        sids: SidTable::default(),
         packet: 0,
     };
     c.send(TcpEvent::Opened);
@@ -128,11 +137,11 @@ fuzz_target!(|data: &[u8]| {
             }
             3 => {
                 let from = c.side(side_b);
-                c.send(TcpEvent::Fin { from });
+                c.send(TcpEvent::Fin { from, ack: tag & 0x20 != 0 });
             }
             4 => {
                 let from = c.side(side_b);
-                c.send(TcpEvent::Rst { from });
+                c.send(TcpEvent::Rst { from, ack: tag & 0x20 != 0 });
                 c.send(TcpEvent::Closed { reason: CloseReason::Rst });
                 closed = true;
             }

@@ -182,8 +182,8 @@ fn collect(
     match ev {
         TcpEvent::Data { from, data, .. } => c.events.push((0, b(from), data.to_vec(), 0)),
         TcpEvent::Gap { from, len, .. } => c.events.push((EV_GAP, b(from), Vec::new(), len)),
-        TcpEvent::Fin { from } => c.events.push((EV_FIN, b(from), Vec::new(), 0)),
-        TcpEvent::Rst { from } => c.events.push((EV_RST, b(from), Vec::new(), 0)),
+        TcpEvent::Fin { from, .. } => c.events.push((EV_FIN, b(from), Vec::new(), 0)),
+        TcpEvent::Rst { from, .. } => c.events.push((EV_RST, b(from), Vec::new(), 0)),
         TcpEvent::Closed { .. } => done.push(std::mem::take(c)),
         _ => {}
     }
