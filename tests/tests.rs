@@ -6,5 +6,6 @@ mod cli;
 mod groundtruth;
 mod live;
 mod shared;
+mod tour;
 mod util;
 mod views;

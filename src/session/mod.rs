@@ -8,6 +8,7 @@
 //! matched across the two directions here, and the connection record is built at the end.
 
 mod direction;
+mod pings;
 
 pub use direction::{opcode_slot, DeflateSetup};
 
@@ -30,7 +31,7 @@ use crate::ws::frame::FrameHeader;
 use crate::ws::opcode::OpCode;
 use crate::ws::sniff::{self, FrameScan};
 use direction::{ControlSeen, Direction};
-use std::collections::VecDeque;
+use pings::{PingSeen, Pings};
 
 /// Bytes held per side while deciding what a connection carries.
 const DETECT_WINDOW: usize = 64 << 10;
@@ -158,8 +159,7 @@ pub struct Session {
     keepalives: u64,
     gaps: u64,
     close: Option<CloseState>,
-    pings: [VecDeque<(Vec<u8>, Meta)>; 2],
-    rtts_ms: Vec<f64>,
+    pings: Pings,
     problems: Vec<ProblemCode>,
     stream_bytes: [u64; 2],
     closed: bool,
@@ -375,26 +375,13 @@ impl Session {
                 Some(_) => {}
             },
             ControlSeen::Ping { payload } => {
-                let other = &mut self.pings[idx(from.other())];
-                if let Some(pos) = other.iter().position(|(p, _)| *p == payload) {
-                    other.remove(pos);
+                if self.pings.ping(from, payload, meta) == PingSeen::AnsweredWithPing {
                     self.problem(ProblemCode::PingAnsweredWithPing, Some(from), meta, ctx,
                         "a ping was answered with a ping carrying the same payload instead of a pong".into());
-                    return;
                 }
-                let mine = &mut self.pings[idx(from)];
-                if mine.len() >= MAX_OUTSTANDING_PINGS {
-                    mine.pop_front();
-                }
-                mine.push_back((payload, meta));
             }
             ControlSeen::Pong { payload } => {
-                let other = &mut self.pings[idx(from.other())];
-                if let Some(pos) = other.iter().position(|(p, _)| *p == payload) {
-                    if let Some((_, ping_meta)) = other.remove(pos) {
-                        self.rtts_ms.push(millis_between(ping_meta, meta));
-                    }
-                } else {
+                if !self.pings.pong(from, &payload, meta) {
                     self.problem(
                         ProblemCode::UnsolicitedPong,
                         Some(from),
@@ -896,7 +883,7 @@ impl Session {
             extensions: self.summary.extensions.clone(),
             client_stats,
             server_stats,
-            rtts_ms: std::mem::take(&mut self.rtts_ms),
+            rtts_ms: std::mem::take(&mut self.pings.rtts_ms),
             close,
             tcp_end,
             first_fin_from: self.first_fin_from,
@@ -907,7 +894,7 @@ impl Session {
         })));
         // The connection's state is no longer needed; free it before the table does.
         self.dirs = None;
-        self.pings = Default::default();
+        self.pings.clear();
     }
 }
 

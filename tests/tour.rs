@@ -1,0 +1,95 @@
+//! The README's tour: five classic WebSocket systems as tutorials write them, recorded on
+//! loopback (`testdata/gen/tour/`, `record.py tour-*`), and what wsdissect must say about
+//! each, bugs included. `cases.rs` checks the messages against each `truth.json`; these
+//! tests check what the tour shows on top of that.
+
+use crate::cases::capture_in;
+use crate::util::*;
+use serde_json::Value;
+use std::process::Command;
+
+fn capture(case: &str) -> String {
+    capture_in(&testdata(case)).to_string_lossy().into_owned()
+}
+
+fn json(case: &str, extra: &[&str]) -> Vec<Value> {
+    json_of(&capture_in(&testdata(case)), extra)
+}
+
+fn table(args: &[&str], case: &str) -> String {
+    let cap = capture(case);
+    let out = Command::new(bin())
+        .args(args)
+        .args(["--color", "never", &cap])
+        .env("COLUMNS", "250")
+        .output()
+        .unwrap();
+    assert!(out.status.code().is_some_and(|c| c <= 1), "{args:?} {case}: {:?}", out.status);
+    String::from_utf8(out.stdout).unwrap()
+}
+
+fn codes(r: &Value) -> Vec<&str> {
+    r["problems"]
+        .as_array()
+        .map(|a| a.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default()
+}
+
+fn problem_records<'a>(recs: &'a [Value], code: &str) -> Vec<&'a Value> {
+    recs.iter().filter(|r| r["type"] == "problem" && r["code"] == code).collect()
+}
+
+/// System 3: a server on Node's `upgrade` event with its own framing code.
+#[test]
+fn tour_upgrade_event_server() {
+    let case = "tour-upgrade-event";
+    let recs = json(case, &["--conns"]);
+    let hs = of_type(&recs, "handshake");
+    assert_eq!(hs.len(), 2);
+    for h in &hs {
+        assert_eq!(h["status"], 101);
+        assert_eq!(h["reason"], "Web Socket Protocol Handshake");
+        assert_eq!(h["accept_ok"], true);
+        // `Upgrade: WebSocket` is legal (the token is case-insensitive) but noted.
+        assert!(codes(h).is_empty(), "{h}");
+        let notes: Vec<&str> =
+            h["notes"].as_array().unwrap().iter().filter_map(Value::as_str).collect();
+        assert!(notes.contains(&"Upgrade value \"WebSocket\""), "{notes:?}");
+    }
+    // Every length form the server's encoder writes, the 64-bit one as two 32-bit words.
+    let server_frames: Vec<&Value> =
+        of_type(&recs, "frame").into_iter().filter(|f| f["from"] == "server").collect();
+    for (form, len) in [(7, 5), (16, 300), (64, 70000)] {
+        assert!(
+            server_frames.iter().any(|f| f["len_form"] == form && f["payload_len"] == len),
+            "no server frame of {len} bytes in the {form}-bit form"
+        );
+    }
+    assert!(server_frames.iter().all(|f| codes(f).is_empty()), "minimal lengths, unmasked");
+    // The ping answered with a ping, and the client's pong to that ping is no surprise.
+    let pp = problem_records(&recs, "ping-answered-with-ping");
+    assert_eq!(pp.len(), 1);
+    assert_eq!(pp[0]["from"], "server");
+    assert!(problem_records(&recs, "unsolicited-pong").is_empty());
+    // Close codes of both connections, and who closed.
+    let conns = of_type(&recs, "connection");
+    let closes: Vec<(u64, &str)> = conns
+        .iter()
+        .map(|c| (c["close"]["code"].as_u64().unwrap(), c["close"]["initiator"].as_str().unwrap()))
+        .collect();
+    assert_eq!(closes, vec![(1009, "server"), (1002, "server")]);
+    assert_eq!(conns[0]["rtt_ms"].as_array().unwrap().len(), 1, "the pong to the server's ping");
+    let reserved: Vec<&Value> =
+        of_type(&recs, "frame").into_iter().filter(|f| f["opcode"] == 3).collect();
+    assert_eq!(reserved.len(), 1);
+    assert_eq!(
+        (&reserved[0]["from"], codes(reserved[0])),
+        (&"client".into(), vec!["reserved-opcode"])
+    );
+    // The table names the close codes and shows the quirks.
+    let t = table(&[], case);
+    assert!(t.contains("WebSocket Close [FIN] 1009 (Message Too Big) \"message too big\""), "{t}");
+    assert!(t.contains("WebSocket Close [FIN] 1002 (Protocol Error) \"unknown opcode 3\""), "{t}");
+    assert!(t.contains("[ping-answered-with-ping]"), "{t}");
+    assert!(t.contains("101 Web Socket Protocol Handshake (accept ok) note:"), "{t}");
+}
