@@ -93,3 +93,54 @@ fn tour_upgrade_event_server() {
     assert!(t.contains("[ping-answered-with-ping]"), "{t}");
     assert!(t.contains("101 Web Socket Protocol Handshake (accept ok) note:"), "{t}");
 }
+
+/// System 4: a raw-socket Python server that selects a subprotocol nobody offered.
+#[test]
+fn tour_python_raw_socket_server() {
+    let case = "tour-python-raw";
+    let recs = json(case, &["--conns"]);
+    let hs = of_type(&recs, "handshake");
+    assert_eq!(hs.len(), 1);
+    let h = hs[0];
+    assert_eq!(codes(h), vec!["protocol-not-offered"]);
+    assert_eq!(
+        (h["protocol"].as_str(), h["protocols_offered"].as_array().unwrap().len()),
+        (Some("chat"), 0)
+    );
+    assert_eq!(h["accept_ok"], true, "the hand-computed accept key is right");
+    // The pre-RFC header is in the record as sent, and named in a note.
+    let headers = h["response_headers"].as_array().unwrap();
+    assert!(headers.contains(&serde_json::json!(["WebSocket-Protocol", "chat"])), "{headers:?}");
+    let notes = h["notes"].to_string();
+    assert!(notes.contains("non-standard header WebSocket-Protocol: chat"), "{notes}");
+    let frames = of_type(&recs, "frame");
+    for (form, len) in [(7, 19), (16, 1500), (64, 100000)] {
+        assert!(
+            frames
+                .iter()
+                .any(|f| f["from"] == "server" && f["len_form"] == form && f["payload_len"] == len),
+            "no server frame of {len} bytes in the {form}-bit form"
+        );
+    }
+    // The large client frame crossed many segments; it is one frame, one message.
+    let big: Vec<&&Value> =
+        frames.iter().filter(|f| f["from"] == "client" && f["payload_len"] == 100000).collect();
+    assert_eq!(big.len(), 1);
+    assert!(big[0]["first_packet"].as_u64() < big[0]["packet"].as_u64());
+    assert!(frames.iter().all(|f| codes(f).is_empty()));
+    let t = table(&[], case);
+    assert!(
+        t.contains("(accept ok, protocol chat) note: non-standard header WebSocket-Protocol: chat"),
+        "{t}"
+    );
+    assert!(t.contains("[protocol-not-offered]"), "{t}");
+    let f = table(&["follow", "0", "--payload", "none"], case);
+    assert!(
+        f.contains("\n    note: non-standard header WebSocket-Protocol: chat (pre-RFC 6455 draft header)\n"),
+        "{f}"
+    );
+    // A CI gate on this capture fails on the handshake.
+    let out = Command::new(bin()).args(["check", &capture(case)]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("protocol-not-offered"));
+}

@@ -43,6 +43,8 @@ const GOLDEN: &[(&str, &str, &[&str])] = &[
     ("crafted-midstream-gap", "follow-0.txt", &["follow", "0"]),
     ("tour-upgrade-event", "frames.txt", &[]),
     ("tour-upgrade-event", "conns.txt", &["conns"]),
+    ("tour-python-raw", "frames.txt", &[]),
+    ("tour-python-raw", "conns.txt", &["conns"]),
 ];
 
 #[test]

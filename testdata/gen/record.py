@@ -9,7 +9,8 @@ on the scenario's port into `testdata/CASE/capture.pcap`, and writes `testdata/C
 from what the peers really sent (the format is described in tests/cases.rs).
 
 Requirements: tcpdump, python3 with `websockets` (pip install websockets), and for the Node
-scenarios `npm ci` in this folder.
+scenarios `npm ci` in this folder; the tour scenarios also need `websocket-client` (pip) and
+`chromium` (apt).
 """
 
 import asyncio
@@ -340,6 +341,48 @@ def tour_upgrade_event(port):
     }
 
 
+def tour_python_raw(port):
+    """System 4: a raw-socket Python server (tour/raw_server.py) that selects the subprotocol
+    `chat` nobody offered, with a `websocket-client` client (which does not object)."""
+    import websocket
+
+    server = Peer([sys.executable, os.path.join(HERE, "tour", "raw_server.py"), str(port)])
+    sent = []
+    try:
+        ws = websocket.create_connection(f"ws://127.0.0.1:{port}/chat", timeout=10)
+        client_port = ws.sock.getsockname()[1]
+        greeting = ws.recv()
+        sent.append(msg("server", greeting))
+        medium = "".join(f"{i:04d} " for i in range(300))
+        big = bytes((i * 31) & 0xFF for i in range(100000))
+        for m in ["hello", medium, big]:
+            if isinstance(m, str):
+                ws.send(m)
+            else:
+                ws.send_binary(m)
+            sent.append(msg("client", m))
+            echo = ws.recv()
+            assert echo == m
+            sent.append(msg("server", m))
+        ws.close(websocket.STATUS_NORMAL, b"")
+        time.sleep(0.3)
+    finally:
+        server.stop()
+    return {
+        "description": "tour 4: raw-socket Python server, websocket-client client",
+        "connections": [{
+            "server_port": port,
+            "client_port": client_port,
+            "messages": sent,
+            "close": {"initiator": "client", "code": 1000, "echoed": True},
+            "tcp_end": "fin",
+        }],
+        "expect_problems": ["protocol-not-offered"],
+        "expect_handshake": {"protocol": "chat", "protocols_offered": []},
+        "gzip": True,
+    }
+
+
 SCENARIOS = {
     "py-websockets-basic": (8765, py_basic),
     "py-websockets-keepalive-rst": (8767, py_keepalive_rst),
@@ -351,6 +394,7 @@ SCENARIOS = {
     # new handshake key): `diff --normalize` must call the two recordings equal.
     "py-websockets-basic-rerun": (8772, py_basic),
     "tour-upgrade-event": (8090, tour_upgrade_event),
+    "tour-python-raw": (8001, tour_python_raw),
 }
 
 if __name__ == "__main__":
