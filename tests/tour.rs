@@ -144,3 +144,53 @@ fn tour_python_raw_socket_server() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stdout).contains("protocol-not-offered"));
 }
+
+/// System 1: a server hand-rolled on Node `net` with a browser client; the server never
+/// answers a frame.
+#[test]
+fn tour_net_server_with_a_browser() {
+    let case = "tour-net-browser";
+    let recs = json(case, &["--conns"]);
+    let h = of_type(&recs, "handshake")[0];
+    assert_eq!((h["status"].as_u64(), h["accept_ok"].as_bool()), (Some(101), Some(true)));
+    assert!(codes(h).is_empty(), "the quirks are legal: {h}");
+    let notes = h["notes"].to_string();
+    assert!(
+        notes.contains("response headers without a space after the colon: Upgrade, Connection, sec-websocket-Accept"),
+        "{notes}"
+    );
+    assert!(
+        notes.contains("response header names in unusual case: sec-websocket-Accept"),
+        "{notes}"
+    );
+    let frames = of_type(&recs, "frame");
+    let summary: Vec<(&str, &str, bool)> = frames
+        .iter()
+        .map(|f| {
+            (f["from"].as_str().unwrap(), f["opcode_name"].as_str().unwrap(), f["masked"] == true)
+        })
+        .collect();
+    assert_eq!(summary, vec![("client", "text", true), ("client", "close", true)]);
+    assert_eq!(frames[0]["text"], "Hello");
+    assert_eq!(frames[1]["close_code"], 1000);
+    // The browser's close is never answered; the connection then ends with FINs, the
+    // client's first.
+    let p = problem_records(&recs, "close-not-echoed");
+    assert_eq!((p.len(), p[0]["from"].as_str()), (1, Some("server")));
+    let c = of_type(&recs, "connection")[0];
+    assert_eq!(c["close"]["echoed"], false);
+    assert_eq!(c["close"]["clean"], false);
+    assert_eq!(
+        (c["tcp_end"].as_str(), c["first_fin_from"].as_str()),
+        (Some("fin"), Some("client"))
+    );
+    let fins: Vec<&str> = of_type(&recs, "tcp")
+        .iter()
+        .filter(|t| t["event"] == "fin")
+        .map(|t| t["from"].as_str().unwrap())
+        .collect();
+    assert_eq!(fins, vec!["client", "server"]);
+    let t = table(&[], case);
+    assert!(t.contains("note: response headers without a space after the colon"), "{t}");
+    assert!(t.contains("[close-not-echoed]"), "{t}");
+}

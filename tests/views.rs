@@ -45,6 +45,8 @@ const GOLDEN: &[(&str, &str, &[&str])] = &[
     ("tour-upgrade-event", "conns.txt", &["conns"]),
     ("tour-python-raw", "frames.txt", &[]),
     ("tour-python-raw", "conns.txt", &["conns"]),
+    ("tour-net-browser", "frames.txt", &[]),
+    ("tour-net-browser", "follow-0.txt", &["follow", "0"]),
 ];
 
 #[test]

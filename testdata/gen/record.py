@@ -324,6 +324,88 @@ def node_json(script, *args, timeout=60):
     return json.loads(out.stdout)
 
 
+CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+                  "--no-first-run", "--disable-background-networking",
+                  "--disable-component-update", "--disable-sync", "--remote-debugging-port=0"]
+
+
+def start_chromium(workdir, html, extra=()):
+    """Headless Chromium showing `html` (written to a file in workdir)."""
+    page = os.path.join(workdir, "page.html")
+    with open(page, "w") as f:
+        f.write(html)
+    return subprocess.Popen(
+        ["chromium", *CHROMIUM_FLAGS, f"--user-data-dir={workdir}/u", *extra, "file://" + page],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def stop_chromium(browser):
+    """Ends the browser as closing its window would: the kernel closes its sockets."""
+    browser.terminate()
+    try:
+        browser.wait(10)
+    except subprocess.TimeoutExpired:
+        browser.kill()
+        browser.wait()
+
+
+def read_until(peer, word, timeout=30):
+    """Lines the peer prints, up to and including the first holding `word`."""
+    import selectors
+    sel = selectors.DefaultSelector()
+    sel.register(peer.p.stdout, selectors.EVENT_READ)
+    lines = []
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if not sel.select(deadline - time.time()):
+            break
+        line = peer.p.stdout.readline().decode()
+        if not line:
+            break
+        lines.append(line.rstrip("\n"))
+        if word in line:
+            return lines
+    raise SystemExit(f"no {word!r} within {timeout}s: {lines}")
+
+
+NET_PAGE = """<!doctype html><title>tour 1</title><script>
+const ws = new WebSocket("ws://127.0.0.1:%d/");
+ws.onopen = () => { ws.send("Hello"); setTimeout(() => ws.close(1000, "bye"), 500); };
+</script>"""
+
+
+def tour_net_browser(port):
+    """System 1: a server hand-rolled on Node `net` (tour/net_server.js) that never answers
+    a frame, with a page in headless Chromium that sends "Hello" and later closes. The close
+    goes unanswered; the browser is then shut down and the kernel ends the connection."""
+    import tempfile
+
+    server = Peer(["node", os.path.join(HERE, "tour", "net_server.js"), str(port)])
+    try:
+        with tempfile.TemporaryDirectory() as d:
+            browser = start_chromium(d, NET_PAGE % port)
+            try:
+                log = read_until(server, "close ")
+                time.sleep(1.0)
+            finally:
+                stop_chromium(browser)
+            log += read_until(server, "client ended", 10)
+            time.sleep(0.3)
+    finally:
+        server.stop()
+    print("\n".join(log), file=sys.stderr)
+    return {
+        "description": "tour 1: hand-rolled Node net server, headless Chromium page",
+        "connections": [{
+            "server_port": port,
+            "messages": [msg("client", "Hello")],
+            "close": {"initiator": "client", "code": 1000, "reason": "bye", "echoed": False},
+            "tcp_end": "fin",
+        }],
+        "expect_problems": ["close-not-echoed"],
+    }
+
+
 def tour_upgrade_event(port):
     """System 3: a server written on Node's `upgrade` event (tour/upgrade_server.js) and a
     Node `ws` client (tour/upgrade_client.js): 7-, 16- and 64-bit lengths, a ping answered
@@ -395,6 +477,7 @@ SCENARIOS = {
     "py-websockets-basic-rerun": (8772, py_basic),
     "tour-upgrade-event": (8090, tour_upgrade_event),
     "tour-python-raw": (8001, tour_python_raw),
+    "tour-net-browser": (8888, tour_net_browser),
 }
 
 if __name__ == "__main__":
