@@ -194,3 +194,120 @@ fn tour_net_server_with_a_browser() {
     assert!(t.contains("note: response headers without a space after the colon"), "{t}");
     assert!(t.contains("[close-not-echoed]"), "{t}");
 }
+
+/// The WebSocket stream of a capture that also holds the page's HTTP connections.
+fn ws_stream(recs: &[Value]) -> u64 {
+    let hs = of_type(recs, "handshake");
+    assert_eq!(hs.len(), 1, "one WebSocket connection");
+    hs[0]["stream"].as_u64().unwrap()
+}
+
+/// What system 5's two plain recordings share: the three-way handshake, the upgrade, the
+/// server's push, the echoes with ACKs riding on the data, keepalives and their ACKs.
+fn tour_ws_echo_common(case: &str) -> Vec<Value> {
+    let recs = json(case, &["--all", "--conns"]);
+    let stream = ws_stream(&recs);
+    let mine: Vec<&Value> = recs.iter().filter(|r| r["stream"] == stream).collect();
+    // SYN, SYN-ACK and the bare ACK completing the handshake come first.
+    let head: Vec<(String, String)> = mine[..3]
+        .iter()
+        .map(|r| {
+            let what = r["event"].as_str().or(r["info"].as_str()).unwrap_or("").to_string();
+            (r["type"].as_str().unwrap().to_string(), what)
+        })
+        .collect();
+    assert_eq!((head[0].1.as_str(), head[1].1.as_str()), ("syn", "syn-ack"), "{head:?}");
+    assert!(head[2].0 == "packet" && head[2].1.contains("[ACK]") && head[2].1.ends_with("Len=0"));
+    // The first frame is the server's push, before the client has said anything.
+    let frames: Vec<&&Value> = mine.iter().filter(|r| r["type"] == "frame").collect();
+    assert_eq!(
+        (frames[0]["from"].as_str(), frames[0]["text"].as_str()),
+        (Some("server"), Some("get it"))
+    );
+    // An echo acknowledges the message it answers: no bare ACK between the two.
+    let wire: Vec<&Value> =
+        mine.iter().copied().filter(|r| r["type"] == "frame" || r["type"] == "packet").collect();
+    let piggybacked = wire.windows(2).any(|w| {
+        w[0]["type"] == "frame"
+            && w[0]["from"] == "client"
+            && w[1]["type"] == "frame"
+            && w[1]["from"] == "server"
+            && w[0]["text"] == w[1]["text"]
+    });
+    assert!(piggybacked, "an echo right after its message");
+    // Every keepalive probe (from the server, which enabled them) is answered.
+    let tcp: Vec<&&Value> = mine.iter().filter(|r| r["type"] == "tcp").collect();
+    let probes: Vec<usize> = (0..tcp.len()).filter(|&i| tcp[i]["event"] == "keepalive").collect();
+    assert!(probes.len() >= 3, "{} keepalives", probes.len());
+    for &i in &probes {
+        assert_eq!(tcp[i]["from"], "server");
+        assert_eq!(
+            (tcp[i + 1]["event"].as_str(), tcp[i + 1]["from"].as_str()),
+            (Some("keepalive-ack"), Some("client"))
+        );
+    }
+    let conn = of_type(&recs, "connection").into_iter().find(|c| c["stream"] == stream).unwrap();
+    assert_eq!(conn["keepalives"].as_u64(), Some(probes.len() as u64));
+    recs
+}
+
+/// System 5, first run: the server hangs and is killed with a message unread, so its
+/// kernel resets the connection.
+#[test]
+fn tour_ws_echo_server_killed() {
+    let case = "tour-ws-echo-rst";
+    let recs = tour_ws_echo_common(case);
+    let stream = ws_stream(&recs);
+    let conn = of_type(&recs, "connection").into_iter().find(|c| c["stream"] == stream).unwrap();
+    assert_eq!(
+        (conn["tcp_end"].as_str(), conn["rst_from"].as_str()),
+        (Some("rst"), Some("server"))
+    );
+    assert!(conn["close"].is_null());
+    assert_eq!(codes(conn), vec!["no-close-frame"]);
+    let last_msg = of_type(&recs, "message").into_iter().rev().find(|m| m["stream"] == stream);
+    assert_eq!(last_msg.unwrap()["text"], "still there?", "the message the server never read");
+    let p = problem_records(&recs, "no-close-frame");
+    assert_eq!(p.len(), 1);
+    let rst: Vec<&Value> = recs
+        .iter()
+        .filter(|r| r["type"] == "tcp" && r["event"] == "rst" && r["stream"] == stream)
+        .collect();
+    assert_eq!(rst.len(), 1);
+    assert_eq!(rst[0]["packet"], p[0]["packet"], "the RST ends the connection");
+    let t = table(&["conns"], case);
+    assert!(t.contains("RST server"), "{t}");
+}
+
+/// System 5, second run: the page closes; close frames both ways, then the server's FIN
+/// first, as RFC 6455 7.1.1 wants.
+#[test]
+fn tour_ws_echo_clean_close() {
+    let case = "tour-ws-echo-close";
+    let recs = tour_ws_echo_common(case);
+    let stream = ws_stream(&recs);
+    let conn = of_type(&recs, "connection").into_iter().find(|c| c["stream"] == stream).unwrap();
+    assert_eq!(
+        conn["close"],
+        serde_json::json!({"code": 1000, "reason": "bye", "initiator": "client", "echoed": true, "clean": true})
+    );
+    assert_eq!(
+        (conn["tcp_end"].as_str(), conn["first_fin_from"].as_str()),
+        (Some("fin"), Some("server"))
+    );
+    assert!(codes(conn).is_empty());
+    // Close, close, FIN, FIN, in that order.
+    let tail: Vec<String> = recs
+        .iter()
+        .filter(|r| r["stream"] == stream && (r["type"] == "frame" || r["type"] == "tcp"))
+        .map(|r| {
+            let what = r["opcode_name"].as_str().or(r["event"].as_str()).unwrap();
+            format!("{what} {}", r["from"].as_str().unwrap())
+        })
+        .rev()
+        .take(4)
+        .collect();
+    assert_eq!(tail, vec!["fin client", "fin server", "close server", "close client"]);
+    let t = table(&["conns"], case);
+    assert!(t.contains("1000 by client clean FIN server"), "{t}");
+}

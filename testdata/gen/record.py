@@ -406,6 +406,76 @@ def tour_net_browser(port):
     }
 
 
+def tour_ws_echo(port, mode, tls=False):
+    """System 5: the `ws` echo server behind an HTTP server (tour/ws_echo_server.js) with a
+    headless Chromium page it serves: a push, two echoes, an idle while with TCP keepalives,
+    then (mode "rst") the server hangs and is killed while a message sits unread in its
+    socket, so its kernel answers with an RST, or (mode "close") the page closes normally.
+    With tls, the same over https/wss with a self-signed certificate and a key log."""
+    import tempfile
+
+    out = os.path.join(TESTDATA, f"tour-ws-echo-{'wss' if tls else mode}")
+    os.makedirs(out, exist_ok=True)
+    with tempfile.TemporaryDirectory() as d:
+        args = ["node", os.path.join(HERE, "tour", "ws_echo_server.js"), str(port)]
+        extra = []
+        if tls:
+            cert, key = os.path.join(d, "cert.pem"), os.path.join(d, "key.pem")
+            subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                            "ec_paramgen_curve:prime256v1", "-nodes", "-days", "2",
+                            "-subj", "/CN=127.0.0.1", "-keyout", key, "-out", cert],
+                           check=True, capture_output=True)
+            keylog = os.path.join(out, "keylog.txt")
+            if os.path.exists(keylog):
+                os.remove(keylog)
+            args = ["node", f"--tls-keylog={keylog}", *args[1:], cert, key]
+            extra = ["--ignore-certificate-errors"]
+        server = Peer(args)
+        scheme = "https" if tls else "http"
+        try:
+            # The page comes from the server itself, as in the tutorial.
+            browser = subprocess.Popen(
+                ["chromium", *CHROMIUM_FLAGS, f"--user-data-dir={d}/u", *extra,
+                 f"{scheme}://127.0.0.1:{port}/?{mode}"],
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            try:
+                log = read_until(server, "echo hello 2")
+                if mode == "rst":
+                    # Idle: the keepalive probes. Then the server hangs (SIGSTOP) while the
+                    # page sends once more, and is killed with that message unread.
+                    time.sleep(3.6)
+                    server.p.send_signal(signal.SIGSTOP)
+                    time.sleep(2.0)
+                    server.p.send_signal(signal.SIGKILL)
+                    server.p.wait()
+                    time.sleep(0.5)
+                else:
+                    log += read_until(server, "closed 1000", 15)
+                    time.sleep(0.5)
+            finally:
+                stop_chromium(browser)
+        finally:
+            server.stop()
+    print("\n".join(log), file=sys.stderr)
+    sent = [msg("server", "get it"), msg("client", "hello 1"), msg("server", "hello 1"),
+            msg("client", "hello 2"), msg("server", "hello 2")]
+    conn = {"server_port": port, "tcp_end": "rst" if mode == "rst" else "fin"}
+    truth = {"description": f"tour 5: Node ws echo server behind {scheme}, Chromium page, {mode}",
+             "connections": [conn]}
+    if mode == "rst":
+        conn["messages"] = sent + [msg("client", "still there?")]
+        truth["expect_problems"] = ["no-close-frame"]
+        truth["expect_tcp"] = {"keepalive_min": 2, "rst_from": "server"}
+    else:
+        conn["messages"] = sent
+        conn["close"] = {"initiator": "client", "code": 1000, "reason": "bye", "echoed": True}
+        truth["expect_problems"] = []
+        truth["expect_tcp"] = {"keepalive_min": 2}
+    if tls:
+        truth["keylog"] = "keylog.txt"
+    return truth
+
+
 def tour_upgrade_event(port):
     """System 3: a server written on Node's `upgrade` event (tour/upgrade_server.js) and a
     Node `ws` client (tour/upgrade_client.js): 7-, 16- and 64-bit lengths, a ping answered
@@ -478,6 +548,9 @@ SCENARIOS = {
     "tour-upgrade-event": (8090, tour_upgrade_event),
     "tour-python-raw": (8001, tour_python_raw),
     "tour-net-browser": (8888, tour_net_browser),
+    "tour-ws-echo-rst": (11111, lambda port: tour_ws_echo(port, "rst")),
+    "tour-ws-echo-close": (11111, lambda port: tour_ws_echo(port, "close")),
+    "tour-ws-echo-wss": (11111, lambda port: tour_ws_echo(port, "close", tls=True)),
 }
 
 if __name__ == "__main__":
