@@ -311,3 +311,77 @@ fn tour_ws_echo_clean_close() {
     let t = table(&["conns"], case);
     assert!(t.contains("1000 by client clean FIN server"), "{t}");
 }
+
+/// Socket.IO's `42["msg",DATA]` messages sent on a stream, as (from, DATA).
+fn sio_events(recs: &[Value], stream: u64) -> Vec<(String, Value)> {
+    of_type(recs, "message")
+        .into_iter()
+        .filter(|m| m["stream"] == stream)
+        .filter_map(|m| {
+            let body = m["text"].as_str()?.strip_prefix("42")?;
+            let arr: Value = serde_json::from_str(body).ok()?;
+            (arr[0] == "msg").then(|| (m["from"].as_str().unwrap().to_string(), arr[1].clone()))
+        })
+        .collect()
+}
+
+/// System 2 on the WebSocket level: a Socket.IO chat whose server re-emits each `msg` to
+/// every other socket, and a raw browser WebSocket that sends plain JSON.
+#[test]
+fn tour_socketio_chat_frames() {
+    let case = "tour-socketio-chat";
+    let truth: Value =
+        serde_json::from_str(&std::fs::read_to_string(testdata(case).join("truth.json")).unwrap())
+            .unwrap();
+    let recs = json(case, &["--conns"]);
+    let hs = of_type(&recs, "handshake");
+    assert_eq!(hs.len(), 4, "three users and the raw page");
+    assert!(hs.iter().all(|h| h["path"].as_str().unwrap().starts_with("/socket.io/?EIO=4")));
+    let stream_of = |port: &Value| {
+        let client = format!("127.0.0.1:{port}");
+        hs.iter().find(|h| h["client"] == client.as_str()).unwrap()["stream"].as_u64().unwrap()
+    };
+    let users = truth["connections"].as_array().unwrap();
+    // Each event a user sends arrives once on every other user's connection, from the
+    // server, and never back on the sender's.
+    let mut sent_total = 0;
+    for sender in users {
+        let sent: Vec<Value> = sio_events(&recs, stream_of(&sender["client_port"]))
+            .into_iter()
+            .filter(|(from, _)| from == "client")
+            .map(|(_, data)| data)
+            .collect();
+        sent_total += sent.len();
+        for data in &sent {
+            for other in users {
+                let echoed = sio_events(&recs, stream_of(&other["client_port"]))
+                    .into_iter()
+                    .filter(|(from, d)| from == "server" && d == data)
+                    .count();
+                let want = usize::from(other["user"] != sender["user"]);
+                assert_eq!(echoed, want, "{data} to {}", other["user"]);
+            }
+        }
+    }
+    assert_eq!(sent_total, 2, "alice and bob each said one thing");
+    // What each user got, as the peers logged it, is what the server sent them.
+    for u in users {
+        let got: Vec<Value> = sio_events(&recs, stream_of(&u["client_port"]))
+            .into_iter()
+            .filter(|(from, _)| from == "server")
+            .map(|(_, d)| d)
+            .collect();
+        assert_eq!(&Value::from(got), &u["received"], "{}", u["user"]);
+    }
+    // The raw page: Engine.IO's open packet, then plain JSON, which the server refuses by
+    // closing the connection.
+    let raw = hs.iter().find(|h| !h["path"].as_str().unwrap().contains("sid=")).unwrap();
+    let stream = raw["stream"].as_u64().unwrap();
+    let msgs: Vec<&Value> =
+        of_type(&recs, "message").into_iter().filter(|m| m["stream"] == stream).collect();
+    assert!(msgs[0]["text"].as_str().unwrap().starts_with("0{\"sid\":"));
+    let json_text: Value = serde_json::from_str(msgs[1]["text"].as_str().unwrap()).unwrap();
+    assert_eq!(json_text, serde_json::json!({"name": "msg", "data": [12, 5]}));
+    let conn = of_type(&recs, "connection").into_iter().find(|c| c["stream"] == stream).unwrap();
+    assert_eq!(conn["close"]["initiator"], "server");
+}

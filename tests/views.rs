@@ -47,6 +47,7 @@ const GOLDEN: &[(&str, &str, &[&str])] = &[
     ("tour-python-raw", "conns.txt", &["conns"]),
     ("tour-net-browser", "frames.txt", &[]),
     ("tour-net-browser", "follow-0.txt", &["follow", "0"]),
+    ("tour-socketio-chat", "conns.txt", &["conns"]),
     ("tour-ws-echo-rst", "frames.txt", &[]),
     ("tour-ws-echo-rst", "conns.txt", &["conns"]),
     ("tour-ws-echo-close", "frames.txt", &[]),

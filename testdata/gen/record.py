@@ -476,6 +476,45 @@ def tour_ws_echo(port, mode, tls=False):
     return truth
 
 
+RAW_SIO_PAGE = """<!doctype html><title>tour 2</title><script>
+const ws = new WebSocket("ws://127.0.0.1:%d/socket.io/?EIO=4&transport=websocket");
+ws.onopen = () => ws.send(JSON.stringify({name: "msg", data: [12, 5]}));
+</script>"""
+
+
+def tour_socketio_chat(port):
+    """System 2: the Socket.IO chat server (tour/sio_chat_server.js) with three
+    socket.io-client users (tour/sio_chat_clients.js) who chat once on WebSocket, and a
+    page in headless Chromium that opens a raw WebSocket to the server and sends plain JSON,
+    which is no Engine.IO packet."""
+    import tempfile
+
+    server = Peer(["node", os.path.join(HERE, "tour", "sio_chat_server.js"), str(port)])
+    try:
+        clients = Peer(["node", os.path.join(HERE, "tour", "sio_chat_clients.js"), str(port),
+                        "4000"], ready_word="chatted")
+        with tempfile.TemporaryDirectory() as d:
+            browser = start_chromium(d, RAW_SIO_PAGE % port)
+            try:
+                log = read_until(server, "transport closed", 15)
+                time.sleep(0.5)
+            finally:
+                stop_chromium(browser)
+        out, _ = clients.p.communicate(timeout=20)
+        users = json.loads(out.decode().strip().splitlines()[-1])
+        time.sleep(0.3)
+    finally:
+        server.stop()
+    print("\n".join(log), file=sys.stderr)
+    return {
+        "description": "tour 2: Socket.IO chat, three socket.io-client users, a raw Chromium "
+                       "WebSocket sending plain JSON",
+        "connections": [{"server_port": port, "client_port": u["client_port"], "user": u["name"],
+                         "received": u["got"]} for u in users],
+        "expect_problems": [],
+    }
+
+
 def tour_upgrade_event(port):
     """System 3: a server written on Node's `upgrade` event (tour/upgrade_server.js) and a
     Node `ws` client (tour/upgrade_client.js): 7-, 16- and 64-bit lengths, a ping answered
@@ -548,6 +587,7 @@ SCENARIOS = {
     "tour-upgrade-event": (8090, tour_upgrade_event),
     "tour-python-raw": (8001, tour_python_raw),
     "tour-net-browser": (8888, tour_net_browser),
+    "tour-socketio-chat": (8080, tour_socketio_chat),
     "tour-ws-echo-rst": (11111, lambda port: tour_ws_echo(port, "rst")),
     "tour-ws-echo-close": (11111, lambda port: tour_ws_echo(port, "close")),
     "tour-ws-echo-wss": (11111, lambda port: tour_ws_echo(port, "close", tls=True)),
