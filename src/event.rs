@@ -274,6 +274,9 @@ pub struct ConnectionRecord {
     pub first_fin_from: Option<Side>,
     pub rst_from: Option<Side>,
     pub keepalives: u64,
+    /// Keepalive probes the other side acknowledged; fewer than `keepalives` means a peer
+    /// stopped answering.
+    pub keepalive_acks: u64,
     pub gaps: u64,
     pub problems: Vec<ProblemCode>,
 }

@@ -248,6 +248,7 @@ fn tour_ws_echo_common(case: &str) -> Vec<Value> {
     }
     let conn = of_type(&recs, "connection").into_iter().find(|c| c["stream"] == stream).unwrap();
     assert_eq!(conn["keepalives"].as_u64(), Some(probes.len() as u64));
+    assert_eq!(conn["keepalive_acks"], conn["keepalives"], "every probe answered");
     recs
 }
 

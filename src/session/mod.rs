@@ -157,6 +157,7 @@ pub struct Session {
     first_fin_from: Option<Side>,
     rst_from: Option<Side>,
     keepalives: u64,
+    keepalive_acks: u64,
     gaps: u64,
     close: Option<CloseState>,
     pings: Pings,
@@ -210,6 +211,7 @@ impl Session {
                 self.tcp_record(TcpKind::Keepalive, from, None, meta, ctx);
             }
             TcpEvent::KeepaliveAck { from } => {
+                self.keepalive_acks += 1;
                 self.tcp_record(TcpKind::KeepaliveAck, from, None, meta, ctx)
             }
             TcpEvent::ZeroWindowProbe { from } => {
@@ -889,6 +891,7 @@ impl Session {
             first_fin_from: self.first_fin_from,
             rst_from: self.rst_from,
             keepalives: self.keepalives,
+            keepalive_acks: self.keepalive_acks,
             gaps: self.gaps,
             problems: self.problems.clone(),
         })));
