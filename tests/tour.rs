@@ -386,3 +386,90 @@ fn tour_socketio_chat_frames() {
     let conn = of_type(&recs, "connection").into_iter().find(|c| c["stream"] == stream).unwrap();
     assert_eq!(conn["close"]["initiator"], "server");
 }
+
+/// (packet, stream, fin, rsv, opcode, masked, payload length) per frame.
+type FrameKey = (u64, u64, bool, u64, u64, bool, u64);
+
+/// tshark's frames, with the server ports decoded as HTTP so it follows the upgrade.
+fn tshark_frames(capture: &str, ports: &[u64]) -> Vec<FrameKey> {
+    let mut cmd = Command::new("tshark");
+    cmd.args(["-r", capture, "-Y", "websocket", "-T", "fields", "-E", "occurrence=a"]);
+    cmd.args(["-E", "aggregator=;"]);
+    for p in ports {
+        cmd.args(["-d", &format!("tcp.port=={p},http")]);
+    }
+    for f in [
+        "frame.number",
+        "tcp.stream",
+        "websocket.fin",
+        "websocket.rsv",
+        "websocket.opcode",
+        "websocket.mask",
+        "websocket.payload_length",
+        "websocket.payload_length_ext_16",
+        "websocket.payload_length_ext_64",
+    ] {
+        cmd.args(["-e", f]);
+    }
+    let out = cmd.output().expect("tshark is installed (scripts/setup.sh)");
+    assert!(out.status.success(), "tshark: {}", String::from_utf8_lossy(&out.stderr));
+    let mut keys = Vec::new();
+    for line in String::from_utf8(out.stdout).unwrap().lines() {
+        let cols: Vec<Vec<&str>> =
+            line.split('\t').map(|c| c.split(';').filter(|s| !s.is_empty()).collect()).collect();
+        let num = |s: &str| s.parse::<u64>().unwrap();
+        let (packet, stream) = (num(cols[0][0]), num(cols[1][0]));
+        // Extended lengths are listed only for the frames that have them, in order.
+        let (mut ext16, mut ext64) = (cols[7].iter(), cols[8].iter());
+        for (i, opcode) in cols[4].iter().enumerate() {
+            let len = match num(cols[6][i]) {
+                126 => num(ext16.next().unwrap()),
+                127 => num(ext64.next().unwrap()),
+                n => n,
+            };
+            let rsv = u64::from_str_radix(cols[3][i].trim_start_matches("0x"), 16).unwrap();
+            let (fin, masked) = (cols[2][i] == "1", cols[5][i] == "1");
+            keys.push((packet, stream, fin, rsv, num(opcode), masked, len));
+        }
+    }
+    keys.sort();
+    keys
+}
+
+/// Every frame of every plain-text tour recording, as tshark sees it.
+#[test]
+fn tour_frames_agree_with_tshark() {
+    for case in [
+        "tour-net-browser",
+        "tour-socketio-chat",
+        "tour-upgrade-event",
+        "tour-python-raw",
+        "tour-ws-echo-rst",
+        "tour-ws-echo-close",
+    ] {
+        let recs = json(case, &[]);
+        let mut ports: Vec<u64> = of_type(&recs, "handshake")
+            .iter()
+            .map(|h| h["server"].as_str().unwrap().rsplit(':').next().unwrap().parse().unwrap())
+            .collect();
+        ports.dedup();
+        let mut ours: Vec<FrameKey> = of_type(&recs, "frame")
+            .iter()
+            .map(|f| {
+                (
+                    f["packet"].as_u64().unwrap(),
+                    f["stream"].as_u64().unwrap(),
+                    f["fin"] == true,
+                    f["rsv"].as_u64().unwrap(),
+                    f["opcode"].as_u64().unwrap(),
+                    f["masked"] == true,
+                    f["payload_len"].as_u64().unwrap(),
+                )
+            })
+            .collect();
+        ours.sort();
+        let theirs = tshark_frames(&capture(case), &ports);
+        assert!(!theirs.is_empty(), "{case}: tshark found no frames");
+        assert_eq!(ours, theirs, "{case}");
+    }
+}
