@@ -8,12 +8,13 @@
 use crate::capture::{CaptureNotice, CaptureRecord, LinkType, TsPrecision};
 use crate::decode::TcpSegment;
 use crate::decode::{DecodeNotice, Decoded, Decoder};
-use crate::event::{Event, Meta, PacketRecord, ProblemRecord};
+use crate::event::{Event, Meta, PacketRecord, ProblemRecord, TlsRecord};
 use crate::problem::ProblemCode;
 use crate::session::{Accounting, Ctx, Emitter, Options, Session};
 use crate::sink::{RunTotals, Sink};
 use crate::tcp::Endpoint;
-use crate::tcp::{FlowTable, PacketMeta};
+use crate::tcp::{ConnInfo, Feedback, FlowTable, PacketMeta, TcpEvent};
+use crate::tls::{KeyLog, Step, TlsConn, TlsInfo, TlsOut};
 use foldhash::HashMap;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::io;
@@ -26,7 +27,8 @@ const HOLD_BYTES: usize = 16 << 20;
 /// Runs the stages over a sequence of capture records.
 pub struct Dissector<'s> {
     decoder: Decoder,
-    flows: FlowTable<Session>,
+    flows: FlowTable<Conn>,
+    keys: KeyLog,
     opts: Options,
     out: Sequencer<'s>,
     acct: Accounting,
@@ -41,6 +43,7 @@ impl<'s> Dissector<'s> {
         Dissector {
             decoder: Decoder::new(&opts.limits),
             flows: FlowTable::new(&opts.limits),
+            keys: KeyLog::default(),
             out: Sequencer::new(sink, all),
             opts,
             acct: Accounting::default(),
@@ -48,6 +51,17 @@ impl<'s> Dissector<'s> {
             unsupported_links: BTreeSet::new(),
             last_meta: Meta::default(),
         }
+    }
+
+    /// TLS secrets for decrypting wss:// connections (`--keylog`, `SSLKEYLOGFILE`).
+    pub fn with_keys(mut self, keys: KeyLog) -> Self {
+        self.keys = keys;
+        self
+    }
+
+    /// Secrets from a pcapng Decryption Secrets Block.
+    pub fn add_secrets(&mut self, secrets_type: u32, data: &[u8]) {
+        self.keys.add_dsb(secrets_type, data);
     }
 
     /// Processes one captured packet. An `Err` is an output error (e.g. a closed pipe): stop.
@@ -77,9 +91,10 @@ impl<'s> Dissector<'s> {
                 let opts = &self.opts;
                 let out = &mut self.out;
                 let acct = &mut self.acct;
-                let stream = self.flows.process(pkt, &seg, |info, session, ev| {
+                let keys = &mut self.keys;
+                let stream = self.flows.process(pkt, &seg, |info, conn, ev| {
                     let mut ctx = Ctx { opts, out, acct };
-                    session.on_tcp(info, meta, ev, &mut ctx)
+                    conn.on_tcp(info, meta, ev, &mut ctx, keys)
                 });
                 if self.out.all {
                     quiet_packet = Some(tcp_packet_record(meta, stream, &seg));
@@ -183,9 +198,10 @@ impl<'s> Dissector<'s> {
         let opts = &self.opts;
         let out = &mut self.out;
         let acct = &mut self.acct;
-        self.flows.finish(pkt, |info, session, ev| {
+        let keys = &mut self.keys;
+        self.flows.finish(pkt, |info, conn, ev| {
             let mut ctx = Ctx { opts, out, acct };
-            session.on_tcp(info, meta, ev, &mut ctx)
+            conn.on_tcp(info, meta, ev, &mut ctx, keys)
         });
         self.out.drain_all();
         self.out.flush_error()?;
@@ -197,6 +213,140 @@ impl<'s> Dissector<'s> {
         totals.frames = self.out.frames;
         totals.messages = self.out.messages;
         Ok(totals)
+    }
+}
+
+/// One connection's state above TCP: TLS (when the connection turns out to be TLS), then the
+/// HTTP/WebSocket session, which sees decrypted bytes as if they were the TCP stream.
+#[derive(Default)]
+pub struct Conn {
+    tls: TlsConn,
+    session: Session,
+    /// Decrypted bytes handed to the session, and TLS bytes counted as overhead so far
+    /// (records held in a live capture count as overhead until they are decrypted).
+    handed: u64,
+    tls_accounted: u64,
+}
+
+impl Conn {
+    fn on_tcp(
+        &mut self,
+        info: &ConnInfo,
+        meta: Meta,
+        ev: TcpEvent<'_>,
+        ctx: &mut Ctx<'_>,
+        keys: &mut KeyLog,
+    ) -> Feedback {
+        let mut step = self.tls.on_tcp(&ev, info.roles_from_syn, keys);
+        let swap = step == Step::ConsumedSwapRoles;
+        if swap {
+            // The events after this one come with the roles swapped; the session hears
+            // of it before it sees any of this connection's bytes.
+            self.session.swap_roles_before_data();
+            step = Step::Consumed;
+        }
+        let mut feedback = Feedback::Continue;
+        let mut handed_on = 0u64;
+        let outputs = self.tls.take_outputs();
+        let tls = self.tls.info().cloned();
+        let mut annotated = Annotate { inner: &mut *ctx.out, tls: tls.as_ref() };
+        let mut actx = Ctx { opts: ctx.opts, out: &mut annotated, acct: &mut *ctx.acct };
+        if step == Step::Pass && !matches!(ev, TcpEvent::Closed { .. }) {
+            feedback = self.session.on_tcp(info, meta, ev, &mut actx);
+            self.tls_outputs(info, meta, outputs, &mut actx, &mut handed_on);
+        } else {
+            self.tls_outputs(info, meta, outputs, &mut actx, &mut handed_on);
+            if step == Step::Pass {
+                feedback = self.session.on_tcp(info, meta, ev, &mut actx);
+            }
+        }
+        if let Some(t) = self.tls.info() {
+            self.handed += handed_on;
+            let overhead = (t.bytes[0] + t.bytes[1]).saturating_sub(self.handed);
+            let acct = &mut actx.acct.tls_bytes;
+            *acct = (*acct + overhead).saturating_sub(self.tls_accounted);
+            self.tls_accounted = overhead;
+        }
+        // Roles come from the ClientHello on a TLS connection; the session only sees the
+        // decrypted bytes, which cannot change them.
+        if swap {
+            Feedback::SwapRoles
+        } else if self.tls.is_tls() {
+            Feedback::Continue
+        } else {
+            feedback
+        }
+    }
+
+    fn tls_outputs(
+        &mut self,
+        info: &ConnInfo,
+        meta: Meta,
+        outputs: Vec<TlsOut>,
+        ctx: &mut Ctx<'_>,
+        handed_on: &mut u64,
+    ) {
+        for o in outputs {
+            match o {
+                TlsOut::Data { from, offset, bytes } => {
+                    *handed_on += bytes.len() as u64;
+                    let ev = TcpEvent::Data { from, offset, data: &bytes };
+                    self.session.on_tcp(info, meta, ev, ctx);
+                }
+                TlsOut::Handshake => {
+                    if let Some(t) = self.tls.info() {
+                        ctx.out.emit(Event::Tls(Box::new(TlsRecord {
+                            meta,
+                            stream: info.stream,
+                            client: info.client,
+                            server: info.server,
+                            info: t.clone(),
+                        })));
+                    }
+                }
+                TlsOut::Opaque => ctx.out.classify(info.stream, true),
+                TlsOut::NotHttp1 => ctx.out.classify(info.stream, false),
+                TlsOut::Problem { code, from, detail } => {
+                    ctx.out.emit(Event::Problem(ProblemRecord {
+                        meta,
+                        stream: Some(info.stream),
+                        from,
+                        code,
+                        detail,
+                    }));
+                }
+            }
+        }
+    }
+}
+
+/// Adds a TLS connection's facts to the session's handshake and connection records.
+struct Annotate<'o, 't> {
+    inner: &'o mut dyn Emitter,
+    tls: Option<&'t TlsInfo>,
+}
+
+impl Emitter for Annotate<'_, '_> {
+    fn emit(&mut self, mut ev: Event<'_>) {
+        if let Some(t) = self.tls {
+            match &mut ev {
+                Event::Handshake(h) => h.tls = Some(t.clone()),
+                Event::Connection(c) => {
+                    for p in &t.problems {
+                        if !c.problems.contains(p) {
+                            c.problems.push(*p);
+                        }
+                    }
+                    c.tls = Some(t.clone());
+                }
+                _ => {}
+            }
+        }
+        self.inner.emit(ev);
+    }
+
+    fn classify(&mut self, stream: u64, websocket: bool) {
+        self.inner.classify(stream, websocket);
     }
 }
 
@@ -272,6 +422,7 @@ impl<'s> Sequencer<'s> {
         }
         match ev {
             Event::Tcp(r) => !self.class.contains_key(&r.stream),
+            Event::Tls(r) => !self.class.contains_key(&r.stream),
             _ => false,
         }
     }
@@ -283,8 +434,14 @@ impl<'s> Sequencer<'s> {
         }
         match ev {
             Event::Tcp(r) => self.class.get(&r.stream) == Some(&Class::WebSocket),
-            Event::Connection(r) => r.websocket,
+            // A TLS connection that could not be looked into is listed, as one that could
+            // and turned out to be WebSocket is.
+            Event::Connection(r) => {
+                r.websocket
+                    || (r.tls.is_some() && self.class.get(&r.stream) == Some(&Class::WebSocket))
+            }
             Event::Request(r) => self.class.get(&r.stream) == Some(&Class::WebSocket),
+            Event::Tls(r) => self.class.get(&r.stream) == Some(&Class::WebSocket),
             _ => true,
         }
     }

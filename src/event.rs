@@ -7,6 +7,7 @@
 use crate::capture::{Timestamp, TsPrecision};
 use crate::problem::ProblemCode;
 use crate::tcp::{Endpoint, Side};
+use crate::tls::TlsInfo;
 use std::borrow::Cow;
 
 /// The packet a record belongs to.
@@ -108,6 +109,19 @@ pub struct HandshakeRecord {
     pub response_headers: Vec<(String, String)>,
     pub notes: Vec<String>,
     pub problems: Vec<ProblemCode>,
+    /// The connection is TLS (wss://): what its handshake said.
+    pub tls: Option<TlsInfo>,
+}
+
+/// A TLS connection's handshake: reported when the ServerHello is complete (or the
+/// connection ended without one).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TlsRecord {
+    pub meta: Meta,
+    pub stream: u64,
+    pub client: Endpoint,
+    pub server: Endpoint,
+    pub info: TlsInfo,
 }
 
 /// One WebSocket frame.
@@ -279,6 +293,8 @@ pub struct ConnectionRecord {
     pub keepalive_acks: u64,
     pub gaps: u64,
     pub problems: Vec<ProblemCode>,
+    /// The connection is TLS (wss://).
+    pub tls: Option<TlsInfo>,
 }
 
 /// A packet that produced no other record, reported only with `--all` so every packet has
@@ -302,6 +318,7 @@ pub enum Event<'a> {
     Tcp(TcpRecord),
     Request(RequestRecord),
     Handshake(Box<HandshakeRecord>),
+    Tls(Box<TlsRecord>),
     Frame(FrameRecord<'a>),
     Message(MessageRecord<'a>),
     Problem(ProblemRecord),
@@ -316,6 +333,7 @@ impl Event<'_> {
             Event::Tcp(r) => r.meta.packet,
             Event::Request(r) => r.meta.packet,
             Event::Handshake(r) => r.meta.packet,
+            Event::Tls(r) => r.meta.packet,
             Event::Frame(r) => r.meta.packet,
             Event::Message(r) => r.meta.packet,
             Event::Problem(r) => r.meta.packet,
@@ -330,6 +348,7 @@ impl Event<'_> {
             Event::Tcp(r) => r.meta,
             Event::Request(r) => r.meta,
             Event::Handshake(r) => r.meta,
+            Event::Tls(r) => r.meta,
             Event::Frame(r) => r.meta,
             Event::Message(r) => r.meta,
             Event::Problem(r) => r.meta,
@@ -343,6 +362,7 @@ impl Event<'_> {
             Event::Tcp(r) => Some(r.stream),
             Event::Request(r) => Some(r.stream),
             Event::Handshake(r) => Some(r.stream),
+            Event::Tls(r) => Some(r.stream),
             Event::Frame(r) => Some(r.stream),
             Event::Message(r) => Some(r.stream),
             Event::Problem(r) => r.stream,
@@ -356,6 +376,7 @@ impl Event<'_> {
             Event::Tcp(r) => &r.problems,
             Event::Request(_) => &[],
             Event::Handshake(r) => &r.problems,
+            Event::Tls(_) => &[],
             Event::Frame(r) => &r.problems,
             Event::Message(r) => &r.problems,
             Event::Problem(r) => std::slice::from_ref(&r.code),
@@ -370,6 +391,7 @@ impl Event<'_> {
             Event::Tcp(r) => Event::Tcp(r),
             Event::Request(r) => Event::Request(r),
             Event::Handshake(r) => Event::Handshake(r),
+            Event::Tls(r) => Event::Tls(r),
             Event::Frame(r) => Event::Frame(r.into_owned()),
             Event::Message(r) => Event::Message(r.into_owned()),
             Event::Problem(r) => Event::Problem(r),

@@ -6,6 +6,7 @@
 //! capture  (pcap/pcapng/gzip/stdin)  → CaptureRecord
 //! decode   (link, IP, TCP)           → TcpSegment
 //! tcp      (connections, reassembly) → TcpEvent (data in order, gaps, lifecycle)
+//! tls      (wss://, by content)      → decrypted TcpEvent data with a key log; tls records
 //! session  (per connection)
 //!   ├ http   upgrade handshake       → request/handshake records
 //!   └ ws     frames, messages        → frame/message records
@@ -15,7 +16,7 @@
 //!
 //! Invariants: no input makes a stage panic; every limit is in [`limits::Limits`] and hitting
 //! one emits a problem record; every stream byte is decoded, or counted as a gap, skipped or
-//! non-WebSocket in the `end` record; output is deterministic for a given input.
+//! non-WebSocket (or TLS overhead) in the `end` record; output is deterministic for a given input.
 #![forbid(unsafe_code)]
 
 pub mod capture;
@@ -29,4 +30,5 @@ pub mod problem;
 pub mod session;
 pub mod sink;
 pub mod tcp;
+pub mod tls;
 pub mod ws;

@@ -62,6 +62,16 @@ fn our_payload(r: &Value) -> Vec<u8> {
     }
 }
 
+/// `--keylog FILE` for cases recorded over TLS (`"keylog"` in truth.json names the file).
+pub fn case_args(dir: &Path) -> Vec<String> {
+    let truth: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("truth.json")).unwrap()).unwrap();
+    match truth["keylog"].as_str() {
+        Some(name) => vec!["--keylog".into(), dir.join(name).to_string_lossy().into_owned()],
+        None => Vec::new(),
+    }
+}
+
 fn all_problem_codes(recs: &[Value]) -> Vec<String> {
     let end = recs.last().unwrap();
     end["problems"].as_object().map(|o| o.keys().cloned().collect()).unwrap_or_default()
@@ -71,7 +81,10 @@ fn check_case(dir: &Path) -> Result<(), String> {
     let truth: Value =
         serde_json::from_str(&std::fs::read_to_string(dir.join("truth.json")).unwrap()).unwrap();
     let capture = capture_in(dir);
-    let out = run_path(&["--json", "--conns"], &capture);
+    let keylog = case_args(dir);
+    let mut args = vec!["--json", "--conns"];
+    args.extend(keylog.iter().map(String::as_str));
+    let out = run_path(&args, &capture);
     let name = dir.file_name().unwrap().to_string_lossy().to_string();
     let expect_exit =
         truth["expect_exit"].as_i64().unwrap_or(if name.starts_with("file-") { 2 } else { 0 });
@@ -200,6 +213,24 @@ fn check_case(dir: &Path) -> Result<(), String> {
         for (k, v) in hs.as_object().unwrap() {
             if &h[k] != v {
                 errs.push(format!("handshake {k}: got {} want {v}", h[k]));
+            }
+        }
+    }
+    if let Some(want) = truth.get("expect_tls") {
+        let tls = of_type(&recs, "tls");
+        if tls.is_empty() {
+            errs.push("no tls record".into());
+        }
+        for t in &tls {
+            for (k, v) in want.as_object().unwrap() {
+                if &t[k] != v {
+                    errs.push(format!("tls {k}: got {} want {v}", t[k]));
+                }
+            }
+        }
+        for c in conns.iter().filter(|c| c["websocket"] == true) {
+            if c["tls"]["decrypted"] != true || c["tls"]["undecrypted_records"] != 0 {
+                errs.push(format!("connection {} not fully decrypted: {}", c["stream"], c["tls"]));
             }
         }
     }

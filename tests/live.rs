@@ -370,3 +370,57 @@ fn write_to_a_directory_that_does_not_exist_is_an_error() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("/nonexistent-dir/x.pcap"), "{err}");
 }
+
+/// wss:// captured live with `--keylog` naming a key log that is still empty when the capture
+/// starts: the TLS peers (Node `ws` over https, testdata/gen/node_wss.js, `npm ci` there)
+/// append their secrets during the handshake, and wsdissect reads the file again when a
+/// connection's secrets are not in it yet.
+#[test]
+fn live_capture_decrypts_wss_with_a_growing_key_log() {
+    let gen = repo().join("testdata/gen");
+    assert!(
+        gen.join("node_modules/ws").is_dir(),
+        "testdata/gen/node_modules/ws is missing: run `npm ci` in testdata/gen"
+    );
+    let port = free_port();
+    let dir = tmp_dir("wss");
+    let keylog = dir.join("keylog.txt");
+    std::fs::write(&keylog, "").unwrap();
+    let filter = format!("tcp port {port}");
+    let k = keylog.to_str().unwrap();
+    let cap =
+        start_capture(&["-i", "lo", "-f", &filter, "--json", "--duration", "8", "--keylog", k]);
+    let mut peers = Command::new("node")
+        .arg(gen.join("node_wss.js"))
+        .args([&port.to_string(), "tls13-aes128", k])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("node");
+    let status = wait_for(&mut peers, Duration::from_secs(7), "the Node TLS peers");
+    let mut out = String::new();
+    peers.stdout.take().unwrap().read_to_string(&mut out).unwrap();
+    assert!(status.success(), "node_wss.js failed");
+    let sent: Vec<Value> = serde_json::from_str(&out).expect("peers print JSON");
+    let (status, recs, err) = cap.finish(Duration::from_secs(20));
+    assert_eq!(status.code(), Some(0), "exit status; stderr: {err}");
+    let tls = of_type(&recs, "tls");
+    assert_eq!(tls.len(), 1, "{tls:?}");
+    assert_eq!(tls[0]["keys_found"], true, "{}", tls[0]);
+    assert_eq!(tls[0]["cipher_suite"], "TLS_AES_128_GCM_SHA256");
+    let texts: Vec<(Value, Value)> = of_type(&recs, "message")
+        .iter()
+        .filter(|m| m["opcode_name"] == "text")
+        .map(|m| (m["from"].clone(), m["text"].clone()))
+        .collect();
+    let want: Vec<(Value, Value)> = sent
+        .iter()
+        .filter(|m| m["opcode"] == "text")
+        .map(|m| (m["from"].clone(), m["text"].clone()))
+        .collect();
+    assert!(!want.is_empty());
+    assert_eq!(texts, want);
+    let problems = of_type(&recs, "problem");
+    assert!(problems.is_empty(), "problems: {problems:?}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -6,6 +6,7 @@ mod cli;
 mod groundtruth;
 mod live;
 mod shared;
+mod tls;
 mod tour;
 mod util;
 mod views;

@@ -18,7 +18,7 @@ fn json(case: &str, extra: &[&str]) -> Vec<Value> {
 
 fn table(args: &[&str], case: &str) -> String {
     let cap = capture(case);
-    let out = Command::new(bin())
+    let out = command()
         .args(args)
         .args(["--color", "never", &cap])
         .env("COLUMNS", "250")
@@ -140,7 +140,7 @@ fn tour_python_raw_socket_server() {
         "{f}"
     );
     // A CI gate on this capture fails on the handshake.
-    let out = Command::new(bin()).args(["check", &capture(case)]).output().unwrap();
+    let out = command().args(["check", &capture(case)]).output().unwrap();
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stdout).contains("protocol-not-offered"));
 }
@@ -204,8 +204,10 @@ fn ws_stream(recs: &[Value]) -> u64 {
 
 /// What system 5's two plain recordings share: the three-way handshake, the upgrade, the
 /// server's push, the echoes with ACKs riding on the data, keepalives and their ACKs.
-fn tour_ws_echo_common(case: &str) -> Vec<Value> {
-    let recs = json(case, &["--all", "--conns"]);
+fn tour_ws_echo_common(case: &str, extra: &[&str]) -> Vec<Value> {
+    let mut args = vec!["--all", "--conns"];
+    args.extend_from_slice(extra);
+    let recs = json(case, &args);
     let stream = ws_stream(&recs);
     let mine: Vec<&Value> = recs.iter().filter(|r| r["stream"] == stream).collect();
     // SYN, SYN-ACK and the bare ACK completing the handshake come first.
@@ -257,7 +259,7 @@ fn tour_ws_echo_common(case: &str) -> Vec<Value> {
 #[test]
 fn tour_ws_echo_server_killed() {
     let case = "tour-ws-echo-rst";
-    let recs = tour_ws_echo_common(case);
+    let recs = tour_ws_echo_common(case, &[]);
     let stream = ws_stream(&recs);
     let conn = of_type(&recs, "connection").into_iter().find(|c| c["stream"] == stream).unwrap();
     assert_eq!(
@@ -285,7 +287,7 @@ fn tour_ws_echo_server_killed() {
 #[test]
 fn tour_ws_echo_clean_close() {
     let case = "tour-ws-echo-close";
-    let recs = tour_ws_echo_common(case);
+    let recs = tour_ws_echo_common(case, &[]);
     let stream = ws_stream(&recs);
     let conn = of_type(&recs, "connection").into_iter().find(|c| c["stream"] == stream).unwrap();
     assert_eq!(
@@ -387,16 +389,53 @@ fn tour_socketio_chat_frames() {
     assert_eq!(conn["close"]["initiator"], "server");
 }
 
+/// System 5 over https and wss, decrypted with the key log the Node server wrote: the
+/// same conversation as the clean-close run, TCP and all.
+#[test]
+fn tour_ws_echo_over_wss() {
+    let case = "tour-ws-echo-wss";
+    let keylog = testdata(case).join("keylog.txt").to_string_lossy().into_owned();
+    let recs = tour_ws_echo_common(case, &["--keylog", &keylog]);
+    let stream = ws_stream(&recs);
+    let conn = of_type(&recs, "connection").into_iter().find(|c| c["stream"] == stream).unwrap();
+    assert_eq!(conn["tls"]["decrypted"], true);
+    assert_eq!(conn["tls"]["undecrypted_records"], 0);
+    assert_eq!(conn["close"]["clean"], true);
+    assert_eq!(conn["first_fin_from"], "server");
+    let texts: Vec<&str> = of_type(&recs, "message")
+        .iter()
+        .filter(|m| m["stream"] == stream)
+        .filter_map(|m| m["text"].as_str())
+        .collect();
+    assert_eq!(texts, vec!["get it", "hello 1", "hello 1", "hello 2", "hello 2"]);
+    // Without the key the connection is TLS and nothing more.
+    let recs = json(case, &["--conns"]);
+    assert!(of_type(&recs, "message").is_empty());
+    assert!(of_type(&recs, "handshake").is_empty());
+    // tshark, given the same key log, sees the same frames.
+    let recs = json(case, &["--keylog", &keylog]);
+    let ours = frame_keys(&recs);
+    let theirs = tshark_frames(&capture(case), &[11111], Some(&keylog));
+    assert!(!theirs.is_empty());
+    assert_eq!(ours, theirs);
+}
+
 /// (packet, stream, fin, rsv, opcode, masked, payload length) per frame.
 type FrameKey = (u64, u64, bool, u64, u64, bool, u64);
 
-/// tshark's frames, with the server ports decoded as HTTP so it follows the upgrade.
-fn tshark_frames(capture: &str, ports: &[u64]) -> Vec<FrameKey> {
+/// tshark's frames, with the server ports decoded as HTTP (or TLS, given a key log) so it
+/// follows the upgrade.
+fn tshark_frames(capture: &str, ports: &[u64], keylog: Option<&str>) -> Vec<FrameKey> {
     let mut cmd = Command::new("tshark");
     cmd.args(["-r", capture, "-Y", "websocket", "-T", "fields", "-E", "occurrence=a"]);
+    if let Some(k) = keylog {
+        cmd.args(["-o", &format!("tls.keylog_file:{k}")]);
+    }
     cmd.args(["-E", "aggregator=;"]);
     for p in ports {
-        cmd.args(["-d", &format!("tcp.port=={p},http")]);
+        // Over TLS the port is decoded as TLS, and HTTP inside it is found by content.
+        let proto = if keylog.is_some() { "tls" } else { "http" };
+        cmd.args(["-d", &format!("tcp.port=={p},{proto}")]);
     }
     for f in [
         "frame.number",
@@ -436,6 +475,25 @@ fn tshark_frames(capture: &str, ports: &[u64]) -> Vec<FrameKey> {
     keys
 }
 
+fn frame_keys(recs: &[Value]) -> Vec<FrameKey> {
+    let mut keys: Vec<FrameKey> = of_type(recs, "frame")
+        .iter()
+        .map(|f| {
+            (
+                f["packet"].as_u64().unwrap(),
+                f["stream"].as_u64().unwrap(),
+                f["fin"] == true,
+                f["rsv"].as_u64().unwrap(),
+                f["opcode"].as_u64().unwrap(),
+                f["masked"] == true,
+                f["payload_len"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    keys.sort();
+    keys
+}
+
 /// Every frame of every plain-text tour recording, as tshark sees it.
 #[test]
 fn tour_frames_agree_with_tshark() {
@@ -453,22 +511,8 @@ fn tour_frames_agree_with_tshark() {
             .map(|h| h["server"].as_str().unwrap().rsplit(':').next().unwrap().parse().unwrap())
             .collect();
         ports.dedup();
-        let mut ours: Vec<FrameKey> = of_type(&recs, "frame")
-            .iter()
-            .map(|f| {
-                (
-                    f["packet"].as_u64().unwrap(),
-                    f["stream"].as_u64().unwrap(),
-                    f["fin"] == true,
-                    f["rsv"].as_u64().unwrap(),
-                    f["opcode"].as_u64().unwrap(),
-                    f["masked"] == true,
-                    f["payload_len"].as_u64().unwrap(),
-                )
-            })
-            .collect();
-        ours.sort();
-        let theirs = tshark_frames(&capture(case), &ports);
+        let ours = frame_keys(&recs);
+        let theirs = tshark_frames(&capture(case), &ports, None);
         assert!(!theirs.is_empty(), "{case}: tshark found no frames");
         assert_eq!(ours, theirs, "{case}");
     }

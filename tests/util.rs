@@ -23,12 +23,19 @@ pub fn shared_captures() -> Option<PathBuf> {
     p.is_dir().then_some(p)
 }
 
+/// The binary, without a key log from the environment (tests say which key log they use).
+pub fn command() -> Command {
+    let mut c = Command::new(bin());
+    c.env_remove("SSLKEYLOGFILE");
+    c
+}
+
 pub fn run(args: &[&str]) -> Output {
-    Command::new(bin()).args(args).output().expect("run wsdissect")
+    command().args(args).output().expect("run wsdissect")
 }
 
 pub fn run_path(args: &[&str], path: &Path) -> Output {
-    Command::new(bin()).args(args).arg(path).output().expect("run wsdissect")
+    command().args(args).arg(path).output().expect("run wsdissect")
 }
 
 /// Parses JSON Lines, asserting every line is an object with a string `type`, that the first

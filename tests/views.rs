@@ -4,7 +4,7 @@
 //! Golden files live in `testdata/<case>/expected/`; after an intended change of output,
 //! regenerate them with `UPDATE_GOLDEN=1 cargo test golden` and review the diff.
 
-use crate::cases::{capture_in, cases};
+use crate::cases::{capture_in, case_args, cases};
 use crate::util::*;
 use serde_json::Value;
 use std::process::Command;
@@ -52,6 +52,25 @@ const GOLDEN: &[(&str, &str, &[&str])] = &[
     ("tour-ws-echo-rst", "conns.txt", &["conns"]),
     ("tour-ws-echo-close", "frames.txt", &[]),
     ("tour-ws-echo-close", "conns.txt", &["conns"]),
+    (
+        "tour-ws-echo-wss",
+        "conns-keylog.txt",
+        &["conns", "--keylog", "testdata/tour-ws-echo-wss/keylog.txt"],
+    ),
+    ("node-wss-tls13", "frames-keylog.txt", &["--keylog", "testdata/node-wss-tls13/keylog.txt"]),
+    ("node-wss-tls13", "conns-no-key.txt", &["conns"]),
+    (
+        "node-wss-tls12-aes128gcm",
+        "follow-0-keylog.txt",
+        &[
+            "follow",
+            "0",
+            "--payload",
+            "none",
+            "--keylog",
+            "testdata/node-wss-tls12-aes128gcm/keylog.txt",
+        ],
+    ),
 ];
 
 #[test]
@@ -318,8 +337,10 @@ fn every_json_line_matches_the_schema() {
             ],
             &["check", "--json", "--subprotocol", "chat.v2", "--allow", "no-close-frame"],
         ];
+        let keylog = case_args(&dir);
         for view in views {
             let mut args = view.to_vec();
+            args.extend(keylog.iter().map(String::as_str));
             args.push(&cap);
             check(&args);
         }

@@ -167,6 +167,11 @@ pub struct Common {
     #[arg(short = 'D', long = "list-interfaces", global = true)]
     pub list_interfaces: bool,
 
+    /// TLS key log (NSS format, as SSLKEYLOGFILE writes it) for decrypting wss:// connections.
+    /// SSLKEYLOGFILE is read too when set; pcapng decryption secrets are used as well.
+    #[arg(long = "keylog", value_name = "FILE", global = true)]
+    pub keylog: Option<PathBuf>,
+
     /// Also write the packets read (live or from files) to this pcap file.
     #[arg(short = 'w', long = "write", value_name = "FILE", global = true)]
     pub write: Option<PathBuf>,

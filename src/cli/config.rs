@@ -83,6 +83,10 @@ pub struct Config {
     /// Inputs as given, for the `begin` record.
     pub inputs: Vec<PathBuf>,
     pub write: Option<PathBuf>,
+    /// `--keylog`, read before the run (it must exist).
+    pub keylog: Option<PathBuf>,
+    /// `SSLKEYLOGFILE`, read when it exists.
+    pub keylog_env: Option<PathBuf>,
     pub json: bool,
     pub json_array: bool,
     pub conns: bool,
@@ -173,6 +177,10 @@ impl Config {
             source,
             inputs,
             write: common.write.clone(),
+            keylog: common.keylog.clone(),
+            keylog_env: std::env::var_os("SSLKEYLOGFILE")
+                .filter(|v| !v.is_empty())
+                .map(PathBuf::from),
             json: common.json || common.json_array,
             json_array: common.json_array,
             conns: common.conns,

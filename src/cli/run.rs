@@ -16,6 +16,7 @@ use crate::sink::messages::MessagesTable;
 use crate::sink::table::TableSink;
 use crate::sink::threaded::Threaded;
 use crate::sink::{RunInfo, Sink};
+use crate::tls::KeyLog;
 use std::io::{self, BufWriter, IsTerminal, Write};
 use std::path::PathBuf;
 
@@ -199,9 +200,16 @@ pub fn dissect(config: &Config, inputs: &[PathBuf], sink: &mut dyn Sink) -> io::
         keep_message_payload: !matches!(config.view, View::Conns | View::Check(_))
             || config.filter.grep.is_some(),
     };
+    let keys = match load_keys(config) {
+        Ok(k) => k,
+        Err(e) => {
+            eprintln!("wsdissect: {e}");
+            return Ok(ExitStatus::InputError);
+        }
+    };
     let mut errors: Vec<String> = Vec::new();
     let totals = {
-        let mut dissector = Dissector::new(opts, config.all, sink);
+        let mut dissector = Dissector::new(opts, config.all, sink).with_keys(keys);
         match live.take() {
             Some(cap) => {
                 let outcome = super::live::capture(config, cap, &mut dissector)?;
@@ -226,6 +234,24 @@ pub fn dissect(config: &Config, inputs: &[PathBuf], sink: &mut dyn Sink) -> io::
         eprintln!("wsdissect: {e}");
     }
     Ok(if errors.is_empty() { ExitStatus::Ok } else { ExitStatus::InputError })
+}
+
+/// The TLS key log: `--keylog` must be readable; `SSLKEYLOGFILE` is used when it exists
+/// (programs create it on their first connection).
+fn load_keys(config: &Config) -> Result<KeyLog, String> {
+    let mut keys = match &config.keylog {
+        Some(path) => {
+            KeyLog::open(path).map_err(|e| format!("--keylog {}: {e}", path.display()))?
+        }
+        None => KeyLog::default(),
+    };
+    keys.set_live(matches!(config.source, Source::Live(_)));
+    if let Some(path) = &config.keylog_env {
+        if config.keylog.as_ref() != Some(path) && path.is_file() {
+            keys.add_file(path).map_err(|e| format!("SSLKEYLOGFILE {}: {e}", path.display()))?;
+        }
+    }
+    Ok(keys)
 }
 
 /// Feeds every file's packets to the dissector (and to the `-w` file); the outer error is an
@@ -278,6 +304,11 @@ fn read_files_into(
                 }
             }
             dissector.packet(&rec)?;
+            // Secrets blocks read on the way to this packet serve the connections after it
+            // (a connection looks its secrets up at its ServerHello).
+            for (kind, data) in reader.take_decryption_secrets() {
+                dissector.add_secrets(kind, &data);
+            }
             for notice in reader.take_notices() {
                 dissector.capture_notice(notice);
             }

@@ -67,6 +67,8 @@ pub struct Accounting {
     pub other_bytes: u64,
     /// Bytes never captured (TCP gaps).
     pub gap_bytes: u64,
+    /// TLS record headers, handshakes, tags and records that were not decrypted.
+    pub tls_bytes: u64,
 }
 
 /// Receives records from sessions; the dissector's output sequencer implements it.
@@ -482,6 +484,12 @@ impl Session {
         }
     }
 
+    /// A later stage found the roles the TCP stage guessed to be wrong (a TLS ClientHello
+    /// from the supposed server) before any stream bytes reached the session.
+    pub fn swap_roles_before_data(&mut self) {
+        self.swap_roles();
+    }
+
     fn swap_roles(&mut self) -> Side {
         if let Some(e) = self.ends.as_mut() {
             std::mem::swap(&mut e.client, &mut e.server);
@@ -894,6 +902,7 @@ impl Session {
             keepalive_acks: self.keepalive_acks,
             gaps: self.gaps,
             problems: self.problems.clone(),
+            tls: None,
         })));
         // The connection's state is no longer needed; free it before the table does.
         self.dirs = None;

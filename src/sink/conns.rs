@@ -93,6 +93,27 @@ fn compression_ratio(r: &ConnectionRecord) -> String {
     super::messages::ratio(wire > 0, wire, app)
 }
 
+/// The path column: the upgrade path, `wss://SNI/path` on TLS, `TLS 1.3 SNI (no key)` on
+/// TLS that was not looked into.
+fn path_cell(r: &ConnectionRecord) -> String {
+    let path = r.path.as_deref().unwrap_or("-");
+    let Some(t) = &r.tls else { return path.to_string() };
+    let sni = t.sni.as_deref().unwrap_or("-");
+    if r.websocket {
+        let path = r.path.as_deref().unwrap_or("");
+        return format!("wss://{sni}{path}");
+    }
+    let version = t.version.as_deref().unwrap_or("TLS");
+    let why = if !t.keys_found {
+        " (no key)"
+    } else if t.decrypted {
+        ""
+    } else {
+        " (not decrypted)"
+    };
+    format!("{version} {sni}{why}")
+}
+
 impl<W: Write> ConnsTable<W> {
     pub fn new(out: W, opts: TableOpts) -> Self {
         ConnsTable { out, opts, header_done: false }
@@ -125,6 +146,8 @@ impl<W: Write> ConnsTable<W> {
     }
 
     fn row(&mut self, r: &ConnectionRecord) -> io::Result<()> {
+        // (the path cell marks TLS connections: `wss://SNI/path`, or the TLS version and SNI
+        // when the contents could not be decrypted)
         self.header()?;
         let (client, server) = (r.client.to_string(), r.server.to_string());
         let (client, server, stream, duration) = if self.opts.normalize {
@@ -149,7 +172,7 @@ impl<W: Write> ConnsTable<W> {
             _ => "-".into(),
         };
         let mut path = String::new();
-        escape_text(r.path.as_deref().unwrap_or("-"), &mut path);
+        escape_text(&path_cell(r), &mut path);
         let mut protocol = String::new();
         escape_text(r.protocol.as_deref().unwrap_or("-"), &mut protocol);
         let mut line = format!(

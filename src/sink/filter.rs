@@ -137,6 +137,7 @@ fn endpoints(ev: &Event<'_>) -> Option<(Endpoint, Endpoint)> {
         Event::Frame(r) => Some((r.src, r.dst)),
         Event::Message(r) => Some((r.src, r.dst)),
         Event::Problem(_) => None,
+        Event::Tls(r) => Some((r.client, r.server)),
         Event::Connection(r) => Some((r.client, r.server)),
         Event::Packet(r) => r.src.zip(r.dst),
     }
@@ -149,7 +150,7 @@ fn from(ev: &Event<'_>) -> Option<Side> {
         Event::Message(r) => Some(r.from),
         Event::Problem(r) => r.from,
         Event::Request(_) => Some(Side::Client),
-        Event::Handshake(_) | Event::Connection(_) | Event::Packet(_) => None,
+        Event::Handshake(_) | Event::Tls(_) | Event::Connection(_) | Event::Packet(_) => None,
     }
 }
 

@@ -39,6 +39,7 @@ fn ends(ev: &Event<'_>) -> Option<(String, String)> {
         Event::Frame(f) => Some(pick(f.from, f.src, f.dst)),
         Event::Message(m) => Some(pick(m.from, m.src, m.dst)),
         Event::Connection(c) => Some((c.client.to_string(), c.server.to_string())),
+        Event::Tls(t) => Some((t.client.to_string(), t.server.to_string())),
         _ => None,
     }
 }
@@ -284,6 +285,13 @@ impl<W: Write> FollowSink<W> {
                 };
                 let t = self.stamp(r.meta);
                 writeln!(self.held, "{t}{} {what}", arrow(r.from))
+            }
+            Event::Tls(r) => {
+                let t = self.stamp(r.meta);
+                let mut info = String::new();
+                escape_text(&super::table::tls_info(&r.info), &mut info);
+                let version = r.info.version.as_deref().unwrap_or("TLS");
+                writeln!(self.held, "{t}⇄ {version}: {info}")
             }
             Event::Problem(p) => {
                 let t = self.stamp(p.meta);

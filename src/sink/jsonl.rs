@@ -15,16 +15,17 @@
 //!   close reason), else `"bytes"` (standard base64). `--max-payload N` cuts them to N bytes
 //!   and adds `"truncated": true`, as does a payload cut by a memory limit.
 //! - Record types: `begin`, `tcp`, `request`, `handshake`, `frame`, `message`, `problem`,
-//!   `connection`, `end`.
+//!   `tls`, `connection`, `end`.
 
 use super::json::{write_f64, write_str, Obj};
 use super::{RunInfo, RunTotals, Sink};
 use crate::event::{
     ConnectionRecord, DirectionStats, Event, FrameRecord, HandshakeRecord, MessageRecord,
-    PacketRecord, ProblemRecord, RequestRecord, TcpRecord,
+    PacketRecord, ProblemRecord, RequestRecord, TcpRecord, TlsRecord,
 };
 use crate::problem::ProblemCode;
 use crate::tcp::Endpoint;
+use crate::tls::TlsInfo;
 use std::io::{self, Write};
 
 /// The format version in the `begin` record; bumped only for incompatible changes.
@@ -192,6 +193,7 @@ impl<W: Write> Sink for JsonlSink<W> {
             Event::Tcp(r) if s.tcp => write_tcp(buf, r),
             Event::Request(r) if s.requests => write_request(buf, r),
             Event::Handshake(r) if s.handshakes => write_handshake(buf, r),
+            Event::Tls(r) if s.handshakes => write_tls(buf, r),
             Event::Frame(r) if s.frames => write_frame(buf, r, self.payload),
             Event::Frame(r) if s.control_messages && r.opcode >= 8 => {
                 write_control_message(buf, r, self.payload)
@@ -324,7 +326,45 @@ pub fn write_handshake(buf: &mut Vec<u8>, r: &HandshakeRecord) {
         .raw("request_headers", |b| headers(b, &r.request_headers))
         .raw("response_headers", |b| headers(b, &r.response_headers))
         .str_array("notes", r.notes.iter().map(String::as_str));
+    if let Some(t) = &r.tls {
+        o.raw("tls", |b| tls_object(b, t));
+    }
     problems(&mut o, &r.problems);
+    o.end();
+}
+
+/// The `tls` object of handshake and connection records.
+fn tls_object(buf: &mut Vec<u8>, t: &TlsInfo) {
+    Obj::nested(buf)
+        .opt_str("version", t.version.as_deref())
+        .opt_str("cipher_suite", t.cipher_suite.as_deref())
+        .opt_str("sni", t.sni.as_deref())
+        .opt_str("alpn", t.alpn.as_deref())
+        .bool("keys_found", t.keys_found)
+        .bool("decrypted", t.decrypted)
+        .u64("client_bytes", t.bytes[0])
+        .u64("server_bytes", t.bytes[1])
+        .u64("undecrypted_records", t.undecrypted_records)
+        .close();
+}
+
+pub fn write_tls(buf: &mut Vec<u8>, r: &TlsRecord) {
+    let t = &r.info;
+    let mut o = Obj::new(buf, "tls");
+    o.u64("packet", r.meta.packet)
+        .ts("ts", r.meta.ts, r.meta.precision)
+        .u64("stream", r.stream)
+        .str("client", &endpoint(r.client))
+        .str("server", &endpoint(r.server))
+        .opt_str("version", t.version.as_deref())
+        .opt_str("cipher_suite", t.cipher_suite.as_deref())
+        .opt_u64("cipher_suite_id", t.cipher_suite_id.map(u64::from))
+        .opt_str("sni", t.sni.as_deref())
+        .str_array("alpn_offered", t.alpn_offered.iter().map(String::as_str))
+        .opt_str("alpn", t.alpn.as_deref())
+        .opt_str("client_random", t.client_random.as_deref())
+        .bool("keys_found", t.keys_found);
+    problems(&mut o, &t.problems);
     o.end();
 }
 
@@ -505,6 +545,9 @@ pub fn write_connection(buf: &mut Vec<u8>, r: &ConnectionRecord) {
         .u64("keepalives", r.keepalives)
         .u64("keepalive_acks", r.keepalive_acks)
         .u64("gaps", r.gaps);
+    if let Some(t) = &r.tls {
+        o.raw("tls", |b| tls_object(b, t));
+    }
     problems(&mut o, &r.problems);
     o.end();
 }
@@ -539,6 +582,7 @@ pub fn write_end(buf: &mut Vec<u8>, t: &RunTotals) {
                 .u64("skipped", a.skipped_bytes)
                 .u64("other", a.other_bytes)
                 .u64("gap", a.gap_bytes)
+                .u64("tls", a.tls_bytes)
                 .close();
         })
         .str_array("errors", t.errors.iter().map(String::as_str));

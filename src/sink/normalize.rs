@@ -2,7 +2,7 @@
 //! removed, so their outputs can be diffed.
 //!
 //! Removed: capture times (`ts`, `start`, `end`, `rtt_ms`), packet numbers, ports (endpoints
-//! and the Host header become bare addresses), masking keys, the random handshake key and its accept value,
+//! and the Host header become bare addresses), masking keys, the random handshake key and its accept value, the TLS client random,
 //! the `Date` header, input names, packet and byte totals, and `tcp` records (which reflect
 //! how the stack segmented and retransmitted, not what the peers said). Everything the peers
 //! said — handshake fields, frames, messages, close codes — stays.
@@ -26,6 +26,7 @@ const DROPPED_KEYS: &[&str] = &[
     "mask_key",
     "key",
     "accept",
+    "client_random",
     "inputs",
     "packets",
     "tcp_packets",

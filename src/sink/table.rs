@@ -486,6 +486,18 @@ impl<W: Write> Sink for TableSink<W> {
                     self.print(line)
                 }
             }
+            Event::Tls(r) => {
+                let mut esc = String::new();
+                super::escape::escape_text(&tls_info(&r.info), &mut esc);
+                self.print(Line {
+                    meta: r.meta,
+                    src: r.server.to_string(),
+                    dst: r.client.to_string(),
+                    proto: tls_proto(r.info.version.as_deref()),
+                    info: esc,
+                    problems: Vec::new(),
+                })
+            }
             Event::Problem(r) => {
                 let mut info = String::new();
                 super::escape::escape_text(&r.detail, &mut info);
@@ -521,6 +533,41 @@ impl<W: Write> Sink for TableSink<W> {
         }
         self.out.flush()
     }
+}
+
+/// Wireshark's protocol column for a TLS version.
+pub fn tls_proto(version: Option<&str>) -> &'static str {
+    match version {
+        Some("TLS 1.3") => "TLSv1.3",
+        Some("TLS 1.2") => "TLSv1.2",
+        Some("TLS 1.1") => "TLSv1.1",
+        Some("TLS 1.0") => "TLSv1",
+        Some("SSL 3.0") => "SSLv3",
+        _ => "TLS",
+    }
+}
+
+/// `Client Hello (SNI=…, ALPN=…), Server Hello TLS_AES_128_GCM_SHA256, key logged`.
+pub fn tls_info(t: &crate::tls::TlsInfo) -> String {
+    let mut info = String::from("Client Hello");
+    let mut ext = Vec::new();
+    if let Some(sni) = &t.sni {
+        ext.push(format!("SNI={sni}"));
+    }
+    if !t.alpn_offered.is_empty() {
+        ext.push(format!("ALPN={}", t.alpn_offered.join(",")));
+    }
+    if !ext.is_empty() {
+        let _ = write!(info, " ({})", ext.join(", "));
+    }
+    match &t.cipher_suite {
+        Some(cs) => {
+            let _ = write!(info, ", Server Hello {cs}");
+        }
+        None => info.push_str(", no Server Hello"),
+    }
+    info.push_str(if t.keys_found { ", key logged" } else { ", no key" });
+    info
 }
 
 /// Appends at most `limit` characters of `s`; says whether it cut.

@@ -206,6 +206,71 @@ def py_rejected(port):
     }
 
 
+def py_wss(port):
+    """Python websockets over TLS (wss://): the client's SSLContext writes the key log
+    (`keylog_filename`) into the case's keylog.txt; deflate on (the library's default), text,
+    binary, a 70000-byte message that deflate cannot shrink (its TLS records span TCP
+    segments), a ping, and a clean close by the client."""
+    import random
+    import ssl
+    from websockets.asyncio.client import connect
+    from websockets.asyncio.server import serve
+
+    tls_dir = os.path.join(HERE, "tls")
+    keylog = os.path.join(TESTDATA, CURRENT_CASE[0], "keylog.txt")
+    if os.path.exists(keylog):
+        os.remove(keylog)
+    server_ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server_ctx.load_cert_chain(os.path.join(tls_dir, "cert.pem"), os.path.join(tls_dir, "key.pem"))
+    client_ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    client_ctx.load_verify_locations(os.path.join(tls_dir, "cert.pem"))
+    client_ctx.keylog_filename = keylog
+    sent = []
+
+    async def echo(ws):
+        async for m in ws:
+            await ws.send(f"got {len(m)} bytes" if len(m) > 10000 else m)
+
+    async def main():
+        async with serve(echo, "127.0.0.1", port, ssl=server_ctx, ping_interval=None):
+            async with connect(f"wss://127.0.0.1:{port}/py", ssl=client_ctx,
+                               server_hostname="wsdissect.test", ping_interval=None) as ws:
+                for m in ["hello over tls", b"\x00\xffbinary", "ünïcödé ✓" * 40]:
+                    await ws.send(m)
+                    sent.append(msg("client", m))
+                    await ws.recv()
+                    sent.append(msg("server", m))
+                # Loopback segments are up to 64 KiB (its MSS, and GSO): a message longer
+                # than that, which deflate cannot shrink, makes TLS records span segments.
+                noise = random.Random(8449).randbytes(70000)
+                await ws.send(noise)
+                sent.append(msg("client", noise))
+                await ws.recv()
+                sent.append(msg("server", "got 70000 bytes"))
+                pong = await ws.ping(b"tls ping")
+                await pong
+                sent.append(msg("client", b"tls ping", "ping"))
+                sent.append(msg("server", b"tls ping", "pong"))
+                await ws.close(1000, "tls bye")
+
+    asyncio.run(main())
+    return {
+        "description": "Python websockets 17 over TLS 1.3, key log from SSLContext.keylog_filename",
+        "keylog": "keylog.txt",
+        "connections": [
+            {
+                "server_port": port,
+                "messages": sent,
+                "close": {"initiator": "client", "code": 1000, "reason": "tls bye",
+                          "echoed": True},
+                "tcp_end": "fin",
+            }
+        ],
+        "expect_tls": {"version": "TLS 1.3", "sni": "wsdissect.test"},
+        "expect_problems": [],
+    }
+
+
 # --- headless Chromium -------------------------------------------------------------------
 
 CHROMIUM_PAGE = """<!doctype html><title>wsdissect</title><script>
@@ -285,6 +350,35 @@ def node_ws(port, mode="deflate"):
                           "echoed": True},
             }
         ],
+        "expect_problems": [],
+    }
+
+
+def node_wss(port, mode, extra=()):
+    """Node `ws` over https (wss://): the server logs the TLS secrets (its 'keylog' events)
+    into the case's keylog.txt; text, a short binary, a 20000-byte binary that spans TLS
+    records and segments, and a close started by the server with 4000."""
+    case_dir = os.path.join(TESTDATA, CURRENT_CASE[0])
+    keylog = os.path.join(case_dir, "keylog.txt")
+    out = subprocess.run(
+        ["node", os.path.join(HERE, "node_wss.js"), str(port), mode, keylog, *extra],
+        check=True,
+        capture_output=True,
+        timeout=30,
+    )
+    sent = json.loads(out.stdout)
+    return {
+        "description": f"Node ws 8 client and server over TLS ({mode}) on loopback",
+        "keylog": "keylog.txt",
+        "connections": [
+            {
+                "server_port": port,
+                "messages": sent,
+                "close": {"initiator": "server", "code": 4000, "reason": "server done",
+                          "echoed": True},
+            }
+        ],
+        "expect_tls": {"sni": "wsdissect.test", "alpn": "http/1.1", **NODE_WSS_SUITES[mode]},
         "expect_problems": [],
     }
 
@@ -473,6 +567,7 @@ def tour_ws_echo(port, mode, tls=False):
         truth["expect_tcp"] = {"keepalive_min": 2}
     if tls:
         truth["keylog"] = "keylog.txt"
+        truth["expect_tls"] = {"version": "TLS 1.3", "keys_found": True}
     return truth
 
 
@@ -574,6 +669,26 @@ def tour_python_raw(port):
     }
 
 
+# What each node_wss.js mode negotiates (Node 18+ with OpenSSL 3).
+NODE_WSS_SUITES = {
+    "tls13": {"version": "TLS 1.3", "cipher_suite": "TLS_AES_256_GCM_SHA384"},
+    "tls13-aes128": {"version": "TLS 1.3", "cipher_suite": "TLS_AES_128_GCM_SHA256"},
+    "tls13-chacha": {"version": "TLS 1.3", "cipher_suite": "TLS_CHACHA20_POLY1305_SHA256"},
+    "tls12-aes128gcm": {"version": "TLS 1.2",
+                        "cipher_suite": "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256"},
+    "tls12-aes256gcm": {"version": "TLS 1.2",
+                        "cipher_suite": "TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384"},
+    "tls12-chacha": {"version": "TLS 1.2",
+                     "cipher_suite": "TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256"},
+    "tls12-cbc": {"version": "TLS 1.2",
+                  "cipher_suite": "TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA256"},
+    "tls12-cbc-mte": {"version": "TLS 1.2",
+                      "cipher_suite": "TLS_ECDHE_ECDSA_WITH_AES_256_CBC_SHA"},
+}
+
+# The case being recorded (scenarios that write files next to the capture need it).
+CURRENT_CASE = [""]
+
 SCENARIOS = {
     "py-websockets-basic": (8765, py_basic),
     "py-websockets-keepalive-rst": (8767, py_keepalive_rst),
@@ -591,10 +706,80 @@ SCENARIOS = {
     "tour-ws-echo-rst": (11111, lambda port: tour_ws_echo(port, "rst")),
     "tour-ws-echo-close": (11111, lambda port: tour_ws_echo(port, "close")),
     "tour-ws-echo-wss": (11111, lambda port: tour_ws_echo(port, "close", tls=True)),
+    # wss:// (TLS), decrypted with the key logs the peers wrote.
+    "py-websockets-tls": (8449, py_wss),
+    "node-wss-tls13": (8443, lambda port: node_wss(port, "tls13")),
+    "node-wss-tls13-aes128": (8447, lambda port: node_wss(port, "tls13-aes128")),
+    "node-wss-tls13-chacha": (8444, lambda port: node_wss(port, "tls13-chacha")),
+    "node-wss-tls12-aes128gcm": (8445, lambda port: node_wss(port, "tls12-aes128gcm")),
+    "node-wss-tls12-aes256gcm": (8448, lambda port: node_wss(port, "tls12-aes256gcm")),
+    "node-wss-tls12-chacha": (8446, lambda port: node_wss(port, "tls12-chacha")),
+    "node-wss-tls12-cbc": (8450, lambda port: node_wss(port, "tls12-cbc")),
+    # Client port 8100, below the server's: the source of node-wss-tls13-no-syn.
+    "node-wss-tls13-lowport": (8452, lambda port: node_wss(port, "tls13-aes128", ["lowport"])),
+    "node-wss-tls12-cbc-mte": (8451, lambda port: node_wss(port, "tls12-cbc-mte")),
+}
+
+def inject_secrets(src, dst):
+    """A pcapng of another case's capture with its key log embedded as a Decryption Secrets
+    Block (`editcap --inject-secrets`, from the tshark/wireshark packages); the truth is the
+    same but names no key log file, so the secrets inside the capture must be used."""
+    src_dir = os.path.join(TESTDATA, src)
+    out = os.path.join(TESTDATA, dst)
+    os.makedirs(out, exist_ok=True)
+    pcapng = os.path.join(out, "capture.pcapng")
+    subprocess.run(
+        ["editcap", "--inject-secrets", "tls," + os.path.join(src_dir, "keylog.txt"),
+         os.path.join(src_dir, "capture.pcap"), pcapng],
+        check=True,
+    )
+    with open(os.path.join(src_dir, "truth.json")) as f:
+        truth = json.load(f)
+    del truth["keylog"]
+    truth["description"] = f"{src} with its key log inside the pcapng (Decryption Secrets Block)"
+    with open(os.path.join(out, "truth.json"), "w") as f:
+        json.dump(truth, f, indent=1)
+        f.write("\n")
+    print(f"{dst}: {os.path.getsize(pcapng)} bytes")
+
+
+def drop_tcp_handshake(src, dst):
+    """Another case's capture without its first three packets (SYN, SYN-ACK, ACK), as if
+    the capture had started just after the TCP handshake (`editcap … 1-3`): the TCP stage
+    must guess the roles, and the ClientHello corrects the guess."""
+    src_dir = os.path.join(TESTDATA, src)
+    out = os.path.join(TESTDATA, dst)
+    os.makedirs(out, exist_ok=True)
+    pcap = os.path.join(out, "capture.pcap")
+    subprocess.run(["editcap", os.path.join(src_dir, "capture.pcap"), pcap, "1-3"],
+                   check=True)
+    with open(os.path.join(src_dir, "keylog.txt")) as f, \
+            open(os.path.join(out, "keylog.txt"), "w") as g:
+        g.write(f.read())
+    with open(os.path.join(src_dir, "truth.json")) as f:
+        truth = json.load(f)
+    truth["description"] = f"{src} without the TCP handshake packets"
+    truth["connections"][0]["client_port"] = 8100
+    with open(os.path.join(out, "truth.json"), "w") as f:
+        json.dump(truth, f, indent=1)
+        f.write("\n")
+    print(f"{dst}: {os.path.getsize(pcap)} bytes")
+
+
+# Cases made from other cases' recordings: name -> (function, source case).
+DERIVED = {
+    "py-websockets-tls-dsb": (inject_secrets, "py-websockets-tls"),
+    "node-wss-tls13-no-syn": (drop_tcp_handshake, "node-wss-tls13-lowport"),
 }
 
 if __name__ == "__main__":
-    names = sys.argv[1:] or list(SCENARIOS)
+    names = sys.argv[1:] or list(SCENARIOS) + list(DERIVED)
     for name in names:
+        if name in DERIVED:
+            fn, src = DERIVED[name]
+            fn(src, name)
+            continue
         port, fn = SCENARIOS[name]
+        CURRENT_CASE[0] = name
+        os.makedirs(os.path.join(TESTDATA, name), exist_ok=True)
         record(name, port, fn)
