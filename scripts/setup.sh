@@ -8,6 +8,8 @@ need_apt=()
 # used by the ground-truth tests.
 dpkg -s libpcap-dev >/dev/null 2>&1 || need_apt+=(libpcap-dev)
 command -v python3 >/dev/null 2>&1 || need_apt+=(python3)
+# A C++ compiler: libfuzzer-sys compiles libFuzzer when CI checks the fuzz crate (fuzz/).
+command -v c++ >/dev/null 2>&1 || need_apt+=(g++)
 
 if [ "$(id -u)" -ne 0 ]; then
     SUDO=sudo

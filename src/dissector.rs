@@ -5,6 +5,7 @@
 //! [`Sequencer`], which keeps records in capture order while a connection's nature is still
 //! unknown (its SYN records are only worth printing once it turns out to be WebSocket).
 
+use crate::app::polling::SidTable;
 use crate::capture::{CaptureNotice, CaptureRecord, LinkType, TsPrecision};
 use crate::decode::TcpSegment;
 use crate::decode::{DecodeNotice, Decoded, Decoder};
@@ -19,10 +20,7 @@ use foldhash::HashMap;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::io;
 
-/// Records of a not-yet-classified connection are held at most this many packets.
-const HOLD_PACKETS: u64 = 4096;
-/// ... and at most this many payload bytes in all.
-const HOLD_BYTES: usize = 16 << 20;
+use crate::limits::{HOLD_BYTES, HOLD_PACKETS};
 
 /// Runs the stages over a sequence of capture records.
 pub struct Dissector<'s> {
@@ -32,6 +30,7 @@ pub struct Dissector<'s> {
     opts: Options,
     out: Sequencer<'s>,
     acct: Accounting,
+    sids: SidTable,
     totals: RunTotals,
     unsupported_links: BTreeSet<u32>,
     last_meta: Meta,
@@ -47,6 +46,7 @@ impl<'s> Dissector<'s> {
             out: Sequencer::new(sink, all),
             opts,
             acct: Accounting::default(),
+            sids: SidTable::default(),
             totals: RunTotals::default(),
             unsupported_links: BTreeSet::new(),
             last_meta: Meta::default(),
@@ -92,8 +92,9 @@ impl<'s> Dissector<'s> {
                 let out = &mut self.out;
                 let acct = &mut self.acct;
                 let keys = &mut self.keys;
+                let sids = &mut self.sids;
                 let stream = self.flows.process(pkt, &seg, |info, conn, ev| {
-                    let mut ctx = Ctx { opts, out, acct };
+                    let mut ctx = Ctx { opts, out, acct, sids };
                     conn.on_tcp(info, meta, ev, &mut ctx, keys)
                 });
                 if self.out.all {
@@ -199,8 +200,9 @@ impl<'s> Dissector<'s> {
         let out = &mut self.out;
         let acct = &mut self.acct;
         let keys = &mut self.keys;
+        let sids = &mut self.sids;
         self.flows.finish(pkt, |info, conn, ev| {
-            let mut ctx = Ctx { opts, out, acct };
+            let mut ctx = Ctx { opts, out, acct, sids };
             conn.on_tcp(info, meta, ev, &mut ctx, keys)
         });
         self.out.drain_all();
@@ -220,7 +222,7 @@ impl<'s> Dissector<'s> {
 /// HTTP/WebSocket session, which sees decrypted bytes as if they were the TCP stream.
 #[derive(Default)]
 pub struct Conn {
-    tls: TlsConn,
+    tls: LazyTls,
     session: Session,
     /// Decrypted bytes handed to the session, and TLS bytes counted as overhead so far
     /// (records held in a live capture count as overhead until they are decrypted).
@@ -250,7 +252,8 @@ impl Conn {
         let outputs = self.tls.take_outputs();
         let tls = self.tls.info().cloned();
         let mut annotated = Annotate { inner: &mut *ctx.out, tls: tls.as_ref() };
-        let mut actx = Ctx { opts: ctx.opts, out: &mut annotated, acct: &mut *ctx.acct };
+        let mut actx =
+            Ctx { opts: ctx.opts, out: &mut annotated, acct: &mut *ctx.acct, sids: &mut *ctx.sids };
         if step == Step::Pass && !matches!(ev, TcpEvent::Closed { .. }) {
             feedback = self.session.on_tcp(info, meta, ev, &mut actx);
             self.tls_outputs(info, meta, outputs, &mut actx, &mut handed_on);
@@ -317,6 +320,47 @@ impl Conn {
                 }
             }
         }
+    }
+}
+
+/// A connection's TLS state, allocated when its first bytes arrive and dropped as soon as
+/// they are not a ClientHello. The state is over a kilobyte, and most connections of a SYN
+/// flood, or of any capture, never need it; holding it inline made each tracked connection
+/// cost twice as much.
+#[derive(Default)]
+struct LazyTls {
+    state: Option<Box<TlsConn>>,
+    plain: bool,
+}
+
+impl LazyTls {
+    fn on_tcp(&mut self, ev: &TcpEvent<'_>, roles_from_syn: bool, keys: &mut KeyLog) -> Step {
+        if self.plain {
+            return Step::Pass;
+        }
+        // Until the first bytes, TlsConn passes every event on: no need to allocate it.
+        if self.state.is_none() && !matches!(ev, TcpEvent::Data { .. }) {
+            return Step::Pass;
+        }
+        let tls = self.state.get_or_insert_with(Box::default);
+        let step = tls.on_tcp(ev, roles_from_syn, keys);
+        if !tls.is_tls() {
+            self.state = None;
+            self.plain = true;
+        }
+        step
+    }
+
+    fn take_outputs(&mut self) -> Vec<TlsOut> {
+        self.state.as_mut().map(|t| t.take_outputs()).unwrap_or_default()
+    }
+
+    fn info(&self) -> Option<&TlsInfo> {
+        self.state.as_ref().and_then(|t| t.info())
+    }
+
+    fn is_tls(&self) -> bool {
+        self.state.as_ref().is_some_and(|t| t.is_tls())
     }
 }
 

@@ -4,6 +4,7 @@
 //! the core can hand sinks borrowed bytes on the fast path, and the output sequencer can keep
 //! an owned copy (`into_owned`) when it must hold records back to keep capture order.
 
+use crate::app::App;
 use crate::capture::{Timestamp, TsPrecision};
 use crate::problem::ProblemCode;
 use crate::tcp::{Endpoint, Side};
@@ -125,7 +126,7 @@ pub struct TlsRecord {
 }
 
 /// One WebSocket frame.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct FrameRecord<'a> {
     pub meta: Meta,
     /// Packet in which the frame's first byte arrived.
@@ -149,6 +150,8 @@ pub struct FrameRecord<'a> {
     pub payload_is_text: bool,
     /// Payload bytes that were not kept (limit) or never captured (gap, end of capture).
     pub payload_missing: u64,
+    /// A single-frame message's `app` object, repeated on its frame.
+    pub app: Option<Box<App>>,
     pub problems: Vec<ProblemCode>,
 }
 
@@ -173,13 +176,14 @@ impl FrameRecord<'_> {
             payload: Cow::Owned(self.payload.into_owned()),
             payload_is_text: self.payload_is_text,
             payload_missing: self.payload_missing,
+            app: self.app,
             problems: self.problems,
         }
     }
 }
 
 /// One complete data message (text/binary), after reassembly and decompression.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct MessageRecord<'a> {
     pub meta: Meta,
     pub first_packet: u64,
@@ -197,6 +201,10 @@ pub struct MessageRecord<'a> {
     pub is_text: bool,
     /// Application bytes not kept (limit) or lost (gap, inflate failure).
     pub payload_missing: u64,
+    /// A text message that is one JSON value.
+    pub json: bool,
+    /// What the connection's application protocol decoder made of it.
+    pub app: Option<Box<App>>,
     pub problems: Vec<ProblemCode>,
 }
 
@@ -218,6 +226,8 @@ impl MessageRecord<'_> {
             payload: Cow::Owned(self.payload.into_owned()),
             is_text: self.is_text,
             payload_missing: self.payload_missing,
+            json: self.json,
+            app: self.app,
             problems: self.problems,
         }
     }
@@ -292,6 +302,13 @@ pub struct ConnectionRecord {
     /// stopped answering.
     pub keepalive_acks: u64,
     pub gaps: u64,
+    /// The application protocol decoded inside its messages (`app.protocol`), or `engine.io`
+    /// for a long-polling connection.
+    pub app_protocol: Option<&'static str>,
+    /// The Engine.IO session (`sid`) the connection carried, WebSocket or long-polling.
+    pub sid: Option<String>,
+    /// Streams that carried the same session so far (this one included).
+    pub sid_streams: Vec<u64>,
     pub problems: Vec<ProblemCode>,
     /// The connection is TLS (wss://).
     pub tls: Option<TlsInfo>,
@@ -312,6 +329,27 @@ pub struct PacketRecord {
     pub info: String,
 }
 
+/// An application packet outside WebSocket messages: one Engine.IO packet of an HTTP
+/// long-polling request or response body.
+#[derive(Clone, Debug, PartialEq)]
+pub struct AppRecord {
+    pub meta: Meta,
+    pub stream: u64,
+    pub from: Side,
+    pub src: Endpoint,
+    pub dst: Endpoint,
+    /// `polling`.
+    pub transport: &'static str,
+    pub method: String,
+    pub path: String,
+    /// The Engine.IO session, from the request's `sid` or the `open` packet.
+    pub sid: Option<String>,
+    /// The packet's text in the body.
+    pub text: String,
+    pub app: App,
+    pub problems: Vec<ProblemCode>,
+}
+
 /// What the core tells the sinks, in capture order.
 #[derive(Clone, Debug)]
 pub enum Event<'a> {
@@ -324,6 +362,7 @@ pub enum Event<'a> {
     Problem(ProblemRecord),
     Connection(Box<ConnectionRecord>),
     Packet(Box<PacketRecord>),
+    App(Box<AppRecord>),
 }
 
 impl Event<'_> {
@@ -339,6 +378,7 @@ impl Event<'_> {
             Event::Problem(r) => r.meta.packet,
             Event::Connection(r) => r.meta.packet,
             Event::Packet(r) => r.meta.packet,
+            Event::App(r) => r.meta.packet,
         }
     }
 
@@ -354,6 +394,7 @@ impl Event<'_> {
             Event::Problem(r) => r.meta,
             Event::Connection(r) => r.meta,
             Event::Packet(r) => r.meta,
+            Event::App(r) => r.meta,
         }
     }
 
@@ -368,6 +409,7 @@ impl Event<'_> {
             Event::Problem(r) => r.stream,
             Event::Connection(r) => Some(r.stream),
             Event::Packet(r) => r.stream,
+            Event::App(r) => Some(r.stream),
         }
     }
 
@@ -382,6 +424,7 @@ impl Event<'_> {
             Event::Problem(r) => std::slice::from_ref(&r.code),
             Event::Connection(r) => &r.problems,
             Event::Packet(_) => &[],
+            Event::App(r) => &r.problems,
         }
     }
 
@@ -397,6 +440,7 @@ impl Event<'_> {
             Event::Problem(r) => Event::Problem(r),
             Event::Connection(r) => Event::Connection(r),
             Event::Packet(r) => Event::Packet(r),
+            Event::App(r) => Event::App(r),
         }
     }
 }

@@ -9,7 +9,8 @@
 //! tls      (wss://, by content)      → decrypted TcpEvent data with a key log; tls records
 //! session  (per connection)
 //!   ├ http   upgrade handshake       → request/handshake records
-//!   └ ws     frames, messages        → frame/message records
+//!   ├ ws     frames, messages        → frame/message records
+//!   └ app    Socket.IO, MQTT, STOMP, GraphQL inside messages → `app` objects
 //! dissector (capture-order output)   → Event
 //! sink     (table, JSON Lines)       → bytes
 //! ```
@@ -19,6 +20,7 @@
 //! non-WebSocket (or TLS overhead) in the `end` record; output is deterministic for a given input.
 #![forbid(unsafe_code)]
 
+pub mod app;
 pub mod capture;
 pub mod cli;
 pub mod decode;

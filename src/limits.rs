@@ -1,28 +1,49 @@
 //! Every memory and work limit, named in one place.
 //!
-//! Each field has a command-line flag (see `cli`), a default below, and a problem code that is
-//! emitted when the limit is hit; the run always goes on.
+//! What a capture says (lengths, sequence numbers, connection counts, compressed sizes) never
+//! sizes an allocation by itself: each thing that grows with the input is capped here.
+//!
+//! [`Limits`] holds the caps a user may want to move: each field has a command-line flag
+//! (`cli::args`, listed in the README's "Limits" table and in SECURITY.md), the default below,
+//! and a problem code emitted when the limit is hit; the run always goes on. The constants
+//! after it are fixed bounds of the format or of the output machinery, which no capture needs
+//! raised; each says what happens when it is reached.
 
 /// Limits that keep memory bounded whatever the input claims.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Limits {
-    /// Connections tracked at once; the least recently active is evicted beyond it
-    /// (`connection-limit`).
+    /// Connections tracked at once; beyond it one is evicted, those that never carried
+    /// payload first, then the least recently active (`--max-connections`,
+    /// `connection-limit`).
     pub max_connections: usize,
     /// Out-of-order bytes buffered per TCP direction before the hole is declared a gap
-    /// (`stream-buffer-limit`).
+    /// (`--max-stream-buffer`, `stream-buffer-limit`).
     pub max_stream_buffer: usize,
-    /// Bytes held for incomplete IP datagrams, all together (`ip-fragment-limit`).
+    /// Bytes held for incomplete IP datagrams, all together (`--max-ip-fragments`,
+    /// `ip-fragment-limit`).
     pub max_ip_fragment_bytes: usize,
-    /// Bytes of one HTTP request or response head (`header-limit`).
+    /// Incomplete IP datagrams held at once; the oldest is dropped beyond it
+    /// (`--max-ip-datagrams`, `ip-fragment-limit`).
+    pub max_ip_datagrams: usize,
+    /// Bytes of one HTTP request or response head (`--max-http-header`, `header-limit`).
     pub max_http_header: usize,
-    /// Application bytes kept for one message or frame payload (`message-limit`).
+    /// Bytes held per direction while looking for a frame boundary: after a gap, or in a
+    /// connection picked up mid-stream while deciding whether it carries WebSocket
+    /// (`--max-scan-window`; the bytes are reported skipped with `resync` or
+    /// `undecodable-data`).
+    pub max_scan_window: usize,
+    /// Application bytes kept for one message or frame payload (`--max-message`,
+    /// `message-limit`).
     pub max_message: usize,
-    /// Bytes one compressed message may inflate to (`inflate-limit`).
+    /// Bytes one compressed message may inflate to (`--max-inflate`, `inflate-limit`).
     pub max_inflate: usize,
-    /// Inflated-to-compressed ratio above which inflation stops (`inflate-limit`), checked once
-    /// the output passes 1 MiB so that small, highly repetitive messages are never flagged.
+    /// Inflated-to-compressed ratio above which inflation stops (`--max-inflate-ratio`,
+    /// `inflate-limit`), checked once the output passes 1 MiB so that small, highly
+    /// repetitive messages are never flagged.
     pub max_inflate_ratio: u64,
+    /// Pings per side waiting for their pong; beyond it the oldest is forgotten
+    /// (`--max-pending-pings`, `ping-limit`).
+    pub max_pending_pings: usize,
 }
 
 impl Default for Limits {
@@ -31,10 +52,27 @@ impl Default for Limits {
             max_connections: 100_000,
             max_stream_buffer: 4 << 20,
             max_ip_fragment_bytes: 16 << 20,
+            max_ip_datagrams: 1024,
             max_http_header: 64 << 10,
+            max_scan_window: 64 << 10,
             max_message: 16 << 20,
             max_inflate: 64 << 20,
             max_inflate_ratio: 1000,
+            max_pending_pings: 64,
         }
     }
 }
+
+/// The largest capture block (pcapng block, pcap record) read; a larger one ends the read as
+/// a corrupt capture (exit 2), with everything before it reported.
+pub const MAX_BLOCK: usize = 64 << 20;
+
+/// pcapng Decryption Secrets kept in all; later blocks are skipped with a notice.
+pub const MAX_SECRETS: usize = 16 << 20;
+
+/// Without `--all`, records of a connection not yet known to be WebSocket are held back (so
+/// that a late handshake or frame can still claim them) for at most this many packets ...
+pub const HOLD_PACKETS: u64 = 4096;
+/// ... and this many payload bytes over all such connections; then they are released as
+/// not WebSocket.
+pub const HOLD_BYTES: usize = 16 << 20;

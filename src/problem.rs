@@ -107,6 +107,7 @@ problem_codes! {
     MessageLimit => "message-limit", Warning, "a message exceeded the message size limit; its payload was truncated";
     NoCloseFrame => "no-close-frame", Warning, "the connection ended without a close frame from one or both sides (what a peer reports as 1006)";
     CloseNotEchoed => "close-not-echoed", Warning, "one side sent a close frame and the other never answered with its own";
+    PingLimit => "ping-limit", Info, "more pings were waiting for a pong than the pending-ping limit; the oldest was forgotten, so its pong may count as unsolicited";
     PingAnsweredWithPing => "ping-answered-with-ping", Error, "a ping was answered with a ping carrying the same payload instead of a pong";
     UnsolicitedPong => "unsolicited-pong", Info, "a pong matched no outstanding ping (allowed as a heartbeat by RFC 6455 5.5.3)";
     // TLS (wss://).
@@ -115,6 +116,7 @@ problem_codes! {
     TlsUnsupportedCipher => "tls-unsupported-cipher", Warning, "the TLS version or cipher suite is not one wsdissect decrypts (TLS 1.2 and 1.3 with AES-GCM or ChaCha20-Poly1305, and TLS 1.2 AES-CBC)";
     TlsMalformed => "tls-malformed", Error, "bytes of a TLS connection are not valid TLS records or handshake messages; the rest of that direction is skipped";
     UndecodableData => "undecodable-data", Warning, "stream bytes that are neither an HTTP upgrade nor WebSocket frames; they were skipped";
+    AppDecodeError => "app-decode-error", Warning, "a message (or polling payload) of the connection's application protocol (Socket.IO, MQTT, STOMP, GraphQL) did not decode; it is reported as it is";
     Resync => "resync", Warning, "after a gap or a mid-stream start, bytes were skipped to reach the next plausible frame boundary";
 }
 

@@ -94,3 +94,123 @@ pub fn first_line_then_close(args: &[&str]) -> String {
     assert!(out.stderr.is_empty(), "{args:?}: {stderr}");
     first
 }
+
+/// What one measured run of wsdissect did.
+#[derive(Debug)]
+pub struct Measured {
+    /// The exit code, `None` when a signal ended it (a crash) or it was killed at the deadline.
+    pub code: Option<i32>,
+    pub timed_out: bool,
+    pub stdout: Vec<u8>,
+    pub stderr: Vec<u8>,
+    /// Peak resident memory of the wsdissect process alone, in KiB.
+    pub max_rss_kib: u64,
+    pub elapsed: std::time::Duration,
+}
+
+impl Measured {
+    /// Asserts the run exited by itself (no signal, no deadline) with `code`, within `max_rss`
+    /// MiB of memory and `max_secs` seconds.
+    pub fn assert_bounded(&self, what: &str, code: i32, max_rss_mib: u64, max_secs: u64) {
+        let stderr = String::from_utf8_lossy(&self.stderr);
+        assert!(!self.timed_out, "{what}: still running after {max_secs} s");
+        assert_eq!(self.code, Some(code), "{what}: exit status, stderr: {stderr}");
+        assert!(
+            self.max_rss_kib <= max_rss_mib * 1024,
+            "{what}: peak RSS {} KiB over {max_rss_mib} MiB",
+            self.max_rss_kib
+        );
+        assert!(
+            self.elapsed.as_secs() < max_secs,
+            "{what}: took {:?}, more than {max_secs} s",
+            self.elapsed
+        );
+    }
+}
+
+const PROBE_ENV: &str = "WSDISSECT_TEST_RSS_PROBE";
+
+/// Runs wsdissect with `args`, killing it after `deadline_secs`, and measures its peak memory.
+///
+/// The peak is `getrusage(RUSAGE_CHILDREN)` taken in a process whose only child is wsdissect:
+/// this test binary run again as `util::rss_probe`. In this process the figure would be the
+/// largest of every child any test has reaped so far.
+pub fn run_measured(args: &[&str], deadline_secs: u64) -> Measured {
+    let dir =
+        std::env::temp_dir().join(format!("wsdissect-probe-{}-{}", std::process::id(), unique()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let spec = serde_json::json!({
+        "bin": bin(),
+        "args": args,
+        "deadline_secs": deadline_secs,
+        "dir": dir,
+    });
+    let probe = Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "util::rss_probe", "--nocapture", "--test-threads=1", "--quiet"])
+        .env(PROBE_ENV, spec.to_string())
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .status()
+        .expect("run the probe");
+    assert!(probe.success(), "the probe failed: {probe:?}");
+    let result: Value =
+        serde_json::from_slice(&std::fs::read(dir.join("result.json")).unwrap()).unwrap();
+    let m = Measured {
+        code: result["code"].as_i64().map(|c| c as i32),
+        timed_out: result["timed_out"].as_bool().unwrap(),
+        stdout: std::fs::read(dir.join("stdout")).unwrap(),
+        stderr: std::fs::read(dir.join("stderr")).unwrap(),
+        max_rss_kib: result["max_rss_kib"].as_u64().unwrap(),
+        elapsed: std::time::Duration::from_secs_f64(result["secs"].as_f64().unwrap()),
+    };
+    let _ = std::fs::remove_dir_all(&dir);
+    m
+}
+
+fn unique() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    N.fetch_add(1, Ordering::Relaxed)
+}
+
+/// The other half of [`run_measured`]: does nothing unless started by it.
+#[test]
+fn rss_probe() {
+    let Ok(spec) = std::env::var(PROBE_ENV) else { return };
+    let spec: Value = serde_json::from_str(&spec).unwrap();
+    let dir = PathBuf::from(spec["dir"].as_str().unwrap());
+    let args: Vec<&str> =
+        spec["args"].as_array().unwrap().iter().map(|a| a.as_str().unwrap()).collect();
+    let deadline = std::time::Duration::from_secs(spec["deadline_secs"].as_u64().unwrap());
+    let start = std::time::Instant::now();
+    let mut child = Command::new(spec["bin"].as_str().unwrap())
+        .args(&args)
+        .stdin(Stdio::null())
+        .stdout(std::fs::File::create(dir.join("stdout")).unwrap())
+        .stderr(std::fs::File::create(dir.join("stderr")).unwrap())
+        .spawn()
+        .expect("run wsdissect");
+    let mut timed_out = false;
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if start.elapsed() > deadline {
+            timed_out = true;
+            let _ = child.kill();
+            break child.wait().unwrap();
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    };
+    let secs = start.elapsed().as_secs_f64();
+    let usage = nix::sys::resource::getrusage(nix::sys::resource::UsageWho::RUSAGE_CHILDREN)
+        .expect("getrusage");
+    let result = serde_json::json!({
+        "code": status.code(),
+        "timed_out": timed_out,
+        // ru_maxrss is in KiB on Linux.
+        "max_rss_kib": usage.max_rss().max(0) as u64,
+        "secs": secs,
+    });
+    std::fs::write(dir.join("result.json"), result.to_string()).unwrap();
+}

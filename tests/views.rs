@@ -71,6 +71,15 @@ const GOLDEN: &[(&str, &str, &[&str])] = &[
             "testdata/node-wss-tls12-aes128gcm/keylog.txt",
         ],
     ),
+    ("node-socketio", "frames.txt", &[]),
+    ("node-socketio", "messages.txt", &["messages"]),
+    ("node-socketio", "conns-all.txt", &["conns", "--all"]),
+    ("node-socketio", "follow-3-pretty.txt", &["follow", "3", "--pretty"]),
+    ("node-socketio-v2", "messages.txt", &["messages"]),
+    ("node-mqtt", "messages.txt", &["messages"]),
+    ("node-stomp", "follow-0.txt", &["follow", "0"]),
+    ("node-graphql", "follow-0-pretty.txt", &["follow", "0", "--pretty"]),
+    ("crafted-app-errors", "messages.txt", &["messages"]),
 ];
 
 #[test]
@@ -296,7 +305,7 @@ fn completions_and_man_page_come_from_the_command_line() {
     assert!(help.contains("Examples:") && help.contains("Exit codes"));
 }
 
-fn schema() -> jsonschema::Validator {
+pub fn schema() -> jsonschema::Validator {
     let text = std::fs::read_to_string(repo().join("docs/json.schema.json")).unwrap();
     let schema: Value = serde_json::from_str(&text).unwrap();
     jsonschema::validator_for(&schema).expect("docs/json.schema.json is a valid schema")

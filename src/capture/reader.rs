@@ -15,10 +15,7 @@ use std::path::{Path, PathBuf};
 
 /// Initial buffer size.
 const BUFFER: usize = 1 << 20;
-/// No block may be larger than this; a length claiming more is corruption.
-pub const MAX_BLOCK: usize = 64 << 20;
-/// Decryption secrets kept at most, all blocks together; later ones are skipped with a notice.
-pub const MAX_SECRETS: usize = 16 << 20;
+pub use crate::limits::{MAX_BLOCK, MAX_SECRETS};
 
 const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
 

@@ -220,6 +220,12 @@ pub struct Common {
     #[arg(long = "grep", value_name = "PATTERN", global = true)]
     pub grep: Option<String>,
 
+    /// Only messages (and their frames, and polling packets) where PATH exists, or equals
+    /// VALUE: `app.event=msg`, `app.mqtt=PUBLISH`, `json.type=subscribe`; repeatable, all must
+    /// hold. `app.` paths look into the decoded application packet, `json.` into JSON text.
+    #[arg(long = "where", value_name = "PATH[=VALUE]", global = true)]
+    pub wheres: Vec<String>,
+
     /// Stop after this many packets.
     #[arg(short = 'c', long = "count", value_name = "N", global = true)]
     pub count: Option<u64>,
@@ -264,31 +270,45 @@ pub struct Common {
     #[arg(short = 'n', global = true)]
     pub no_resolve: bool,
 
-    /// Tracked connections at most; the least recently active is evicted beyond it.
+    /// Tracked connections at most; beyond it one is evicted, those without payload first
+    /// (default 100000).
     #[arg(long = "max-connections", value_name = "N", global = true)]
     pub max_connections: Option<usize>,
 
-    /// Out-of-order bytes buffered per TCP direction.
+    /// Out-of-order bytes buffered per TCP direction (default 4 MiB).
     #[arg(long = "max-stream-buffer", value_name = "BYTES", global = true)]
     pub max_stream_buffer: Option<usize>,
 
-    /// Bytes held for incomplete IP datagrams.
+    /// Bytes held for incomplete IP datagrams (default 16 MiB).
     #[arg(long = "max-ip-fragments", value_name = "BYTES", global = true)]
     pub max_ip_fragments: Option<usize>,
 
-    /// Bytes of one HTTP request or response head.
+    /// Incomplete IP datagrams held at once (default 1024).
+    #[arg(long = "max-ip-datagrams", value_name = "N", global = true)]
+    pub max_ip_datagrams: Option<usize>,
+
+    /// Bytes held per direction while looking for a frame boundary, after a gap or mid-stream
+    /// (default 64 KiB).
+    #[arg(long = "max-scan-window", value_name = "BYTES", global = true)]
+    pub max_scan_window: Option<usize>,
+
+    /// Pings per side remembered while waiting for their pong (default 64).
+    #[arg(long = "max-pending-pings", value_name = "N", global = true)]
+    pub max_pending_pings: Option<usize>,
+
+    /// Bytes of one HTTP request or response head (default 64 KiB).
     #[arg(long = "max-http-header", value_name = "BYTES", global = true)]
     pub max_http_header: Option<usize>,
 
-    /// Payload bytes kept for one frame or message.
+    /// Payload bytes kept for one frame or message (default 16 MiB).
     #[arg(long = "max-message", value_name = "BYTES", global = true)]
     pub max_message: Option<usize>,
 
-    /// Bytes one compressed message may inflate to.
+    /// Bytes one compressed message may inflate to (default 64 MiB).
     #[arg(long = "max-inflate", value_name = "BYTES", global = true)]
     pub max_inflate: Option<usize>,
 
-    /// Inflated-to-compressed ratio limit (checked past 1 MiB of output).
+    /// Inflated-to-compressed ratio limit, checked past 1 MiB of output (default 1000).
     #[arg(long = "max-inflate-ratio", value_name = "N", global = true)]
     pub max_inflate_ratio: Option<u64>,
 }

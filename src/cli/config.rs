@@ -265,6 +265,11 @@ fn filter_spec(c: &Common) -> Result<FilterSpec, String> {
         }),
         opcodes,
         grep,
+        wheres: c
+            .wheres
+            .iter()
+            .map(|w| crate::sink::filter::Where::parse(w))
+            .collect::<Result<_, _>>()?,
         only_problems: c.problems,
     })
 }
@@ -301,6 +306,9 @@ fn limits(c: &Common) -> Limits {
         max_connections: c.max_connections.unwrap_or(d.max_connections).max(1),
         max_stream_buffer: c.max_stream_buffer.unwrap_or(d.max_stream_buffer),
         max_ip_fragment_bytes: c.max_ip_fragments.unwrap_or(d.max_ip_fragment_bytes),
+        max_ip_datagrams: c.max_ip_datagrams.unwrap_or(d.max_ip_datagrams).max(1),
+        max_scan_window: c.max_scan_window.unwrap_or(d.max_scan_window).max(1),
+        max_pending_pings: c.max_pending_pings.unwrap_or(d.max_pending_pings),
         max_http_header: c.max_http_header.unwrap_or(d.max_http_header),
         max_message: c.max_message.unwrap_or(d.max_message),
         max_inflate: c.max_inflate.unwrap_or(d.max_inflate),

@@ -198,7 +198,9 @@ pub fn dissect(config: &Config, inputs: &[PathBuf], sink: &mut dyn Sink) -> io::
         // Views that print no data payloads skip copying them (text is still validated).
         keep_frame_payload: matches!(config.view, View::Frames) || config.filter.grep.is_some(),
         keep_message_payload: !matches!(config.view, View::Conns | View::Check(_))
-            || config.filter.grep.is_some(),
+            || config.filter.grep.is_some()
+            || !config.filter.wheres.is_empty(),
+        mark_json: config.json,
     };
     let keys = match load_keys(config) {
         Ok(k) => k,

@@ -11,7 +11,6 @@ use foldhash::HashMap;
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 
-const MAX_DATAGRAMS: usize = 1024;
 const TIMEOUT_SECS: i64 = 60;
 /// The largest IP payload (IPv4 65535 minus a 20-byte header; IPv6 without jumbograms).
 const MAX_DATAGRAM: usize = 65535;
@@ -47,6 +46,7 @@ struct Datagram {
 
 pub struct FragmentPool {
     limit: usize,
+    max_datagrams: usize,
     held: usize,
     serial: u64,
     datagrams: HashMap<DatagramId, Datagram>,
@@ -57,9 +57,10 @@ pub struct FragmentPool {
 }
 
 impl FragmentPool {
-    pub fn new(limit: usize) -> Self {
+    pub fn new(limit: usize, max_datagrams: usize) -> Self {
         FragmentPool {
             limit,
+            max_datagrams,
             held: 0,
             serial: 0,
             datagrams: HashMap::default(),
@@ -82,7 +83,7 @@ impl FragmentPool {
             return None;
         }
         while self.held + data.len() > self.limit
-            || (!self.datagrams.contains_key(&id) && self.datagrams.len() >= MAX_DATAGRAMS)
+            || (!self.datagrams.contains_key(&id) && self.datagrams.len() >= self.max_datagrams)
         {
             if !self.evict_oldest(true) {
                 break;
@@ -205,7 +206,7 @@ mod tests {
     fn reassembles_in_any_order() {
         let data: Vec<u8> = (0..100u8).collect();
         for order in [[0, 1, 2], [2, 0, 1], [1, 2, 0]] {
-            let mut pool = FragmentPool::new(1 << 20);
+            let mut pool = FragmentPool::new(1 << 20, 1024);
             let parts =
                 [(0, &data[..40], true), (40, &data[40..80], true), (80, &data[80..], false)];
             let mut done = None;
@@ -220,7 +221,7 @@ mod tests {
 
     #[test]
     fn limit_drops_oldest_and_says_so() {
-        let mut pool = FragmentPool::new(100);
+        let mut pool = FragmentPool::new(100, 1024);
         assert_eq!(pool.add(key(0, true), &[1; 80], 0), None);
         let mut k = key(0, true);
         k.id = 8;
@@ -236,8 +237,24 @@ mod tests {
     }
 
     #[test]
+    fn datagram_count_limit_drops_the_oldest() {
+        let mut pool = FragmentPool::new(1 << 20, 3);
+        for id in 0..5 {
+            let mut k = key(0, true);
+            k.id = id;
+            assert_eq!(pool.add(k, &[1; 8], 0), None);
+        }
+        assert_eq!(pool.datagrams.len(), 3);
+        let notices = pool.take_notices();
+        assert_eq!(notices.len(), 2);
+        assert!(notices
+            .iter()
+            .all(|n| matches!(n, DecodeNotice::FragmentLimit { dropped_bytes: 8 })));
+    }
+
+    #[test]
     fn gives_up_after_timeout() {
-        let mut pool = FragmentPool::new(1 << 20);
+        let mut pool = FragmentPool::new(1 << 20, 1024);
         pool.add(key(0, true), &[0; 8], 0);
         pool.add(key(800, false), &[0; 8], 100);
         assert!(pool
@@ -252,7 +269,7 @@ mod tests {
     #[test]
     fn many_fragments_cost_linear_work() {
         let n = 8190;
-        let mut pool = FragmentPool::new(1 << 20);
+        let mut pool = FragmentPool::new(1 << 20, 1024);
         assert_eq!(pool.add(key(n * 8, false), &[9; 8], 0), None);
         for i in 0..n {
             let done = pool.add(key(i * 8, true), &[i as u8; 8], 0);
@@ -264,7 +281,7 @@ mod tests {
         }
         assert!(pool.looks <= 4 * n, "{} pieces looked at", pool.looks);
         // Reverse order and overlaps still complete exactly once.
-        let mut pool = FragmentPool::new(1 << 20);
+        let mut pool = FragmentPool::new(1 << 20, 1024);
         assert_eq!(pool.add(key(16, false), &[3; 4], 0), None);
         assert_eq!(pool.add(key(8, true), &[2; 16], 0), None);
         assert_eq!(pool.add(key(0, true), &[1; 8], 0).map(|d| d.len()), Some(20));

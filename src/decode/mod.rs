@@ -122,7 +122,9 @@ pub struct Decoder {
 
 impl Decoder {
     pub fn new(limits: &Limits) -> Decoder {
-        Decoder { frags: ipfrag::FragmentPool::new(limits.max_ip_fragment_bytes) }
+        Decoder {
+            frags: ipfrag::FragmentPool::new(limits.max_ip_fragment_bytes, limits.max_ip_datagrams),
+        }
     }
 
     /// Decodes one record.

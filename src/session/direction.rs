@@ -18,9 +18,6 @@ use crate::ws::sniff::{self, FrameScan};
 use crate::ws::utf8::Utf8Stream;
 use std::borrow::Cow;
 
-/// Bytes held while looking for a frame boundary after a gap or a mid-stream start.
-const RESYNC_WINDOW: usize = 64 << 10;
-
 /// Negotiated permessage-deflate state of one direction.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct DeflateSetup {
@@ -139,7 +136,8 @@ impl Direction {
                 return;
             }
         }
-        let room = RESYNC_WINDOW.saturating_sub(held.len());
+        let window = ctx.opts.limits.max_scan_window.max(1);
+        let room = window.saturating_sub(held.len());
         let take = data.len().min(room);
         held.extend_from_slice(data.get(..take).unwrap_or_default());
         let rest = data.get(take..).unwrap_or_default();
@@ -148,7 +146,7 @@ impl Direction {
             self.resynced(at as u64, meta, ends, ctx);
             self.decode(bytes.get(at..).unwrap_or_default(), meta, ends, ctx);
             self.decode(rest, meta, ends, ctx);
-        } else if held.len() >= RESYNC_WINDOW {
+        } else if held.len() >= window {
             // Nothing plausible in a whole window: give it up and search on.
             let n = held.len() as u64;
             held.clear();
@@ -515,12 +513,13 @@ impl DirState {
             payload: Cow::Borrowed(&kept),
             payload_is_text,
             payload_missing: missing,
+            app: None,
             problems,
         };
         ctx.out.emit(Event::Frame(record));
         if data_frame {
             if let Some(msg) = self.message.as_mut() {
-                msg.frames += 1;
+                msg.frames = msg.frames.saturating_add(1);
                 msg.wire_len = msg.wire_len.saturating_add(h.payload_len);
                 if incomplete {
                     msg.missing = msg.missing.saturating_add(missing);
@@ -610,6 +609,8 @@ impl DirState {
             payload,
             is_text,
             payload_missing: msg.missing.saturating_add(not_kept),
+            json: false,
+            app: None,
             problems: msg.problems,
         }));
     }
@@ -649,7 +650,7 @@ fn validate_text(msg: &mut MessageInProgress, from: usize) {
     }
 }
 
-fn push_once(problems: &mut Vec<ProblemCode>, code: ProblemCode) {
+pub(super) fn push_once(problems: &mut Vec<ProblemCode>, code: ProblemCode) {
     if !problems.contains(&code) {
         problems.push(code);
     }

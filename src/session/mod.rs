@@ -10,12 +10,18 @@
 mod direction;
 mod pings;
 
+use direction::push_once;
 pub use direction::{opcode_slot, DeflateSetup};
 
+use crate::app::engineio::query_param;
+use crate::app::polling::{is_polling_request, Polling, SidTable};
+use crate::app::{is_json, AppConn, AppMessage, Hints};
+use crate::event::{AppRecord, MessageRecord};
 use crate::event::{
     CloseInfo, ConnectionRecord, Event, HandshakeRecord, Meta, ProblemRecord, RequestRecord,
     TcpKind, TcpRecord,
 };
+use crate::http::chunked::ChunkedDecoder;
 use crate::http::handshake::{
     check_handshake, check_request, is_websocket_upgrade_request, offered_extensions,
     offered_protocols,
@@ -31,12 +37,7 @@ use crate::ws::frame::FrameHeader;
 use crate::ws::opcode::OpCode;
 use crate::ws::sniff::{self, FrameScan};
 use direction::{ControlSeen, Direction};
-use pings::{PingSeen, Pings};
-
-/// Bytes held per side while deciding what a connection carries.
-const DETECT_WINDOW: usize = 64 << 10;
-/// Outstanding pings remembered per side for RTT pairing.
-const MAX_OUTSTANDING_PINGS: usize = 64;
+use pings::Pings;
 
 /// What the core keeps and reports; fixed for a run.
 #[derive(Clone, Debug)]
@@ -46,11 +47,19 @@ pub struct Options {
     pub keep_frame_payload: bool,
     /// Keep message payloads for message records.
     pub keep_message_payload: bool,
+    /// Check whether text messages are JSON (`"json": true`); only JSON output shows it, and
+    /// the check is a parse of every text message.
+    pub mark_json: bool,
 }
 
 impl Default for Options {
     fn default() -> Self {
-        Options { limits: Limits::default(), keep_frame_payload: true, keep_message_payload: true }
+        Options {
+            limits: Limits::default(),
+            keep_frame_payload: true,
+            keep_message_payload: true,
+            mark_json: true,
+        }
     }
 }
 
@@ -83,6 +92,8 @@ pub struct Ctx<'a> {
     pub opts: &'a Options,
     pub out: &'a mut dyn Emitter,
     pub acct: &'a mut Accounting,
+    /// Engine.IO sessions and the streams that carried them, across connections.
+    pub sids: &'a mut SidTable,
 }
 
 /// The connection's endpoints by role.
@@ -148,6 +159,8 @@ pub struct Session {
     scans: [FrameScan; 2],
     /// HTTP body bytes still to skip, per side.
     body_skip: [u64; 2],
+    /// A chunked HTTP body in progress, per side.
+    chunked: [Option<ChunkedDecoder>; 2],
     http_seen: bool,
     request: Option<(RequestHead, Meta)>,
     summary: HandshakeSummary,
@@ -166,6 +179,10 @@ pub struct Session {
     problems: Vec<ProblemCode>,
     stream_bytes: [u64; 2],
     closed: bool,
+    /// The application protocol inside the messages (from the handshake or by content).
+    app: Option<Box<AppConn>>,
+    /// Engine.IO long-polling requests on this (plain HTTP) connection.
+    polling: Option<Box<Polling>>,
 }
 
 fn idx(side: Side) -> usize {
@@ -256,6 +273,17 @@ impl Session {
             TcpEvent::Closed { reason } => self.on_closed(reason, meta, ctx),
         }
         Feedback::Continue
+    }
+
+    /// The Engine.IO session of the connection: the `sid` of its WebSocket upgrade path, or
+    /// of its polling requests.
+    fn session_sid(&self) -> Option<String> {
+        let path = self.summary.path.as_deref()?;
+        if crate::app::engineio::is_engineio_path(path) {
+            query_param(path, "sid").map(str::to_owned)
+        } else {
+            None
+        }
     }
 
     fn ends(&self) -> Endpoints {
@@ -362,7 +390,26 @@ impl Session {
         let ends = self.ends();
         let Some(dirs) = self.dirs.as_mut() else { return };
         let dir = &mut dirs[idx(from)];
-        dir.on_data(data, meta, &ends, ctx);
+        // Views that print no payloads drop them, but an application protocol needs the
+        // bytes to decode (and report what does not), whatever the view.
+        let keep;
+        let opts =
+            if !ctx.opts.keep_message_payload && self.app.as_ref().is_some_and(|a| a.active()) {
+                keep = Options { keep_message_payload: true, ..ctx.opts.clone() };
+                &keep
+            } else {
+                ctx.opts
+            };
+        // Messages pass through the application layer on their way out.
+        let mut tap = AppTap {
+            inner: &mut *ctx.out,
+            app: self.app.as_deref_mut(),
+            held: None,
+            mark_json: ctx.opts.mark_json,
+        };
+        let mut app_ctx = Ctx { opts, out: &mut tap, acct: &mut *ctx.acct, sids: &mut *ctx.sids };
+        dir.on_data(data, meta, &ends, &mut app_ctx);
+        tap.flush();
         let controls = dir.take_controls();
         for (meta, control) in controls {
             self.on_control(from, control, meta, ctx);
@@ -379,9 +426,15 @@ impl Session {
                 Some(_) => {}
             },
             ControlSeen::Ping { payload } => {
-                if self.pings.ping(from, payload, meta) == PingSeen::AnsweredWithPing {
+                let limit = ctx.opts.limits.max_pending_pings;
+                let seen = self.pings.ping(from, payload, meta, limit);
+                if seen.answered_with_ping {
                     self.problem(ProblemCode::PingAnsweredWithPing, Some(from), meta, ctx,
                         "a ping was answered with a ping carrying the same payload instead of a pong".into());
+                }
+                if seen.forgot || limit == 0 {
+                    self.problem(ProblemCode::PingLimit, Some(from), meta, ctx,
+                        format!("more than {limit} pings waiting for a pong: the oldest is no longer paired"));
                 }
             }
             ControlSeen::Pong { payload } => {
@@ -402,14 +455,26 @@ impl Session {
     fn detect(&mut self, mut from: Side, data: &[u8], meta: Meta, ctx: &mut Ctx<'_>) -> Feedback {
         let mut feedback = Feedback::Continue;
         let mut data = data;
+        if self.chunked[idx(from)].is_some() {
+            match self.chunked_input(idx(from), data, meta, ctx) {
+                Some(n) => data = data.get(n..).unwrap_or_default(),
+                None => return feedback,
+            }
+        }
         let skip = self.body_skip[idx(from)].min(data.len() as u64) as usize;
         if skip > 0 {
             self.body_skip[idx(from)] -= skip as u64;
             ctx.acct.http_bytes += skip as u64;
+            self.body_bytes(idx(from), data.get(..skip).unwrap_or_default(), meta, ctx);
             data = data.get(skip..).unwrap_or_default();
         }
         let buf = &mut self.pending[idx(from)];
-        let room = DETECT_WINDOW.max(ctx.opts.limits.max_http_header).saturating_sub(buf.len());
+        let room = ctx
+            .opts
+            .limits
+            .max_scan_window
+            .max(ctx.opts.limits.max_http_header)
+            .saturating_sub(buf.len());
         let take = data.len().min(room);
         buf.extend_from_slice(data.get(..take).unwrap_or_default());
         if take < data.len() {
@@ -472,7 +537,7 @@ impl Session {
             match step {
                 Step::Wait => {
                     if self.pending[idx(from)].len()
-                        >= DETECT_WINDOW.max(ctx.opts.limits.max_http_header)
+                        >= ctx.opts.limits.max_scan_window.max(ctx.opts.limits.max_http_header)
                     {
                         self.give_up(ctx);
                     }
@@ -497,6 +562,7 @@ impl Session {
         self.pending.swap(0, 1);
         self.scans.swap(0, 1);
         self.body_skip.swap(0, 1);
+        self.chunked.swap(0, 1);
         self.stream_bytes.swap(0, 1);
         self.fin_seen.swap(0, 1);
         self.first_fin_from = self.first_fin_from.map(Side::other);
@@ -578,19 +644,129 @@ impl Session {
             // Bytes the client sent after its request wait for the response's verdict.
             Step::Again
         } else {
-            self.body_skip[0] = content_length(req.header("content-length"));
-            self.skip_pending_body(0, ctx);
+            let body_len =
+                self.start_body(0, req.header("content-length"), req.header("transfer-encoding"));
+            if is_polling_request(&req.path) {
+                // Plain HTTP carrying an Engine.IO session: never WebSocket, decoded apart.
+                ctx.out.classify(ends.stream, false);
+                self.polling.get_or_insert_with(|| Box::new(Polling::new(&req.path))).request(
+                    &req.method,
+                    &req.path,
+                    body_len,
+                );
+            }
+            self.skip_pending_body(0, meta, ctx);
             Step::Again
         }
     }
 
+    /// Sets up the body that follows a head of side `i` (RFC 9112 6.3: chunked wins over
+    /// Content-Length); returns its length, `u64::MAX` when chunked (not known yet).
+    fn start_body(&mut self, i: usize, length: Option<&str>, coding: Option<&str>) -> u64 {
+        let chunked =
+            coding.is_some_and(|c| c.split(',').any(|t| t.trim().eq_ignore_ascii_case("chunked")));
+        if chunked {
+            self.body_skip[i] = 0;
+            self.chunked[i] = Some(ChunkedDecoder::default());
+            u64::MAX
+        } else {
+            self.body_skip[i] = content_length(length);
+            self.body_skip[i]
+        }
+    }
+
+    /// Bytes of side `i` while a chunked body is open: returns how many belonged to it, or
+    /// `None` when the body was malformed and the connection was given up on.
+    fn chunked_input(
+        &mut self,
+        i: usize,
+        data: &[u8],
+        meta: Meta,
+        ctx: &mut Ctx<'_>,
+    ) -> Option<usize> {
+        let mut dec = self.chunked[i].take()?;
+        let mut body = Vec::new();
+        match dec.feed(data, &mut body) {
+            Ok(n) => {
+                ctx.acct.http_bytes += n as u64;
+                if !dec.is_done() {
+                    self.chunked[i] = Some(dec);
+                }
+                self.body_bytes(i, &body, meta, ctx);
+                Some(n)
+            }
+            Err(e) => {
+                ctx.acct.http_bytes += data.len() as u64;
+                let side = if i == 0 { Side::Client } else { Side::Server };
+                self.problem(
+                    ProblemCode::MalformedHttp,
+                    Some(side),
+                    meta,
+                    ctx,
+                    format!("chunked body: {e}"),
+                );
+                self.give_up(ctx);
+                None
+            }
+        }
+    }
+
     /// Skips as much of a pending HTTP body as is already held.
-    fn skip_pending_body(&mut self, i: usize, ctx: &mut Ctx<'_>) {
+    fn skip_pending_body(&mut self, i: usize, meta: Meta, ctx: &mut Ctx<'_>) {
+        if self.chunked[i].is_some() {
+            let held = std::mem::take(&mut self.pending[i]);
+            self.scans[i].reset();
+            if let Some(n) = self.chunked_input(i, &held, meta, ctx) {
+                self.pending[i] = held;
+                self.pending[i].drain(..n);
+            }
+            return;
+        }
         let n = self.body_skip[i].min(self.pending[i].len() as u64) as usize;
+        let body = std::mem::take(&mut self.pending[i]);
+        self.body_skip[i] -= n as u64;
+        self.body_bytes(i, body.get(..n).unwrap_or_default(), meta, ctx);
+        self.pending[i] = body;
         self.pending[i].drain(..n);
         self.scans[i].reset();
-        self.body_skip[i] -= n as u64;
         ctx.acct.http_bytes += n as u64;
+    }
+
+    /// HTTP body bytes of side `i` (already counted off `body_skip`): long-polling bodies are
+    /// kept and, once whole, decoded into one `app` record per Engine.IO packet.
+    fn body_bytes(&mut self, i: usize, bytes: &[u8], meta: Meta, ctx: &mut Ctx<'_>) {
+        let ends = self.ends();
+        let Some(poll) = self.polling.as_mut() else { return };
+        let from = if i == 0 { Side::Client } else { Side::Server };
+        poll.body_bytes(from, bytes, ctx.opts.limits.max_message);
+        if self.body_skip[i] > 0 || self.chunked[i].is_some() {
+            return;
+        }
+        for p in poll.body_done(from, meta.packet, ctx.sids) {
+            if let Some(sid) = &p.sid {
+                ctx.sids.add(sid, ends.stream);
+            }
+            let problems = if p.error.is_some() {
+                push_once(&mut self.problems, ProblemCode::AppDecodeError);
+                vec![ProblemCode::AppDecodeError]
+            } else {
+                Vec::new()
+            };
+            ctx.out.emit(Event::App(Box::new(AppRecord {
+                meta,
+                stream: ends.stream,
+                from,
+                src: ends.src(from),
+                dst: ends.dst(from),
+                transport: "polling",
+                method: p.method,
+                path: p.path,
+                sid: p.sid,
+                text: p.raw,
+                app: p.app,
+                problems,
+            })));
+        }
     }
 
     fn try_response(&mut self, meta: Meta, ctx: &mut Ctx<'_>) -> Step {
@@ -633,8 +809,12 @@ impl Session {
         }
         if self.request.is_none() && resp.status != 101 {
             // An ordinary HTTP response on a connection we joined late.
-            self.body_skip[1] = content_length(resp.header("content-length"));
-            self.skip_pending_body(1, ctx);
+            let body_len =
+                self.start_body(1, resp.header("content-length"), resp.header("transfer-encoding"));
+            if let Some(poll) = self.polling.as_mut() {
+                poll.response(resp.status, body_len);
+            }
+            self.skip_pending_body(1, meta, ctx);
             return Step::Again;
         }
         let request = self.request.take();
@@ -712,6 +892,14 @@ impl Session {
         ctx.out.classify(ends.stream, true);
         ctx.out.emit(Event::Handshake(Box::new(rec)));
         if websocket {
+            if let Some(sid) = self.session_sid() {
+                ctx.sids.add(&sid, ends.stream);
+            }
+            self.app = Some(Box::new(AppConn::new(&Hints {
+                path: self.summary.path.as_deref(),
+                protocol: self.summary.protocol.as_deref(),
+                max_held: ctx.opts.limits.max_message,
+            })));
             let client = DeflateSetup {
                 negotiated: deflate.is_some(),
                 no_context_takeover: deflate.is_some_and(|d| d.client_no_context_takeover),
@@ -762,9 +950,10 @@ impl Session {
 
     /// Mid-stream pickup: is this a run of WebSocket frames?
     fn sniff_websocket(&mut self, from: Side, meta: Meta, ctx: &mut Ctx<'_>) -> Sniffed {
+        let window = ctx.opts.limits.max_scan_window;
         let buf = &self.pending[idx(from)];
         let Some(at) = self.scans[idx(from)].find(buf, None) else {
-            return if buf.len() >= DETECT_WINDOW { Sniffed::No } else { Sniffed::Wait };
+            return if buf.len() >= window { Sniffed::No } else { Sniffed::Wait };
         };
         let Some(first) = buf.get(at..).and_then(FrameHeader::parse) else { return Sniffed::Wait };
         let run =
@@ -774,7 +963,7 @@ impl Session {
         let strong =
             run.frames >= 2 || (at == 0 && run.ends_exactly && single_frame_plausible(buf, &first));
         if !strong {
-            return if buf.len() >= DETECT_WINDOW { Sniffed::No } else { Sniffed::Wait };
+            return if buf.len() >= window { Sniffed::No } else { Sniffed::Wait };
         }
         let sender_is_client = first.mask.is_some();
         let mut swap = false;
@@ -792,6 +981,10 @@ impl Session {
                 .into(),
         );
         ctx.out.classify(ends.stream, true);
+        self.app = Some(Box::new(AppConn::new(&Hints {
+            max_held: ctx.opts.limits.max_message,
+            ..Hints::default()
+        })));
         let off = DeflateSetup::default();
         self.start_websocket(off, off, false, meta, ctx);
         Sniffed::WebSocket(swap)
@@ -867,6 +1060,14 @@ impl Session {
             }
             None => Default::default(),
         };
+        // A WebSocket-only client has no sid in its path: the server's `open` packet names it.
+        let sid = self
+            .session_sid()
+            .or_else(|| self.app.as_ref().and_then(|a| a.session_id()).map(str::to_owned))
+            .or_else(|| self.polling.as_ref().and_then(|p| p.sid()));
+        if let Some(s) = &sid {
+            ctx.sids.add(s, ends.stream);
+        }
         let close = self.close.as_ref().map(|c| CloseInfo {
             code: c.code,
             reason: c.reason.clone(),
@@ -901,12 +1102,95 @@ impl Session {
             keepalives: self.keepalives,
             keepalive_acks: self.keepalive_acks,
             gaps: self.gaps,
+            sid_streams: sid.as_deref().map(|s| ctx.sids.streams(s).to_vec()).unwrap_or_default(),
+            app_protocol: self
+                .app
+                .as_ref()
+                .and_then(|a| a.protocol())
+                .or(self.polling.as_ref().map(|_| "engine.io")),
+            sid,
             problems: self.problems.clone(),
             tls: None,
         })));
         // The connection's state is no longer needed; free it before the table does.
         self.dirs = None;
         self.pings.clear();
+    }
+}
+
+/// Passes records on, giving complete messages their JSON mark and `app` object. On
+/// connections with an application protocol, the final frame of a data message waits for
+/// its message (which follows at once), so that a single-frame message's frame carries the
+/// same `app` object.
+struct AppTap<'o> {
+    inner: &'o mut dyn Emitter,
+    app: Option<&'o mut AppConn>,
+    held: Option<Event<'static>>,
+    mark_json: bool,
+}
+
+impl AppTap<'_> {
+    fn flush(&mut self) {
+        if let Some(ev) = self.held.take() {
+            self.inner.emit(ev);
+        }
+    }
+}
+
+impl Emitter for AppTap<'_> {
+    fn emit(&mut self, mut ev: Event<'_>) {
+        match &mut ev {
+            Event::Frame(f)
+                if f.fin
+                    && matches!(f.opcode, 1 | 2)
+                    && self.app.as_ref().is_some_and(|a| a.active()) =>
+            {
+                self.flush();
+                self.held = Some(ev.into_owned());
+                return;
+            }
+            Event::Message(m) => {
+                annotate(self.app.as_deref_mut(), m, self.mark_json);
+                if let Some(Event::Frame(f)) = self.held.as_mut() {
+                    if m.frames == 1 && f.stream == m.stream && f.meta.packet == m.meta.packet {
+                        f.app = m.app.clone();
+                    }
+                }
+            }
+            _ => {}
+        }
+        self.flush();
+        self.inner.emit(ev);
+    }
+
+    fn classify(&mut self, stream: u64, websocket: bool) {
+        self.inner.classify(stream, websocket);
+    }
+}
+
+fn annotate(app: Option<&mut AppConn>, m: &mut MessageRecord<'_>, mark_json: bool) {
+    // Only whole messages are decoded: a cut payload would only give misleading errors.
+    let whole = m.payload_missing == 0
+        && m.payload.len() as u64 == m.len
+        && !m.problems.contains(&ProblemCode::IncompleteMessage);
+    if !whole {
+        return;
+    }
+    if m.is_text && mark_json {
+        m.json = is_json(&m.payload);
+    }
+    let Some(app) = app else { return };
+    let msg = AppMessage {
+        from: m.from,
+        text: m.is_text,
+        payload: &m.payload,
+        first_packet: m.first_packet,
+    };
+    if let Some(d) = app.decode(&msg) {
+        if d.error.is_some() && !m.problems.contains(&ProblemCode::AppDecodeError) {
+            m.problems.push(ProblemCode::AppDecodeError);
+        }
+        m.app = d.app.map(Box::new);
     }
 }
 

@@ -174,7 +174,8 @@ impl<W: Write> ConnsTable<W> {
         let mut path = String::new();
         escape_text(&path_cell(r), &mut path);
         let mut protocol = String::new();
-        escape_text(r.protocol.as_deref().unwrap_or("-"), &mut protocol);
+        // The subprotocol, or else the application protocol found inside (Socket.IO has none).
+        escape_text(r.protocol.as_deref().or(r.app_protocol).unwrap_or("-"), &mut protocol);
         let mut line = format!(
             "{:>6} {:<22} {:<22} {:>9} {:<6} {:<18} {:<18} {:>6} {:>5} {:<17} {:<20} {:<10} {:>3} {:>4} {:<24} {:<12} ",
             stream,
@@ -199,6 +200,13 @@ impl<W: Write> ConnsTable<W> {
         } else {
             let codes: Vec<&str> = r.problems.iter().map(|p| p.as_str()).collect();
             line.push_str(&codes.join(","));
+        }
+        if let Some(sid) = &r.sid {
+            // The Engine.IO session ties the WebSocket to its long-polling connections.
+            let mut esc = String::new();
+            escape_text(sid, &mut esc);
+            let streams: Vec<String> = r.sid_streams.iter().map(u64::to_string).collect();
+            let _ = write!(line, " sid={esc} streams={}", streams.join(","));
         }
         if let Some(w) = self.opts.width {
             super::table::truncate_chars(&mut line, w);

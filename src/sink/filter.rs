@@ -1,5 +1,6 @@
 //! Record selection (`--stream`, `--host`, `--port`, `--from`, `--opcode`, `--grep`,
-//! `--problems`) as a sink in front of a view's sink, so every view filters the same way.
+//! `--where`, `--problems`) as a sink in front of a view's sink, so every view filters the
+//! same way.
 
 use super::{RunInfo, RunTotals, Sink};
 use crate::event::{Event, Meta};
@@ -17,7 +18,75 @@ pub struct FilterSpec {
     pub from: Option<Side>,
     pub opcodes: Vec<u8>,
     pub grep: Option<regex::bytes::Regex>,
+    /// `--where`: conditions on the `app` object or the JSON text; all must hold.
+    pub wheres: Vec<Where>,
     pub only_problems: bool,
+}
+
+/// Where a `--where` path starts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WhereRoot {
+    /// `app.…`: the record's `app` object.
+    App,
+    /// `json.…`: the message text, parsed as JSON.
+    Json,
+}
+
+/// `--where PATH[=VALUE]`: a dotted path (`app.event`, `json.payload.id`, `app.args.0`) that
+/// must exist (and not be null), or equal VALUE (as JSON when it parses, else as a string).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Where {
+    pub root: WhereRoot,
+    pub keys: Vec<String>,
+    pub value: Option<(serde_json::Value, String)>,
+}
+
+impl Where {
+    pub fn parse(s: &str) -> Result<Where, String> {
+        let (path, value) = match s.split_once('=') {
+            Some((p, v)) => (p, Some(v)),
+            None => (s, None),
+        };
+        let mut keys = path.split('.').map(str::to_owned);
+        let root = match keys.next().as_deref() {
+            Some("app") => WhereRoot::App,
+            Some("json") => WhereRoot::Json,
+            _ => {
+                return Err(format!(
+                    "bad --where `{s}`: the path starts with `app.` (the app object) or `json.` \
+                     (the message's JSON text)"
+                ))
+            }
+        };
+        let keys: Vec<String> = keys.collect();
+        if keys.iter().any(String::is_empty) {
+            return Err(format!("bad --where `{s}`: empty path segment"));
+        }
+        let value = value.map(|v| {
+            let json = serde_json::from_str(v).unwrap_or_else(|_| serde_json::Value::from(v));
+            (json, v.to_owned())
+        });
+        Ok(Where { root, keys, value })
+    }
+
+    fn holds(&self, root: &serde_json::Value) -> bool {
+        let mut node = root;
+        for k in &self.keys {
+            let next = match node {
+                serde_json::Value::Object(o) => o.get(k),
+                serde_json::Value::Array(a) => k.parse::<usize>().ok().and_then(|i| a.get(i)),
+                _ => None,
+            };
+            match next {
+                Some(n) => node = n,
+                None => return false,
+            }
+        }
+        match &self.value {
+            None => !node.is_null(),
+            Some((json, raw)) => node == json || node.as_str() == Some(raw.as_str()),
+        }
+    }
 }
 
 impl FilterSpec {
@@ -28,12 +97,13 @@ impl FilterSpec {
             && self.from.is_none()
             && self.opcodes.is_empty()
             && self.grep.is_none()
+            && self.wheres.is_empty()
             && !self.only_problems
     }
 
     /// Whether only frames and messages can pass (opcode and text filters).
     fn payload_only(&self) -> bool {
-        !self.opcodes.is_empty() || self.grep.is_some()
+        !self.opcodes.is_empty() || self.grep.is_some() || !self.wheres.is_empty()
     }
 
     fn endpoints_match(&self, a: Endpoint, b: Endpoint) -> bool {
@@ -96,6 +166,8 @@ impl<'a> Filter<'a> {
             let opcode = match ev {
                 Event::Frame(f) => f.opcode,
                 Event::Message(m) => m.opcode,
+                // Polling packets are text, but not WebSocket frames: no opcode selects them.
+                Event::App(_) if self.spec.opcodes.is_empty() => 1,
                 _ => return false,
             };
             if !self.spec.opcodes.is_empty() && !self.spec.opcodes.contains(&opcode) {
@@ -106,11 +178,37 @@ impl<'a> Filter<'a> {
     }
 
     fn text_matches(&self, ev: &Event<'_>) -> bool {
+        self.grep_matches(ev) && self.where_matches(ev)
+    }
+
+    fn where_matches(&self, ev: &Event<'_>) -> bool {
+        if self.spec.wheres.is_empty() {
+            return true;
+        }
+        let (app, text): (Option<&crate::app::App>, Option<&[u8]>) = match ev {
+            Event::Message(m) => (m.app.as_deref(), m.is_text.then_some(&m.payload[..])),
+            Event::Frame(f) => (f.app.as_deref(), f.payload_is_text.then_some(&f.payload[..])),
+            Event::App(a) => (Some(&a.app), None),
+            _ => return false,
+        };
+        let app = app.map(|a| serde_json::Value::Object(a.fields.clone()));
+        let mut json: Option<Option<serde_json::Value>> = None;
+        self.spec.wheres.iter().all(|w| match w.root {
+            WhereRoot::App => app.as_ref().is_some_and(|a| w.holds(a)),
+            WhereRoot::Json => json
+                .get_or_insert_with(|| text.and_then(|t| serde_json::from_slice(t).ok()))
+                .as_ref()
+                .is_some_and(|j| w.holds(j)),
+        })
+    }
+
+    fn grep_matches(&self, ev: &Event<'_>) -> bool {
         let Some(re) = &self.spec.grep else { return true };
         match ev {
             Event::Frame(f) if f.payload_is_text => re.is_match(&f.payload),
             Event::Frame(f) => f.close_reason.as_deref().is_some_and(|r| re.is_match(r.as_bytes())),
             Event::Message(m) => m.is_text && re.is_match(&m.payload),
+            Event::App(a) => re.is_match(a.text.as_bytes()),
             _ => false,
         }
     }
@@ -140,6 +238,7 @@ fn endpoints(ev: &Event<'_>) -> Option<(Endpoint, Endpoint)> {
         Event::Tls(r) => Some((r.client, r.server)),
         Event::Connection(r) => Some((r.client, r.server)),
         Event::Packet(r) => r.src.zip(r.dst),
+        Event::App(r) => Some((r.src, r.dst)),
     }
 }
 
@@ -150,6 +249,7 @@ fn from(ev: &Event<'_>) -> Option<Side> {
         Event::Message(r) => Some(r.from),
         Event::Problem(r) => r.from,
         Event::Request(_) => Some(Side::Client),
+        Event::App(r) => Some(r.from),
         Event::Handshake(_) | Event::Tls(_) | Event::Connection(_) | Event::Packet(_) => None,
     }
 }
@@ -189,7 +289,12 @@ impl Sink for Filter<'_> {
             return Ok(());
         }
         if let Event::Frame(f) = ev {
-            if f.fin && f.opcode <= 2 && (self.spec.grep.is_some() || self.spec.only_problems) {
+            if f.fin
+                && f.opcode <= 2
+                && (self.spec.grep.is_some()
+                    || !self.spec.wheres.is_empty()
+                    || self.spec.only_problems)
+            {
                 self.held = Some(ev.clone().into_owned());
                 return Ok(());
             }
@@ -203,5 +308,28 @@ impl Sink for Filter<'_> {
     fn end(&mut self, totals: &RunTotals) -> io::Result<()> {
         self.release_held()?;
         self.inner.end(totals)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn where_paths() {
+        let app = json!({"protocol":"engine.io","event":"msg","ack_id":0,"args":[{"id":"7"}]});
+        let holds = |s: &str| Where::parse(s).unwrap().holds(&app);
+        assert!(holds("app.event=msg"));
+        assert!(!holds("app.event=other"));
+        assert!(holds("app.ack_id=0"));
+        assert!(holds("app.ack_id"));
+        assert!(!holds("app.namespace"));
+        assert!(holds("app.args.0.id=7"));
+        assert!(holds(r#"app.args.0.id="7""#));
+        assert!(!holds("app.args.1"));
+        assert!(Where::parse("event=msg").is_err());
+        assert!(Where::parse("app..x").is_err());
+        assert_eq!(Where::parse("json.type").unwrap().root, WhereRoot::Json);
     }
 }

@@ -1,6 +1,7 @@
 //! The follow view: one connection as a transcript, like Wireshark's Follow WebSocket
 //! Stream — the handshake, every message whole (text as text, binary as a hex dump, JSON
-//! pretty-printed with `--pretty`), control frames, TCP lifecycle and a closing summary.
+//! pretty-printed with `--pretty`, also after a Socket.IO-style packet prefix), control
+//! frames, the decoded application packet, TCP lifecycle and a closing summary.
 //! The stream is selected by the filter in front of this sink.
 
 use super::conns::{close_summary, human_bytes, rtt_summary, tcp_end_summary};
@@ -40,6 +41,7 @@ fn ends(ev: &Event<'_>) -> Option<(String, String)> {
         Event::Message(m) => Some(pick(m.from, m.src, m.dst)),
         Event::Connection(c) => Some((c.client.to_string(), c.server.to_string())),
         Event::Tls(t) => Some((t.client.to_string(), t.server.to_string())),
+        Event::App(a) => Some(pick(a.from, a.src, a.dst)),
         _ => None,
     }
 }
@@ -71,7 +73,11 @@ impl<W: Write> FollowSink<W> {
             return Ok(());
         }
         if is_text {
-            let pretty = if self.pretty { pretty_json(payload) } else { None };
+            let pretty = if self.pretty {
+                pretty_json(payload).or_else(|| pretty_after_prefix(payload))
+            } else {
+                None
+            };
             let text = match &pretty {
                 Some(p) => p.as_bytes(),
                 None => payload,
@@ -107,6 +113,18 @@ pub fn pretty_json(payload: &[u8]) -> Option<String> {
     }
     let v: serde_json::Value = serde_json::from_slice(payload).ok()?;
     serde_json::to_string_pretty(&v).ok()
+}
+
+/// JSON after a short packet prefix, as Socket.IO writes it (`420["greet",{…}]`,
+/// `42/admin,["x"]`): the prefix on its own line, then the JSON pretty-printed.
+pub fn pretty_after_prefix(payload: &[u8]) -> Option<String> {
+    const MAX_PREFIX: usize = 32;
+    let at = payload.iter().take(MAX_PREFIX + 1).position(|&b| b == b'[' || b == b'{')?;
+    let prefix = std::str::from_utf8(&payload[..at]).ok()?;
+    if at == 0 || prefix.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return None;
+    }
+    Some(format!("{prefix}\n{}", pretty_json(&payload[at..])?))
 }
 
 /// `xxd`-style dump: offset, 16 bytes in hex, printable ASCII.
@@ -249,11 +267,25 @@ impl<W: Write> FollowSink<W> {
                 if m.frames > 1 {
                     let _ = write!(head, " in {} frames", m.frames);
                 }
+                if let Some(app) = &m.app {
+                    let mut esc = String::new();
+                    escape_text(&app.summary, &mut esc);
+                    let _ = write!(head, " · {esc}");
+                }
                 for p in &m.problems {
                     let _ = write!(head, " [{p}]");
                 }
                 writeln!(self.held, "{head}")?;
                 self.body(&m.payload, m.is_text, m.payload_missing)
+            }
+            Event::App(a) => {
+                let t = self.stamp(a.meta);
+                let mut line = String::new();
+                escape_text(&format!("{} (polling) · {}", a.method, a.app.summary), &mut line);
+                for p in &a.problems {
+                    let _ = write!(line, " [{p}]");
+                }
+                writeln!(self.held, "{t}{} {line}", arrow(a.from))
             }
             Event::Frame(f) if f.opcode >= 8 => {
                 let t = self.stamp(f.meta);
@@ -347,5 +379,16 @@ mod tests {
         assert_eq!(pretty_json(br#"{"a":[1,2]}"#).unwrap(), "{\n  \"a\": [\n    1,\n    2\n  ]\n}");
         assert!(pretty_json(b"42").is_none());
         assert!(pretty_json(b"{broken").is_none());
+    }
+
+    #[test]
+    fn socket_io_packets_are_pretty_printed_after_their_prefix() {
+        assert_eq!(
+            pretty_after_prefix(br#"420["greet",{"name":"a"}]"#).unwrap(),
+            "420\n[\n  \"greet\",\n  {\n    \"name\": \"a\"\n  }\n]"
+        );
+        assert!(pretty_after_prefix(br#"{"a":1}"#).is_none());
+        assert!(pretty_after_prefix(br#"hello [1]"#).is_none());
+        assert!(pretty_after_prefix(br#"42[broken"#).is_none());
     }
 }

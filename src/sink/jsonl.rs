@@ -14,14 +14,16 @@
 //! - Payloads: `"text"` when the bytes are valid UTF-8 and belong to a text message (or are a
 //!   close reason), else `"bytes"` (standard base64). `--max-payload N` cuts them to N bytes
 //!   and adds `"truncated": true`, as does a payload cut by a memory limit.
-//! - Record types: `begin`, `tcp`, `request`, `handshake`, `frame`, `message`, `problem`,
-//!   `tls`, `connection`, `end`.
+//! - Record types: `begin`, `tcp`, `request`, `handshake`, `frame`, `message`, `app`
+//!   (Engine.IO packets of HTTP long-polling), `problem`, `tls`, `connection`, `end`. Messages
+//!   (and frames of single-frame messages) of a known application protocol carry an `app`
+//!   object.
 
 use super::json::{write_f64, write_str, Obj};
 use super::{RunInfo, RunTotals, Sink};
 use crate::event::{
-    ConnectionRecord, DirectionStats, Event, FrameRecord, HandshakeRecord, MessageRecord,
-    PacketRecord, ProblemRecord, RequestRecord, TcpRecord, TlsRecord,
+    AppRecord, ConnectionRecord, DirectionStats, Event, FrameRecord, HandshakeRecord,
+    MessageRecord, PacketRecord, ProblemRecord, RequestRecord, TcpRecord, TlsRecord,
 };
 use crate::problem::ProblemCode;
 use crate::tcp::Endpoint;
@@ -45,6 +47,8 @@ pub struct JsonSelect {
     pub control_messages: bool,
     /// `packet` records (frames view with `--all`).
     pub packets: bool,
+    /// `app` records (Engine.IO packets of HTTP long-polling requests).
+    pub apps: bool,
 }
 
 impl JsonSelect {
@@ -60,6 +64,7 @@ impl JsonSelect {
             connections: conns,
             control_messages: false,
             packets: false,
+            apps: true,
         }
     }
 
@@ -81,6 +86,7 @@ impl JsonSelect {
             connections: false,
             control_messages: true,
             packets: false,
+            apps: true,
         }
     }
 
@@ -96,6 +102,7 @@ impl JsonSelect {
             connections: true,
             control_messages: false,
             packets: false,
+            apps: false,
         }
     }
 
@@ -111,6 +118,7 @@ impl JsonSelect {
             connections: true,
             control_messages: true,
             packets: false,
+            apps: true,
         }
     }
 }
@@ -202,6 +210,7 @@ impl<W: Write> Sink for JsonlSink<W> {
             Event::Problem(r) if s.problems => write_problem(buf, r),
             Event::Connection(r) if s.connections => write_connection(buf, r),
             Event::Packet(r) if s.packets => write_packet(buf, r),
+            Event::App(r) if s.apps => write_app_record(buf, r, self.payload),
             _ => return Ok(()),
         }
         self.flush_record()
@@ -399,6 +408,9 @@ pub fn write_frame(buf: &mut Vec<u8>, r: &FrameRecord<'_>, opts: PayloadOpts) {
     } else {
         payload_keys(&mut o, &r.payload, r.payload_is_text, r.payload_missing, opts);
     }
+    if let Some(app) = &r.app {
+        o.raw("app", |b| write_app(b, app));
+    }
     problems(&mut o, &r.problems);
     o.end();
 }
@@ -418,6 +430,37 @@ pub fn write_message(buf: &mut Vec<u8>, r: &MessageRecord<'_>, opts: PayloadOpts
         .u64("wire_len", r.wire_len)
         .u64("len", r.len);
     payload_keys(&mut o, &r.payload, r.is_text, r.payload_missing, opts);
+    if r.json {
+        o.bool("json", true);
+    }
+    if let Some(app) = &r.app {
+        o.raw("app", |b| write_app(b, app));
+    }
+    problems(&mut o, &r.problems);
+    o.end();
+}
+
+/// An `app` object: its keys in the decoder's order.
+pub fn write_app(buf: &mut Vec<u8>, app: &crate::app::App) {
+    // Writing into a Vec cannot fail, and a Map of Values always serializes.
+    let _ = serde_json::to_writer(&mut *buf, &app.fields);
+}
+
+/// An Engine.IO packet of a long-polling request or response.
+pub fn write_app_record(buf: &mut Vec<u8>, r: &AppRecord, opts: PayloadOpts) {
+    let mut o = Obj::new(buf, "app");
+    o.u64("packet", r.meta.packet)
+        .ts("ts", r.meta.ts, r.meta.precision)
+        .u64("stream", r.stream)
+        .str("from", r.from.as_str())
+        .str("src", &endpoint(r.src))
+        .str("dst", &endpoint(r.dst))
+        .str("transport", r.transport)
+        .str("method", &r.method)
+        .str("path", &r.path)
+        .opt_str("sid", r.sid.as_deref());
+    payload_keys(&mut o, r.text.as_bytes(), true, 0, opts);
+    o.raw("app", |b| write_app(b, &r.app));
     problems(&mut o, &r.problems);
     o.end();
 }
@@ -545,6 +588,21 @@ pub fn write_connection(buf: &mut Vec<u8>, r: &ConnectionRecord) {
         .u64("keepalives", r.keepalives)
         .u64("keepalive_acks", r.keepalive_acks)
         .u64("gaps", r.gaps);
+    if let Some(p) = r.app_protocol {
+        o.str("app_protocol", p);
+    }
+    if let Some(sid) = &r.sid {
+        o.str("sid", sid).raw("sid_streams", |b| {
+            b.push(b'[');
+            for (i, s) in r.sid_streams.iter().enumerate() {
+                if i > 0 {
+                    b.push(b',');
+                }
+                b.extend_from_slice(itoa::Buffer::new().format(*s).as_bytes());
+            }
+            b.push(b']');
+        });
+    }
     if let Some(t) = &r.tls {
         o.raw("tls", |b| tls_object(b, t));
     }

@@ -143,7 +143,14 @@ impl<W: Write> MessagesTable<W> {
         if m.frames > 1 {
             let _ = write!(kind, " ({}fr)", m.frames);
         }
-        let payload = payload_preview(&self.opts, &m.payload, m.is_text, m.payload_missing);
+        let payload = match &m.app {
+            Some(app) if !self.opts.no_payload => {
+                let mut esc = String::new();
+                super::escape::escape_text(&app.summary, &mut esc);
+                esc
+            }
+            _ => payload_preview(&self.opts, &m.payload, m.is_text, m.payload_missing),
+        };
         let client = if m.from == Side::Client { m.src } else { m.dst };
         self.line(
             m.meta,
@@ -188,6 +195,24 @@ impl<W: Write> Sink for MessagesTable<W> {
         match ev {
             Event::Message(m) => self.message(m),
             Event::Frame(f) if f.opcode >= 8 => self.control(f),
+            Event::App(a) => {
+                let mut payload = String::new();
+                super::escape::escape_text(&a.app.summary, &mut payload);
+                let client = if a.from == Side::Client { a.src } else { a.dst };
+                let kind = format!("poll {}", a.method);
+                let size = a.text.len() as u64;
+                self.line(
+                    a.meta,
+                    a.stream,
+                    client.to_string(),
+                    a.from,
+                    kind,
+                    size,
+                    "-".into(),
+                    payload,
+                    &a.problems,
+                )
+            }
             _ => Ok(()),
         }
     }

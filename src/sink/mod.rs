@@ -56,13 +56,14 @@ pub struct RunTotals {
 impl RunTotals {
     /// Names of the limits that were hit during the run.
     pub fn limits_hit(&self) -> Vec<&'static str> {
-        const LIMIT_CODES: [(ProblemCode, &str); 6] = [
+        const LIMIT_CODES: [(ProblemCode, &str); 7] = [
             (ProblemCode::ConnectionLimit, "max-connections"),
             (ProblemCode::StreamBufferLimit, "max-stream-buffer"),
             (ProblemCode::IpFragmentLimit, "max-ip-fragments"),
             (ProblemCode::HeaderLimit, "max-http-header"),
             (ProblemCode::MessageLimit, "max-message"),
             (ProblemCode::InflateLimit, "max-inflate"),
+            (ProblemCode::PingLimit, "max-pending-pings"),
         ];
         LIMIT_CODES
             .iter()

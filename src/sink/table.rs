@@ -109,6 +109,8 @@ pub const RESET: &str = "\x1b[0m";
 /// A line not printed yet because the message completed by its frame may follow.
 struct PendingFrame {
     line: Line,
+    /// Length of the Info text before the payload preview.
+    head_len: usize,
     stream: u64,
     from: crate::tcp::Side,
     packet: u64,
@@ -241,8 +243,9 @@ impl<W: Write> TableSink<W> {
         payload_preview(&self.opts, payload, is_text, missing)
     }
 
-    fn frame_line(&self, r: &FrameRecord<'_>) -> Line {
+    fn frame_line(&self, r: &FrameRecord<'_>) -> (Line, usize) {
         let mut info = format!("WebSocket {}", title(r.opcode_name));
+        let mut head_len = 0;
         if r.fin {
             info.push_str(" [FIN]");
         }
@@ -270,24 +273,44 @@ impl<W: Write> TableSink<W> {
             if r.payload_len > 0 {
                 let _ = write!(info, " len={}", r.payload_len);
             }
+            head_len = info.len();
             let p = self.preview(&r.payload, r.payload_is_text, r.payload_missing);
             if !p.is_empty() {
                 let _ = write!(info, " {p}");
             }
         }
-        Line {
+        let line = Line {
             meta: r.meta,
             src: r.src.to_string(),
             dst: r.dst.to_string(),
             proto: "WebSocket",
             info,
             problems: r.problems.clone(),
-        }
+        };
+        (line, head_len)
     }
 
     /// The completed message's decoded text replaces the frame's raw preview when the frame
     /// alone does not show it (compressed or fragmented messages).
     fn merge_message(&self, pending: &mut PendingFrame, m: &MessageRecord<'_>) {
+        if let Some(app) = &m.app {
+            // The decoded application packet says more than the raw payload preview.
+            if !(m.compressed || m.frames > 1) && pending.head_len > 0 {
+                pending.line.info.truncate(pending.head_len);
+            }
+            let mut esc = String::new();
+            super::escape::escape_text(&app.summary, &mut esc);
+            if !self.opts.no_payload {
+                let _ = write!(pending.line.info, " {esc}");
+            }
+            pending.line.proto = app.column();
+            for p in &m.problems {
+                if !pending.line.problems.contains(p) {
+                    pending.line.problems.push(*p);
+                }
+            }
+            return;
+        }
         if !(m.compressed || m.frames > 1) {
             for p in &m.problems {
                 if !pending.line.problems.contains(p) {
@@ -472,11 +495,12 @@ impl<W: Write> Sink for TableSink<W> {
                 })
             }
             Event::Frame(r) => {
-                let line = self.frame_line(r);
+                let (line, head_len) = self.frame_line(r);
                 let data = matches!(r.opcode, 0..=2);
                 if data && r.fin {
                     self.pending = Some(PendingFrame {
                         line,
+                        head_len,
                         stream: r.stream,
                         from: r.from,
                         packet: r.meta.packet,
@@ -520,6 +544,21 @@ impl<W: Write> Sink for TableSink<W> {
                     proto: r.proto,
                     info,
                     problems: Vec::new(),
+                })
+            }
+            Event::App(r) => {
+                let mut info = String::new();
+                super::escape::escape_text(
+                    &format!("{} polling: {}", r.method, r.app.summary),
+                    &mut info,
+                );
+                self.print(Line {
+                    meta: r.meta,
+                    src: r.src.to_string(),
+                    dst: r.dst.to_string(),
+                    proto: r.app.column(),
+                    info,
+                    problems: r.problems.clone(),
                 })
             }
             Event::Message(_) | Event::Connection(_) | Event::Packet(_) => Ok(()),

@@ -62,7 +62,7 @@ impl FrameDecoder {
                     }
                 }
                 Some(h) => {
-                    let remaining = h.payload_len - self.offset;
+                    let remaining = h.payload_len.saturating_sub(self.offset);
                     if remaining == 0 {
                         self.current = None;
                         on(FrameEvent::End);
@@ -104,7 +104,7 @@ impl FrameDecoder {
     /// Skipping never completes the frame: at least the last byte must arrive to end it.
     pub fn skip_payload(&mut self, len: u64) -> Option<u64> {
         let h = self.current?;
-        let remaining = h.payload_len - self.offset;
+        let remaining = h.payload_len.saturating_sub(self.offset);
         if len >= remaining {
             return Some(0);
         }
@@ -119,7 +119,7 @@ impl FrameDecoder {
 
     /// Payload bytes of the current frame still to come.
     pub fn remaining(&self) -> u64 {
-        self.current.map_or(0, |h| h.payload_len - self.offset)
+        self.current.map_or(0, |h| h.payload_len.saturating_sub(self.offset))
     }
 
     pub fn current_header(&self) -> Option<FrameHeader> {

@@ -639,6 +639,134 @@ def hostile_text():
     })
 
 
+def app_errors():
+    """Application payloads that do not decode, next to ones that do, for each decoder: a
+    Socket.IO connection (broken JSON, unknown packet types, a binary packet without its
+    count, an attachment that never comes), an MQTT one (a remaining length over four
+    bytes, a truncated CONNECT, a text message), a STOMP one (unknown command, no NUL) and a
+    graphql-transport-ws one (not JSON, no type). Each bad message must carry
+    app-decode-error and the run must go on."""
+    cap = Pcap()
+    t = 1_700_000_100.0
+    cases = [
+        ("/socket.io/?EIO=4&transport=websocket&sid=abc", "", 9301, [
+            ("s", 1, '0{"sid":"abc","upgrades":[]'),
+            ("c", 1, '42["ok",1]'),
+            ("c", 1, '42[broken'),
+            ("c", 1, '9'),
+            ("c", 1, '47["x"]'),
+            ("c", 1, '45["x"]'),
+            ("c", 1, '42{"not":"an array"}'),
+            ("c", 1, '451-["up",{"_placeholder":true,"num":0}]'),
+            ("s", 1, '3'),
+        ]),
+        ("/mqtt", "Sec-WebSocket-Protocol: mqtt\r\n", 9302, [
+            ("c", 2, b"\xc0\x00"),
+            ("c", 2, b"\x30\xff\xff\xff\xff\x01"),
+            ("c", 2, b"\x10\x02\x00\x09"),
+            ("c", 1, "text is not MQTT"),
+            ("s", 2, b"\xd0\x00"),
+        ]),
+        ("/stomp", "Sec-WebSocket-Protocol: v12.stomp\r\n", 9303, [
+            ("c", 1, "HELLO\n\n\x00"),
+            ("c", 1, "SEND\ndestination:/q\n\nno terminator"),
+            ("c", 1, "SEND\ndestination:/q\n\nfine\x00"),
+        ]),
+        ("/graphql", "Sec-WebSocket-Protocol: graphql-transport-ws\r\n", 9304, [
+            ("c", 1, "not json"),
+            ("c", 1, '{"id":"1"}'),
+            ("c", 1, '{"type":"connection_init"}'),
+        ]),
+    ]
+    conns = []
+    for path, proto, port, msgs in cases:
+        c = Conn(cap, "10.9.2.1", "10.9.2.2", port + 30000, port, t=t)
+        t += 10
+        c.open()
+        c.send("c", request(path, extra=proto))
+        c.send("s", response(extra=proto))
+        for side, op, payload in msgs:
+            c.send(side, cf(op, payload) if side == "c" else frame(op, payload))
+        c.send("c", cf(8, struct.pack("!H", 1000)))
+        c.send("s", frame(8, struct.pack("!H", 1000)))
+        c.close("s")
+        conns.append({
+            "server_port": port,
+            "messages": [
+                (text if op == 1 else binary)("client" if side == "c" else "server", payload)
+                for side, op, payload in msgs
+            ],
+            "close": {"initiator": "client", "code": 1000, "echoed": True},
+        })
+    save("crafted-app-errors", cap, {
+        "description": "application payloads that do not decode (Socket.IO, MQTT, STOMP, GraphQL) among ones that do",
+        "connections": conns,
+        "expect_problems": ["app-decode-error"],
+    })
+
+
+def polling_chunked():
+    """Engine.IO long-polling as other servers may send it: one keep-alive connection
+    carrying three requests in turn, responses with `Transfer-Encoding: chunked` (chunks and
+    the CRLFs between them split across TCP segments), then the WebSocket the session
+    upgrades to. Real Socket.IO servers send Content-Length; this is the case they do not
+    cover."""
+    cap = Pcap()
+    sid = "CHUNKEDsid01"
+    base = "/socket.io/?EIO=4&transport=polling"
+    c = Conn(cap, "10.9.3.1", "10.9.3.2", 43000, 9400)
+    c.open()
+
+    def http_req(method, path, body=b""):
+        head = f"{method} {path} HTTP/1.1\r\nHost: example\r\nConnection: keep-alive\r\n"
+        if body:
+            head += f"Content-Length: {len(body)}\r\nContent-Type: text/plain\r\n"
+        return head.encode() + b"\r\n" + body
+
+    def chunked_resp(parts):
+        out = b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nTransfer-Encoding: chunked\r\n\r\n"
+        for p in parts:
+            out += b"%x\r\n" % len(p) + p + b"\r\n"
+        return out + b"0\r\n\r\n"
+
+    open_pkt = ('0{"sid":"%s","upgrades":["websocket"],"pingInterval":25000,"pingTimeout":20000}' % sid).encode()
+    c.send("c", http_req("GET", base + "&t=a1"))
+    c.send("s", chunked_resp([open_pkt[:20], open_pkt[20:]]), mss=37)
+    c.send("c", http_req("POST", f"{base}&t=a2&sid={sid}", b'40\x1e42["hi",1]'))
+    c.send("s", b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+    c.send("c", http_req("GET", f"{base}&t=a3&sid={sid}"))
+    c.send("s", chunked_resp([b'40{"sid":"nsp1"}\x1e42["reply","there"]']), mss=11)
+    c.close("c")
+    w = Conn(cap, "10.9.3.1", "10.9.3.2", 43001, 9400, t=1_700_000_001.0)
+    w.open()
+    w.send("c", request(f"/socket.io/?EIO=4&transport=websocket&sid={sid}"))
+    w.send("s", response())
+    for side, msg in [("c", "2probe"), ("s", "3probe"), ("c", "5"), ("c", '42["bye"]')]:
+        w.send(side, cf(1, msg) if side == "c" else frame(1, msg))
+    w.send("c", cf(8, struct.pack("!H", 1000)))
+    w.send("s", frame(8, struct.pack("!H", 1000)))
+    w.close("s")
+    save("crafted-polling-chunked", cap, {
+        "description": "Engine.IO long-polling on one keep-alive connection with chunked responses, then the WebSocket",
+        "connections": [{
+            "server_port": 9400,
+            "client_port": 43001,
+            "messages": [text("client", "2probe"), text("server", "3probe"), text("client", "5"),
+                         text("client", '42["bye"]')],
+            "close": {"initiator": "client", "code": 1000, "echoed": True},
+        }],
+        "engine_io_sid": sid,
+        "polling": [
+            {"from": "server", "method": "GET", "text": open_pkt.decode()},
+            {"from": "client", "method": "POST", "text": "40"},
+            {"from": "client", "method": "POST", "text": '42["hi",1]'},
+            {"from": "server", "method": "GET", "text": '40{"sid":"nsp1"}'},
+            {"from": "server", "method": "GET", "text": '42["reply","there"]'},
+        ],
+        "expect_problems": [],
+    })
+
+
 if __name__ == "__main__":
     random.seed(1)
     violations()
@@ -648,4 +776,6 @@ if __name__ == "__main__":
     deflate_case()
     link_types()
     hostile_text()
+    app_errors()
+    polling_chunked()
     bad_files()

@@ -9,8 +9,8 @@ on the scenario's port into `testdata/CASE/capture.pcap`, and writes `testdata/C
 from what the peers really sent (the format is described in tests/cases.rs).
 
 Requirements: tcpdump, python3 with `websockets` (pip install websockets), and for the Node
-scenarios `npm ci` in this folder; the tour scenarios also need `websocket-client` (pip) and
-`chromium` (apt).
+scenarios `npm ci` in this folder; `node-mqtt` also needs `mosquitto` (apt-get install
+mosquitto), the tour scenarios `websocket-client` (pip) and `chromium` (apt).
 """
 
 import asyncio
@@ -383,6 +383,63 @@ def node_wss(port, mode, extra=()):
     }
 
 
+def node_sio_ws(port):
+    """Socket.IO 4 with the WebSocket transport only: the session id comes in the WebSocket's
+    Engine.IO `open` packet, not in the path."""
+    out = subprocess.run(["node", os.path.join(HERE, "node_sio_ws.js"), str(port)],
+                         check=True, capture_output=True, timeout=30)
+    logged = json.loads(out.stdout)
+    return {
+        "description": "Socket.IO 4 client and server, WebSocket transport only",
+        "connections": [{"server_port": port, "messages": None}],
+        "engine_io_sid": logged["sid"],
+        "socket_io": logged["packets"],
+        "expect_problems": [],
+    }
+
+
+def node_sio(port, version="v4"):
+    """Socket.IO 4 server and client (Node), default transports: the session starts with HTTP
+    long-polling and upgrades to WebSocket; events, acknowledgements, binary events and a
+    second namespace. The truth lists every Socket.IO packet the peers sent."""
+    out = subprocess.run(
+        ["node", os.path.join(HERE, "node_sio.js"), str(port), version],
+        check=True,
+        capture_output=True,
+        timeout=30,
+    )
+    logged = json.loads(out.stdout)
+    return {
+        "description": f"Socket.IO {version[1:]} client and server (Node), polling then WebSocket",
+        "connections": [{"server_port": port, "messages": None}],
+        "engine_io_sid": logged["sid"],
+        "polling_only_sid": logged["polling_sid"],
+        "socket_io": logged["packets"],
+        "expect_problems": [],
+    }
+
+
+def node_app(script, description):
+    """A subprotocol exchange between Node peers (`node_mqtt.js`, `node_stomp.js`,
+    `node_graphql.js`); the truth lists what each side sent, as the script logged it."""
+
+    def scenario(port):
+        out = subprocess.run(
+            ["node", os.path.join(HERE, script), str(port)],
+            check=True,
+            capture_output=True,
+            timeout=60,
+        )
+        return {
+            "description": description,
+            "connections": [{"server_port": port, "messages": None}],
+            "app": json.loads(out.stdout),
+            "expect_problems": [],
+        }
+
+    return scenario
+
+
 # --- Tour: five classic WebSocket systems (programs in tour/) ---------------------------
 
 
@@ -699,6 +756,14 @@ SCENARIOS = {
     # The basic scenario recorded a second time on another port (new client port, new masks,
     # new handshake key): `diff --normalize` must call the two recordings equal.
     "py-websockets-basic-rerun": (8772, py_basic),
+    "node-socketio": (8773, node_sio),
+    # Socket.IO 2: Engine.IO protocol 3 (length-prefixed polling payloads, binary packets
+    # with a type byte) and Socket.IO protocol 4.
+    "node-socketio-v2": (8777, lambda port: node_sio(port, "v2")),
+    "node-socketio-wsonly": (8778, node_sio_ws),
+    "node-mqtt": (8774, node_app("node_mqtt.js", "MQTT 3.1.1 and 5 clients (mqtt.js) through a WebSocket relay to Mosquitto")),
+    "node-stomp": (8775, node_app("node_stomp.js", "STOMP 1.2 over WebSocket: @stomp/stompjs against a small ws broker")),
+    "node-graphql": (8776, node_app("node_graphql.js", "graphql-ws client and server (graphql-transport-ws)")),
     "tour-upgrade-event": (8090, tour_upgrade_event),
     "tour-python-raw": (8001, tour_python_raw),
     "tour-net-browser": (8888, tour_net_browser),
@@ -766,6 +831,36 @@ def drop_tcp_handshake(src, dst):
     print(f"{dst}: {os.path.getsize(pcap)} bytes")
 
 
+def socketio_midstream():
+    """`node-socketio` joined mid-stream: its capture from the packet after the WebSocket's
+    Engine.IO upgrade packet on (editcap, from the tshark suite), so the WebSocket has no
+    handshake and Socket.IO must be recognised by content. The truth keeps the WebSocket's
+    packets of the original truth (the polling-only session's are cut off)."""
+    src = os.path.join(TESTDATA, "node-socketio")
+    out = os.path.join(TESTDATA, "node-socketio-midstream")
+    os.makedirs(out, exist_ok=True)
+    # The packet after the WebSocket's `5` (upgrade) message.
+    lines = subprocess.run(
+        ["cargo", "run", "-q", "--", "--json", os.path.join(src, "capture.pcap")],
+        check=True, capture_output=True, text=True).stdout.splitlines()
+    upgrade = next(json.loads(l)["packet"] for l in lines
+                   if '"engine_io":"upgrade"' in l and '"type":"message"' in l)
+    subprocess.run(["editcap", "-r", os.path.join(src, "capture.pcap"),
+                    os.path.join(out, "capture.pcap"), f"{upgrade + 1}-1000000"], check=True)
+    truth = json.load(open(os.path.join(src, "truth.json")))
+    ws = [p for p in truth["socket_io"] if p["event"] not in ("early", "early-reply")
+          and not (p["event"] is None and p["args"] == [3])]
+    with open(os.path.join(out, "truth.json"), "w") as f:
+        json.dump({
+            "description": "node-socketio from after the transport upgrade: no handshake",
+            "connections": [{"server_port": 8773, "messages": None}],
+            "socket_io": ws,
+            "expect_problems": ["handshake-not-seen"],
+        }, f, indent=1)
+        f.write("\n")
+    print(f"node-socketio-midstream: cut at packet {upgrade + 1}")
+
+
 # Cases made from other cases' recordings: name -> (function, source case).
 DERIVED = {
     "py-websockets-tls-dsb": (inject_secrets, "py-websockets-tls"),
@@ -773,8 +868,11 @@ DERIVED = {
 }
 
 if __name__ == "__main__":
-    names = sys.argv[1:] or list(SCENARIOS) + list(DERIVED)
+    names = sys.argv[1:] or list(SCENARIOS) + list(DERIVED) + ["node-socketio-midstream"]
     for name in names:
+        if name == "node-socketio-midstream":
+            socketio_midstream()
+            continue
         if name in DERIVED:
             fn, src = DERIVED[name]
             fn(src, name)
