@@ -517,3 +517,58 @@ fn tour_frames_agree_with_tshark() {
         assert_eq!(ours, theirs, "{case}");
     }
 }
+
+/// System 2 decoded: Engine.IO and Socket.IO packets, the broadcast as one incoming event
+/// and its copies to the other users, the sessions tied to their long-polling requests, and
+/// the raw page's JSON shown as JSON and flagged as no Engine.IO packet.
+#[test]
+fn tour_socketio_chat_decoded() {
+    let case = "tour-socketio-chat";
+    let recs = json(case, &["--conns"]);
+    let events: Vec<&Value> = of_type(&recs, "message")
+        .into_iter()
+        .filter(|m| m["app"]["socket_io"] == "EVENT" && m["app"]["event"] == "msg")
+        .collect();
+    let incoming: Vec<&&Value> = events.iter().filter(|m| m["from"] == "client").collect();
+    assert_eq!(incoming.len(), 2, "alice's and bob's");
+    for m in &incoming {
+        let copies: Vec<u64> = events
+            .iter()
+            .filter(|o| o["from"] == "server" && o["app"]["args"] == m["app"]["args"])
+            .map(|o| o["stream"].as_u64().unwrap())
+            .collect();
+        assert_eq!(copies.len(), 2, "fanned out to the two others: {}", m["app"]);
+        assert!(!copies.contains(&m["stream"].as_u64().unwrap()), "not back to the sender");
+        assert!(
+            events.iter().all(|o| o["packet"].as_u64() >= m["packet"].as_u64()
+                || o["app"]["args"] != m["app"]["args"]),
+            "no copy before the original"
+        );
+    }
+    assert_eq!(incoming[1]["app"]["args"][0]["n"], serde_json::json!([1, 2, 3]));
+    // Each user's WebSocket is tied to the long-polling requests of its session.
+    let conns = of_type(&recs, "connection");
+    let users: Vec<&&Value> =
+        conns.iter().filter(|c| c["path"].as_str().is_some_and(|p| p.contains("sid="))).collect();
+    assert_eq!(users.len(), 3);
+    for c in &users {
+        assert_eq!(c["app_protocol"], "engine.io");
+        let streams = c["sid_streams"].as_array().unwrap();
+        assert!(streams.len() >= 2, "polling and WebSocket: {c}");
+        assert!(streams.contains(&c["stream"]));
+    }
+    // The raw page: its open packet decoded, its plain JSON marked as JSON, undecodable as
+    // Engine.IO.
+    let raw = conns.iter().find(|c| c["path"] == "/socket.io/?EIO=4&transport=websocket");
+    let stream = raw.unwrap()["stream"].as_u64().unwrap();
+    let msgs: Vec<&Value> =
+        of_type(&recs, "message").into_iter().filter(|m| m["stream"] == stream).collect();
+    assert_eq!(msgs[0]["app"]["engine_io"], "open");
+    assert_eq!(msgs[1]["json"], true);
+    assert!(msgs[1]["app"]["error"].is_string());
+    assert_eq!(codes(msgs[1]), vec!["app-decode-error"]);
+    let f = table(&["follow", &stream.to_string(), "--pretty"], case);
+    assert!(f.contains("    {\n      \"name\": \"msg\",\n      \"data\": [\n        12,"), "{f}");
+    let t = table(&["messages", "--where", "app.event=msg"], case);
+    assert_eq!(t.matches("socket.io EVENT \"msg\"").count(), 6, "{t}");
+}
