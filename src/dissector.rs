@@ -598,3 +598,29 @@ impl Emitter for Sequencer<'_> {
         self.release(false);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tcp::Side;
+
+    #[test]
+    fn tls_state_exists_only_for_connections_that_start_with_a_client_hello() {
+        let mut keys = KeyLog::default();
+        let mut t = LazyTls::default();
+        assert_eq!(t.on_tcp(&TcpEvent::Syn { from: Side::Client }, true, &mut keys), Step::Pass);
+        assert!(t.state.is_none() && !t.plain, "nothing allocated before the first bytes");
+        let get = TcpEvent::Data { from: Side::Client, offset: 0, data: b"GET / HTTP/1.1\r\n" };
+        assert_eq!(t.on_tcp(&get, true, &mut keys), Step::Pass);
+        assert!(t.state.is_none() && t.plain && !t.is_tls() && t.info().is_none());
+        // A plain connection stays plain, whatever comes later.
+        let hello = [22, 3, 1, 0, 4, 1, 0, 0, 0];
+        let ch = TcpEvent::Data { from: Side::Client, offset: 16, data: &hello };
+        assert_eq!(t.on_tcp(&ch, true, &mut keys), Step::Pass);
+        assert!(t.state.is_none());
+        let mut t = LazyTls::default();
+        let ch = TcpEvent::Data { from: Side::Client, offset: 0, data: &hello };
+        assert_eq!(t.on_tcp(&ch, true, &mut keys), Step::Consumed);
+        assert!(t.is_tls() && t.state.is_some());
+    }
+}
