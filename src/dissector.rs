@@ -15,7 +15,7 @@ use crate::session::{Accounting, Ctx, Emitter, Options, Session};
 use crate::sink::{RunTotals, Sink};
 use crate::tcp::Endpoint;
 use crate::tcp::{ConnInfo, Feedback, FlowTable, PacketMeta, TcpEvent};
-use crate::tls::{KeyLog, LazyTls, Step, TlsInfo, TlsOut};
+use crate::tls::{KeyLog, Step, TlsConn, TlsInfo, TlsOut};
 use foldhash::HashMap;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::io;
@@ -323,6 +323,47 @@ impl Conn {
     }
 }
 
+/// A connection's TLS state, allocated when its first bytes arrive and dropped as soon as
+/// they are not a ClientHello. The state is over a kilobyte, and most connections of a SYN
+/// flood, or of any capture, never need it; holding it inline made each tracked connection
+/// cost twice as much.
+#[derive(Default)]
+struct LazyTls {
+    state: Option<Box<TlsConn>>,
+    plain: bool,
+}
+
+impl LazyTls {
+    fn on_tcp(&mut self, ev: &TcpEvent<'_>, roles_from_syn: bool, keys: &mut KeyLog) -> Step {
+        if self.plain {
+            return Step::Pass;
+        }
+        // Until the first bytes, TlsConn passes every event on: no need to allocate it.
+        if self.state.is_none() && !matches!(ev, TcpEvent::Data { .. }) {
+            return Step::Pass;
+        }
+        let tls = self.state.get_or_insert_with(Box::default);
+        let step = tls.on_tcp(ev, roles_from_syn, keys);
+        if !tls.is_tls() {
+            self.state = None;
+            self.plain = true;
+        }
+        step
+    }
+
+    fn take_outputs(&mut self) -> Vec<TlsOut> {
+        self.state.as_mut().map(|t| t.take_outputs()).unwrap_or_default()
+    }
+
+    fn info(&self) -> Option<&TlsInfo> {
+        self.state.as_ref().and_then(|t| t.info())
+    }
+
+    fn is_tls(&self) -> bool {
+        self.state.as_ref().is_some_and(|t| t.is_tls())
+    }
+}
+
 /// Adds a TLS connection's facts to the session's handshake and connection records.
 struct Annotate<'o, 't> {
     inner: &'o mut dyn Emitter,
@@ -555,5 +596,31 @@ impl Emitter for Sequencer<'_> {
         let class = if websocket { Class::WebSocket } else { Class::Other };
         self.class.insert(stream, class);
         self.release(false);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tcp::Side;
+
+    #[test]
+    fn tls_state_exists_only_for_connections_that_start_with_a_client_hello() {
+        let mut keys = KeyLog::default();
+        let mut t = LazyTls::default();
+        assert_eq!(t.on_tcp(&TcpEvent::Syn { from: Side::Client }, true, &mut keys), Step::Pass);
+        assert!(t.state.is_none() && !t.plain, "nothing allocated before the first bytes");
+        let get = TcpEvent::Data { from: Side::Client, offset: 0, data: b"GET / HTTP/1.1\r\n" };
+        assert_eq!(t.on_tcp(&get, true, &mut keys), Step::Pass);
+        assert!(t.state.is_none() && t.plain && !t.is_tls() && t.info().is_none());
+        // A plain connection stays plain, whatever comes later.
+        let hello = [22, 3, 1, 0, 4, 1, 0, 0, 0];
+        let ch = TcpEvent::Data { from: Side::Client, offset: 16, data: &hello };
+        assert_eq!(t.on_tcp(&ch, true, &mut keys), Step::Pass);
+        assert!(t.state.is_none());
+        let mut t = LazyTls::default();
+        let ch = TcpEvent::Data { from: Side::Client, offset: 0, data: &hello };
+        assert_eq!(t.on_tcp(&ch, true, &mut keys), Step::Consumed);
+        assert!(t.is_tls() && t.state.is_some());
     }
 }

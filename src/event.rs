@@ -300,6 +300,9 @@ pub struct ConnectionRecord {
     pub first_fin_from: Option<Side>,
     pub rst_from: Option<Side>,
     pub keepalives: u64,
+    /// Keepalive probes the other side acknowledged; fewer than `keepalives` means a peer
+    /// stopped answering.
+    pub keepalive_acks: u64,
     pub gaps: u64,
     /// The application protocol decoded inside its messages (`app.protocol`), or `engine.io`
     /// for a long-polling connection.

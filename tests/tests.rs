@@ -10,5 +10,6 @@ mod live;
 mod regressions;
 mod shared;
 mod tls;
+mod tour;
 mod util;
 mod views;

@@ -108,11 +108,7 @@ pub fn check_handshake(req: Option<&RequestHead>, resp: &ResponseHead) -> Handsh
             }
         }
     }
-    if resp.header("websocket-protocol").is_some() || resp.header("websocket-origin").is_some() {
-        c.notes.push(
-            "pre-RFC 6455 header (WebSocket-Protocol/WebSocket-Origin) in the response".into(),
-        );
-    }
+    c.notes.extend(unknown_websocket_headers(&resp.headers));
     if !resp.reason.eq_ignore_ascii_case("Switching Protocols") {
         c.notes.push(format!("reason phrase {:?}", resp.reason));
     }
@@ -121,8 +117,70 @@ pub fn check_handshake(req: Option<&RequestHead>, resp: &ResponseHead) -> Handsh
             c.notes.push(format!("Upgrade value {u:?}"));
         }
     }
+    c.notes.extend(spelling_notes("response", &resp.headers, &resp.no_space_after_colon));
+    if let Some(r) = req {
+        c.notes.extend(spelling_notes("request", &r.headers, &r.no_space_after_colon));
+    }
     c.problems.dedup();
     c
+}
+
+/// WebSocket handshake headers as RFC 6455 spells them.
+const CANONICAL: &[&str] = &[
+    "Upgrade",
+    "Connection",
+    "Sec-WebSocket-Key",
+    "Sec-WebSocket-Version",
+    "Sec-WebSocket-Accept",
+    "Sec-WebSocket-Protocol",
+    "Sec-WebSocket-Extensions",
+];
+
+/// Header names are case-insensitive (RFC 9110 5.1), so neither quirk is a violation; both
+/// mark a hand-written peer and break other hand-written peers that match names exactly or
+/// split lines on `": "`.
+fn spelling_notes(side: &str, headers: &[(String, String)], no_space: &[String]) -> Vec<String> {
+    let mut notes = Vec::new();
+    if !no_space.is_empty() {
+        notes.push(format!(
+            "{side} headers without a space after the colon: {}",
+            no_space.join(", ")
+        ));
+    }
+    // All-lowercase is what HTTP/2-minded libraries send; anything else off the RFC's
+    // spelling is worth a note.
+    let odd: Vec<&str> = headers
+        .iter()
+        .filter_map(|(name, _)| {
+            let canon = CANONICAL.iter().find(|c| c.eq_ignore_ascii_case(name))?;
+            (name != canon && *name != canon.to_ascii_lowercase()).then_some(name.as_str())
+        })
+        .collect();
+    if !odd.is_empty() {
+        notes.push(format!("{side} header names in unusual case: {}", odd.join(", ")));
+    }
+    notes
+}
+
+/// Response headers that look like WebSocket headers but are not in RFC 6455: the
+/// `WebSocket-*` headers of the pre-RFC drafts (hixie-75), or misspellings.
+fn unknown_websocket_headers(headers: &[(String, String)]) -> Vec<String> {
+    headers
+        .iter()
+        .filter(|(name, _)| {
+            let lower = name.to_ascii_lowercase();
+            (lower.starts_with("websocket-") || lower.starts_with("sec-websocket-"))
+                && !CANONICAL.iter().any(|c| c.eq_ignore_ascii_case(name))
+        })
+        .map(|(name, value)| {
+            let draft = if name.to_ascii_lowercase().starts_with("websocket-") {
+                " (pre-RFC 6455 draft header)"
+            } else {
+                ""
+            };
+            format!("non-standard header {name}: {value}{draft}")
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -196,5 +254,46 @@ mod tests {
             _ => panic!(),
         };
         assert_eq!(check_request(&bad), vec![ProblemCode::BadKey, ProblemCode::BadVersion]);
+    }
+
+    #[test]
+    fn notes_on_hand_written_heads() {
+        let r = req("");
+        // A hand-rolled server: no space after the colon, names in odd case.
+        let c = check_handshake(
+            Some(&r),
+            &resp(
+                "101 Switching Protocols",
+                "sec-websocket-Accept:s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\nsec-websocket-version: 13\r\n",
+            ),
+        );
+        assert_eq!(c.problems, vec![]);
+        assert_eq!(
+            c.notes,
+            vec![
+                "response headers without a space after the colon: sec-websocket-Accept",
+                "response header names in unusual case: sec-websocket-Accept",
+            ]
+        );
+        // Pre-RFC and unknown WebSocket headers are named with their value.
+        let c = check_handshake(
+            Some(&r),
+            &resp(
+                "101 Web Socket Protocol Handshake",
+                &format!("{GOOD}WebSocket-Protocol: chat\r\nSec-WebSocket-Foo: 1\r\nServer: x\r\n"),
+            ),
+        );
+        assert_eq!(
+            c.notes,
+            vec![
+                "non-standard header WebSocket-Protocol: chat (pre-RFC 6455 draft header)",
+                "non-standard header Sec-WebSocket-Foo: 1",
+                "reason phrase \"Web Socket Protocol Handshake\"",
+            ]
+        );
+        // The RFC's spelling and all-lowercase names are not noted.
+        let r = req("sec-websocket-protocol: a\r\n");
+        let c = check_handshake(Some(&r), &resp("101 Switching Protocols", GOOD));
+        assert_eq!(c.notes, Vec::<String>::new());
     }
 }

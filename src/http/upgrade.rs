@@ -16,6 +16,8 @@ pub struct RequestHead {
     /// The request target held control characters, which RFC 9112 forbids; it was parsed
     /// anyway (with them kept in `path`) so the rest of the conversation is not lost.
     pub target_has_controls: bool,
+    /// Names of headers written `Name:value`, without the customary space.
+    pub no_space_after_colon: Vec<String>,
 }
 
 /// A response head.
@@ -26,6 +28,8 @@ pub struct ResponseHead {
     pub reason: String,
     pub headers: Vec<(String, String)>,
     pub head_len: usize,
+    /// Names of headers written `Name:value`, without the customary space.
+    pub no_space_after_colon: Vec<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -127,6 +131,24 @@ fn owned_headers(hs: &[httparse::Header<'_>]) -> Vec<(String, String)> {
         .collect()
 }
 
+/// Header names whose value follows the colon directly. RFC 9110 5.6.3 makes the space
+/// optional, so this is no violation, but hand-written servers that split on `": "` choke on
+/// it, which makes it worth showing.
+fn no_space_after_colon(head: &[u8]) -> Vec<String> {
+    head.split(|&b| b == b'\n')
+        .skip(1)
+        .map(|line| line.strip_suffix(b"\r").unwrap_or(line))
+        .take_while(|line| !line.is_empty())
+        .filter_map(|line| {
+            let colon = memchr::memchr(b':', line)?;
+            let after = line.get(colon + 1)?;
+            let name = line.get(..colon)?;
+            (!matches!(after, b' ' | b'\t') && !name.is_empty())
+                .then(|| String::from_utf8_lossy(name).into_owned())
+        })
+        .collect()
+}
+
 fn parser_config() -> httparse::ParserConfig {
     let mut c = httparse::ParserConfig::default();
     c.allow_spaces_after_header_name_in_responses(true);
@@ -206,6 +228,7 @@ fn parse_request_strict(window: &[u8], have: usize, max_head: usize) -> HeadPars
                 headers: owned_headers(req.headers),
                 head_len: len,
                 target_has_controls: false,
+                no_space_after_colon: no_space_after_colon(window.get(..len).unwrap_or_default()),
             })),
         }
     });
@@ -225,6 +248,7 @@ pub fn parse_response(buf: &[u8], max_head: usize) -> HeadParse<ResponseHead> {
                 reason: resp.reason.unwrap_or("").to_string(),
                 headers: owned_headers(resp.headers),
                 head_len: len,
+                no_space_after_colon: no_space_after_colon(window.get(..len).unwrap_or_default()),
             })),
         }
     });
@@ -257,6 +281,25 @@ mod tests {
         let HeadParse::Complete(r) = parse_response(resp, 1 << 16) else { panic!() };
         assert_eq!((r.status, r.reason.as_str()), (101, "Web Socket Protocol Handshake"));
         assert_eq!(r.header("Sec-WebSocket-Accept"), Some("abc"));
+        assert_eq!(r.no_space_after_colon, vec!["sec-websocket-Accept"]);
+    }
+
+    #[test]
+    fn headers_without_a_space_after_the_colon() {
+        let HeadParse::Complete(r) = parse_request(
+            b"GET / HTTP/1.1\r\nHost:x\r\nUpgrade:\twebsocket\r\nX-Empty:\r\nConnection: Upgrade\r\n\r\n",
+            1 << 16,
+        ) else {
+            panic!()
+        };
+        // A tab is whitespace too; an empty value has nothing to be spaced from.
+        assert_eq!(r.no_space_after_colon, vec!["Host"]);
+        let HeadParse::Complete(r) =
+            parse_response(b"HTTP/1.1 101 OK\nUpgrade:websocket\nConnection:Upgrade\n\n", 1 << 16)
+        else {
+            panic!()
+        };
+        assert_eq!(r.no_space_after_colon, vec!["Upgrade", "Connection"]);
     }
 
     #[test]

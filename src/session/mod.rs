@@ -8,6 +8,7 @@
 //! matched across the two directions here, and the connection record is built at the end.
 
 mod direction;
+mod pings;
 
 use direction::push_once;
 pub use direction::{opcode_slot, DeflateSetup};
@@ -36,7 +37,7 @@ use crate::ws::frame::FrameHeader;
 use crate::ws::opcode::OpCode;
 use crate::ws::sniff::{self, FrameScan};
 use direction::{ControlSeen, Direction};
-use std::collections::VecDeque;
+use pings::Pings;
 
 /// What the core keeps and reports; fixed for a run.
 #[derive(Clone, Debug)]
@@ -171,10 +172,10 @@ pub struct Session {
     first_fin_from: Option<Side>,
     rst_from: Option<Side>,
     keepalives: u64,
+    keepalive_acks: u64,
     gaps: u64,
     close: Option<CloseState>,
-    pings: [VecDeque<(Vec<u8>, Meta)>; 2],
-    rtts_ms: Vec<f64>,
+    pings: Pings,
     problems: Vec<ProblemCode>,
     stream_bytes: [u64; 2],
     closed: bool,
@@ -231,6 +232,7 @@ impl Session {
                 self.tcp_record(TcpKind::Keepalive, from, None, meta, ctx);
             }
             TcpEvent::KeepaliveAck { from } => {
+                self.keepalive_acks += 1;
                 self.tcp_record(TcpKind::KeepaliveAck, from, None, meta, ctx)
             }
             TcpEvent::ZeroWindowProbe { from } => {
@@ -427,35 +429,19 @@ impl Session {
                 Some(_) => {}
             },
             ControlSeen::Ping { payload } => {
-                let other = &mut self.pings[idx(from.other())];
-                if let Some(pos) = other.iter().position(|(p, _)| *p == payload) {
-                    other.remove(pos);
+                let limit = ctx.opts.limits.max_pending_pings;
+                let seen = self.pings.ping(from, payload, meta, limit);
+                if seen.answered_with_ping {
                     self.problem(ProblemCode::PingAnsweredWithPing, Some(from), meta, ctx,
                         "a ping was answered with a ping carrying the same payload instead of a pong".into());
-                    return;
                 }
-                let mine = &mut self.pings[idx(from)];
-                let mut forgot = false;
-                while !mine.is_empty() && mine.len() >= ctx.opts.limits.max_pending_pings {
-                    mine.pop_front();
-                    forgot = true;
-                }
-                if ctx.opts.limits.max_pending_pings > 0 {
-                    mine.push_back((payload, meta));
-                }
-                if forgot || ctx.opts.limits.max_pending_pings == 0 {
-                    let limit = ctx.opts.limits.max_pending_pings;
+                if seen.forgot || limit == 0 {
                     self.problem(ProblemCode::PingLimit, Some(from), meta, ctx,
                         format!("more than {limit} pings waiting for a pong: the oldest is no longer paired"));
                 }
             }
             ControlSeen::Pong { payload } => {
-                let other = &mut self.pings[idx(from.other())];
-                if let Some(pos) = other.iter().position(|(p, _)| *p == payload) {
-                    if let Some((_, ping_meta)) = other.remove(pos) {
-                        self.rtts_ms.push(millis_between(ping_meta, meta));
-                    }
-                } else {
+                if !self.pings.pong(from, &payload, meta) {
                     self.problem(
                         ProblemCode::UnsolicitedPong,
                         Some(from),
@@ -1111,12 +1097,13 @@ impl Session {
             extensions: self.summary.extensions.clone(),
             client_stats,
             server_stats,
-            rtts_ms: std::mem::take(&mut self.rtts_ms),
+            rtts_ms: std::mem::take(&mut self.pings.rtts_ms),
             close,
             tcp_end,
             first_fin_from: self.first_fin_from,
             rst_from: self.rst_from,
             keepalives: self.keepalives,
+            keepalive_acks: self.keepalive_acks,
             gaps: self.gaps,
             sid_streams: sid.as_deref().map(|s| ctx.sids.streams(s).to_vec()).unwrap_or_default(),
             app_protocol: self
@@ -1130,7 +1117,7 @@ impl Session {
         })));
         // The connection's state is no longer needed; free it before the table does.
         self.dirs = None;
-        self.pings = Default::default();
+        self.pings.clear();
     }
 }
 

@@ -77,6 +77,16 @@ pub fn tcp_end_summary(r: &ConnectionRecord) -> String {
     }
 }
 
+/// Probes alone when each was answered; `probes/acks` when some were not, which is what
+/// keepalives are there to find out.
+fn keepalive_cell(probes: u64, acks: u64) -> String {
+    if acks >= probes {
+        probes.to_string()
+    } else {
+        format!("{probes}/{acks}")
+    }
+}
+
 fn compression_ratio(r: &ConnectionRecord) -> String {
     let wire = r.client_stats.compressed_wire_bytes + r.server_stats.compressed_wire_bytes;
     let app = r.client_stats.compressed_app_bytes + r.server_stats.compressed_app_bytes;
@@ -180,7 +190,7 @@ impl<W: Write> ConnsTable<W> {
             rtt,
             close_summary(r.close.as_ref()),
             tcp_end_summary(r),
-            r.keepalives,
+            keepalive_cell(r.keepalives, r.keepalive_acks),
             r.gaps,
             path,
             protocol
@@ -243,6 +253,13 @@ mod tests {
         assert_eq!(human_bytes(999), "999B");
         assert_eq!(human_bytes(76390), "76.4kB");
         assert_eq!(human_bytes(3_000_000_000), "3.0GB");
+    }
+
+    #[test]
+    fn keepalives_show_unanswered_probes() {
+        assert_eq!(keepalive_cell(0, 0), "0");
+        assert_eq!(keepalive_cell(4, 4), "4");
+        assert_eq!(keepalive_cell(5, 3), "5/3");
     }
 
     #[test]

@@ -242,6 +242,11 @@ impl<W: Write> FollowSink<W> {
                 let mut esc = String::new();
                 escape_text(&resp, &mut esc);
                 writeln!(self.held, "{t}← {esc}")?;
+                for n in &h.notes {
+                    let mut esc = String::new();
+                    escape_text(n, &mut esc);
+                    writeln!(self.held, "    note: {esc}")?;
+                }
                 for p in &h.problems {
                     writeln!(self.held, "    ! {p}: {}", p.meaning())?;
                 }

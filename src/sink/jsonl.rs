@@ -586,6 +586,7 @@ pub fn write_connection(buf: &mut Vec<u8>, r: &ConnectionRecord) {
         .opt_str("first_fin_from", r.first_fin_from.map(|s| s.as_str()))
         .opt_str("rst_from", r.rst_from.map(|s| s.as_str()))
         .u64("keepalives", r.keepalives)
+        .u64("keepalive_acks", r.keepalive_acks)
         .u64("gaps", r.gaps);
     if let Some(t) = &r.tls {
         o.raw("tls", |b| tls_object(b, t));

@@ -349,6 +349,11 @@ fn handshake_info(r: &HandshakeRecord) -> String {
                 let _ = write!(s, ", {e}");
             }
             s.push(')');
+            // Quirks of hand-written peers are what people debug; the table must show them
+            // without a detour through --json.
+            if !r.notes.is_empty() {
+                let _ = write!(s, " note: {}", r.notes.join("; "));
+            }
             s
         }
         Some(status) => {
@@ -697,6 +702,19 @@ mod tests {
             let opts = TableOpts { hex: false, ..opts };
             assert_eq!(payload_preview(&opts, &bytes, false, 0), want, "base64 {limit}");
         }
+    }
+
+    #[test]
+    fn handshake_line_shows_the_notes() {
+        let mut r = HandshakeRecord {
+            status: Some(101),
+            reason: Some("Switching Protocols".into()),
+            accept_ok: Some(true),
+            ..HandshakeRecord::default()
+        };
+        assert_eq!(handshake_info(&r), "HTTP/1.1 101 Switching Protocols (accept ok)");
+        r.notes = vec!["a".into(), "b c".into()];
+        assert_eq!(handshake_info(&r), "HTTP/1.1 101 Switching Protocols (accept ok) note: a; b c");
     }
 
     #[test]

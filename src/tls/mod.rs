@@ -133,48 +133,6 @@ struct Dir {
     app_offset: u64,
 }
 
-/// A connection's TLS stage, allocated only once its first data is a ClientHello: most
-/// connections are not TLS, and a capture may hold hundreds of thousands of them (the state
-/// of a TLS connection is over a kilobyte).
-#[derive(Default)]
-pub struct LazyTls {
-    conn: Option<Box<TlsConn>>,
-    plain: bool,
-}
-
-impl LazyTls {
-    /// As [`TlsConn::on_tcp`].
-    pub fn on_tcp(&mut self, ev: &TcpEvent<'_>, roles_from_syn: bool, keys: &mut KeyLog) -> Step {
-        if self.plain {
-            return Step::Pass;
-        }
-        let conn = match &mut self.conn {
-            Some(conn) => conn,
-            None if matches!(ev, TcpEvent::Data { .. }) => self.conn.insert(Box::default()),
-            // Undecided until the first data, as the connection itself would be.
-            None => return Step::Pass,
-        };
-        let step = conn.on_tcp(ev, roles_from_syn, keys);
-        if conn.mode == Mode::Plain {
-            self.conn = None;
-            self.plain = true;
-        }
-        step
-    }
-
-    pub fn is_tls(&self) -> bool {
-        self.conn.as_ref().is_some_and(|c| c.is_tls())
-    }
-
-    pub fn info(&self) -> Option<&TlsInfo> {
-        self.conn.as_ref().and_then(|c| c.info())
-    }
-
-    pub fn take_outputs(&mut self) -> Vec<TlsOut> {
-        self.conn.as_mut().map(|c| c.take_outputs()).unwrap_or_default()
-    }
-}
-
 /// Per-connection TLS state.
 #[derive(Default)]
 pub struct TlsConn {

@@ -10,10 +10,11 @@ from what the peers really sent (the format is described in tests/cases.rs).
 
 Requirements: tcpdump, python3 with `websockets` (pip install websockets), and for the Node
 scenarios `npm ci` in this folder; `node-mqtt` also needs `mosquitto` (apt-get install
-mosquitto).
+mosquitto), the tour scenarios `websocket-client` (pip) and `chromium` (apt).
 """
 
 import asyncio
+import gzip
 import hashlib
 import json
 import os
@@ -58,6 +59,12 @@ def record(case, port, scenario):
         truth = scenario(port)
     finally:
         stop_tcpdump(dump)
+    if truth.pop("gzip", False):
+        # Long messages of repeated bytes: the capture shrinks from hundreds of KB to a few.
+        with open(pcap, "rb") as f, gzip.GzipFile(pcap + ".gz", "wb", mtime=0) as g:
+            g.write(f.read())
+        os.remove(pcap)
+        pcap += ".gz"
     with open(os.path.join(out, "truth.json"), "w") as f:
         json.dump(truth, f, indent=1)
         f.write("\n")
@@ -376,27 +383,6 @@ def node_wss(port, mode, extra=()):
     }
 
 
-# What each node_wss.js mode negotiates (Node 18+ with OpenSSL 3).
-NODE_WSS_SUITES = {
-    "tls13": {"version": "TLS 1.3", "cipher_suite": "TLS_AES_256_GCM_SHA384"},
-    "tls13-aes128": {"version": "TLS 1.3", "cipher_suite": "TLS_AES_128_GCM_SHA256"},
-    "tls13-chacha": {"version": "TLS 1.3", "cipher_suite": "TLS_CHACHA20_POLY1305_SHA256"},
-    "tls12-aes128gcm": {"version": "TLS 1.2",
-                        "cipher_suite": "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256"},
-    "tls12-aes256gcm": {"version": "TLS 1.2",
-                        "cipher_suite": "TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384"},
-    "tls12-chacha": {"version": "TLS 1.2",
-                     "cipher_suite": "TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256"},
-    "tls12-cbc": {"version": "TLS 1.2",
-                  "cipher_suite": "TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA256"},
-    "tls12-cbc-mte": {"version": "TLS 1.2",
-                      "cipher_suite": "TLS_ECDHE_ECDSA_WITH_AES_256_CBC_SHA"},
-}
-
-# The case being recorded (scenarios that write files next to the capture need it).
-CURRENT_CASE = [""]
-
-
 def node_sio_ws(port):
     """Socket.IO 4 with the WebSocket transport only: the session id comes in the WebSocket's
     Engine.IO `open` packet, not in the path."""
@@ -454,6 +440,313 @@ def node_app(script, description):
     return scenario
 
 
+# --- Tour: five classic WebSocket systems (programs in tour/) ---------------------------
+
+
+class Peer:
+    """A program of tour/ run as a subprocess; waits until it prints `ready_word`."""
+
+    def __init__(self, args, ready_word="listening", env=None):
+        self.p = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                  env=env, cwd=HERE)
+        deadline = time.time() + 15
+        while time.time() < deadline:
+            line = self.p.stdout.readline().decode()
+            if ready_word in line:
+                return
+            if not line and self.p.poll() is not None:
+                break
+        self.stop()
+        raise SystemExit(f"{args} did not start: {self.p.stderr.read().decode()}")
+
+    def stop(self, sig=signal.SIGTERM):
+        if self.p.poll() is None:
+            self.p.send_signal(sig)
+        try:
+            self.p.wait(5)
+        except subprocess.TimeoutExpired:
+            self.p.kill()
+            self.p.wait()
+
+
+def node_json(script, *args, timeout=60):
+    out = subprocess.run(["node", os.path.join(HERE, "tour", script), *map(str, args)],
+                         check=True, capture_output=True, timeout=timeout)
+    return json.loads(out.stdout)
+
+
+CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+                  "--no-first-run", "--disable-background-networking",
+                  "--disable-component-update", "--disable-sync", "--remote-debugging-port=0"]
+
+
+def start_chromium(workdir, html, extra=()):
+    """Headless Chromium showing `html` (written to a file in workdir)."""
+    page = os.path.join(workdir, "page.html")
+    with open(page, "w") as f:
+        f.write(html)
+    return subprocess.Popen(
+        ["chromium", *CHROMIUM_FLAGS, f"--user-data-dir={workdir}/u", *extra, "file://" + page],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def stop_chromium(browser):
+    """Ends the browser as closing its window would: the kernel closes its sockets."""
+    browser.terminate()
+    try:
+        browser.wait(10)
+    except subprocess.TimeoutExpired:
+        browser.kill()
+        browser.wait()
+
+
+def read_until(peer, word, timeout=30):
+    """Lines the peer prints, up to and including the first holding `word`."""
+    import selectors
+    sel = selectors.DefaultSelector()
+    sel.register(peer.p.stdout, selectors.EVENT_READ)
+    lines = []
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if not sel.select(deadline - time.time()):
+            break
+        line = peer.p.stdout.readline().decode()
+        if not line:
+            break
+        lines.append(line.rstrip("\n"))
+        if word in line:
+            return lines
+    raise SystemExit(f"no {word!r} within {timeout}s: {lines}")
+
+
+NET_PAGE = """<!doctype html><title>tour 1</title><script>
+const ws = new WebSocket("ws://127.0.0.1:%d/");
+ws.onopen = () => { ws.send("Hello"); setTimeout(() => ws.close(1000, "bye"), 500); };
+</script>"""
+
+
+def tour_net_browser(port):
+    """System 1: a server hand-rolled on Node `net` (tour/net_server.js) that never answers
+    a frame, with a page in headless Chromium that sends "Hello" and later closes. The close
+    goes unanswered; the browser is then shut down and the kernel ends the connection."""
+    import tempfile
+
+    server = Peer(["node", os.path.join(HERE, "tour", "net_server.js"), str(port)])
+    try:
+        with tempfile.TemporaryDirectory() as d:
+            browser = start_chromium(d, NET_PAGE % port)
+            try:
+                log = read_until(server, "close ")
+                time.sleep(1.0)
+            finally:
+                stop_chromium(browser)
+            log += read_until(server, "client ended", 10)
+            time.sleep(0.3)
+    finally:
+        server.stop()
+    print("\n".join(log), file=sys.stderr)
+    return {
+        "description": "tour 1: hand-rolled Node net server, headless Chromium page",
+        "connections": [{
+            "server_port": port,
+            "messages": [msg("client", "Hello")],
+            "close": {"initiator": "client", "code": 1000, "reason": "bye", "echoed": False},
+            "tcp_end": "fin",
+        }],
+        "expect_problems": ["close-not-echoed"],
+    }
+
+
+def tour_ws_echo(port, mode, tls=False):
+    """System 5: the `ws` echo server behind an HTTP server (tour/ws_echo_server.js) with a
+    headless Chromium page it serves: a push, two echoes, an idle while with TCP keepalives,
+    then (mode "rst") the server hangs and is killed while a message sits unread in its
+    socket, so its kernel answers with an RST, or (mode "close") the page closes normally.
+    With tls, the same over https/wss with a self-signed certificate and a key log."""
+    import tempfile
+
+    out = os.path.join(TESTDATA, f"tour-ws-echo-{'wss' if tls else mode}")
+    os.makedirs(out, exist_ok=True)
+    with tempfile.TemporaryDirectory() as d:
+        args = ["node", os.path.join(HERE, "tour", "ws_echo_server.js"), str(port)]
+        extra = []
+        if tls:
+            cert, key = os.path.join(d, "cert.pem"), os.path.join(d, "key.pem")
+            subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                            "ec_paramgen_curve:prime256v1", "-nodes", "-days", "2",
+                            "-subj", "/CN=127.0.0.1", "-keyout", key, "-out", cert],
+                           check=True, capture_output=True)
+            keylog = os.path.join(out, "keylog.txt")
+            if os.path.exists(keylog):
+                os.remove(keylog)
+            args = ["node", f"--tls-keylog={keylog}", *args[1:], cert, key]
+            extra = ["--ignore-certificate-errors"]
+        server = Peer(args)
+        scheme = "https" if tls else "http"
+        try:
+            # The page comes from the server itself, as in the tutorial.
+            browser = subprocess.Popen(
+                ["chromium", *CHROMIUM_FLAGS, f"--user-data-dir={d}/u", *extra,
+                 f"{scheme}://127.0.0.1:{port}/?{mode}"],
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            try:
+                log = read_until(server, "echo hello 2")
+                if mode == "rst":
+                    # Idle: the keepalive probes. Then the server hangs (SIGSTOP) while the
+                    # page sends once more, and is killed with that message unread.
+                    time.sleep(3.6)
+                    server.p.send_signal(signal.SIGSTOP)
+                    time.sleep(2.0)
+                    server.p.send_signal(signal.SIGKILL)
+                    server.p.wait()
+                    time.sleep(0.5)
+                else:
+                    log += read_until(server, "closed 1000", 15)
+                    time.sleep(0.5)
+            finally:
+                stop_chromium(browser)
+        finally:
+            server.stop()
+    print("\n".join(log), file=sys.stderr)
+    sent = [msg("server", "get it"), msg("client", "hello 1"), msg("server", "hello 1"),
+            msg("client", "hello 2"), msg("server", "hello 2")]
+    conn = {"server_port": port, "tcp_end": "rst" if mode == "rst" else "fin"}
+    truth = {"description": f"tour 5: Node ws echo server behind {scheme}, Chromium page, {mode}",
+             "connections": [conn]}
+    if mode == "rst":
+        conn["messages"] = sent + [msg("client", "still there?")]
+        truth["expect_problems"] = ["no-close-frame"]
+        truth["expect_tcp"] = {"keepalive_min": 2, "rst_from": "server"}
+    else:
+        conn["messages"] = sent
+        conn["close"] = {"initiator": "client", "code": 1000, "reason": "bye", "echoed": True}
+        truth["expect_problems"] = []
+        truth["expect_tcp"] = {"keepalive_min": 2}
+    if tls:
+        truth["keylog"] = "keylog.txt"
+        truth["expect_tls"] = {"version": "TLS 1.3", "keys_found": True}
+    return truth
+
+
+RAW_SIO_PAGE = """<!doctype html><title>tour 2</title><script>
+const ws = new WebSocket("ws://127.0.0.1:%d/socket.io/?EIO=4&transport=websocket");
+ws.onopen = () => ws.send(JSON.stringify({name: "msg", data: [12, 5]}));
+</script>"""
+
+
+def tour_socketio_chat(port):
+    """System 2: the Socket.IO chat server (tour/sio_chat_server.js) with three
+    socket.io-client users (tour/sio_chat_clients.js) who chat once on WebSocket, and a
+    page in headless Chromium that opens a raw WebSocket to the server and sends plain JSON,
+    which is no Engine.IO packet."""
+    import tempfile
+
+    server = Peer(["node", os.path.join(HERE, "tour", "sio_chat_server.js"), str(port)])
+    try:
+        clients = Peer(["node", os.path.join(HERE, "tour", "sio_chat_clients.js"), str(port),
+                        "4000"], ready_word="chatted")
+        with tempfile.TemporaryDirectory() as d:
+            browser = start_chromium(d, RAW_SIO_PAGE % port)
+            try:
+                log = read_until(server, "transport closed", 15)
+                time.sleep(0.5)
+            finally:
+                stop_chromium(browser)
+        out, _ = clients.p.communicate(timeout=20)
+        users = json.loads(out.decode().strip().splitlines()[-1])
+        time.sleep(0.3)
+    finally:
+        server.stop()
+    print("\n".join(log), file=sys.stderr)
+    return {
+        "description": "tour 2: Socket.IO chat, three socket.io-client users, a raw Chromium "
+                       "WebSocket sending plain JSON",
+        "connections": [{"server_port": port, "client_port": u["client_port"], "user": u["name"],
+                         "received": u["got"]} for u in users],
+        # The raw page's plain JSON is no Engine.IO packet.
+        "expect_problems": ["app-decode-error"],
+    }
+
+
+def tour_upgrade_event(port):
+    """System 3: a server written on Node's `upgrade` event (tour/upgrade_server.js) and a
+    Node `ws` client (tour/upgrade_client.js): 7-, 16- and 64-bit lengths, a ping answered
+    with a ping, close 1009 for a message over the limit, close 1002 for opcode 3."""
+    server = Peer(["node", os.path.join(HERE, "tour", "upgrade_server.js"), str(port)])
+    try:
+        conns = node_json("upgrade_client.js", port)
+    finally:
+        server.stop()
+    return {
+        "description": "tour 3: hand-written server on Node's upgrade event, Node ws client",
+        "connections": conns,
+        "expect_problems": ["ping-answered-with-ping", "reserved-opcode"],
+        "gzip": True,
+    }
+
+
+def tour_python_raw(port):
+    """System 4: a raw-socket Python server (tour/raw_server.py) that selects the subprotocol
+    `chat` nobody offered, with a `websocket-client` client (which does not object)."""
+    import websocket
+
+    server = Peer([sys.executable, os.path.join(HERE, "tour", "raw_server.py"), str(port)])
+    sent = []
+    try:
+        ws = websocket.create_connection(f"ws://127.0.0.1:{port}/chat", timeout=10)
+        client_port = ws.sock.getsockname()[1]
+        greeting = ws.recv()
+        sent.append(msg("server", greeting))
+        medium = "".join(f"{i:04d} " for i in range(300))
+        big = bytes((i * 31) & 0xFF for i in range(100000))
+        for m in ["hello", medium, big]:
+            if isinstance(m, str):
+                ws.send(m)
+            else:
+                ws.send_binary(m)
+            sent.append(msg("client", m))
+            echo = ws.recv()
+            assert echo == m
+            sent.append(msg("server", m))
+        ws.close(websocket.STATUS_NORMAL, b"")
+        time.sleep(0.3)
+    finally:
+        server.stop()
+    return {
+        "description": "tour 4: raw-socket Python server, websocket-client client",
+        "connections": [{
+            "server_port": port,
+            "client_port": client_port,
+            "messages": sent,
+            "close": {"initiator": "client", "code": 1000, "echoed": True},
+            "tcp_end": "fin",
+        }],
+        "expect_problems": ["protocol-not-offered"],
+        "expect_handshake": {"protocol": "chat", "protocols_offered": []},
+        "gzip": True,
+    }
+
+
+# What each node_wss.js mode negotiates (Node 18+ with OpenSSL 3).
+NODE_WSS_SUITES = {
+    "tls13": {"version": "TLS 1.3", "cipher_suite": "TLS_AES_256_GCM_SHA384"},
+    "tls13-aes128": {"version": "TLS 1.3", "cipher_suite": "TLS_AES_128_GCM_SHA256"},
+    "tls13-chacha": {"version": "TLS 1.3", "cipher_suite": "TLS_CHACHA20_POLY1305_SHA256"},
+    "tls12-aes128gcm": {"version": "TLS 1.2",
+                        "cipher_suite": "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256"},
+    "tls12-aes256gcm": {"version": "TLS 1.2",
+                        "cipher_suite": "TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384"},
+    "tls12-chacha": {"version": "TLS 1.2",
+                     "cipher_suite": "TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256"},
+    "tls12-cbc": {"version": "TLS 1.2",
+                  "cipher_suite": "TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA256"},
+    "tls12-cbc-mte": {"version": "TLS 1.2",
+                      "cipher_suite": "TLS_ECDHE_ECDSA_WITH_AES_256_CBC_SHA"},
+}
+
+# The case being recorded (scenarios that write files next to the capture need it).
+CURRENT_CASE = [""]
+
 SCENARIOS = {
     "py-websockets-basic": (8765, py_basic),
     "py-websockets-keepalive-rst": (8767, py_keepalive_rst),
@@ -464,6 +757,21 @@ SCENARIOS = {
     # The basic scenario recorded a second time on another port (new client port, new masks,
     # new handshake key): `diff --normalize` must call the two recordings equal.
     "py-websockets-basic-rerun": (8772, py_basic),
+    "node-socketio": (8773, node_sio),
+    # Socket.IO 2: Engine.IO protocol 3 (length-prefixed polling payloads, binary packets
+    # with a type byte) and Socket.IO protocol 4.
+    "node-socketio-v2": (8777, lambda port: node_sio(port, "v2")),
+    "node-socketio-wsonly": (8778, node_sio_ws),
+    "node-mqtt": (8774, node_app("node_mqtt.js", "MQTT 3.1.1 and 5 clients (mqtt.js) through a WebSocket relay to Mosquitto")),
+    "node-stomp": (8775, node_app("node_stomp.js", "STOMP 1.2 over WebSocket: @stomp/stompjs against a small ws broker")),
+    "node-graphql": (8776, node_app("node_graphql.js", "graphql-ws client and server (graphql-transport-ws)")),
+    "tour-upgrade-event": (8090, tour_upgrade_event),
+    "tour-python-raw": (8001, tour_python_raw),
+    "tour-net-browser": (8888, tour_net_browser),
+    "tour-socketio-chat": (8080, tour_socketio_chat),
+    "tour-ws-echo-rst": (11111, lambda port: tour_ws_echo(port, "rst")),
+    "tour-ws-echo-close": (11111, lambda port: tour_ws_echo(port, "close")),
+    "tour-ws-echo-wss": (11111, lambda port: tour_ws_echo(port, "close", tls=True)),
     # wss:// (TLS), decrypted with the key logs the peers wrote.
     "py-websockets-tls": (8449, py_wss),
     "node-wss-tls13": (8443, lambda port: node_wss(port, "tls13")),
@@ -476,14 +784,6 @@ SCENARIOS = {
     # Client port 8100, below the server's: the source of node-wss-tls13-no-syn.
     "node-wss-tls13-lowport": (8452, lambda port: node_wss(port, "tls13-aes128", ["lowport"])),
     "node-wss-tls12-cbc-mte": (8451, lambda port: node_wss(port, "tls12-cbc-mte")),
-    "node-socketio": (8773, node_sio),
-    # Socket.IO 2: Engine.IO protocol 3 (length-prefixed polling payloads, binary packets
-    # with a type byte) and Socket.IO protocol 4.
-    "node-socketio-v2": (8777, lambda port: node_sio(port, "v2")),
-    "node-socketio-wsonly": (8778, node_sio_ws),
-    "node-mqtt": (8774, node_app("node_mqtt.js", "MQTT 3.1.1 and 5 clients (mqtt.js) through a WebSocket relay to Mosquitto")),
-    "node-stomp": (8775, node_app("node_stomp.js", "STOMP 1.2 over WebSocket: @stomp/stompjs against a small ws broker")),
-    "node-graphql": (8776, node_app("node_graphql.js", "graphql-ws client and server (graphql-transport-ws)")),
 }
 
 def inject_secrets(src, dst):
@@ -566,12 +866,14 @@ def socketio_midstream():
 DERIVED = {
     "py-websockets-tls-dsb": (inject_secrets, "py-websockets-tls"),
     "node-wss-tls13-no-syn": (drop_tcp_handshake, "node-wss-tls13-lowport"),
-    "node-socketio-midstream": (lambda src, dst: socketio_midstream(), "node-socketio"),
 }
 
 if __name__ == "__main__":
-    names = sys.argv[1:] or list(SCENARIOS) + list(DERIVED)
+    names = sys.argv[1:] or list(SCENARIOS) + list(DERIVED) + ["node-socketio-midstream"]
     for name in names:
+        if name == "node-socketio-midstream":
+            socketio_midstream()
+            continue
         if name in DERIVED:
             fn, src = DERIVED[name]
             fn(src, name)
