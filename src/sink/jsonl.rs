@@ -26,7 +26,7 @@ use crate::event::{
     MessageRecord, PacketRecord, ProblemRecord, RequestRecord, TcpRecord, TlsRecord,
 };
 use crate::problem::ProblemCode;
-use crate::tcp::Endpoint;
+use crate::tcp::{Endpoint, Side};
 use crate::tls::TlsInfo;
 use std::io::{self, Write};
 
@@ -265,15 +265,24 @@ fn payload_keys(obj: &mut Obj<'_>, payload: &[u8], is_text: bool, missing: u64, 
     }
 }
 
+/// `stream`, `from`, `src`, `dst`: the connection and direction of a record's bytes.
+fn sent_on<'o, 'b>(
+    o: &'o mut Obj<'b>,
+    stream: u64,
+    from: Side,
+    src: Endpoint,
+    dst: Endpoint,
+) -> &'o mut Obj<'b> {
+    o.u64("stream", stream)
+        .str("from", from.as_str())
+        .str("src", &endpoint(src))
+        .str("dst", &endpoint(dst))
+}
+
 pub fn write_tcp(buf: &mut Vec<u8>, r: &TcpRecord) {
     let mut o = Obj::new(buf, "tcp");
-    o.u64("packet", r.meta.packet)
-        .ts("ts", r.meta.ts, r.meta.precision)
-        .u64("stream", r.stream)
-        .str("from", r.from.as_str())
-        .str("src", &endpoint(r.src))
-        .str("dst", &endpoint(r.dst))
-        .str("event", r.kind.as_str());
+    o.u64("packet", r.meta.packet).ts("ts", r.meta.ts, r.meta.precision);
+    sent_on(&mut o, r.stream, r.from, r.src, r.dst).str("event", r.kind.as_str());
     if let Some(b) = r.bytes {
         o.u64("bytes", b);
     }
@@ -379,13 +388,12 @@ pub fn write_tls(buf: &mut Vec<u8>, r: &TlsRecord) {
 
 pub fn write_frame(buf: &mut Vec<u8>, r: &FrameRecord<'_>, opts: PayloadOpts) {
     let mut o = Obj::new(buf, "frame");
-    o.u64("packet", r.meta.packet)
-        .u64("first_packet", r.first_packet)
-        .ts("ts", r.meta.ts, r.meta.precision)
-        .u64("stream", r.stream)
-        .str("from", r.from.as_str())
-        .str("src", &endpoint(r.src))
-        .str("dst", &endpoint(r.dst))
+    o.u64("packet", r.meta.packet).u64("first_packet", r.first_packet).ts(
+        "ts",
+        r.meta.ts,
+        r.meta.precision,
+    );
+    sent_on(&mut o, r.stream, r.from, r.src, r.dst)
         .bool("fin", r.fin)
         .u64("rsv", r.rsv.into())
         .u64("opcode", r.opcode.into())
@@ -449,12 +457,8 @@ pub fn write_app(buf: &mut Vec<u8>, app: &crate::app::App) {
 /// An Engine.IO packet of a long-polling request or response.
 pub fn write_app_record(buf: &mut Vec<u8>, r: &AppRecord, opts: PayloadOpts) {
     let mut o = Obj::new(buf, "app");
-    o.u64("packet", r.meta.packet)
-        .ts("ts", r.meta.ts, r.meta.precision)
-        .u64("stream", r.stream)
-        .str("from", r.from.as_str())
-        .str("src", &endpoint(r.src))
-        .str("dst", &endpoint(r.dst))
+    o.u64("packet", r.meta.packet).ts("ts", r.meta.ts, r.meta.precision);
+    sent_on(&mut o, r.stream, r.from, r.src, r.dst)
         .str("transport", r.transport)
         .str("method", &r.method)
         .str("path", &r.path)
