@@ -239,6 +239,15 @@ impl CaptureReader {
 
     /// Reads one block; a packet is located in the buffer, everything else handled here.
     fn next_block(&mut self) -> Result<Step, CaptureError> {
+        if self.format == CaptureFormat::PcapNg
+            && short_process_information_block(self.inner.data())
+        {
+            return Err(CaptureError::Corrupt {
+                path: self.path.clone(),
+                offset: self.offset(),
+                reason: "a pcapng block shorter than its 12-byte frame".into(),
+            });
+        }
         let base = self.inner.data().as_ptr() as usize;
         let result = self.inner.next();
         let (size, block) = match result {
@@ -437,6 +446,20 @@ fn units_per_second(tsresol: u8) -> Option<u64> {
     Some(units)
 }
 
+/// Whether the next pcapng block is a Process Information Block (type 0x80000001) whose
+/// length is below the 12 bytes every block takes: pcap-parser 0.17 subtracts 12 from it
+/// unchecked for this block type and panics (found by fuzzing). The type is written in the
+/// section's byte order, so its bytes also tell how to read the length.
+fn short_process_information_block(data: &[u8]) -> bool {
+    let (Some(kind), Some(len)) = (data.get(..4), data.get(4..8)) else { return false };
+    let len: [u8; 4] = len.try_into().unwrap_or([0xff; 4]);
+    match kind {
+        [0x01, 0x00, 0x00, 0x80] => u32::from_le_bytes(len) < 12,
+        [0x80, 0x00, 0x00, 0x01] => u32::from_be_bytes(len) < 12,
+        _ => false,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -582,6 +605,36 @@ mod tests {
         body.extend_from_slice(data);
         body.extend(std::iter::repeat_n(0, (4 - data.len() % 4) % 4));
         block(6, &body)
+    }
+
+    #[test]
+    fn short_process_information_block_is_corrupt_not_a_panic() {
+        // The input fuzzing found (fuzz/regressions/capture_reader/): a Process Information
+        // Block of length 5, which pcap-parser would take 12 from.
+        let found: &[u8] = &[
+            0x0a, 0x0d, 0x0d, 0x0a, 0x1c, 0, 0, 0, 0x4d, 0x3c, 0x2b, 0x1a, 1, 0, 0, 0, 0xff, 0xff,
+            0xff, 0xff, 0xff, 0xff, 0xff, 0x01, 0x1d, 0, 0, 0, 0x01, 0, 0, 0x80, 5, 0, 0, 0, 0, 0,
+            0, 0, 0, 0x20, 0, 0, 0x36, 0, 0,
+        ];
+        let (packets, err) = read_all(found.to_vec());
+        assert!(packets.is_empty());
+        assert!(matches!(err, Some(CaptureError::Corrupt { .. })), "{err:?}");
+        // Every short length, in both byte orders, after a packet that still comes out.
+        for len in 0..12u32 {
+            let mut f = shb();
+            f.extend(idb(1, None, None));
+            f.extend(epb(0, 1, &[0u8; 60]));
+            f.extend_from_slice(&0x8000_0001u32.to_le_bytes());
+            f.extend_from_slice(&len.to_le_bytes());
+            f.extend_from_slice(&[0; 16]);
+            let (packets, err) = read_all(f);
+            assert_eq!(packets.len(), 1, "length {len}");
+            assert!(matches!(err, Some(CaptureError::Corrupt { .. })), "length {len}: {err:?}");
+        }
+        assert!(short_process_information_block(&[0x80, 0, 0, 1, 0, 0, 0, 8]));
+        assert!(!short_process_information_block(&[0x80, 0, 0, 1, 0, 0, 0, 12]));
+        assert!(!short_process_information_block(&[1, 0, 0, 0x80, 12, 0, 0, 0]));
+        assert!(!short_process_information_block(&[6, 0, 0, 0, 8, 0, 0, 0]));
     }
 
     #[test]
