@@ -250,20 +250,22 @@ impl Conn {
         let mut feedback = Feedback::Continue;
         let mut handed_on = 0u64;
         let outputs = self.tls.take_outputs();
-        let tls = self.tls.info().cloned();
-        let mut annotated = Annotate { inner: &mut *ctx.out, tls: tls.as_ref() };
+        // Borrowed, not cloned: the TLS facts are read for every event of a TLS connection.
+        let tls = self.tls.info();
+        let mut annotated = Annotate { inner: &mut *ctx.out, tls };
         let mut actx =
             Ctx { opts: ctx.opts, out: &mut annotated, acct: &mut *ctx.acct, sids: &mut *ctx.sids };
+        let session = &mut self.session;
         if step == Step::Pass && !matches!(ev, TcpEvent::Closed { .. }) {
-            feedback = self.session.on_tcp(info, meta, ev, &mut actx);
-            self.tls_outputs(info, meta, outputs, &mut actx, &mut handed_on);
+            feedback = session.on_tcp(info, meta, ev, &mut actx);
+            tls_outputs(session, tls, info, meta, outputs, &mut actx, &mut handed_on);
         } else {
-            self.tls_outputs(info, meta, outputs, &mut actx, &mut handed_on);
+            tls_outputs(session, tls, info, meta, outputs, &mut actx, &mut handed_on);
             if step == Step::Pass {
-                feedback = self.session.on_tcp(info, meta, ev, &mut actx);
+                feedback = session.on_tcp(info, meta, ev, &mut actx);
             }
         }
-        if let Some(t) = self.tls.info() {
+        if let Some(t) = tls {
             self.handed += handed_on;
             let overhead = (t.bytes[0] + t.bytes[1]).saturating_sub(self.handed);
             let acct = &mut actx.acct.tls_bytes;
@@ -280,44 +282,47 @@ impl Conn {
             feedback
         }
     }
+}
 
-    fn tls_outputs(
-        &mut self,
-        info: &ConnInfo,
-        meta: Meta,
-        outputs: Vec<TlsOut>,
-        ctx: &mut Ctx<'_>,
-        handed_on: &mut u64,
-    ) {
-        for o in outputs {
-            match o {
-                TlsOut::Data { from, offset, bytes } => {
-                    *handed_on += bytes.len() as u64;
-                    let ev = TcpEvent::Data { from, offset, data: &bytes };
-                    self.session.on_tcp(info, meta, ev, ctx);
-                }
-                TlsOut::Handshake => {
-                    if let Some(t) = self.tls.info() {
-                        ctx.out.emit(Event::Tls(Box::new(TlsRecord {
-                            meta,
-                            stream: info.stream,
-                            client: info.client,
-                            server: info.server,
-                            info: t.clone(),
-                        })));
-                    }
-                }
-                TlsOut::Opaque => ctx.out.classify(info.stream, true),
-                TlsOut::NotHttp1 => ctx.out.classify(info.stream, false),
-                TlsOut::Problem { code, from, detail } => {
-                    ctx.out.emit(Event::Problem(ProblemRecord {
+/// Hands what the TLS stage produced for one TCP event to the session (decrypted bytes, as
+/// if they were the TCP stream) and to the output (the TLS record, problems).
+fn tls_outputs(
+    session: &mut Session,
+    tls: Option<&TlsInfo>,
+    info: &ConnInfo,
+    meta: Meta,
+    outputs: Vec<TlsOut>,
+    ctx: &mut Ctx<'_>,
+    handed_on: &mut u64,
+) {
+    for o in outputs {
+        match o {
+            TlsOut::Data { from, offset, bytes } => {
+                *handed_on += bytes.len() as u64;
+                let ev = TcpEvent::Data { from, offset, data: &bytes };
+                session.on_tcp(info, meta, ev, ctx);
+            }
+            TlsOut::Handshake => {
+                if let Some(t) = tls {
+                    ctx.out.emit(Event::Tls(Box::new(TlsRecord {
                         meta,
-                        stream: Some(info.stream),
-                        from,
-                        code,
-                        detail,
-                    }));
+                        stream: info.stream,
+                        client: info.client,
+                        server: info.server,
+                        info: t.clone(),
+                    })));
                 }
+            }
+            TlsOut::Opaque => ctx.out.classify(info.stream, true),
+            TlsOut::NotHttp1 => ctx.out.classify(info.stream, false),
+            TlsOut::Problem { code, from, detail } => {
+                ctx.out.emit(Event::Problem(ProblemRecord {
+                    meta,
+                    stream: Some(info.stream),
+                    from,
+                    code,
+                    detail,
+                }));
             }
         }
     }

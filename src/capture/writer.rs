@@ -107,6 +107,7 @@ impl PcapWriter {
                 };
                 write_epb(&mut self.out, id as u32, rec.ts, rec.precision, rec.origlen, rec.data)?;
             }
+            // invariant: the branch above turns Empty into Pcap or PcapNg before any record.
             Format::Empty { .. } => unreachable!("a header was written above"),
         }
         self.packets += 1;

@@ -142,6 +142,7 @@ fn formats_on_own_thread(config: &Config, view: &View) -> bool {
 }
 
 fn run_diff(config: &Config) -> io::Result<ExitStatus> {
+    // invariant: `run` calls this only for the diff view.
     let View::Diff(opts) = &config.view else { unreachable!("run_diff is only called for diff") };
     let rules = DiffRules {
         ignore_json_keys: opts.ignore_json_keys.clone(),

@@ -272,6 +272,7 @@ pub fn report(
             equal = false;
             differing += 1;
             let only = if bc.is_some() { "only in base" } else { "only in new" };
+            // invariant: `pair` puts at least one stream in each pair, taken from these maps.
             let c = bc.or(nc).expect("one side of a pair exists");
             if json {
                 let mut buf = Vec::new();
