@@ -143,8 +143,9 @@ fn every_view_is_byte_identical_across_runs() {
             let b = run(&args);
             assert_eq!(a.stdout, b.stdout, "{args:?}");
             assert_eq!(a.status.code(), b.status.code(), "{args:?}");
-            // Formatting on a second thread changes nothing either.
-            for jobs in ["-j1", "-j2"] {
+            // Neither does formatting on a second thread, nor sharding connections over
+            // threads (three workers: connections of different host pairs meet on one).
+            for jobs in ["-j1", "-j2", "-j3"] {
                 let mut with_jobs = args.clone();
                 with_jobs.insert(0, jobs);
                 let j = run(&with_jobs);

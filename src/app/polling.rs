@@ -14,16 +14,17 @@ use super::engineio::{is_engineio_path, query_param, EngineIo};
 use super::{cut, App, Decoded};
 use crate::tcp::Side;
 use std::collections::{HashMap, VecDeque};
+use std::hash::{Hash, Hasher};
+use std::net::IpAddr;
 
 /// Requests awaiting their response per connection (HTTP pipelining is rare; bounded anyway).
 const MAX_WAITING: usize = 4;
 /// Bytes of a request target kept for the records of its packets (per-connection memory).
 const MAX_PATH: usize = 1024;
-/// Sessions remembered per run, and streams per session.
-const MAX_SIDS: usize = 10_000;
+/// Streams remembered per session.
 const MAX_STREAMS_PER_SID: usize = 64;
 /// Bytes of a `sid` used as its key: real ones are about 20 characters, and a request
-/// target may be 64 KiB, which times `MAX_SIDS` would be too much to remember.
+/// target may be 64 KiB, which times the sessions remembered would be too much to remember.
 pub const MAX_SID_KEY: usize = 64;
 
 fn key(sid: &str) -> &str {
@@ -183,26 +184,79 @@ struct SessionState {
     eio: Option<EngineIo>,
 }
 
-/// Engine.IO sessions by `sid`: the streams that carried each, and the decoding state of its
-/// long-polling requests.
-#[derive(Default)]
+/// The two hosts of a connection, in a fixed order: a `sid` names a session between one
+/// client and one server, so sessions are keyed by both.
+pub type HostPair = (IpAddr, IpAddr);
+
+/// Engine.IO sessions by host pair and `sid`: the streams that carried each, and the decoding
+/// state of its long-polling requests.
+///
+/// The table is cut into [`SID_PARTITIONS`] partitions by host pair, each with its own bound,
+/// so that what a partition remembers depends only on the connections between its host pairs.
+/// That is what lets `-j N` dissect each partition's connections on one thread and still
+/// decide exactly what one thread decides (see [`SidTable::partition_of`]).
 pub struct SidTable {
-    sessions: HashMap<String, SessionState>,
-    order: VecDeque<String>,
+    partitions: Vec<Partition>,
+    /// Host pair of the connection being dissected; set by the dissector before each event.
+    scope: HostPair,
+}
+
+#[derive(Default)]
+struct Partition {
+    sessions: HashMap<(HostPair, String), SessionState>,
+    order: VecDeque<(HostPair, String)>,
+}
+
+/// Partitions of the session table (and shards of `-j N` are unions of them).
+pub const SID_PARTITIONS: usize = 64;
+/// Sessions remembered per partition (65,536 in all at most): the oldest is forgotten first.
+pub const MAX_SIDS_PER_PARTITION: usize = 1024;
+
+impl Default for SidTable {
+    fn default() -> Self {
+        let unspecified = IpAddr::from([0, 0, 0, 0]);
+        SidTable {
+            partitions: (0..SID_PARTITIONS).map(|_| Partition::default()).collect(),
+            scope: (unspecified, unspecified),
+        }
+    }
 }
 
 impl SidTable {
+    /// The host pair of two endpoints' addresses, the same whichever side is which.
+    pub fn host_pair(a: IpAddr, b: IpAddr) -> HostPair {
+        if a <= b {
+            (a, b)
+        } else {
+            (b, a)
+        }
+    }
+
+    /// The partition of a host pair: a fixed function of the addresses (not of the run).
+    pub fn partition_of(pair: HostPair) -> usize {
+        let mut h = std::hash::DefaultHasher::new();
+        pair.hash(&mut h);
+        (h.finish() % SID_PARTITIONS as u64) as usize
+    }
+
+    /// Sets the connection whose sessions the next calls concern.
+    pub fn set_scope(&mut self, a: IpAddr, b: IpAddr) {
+        self.scope = Self::host_pair(a, b);
+    }
+
     fn entry(&mut self, sid: &str) -> &mut SessionState {
-        let sid = key(sid);
-        if !self.sessions.contains_key(sid) {
-            if self.order.len() >= MAX_SIDS {
-                if let Some(old) = self.order.pop_front() {
-                    self.sessions.remove(&old);
+        let scope = self.scope;
+        let part = &mut self.partitions[Self::partition_of(scope)];
+        let k = (scope, key(sid).to_owned());
+        if !part.sessions.contains_key(&k) {
+            if part.order.len() >= MAX_SIDS_PER_PARTITION {
+                if let Some(old) = part.order.pop_front() {
+                    part.sessions.remove(&old);
                 }
             }
-            self.order.push_back(sid.to_owned());
+            part.order.push_back(k.clone());
         }
-        self.sessions.entry(sid.to_owned()).or_default()
+        part.sessions.entry(k).or_default()
     }
 
     pub fn add(&mut self, sid: &str, stream: u64) {
@@ -219,7 +273,13 @@ impl SidTable {
 
     /// Streams of the session, in the order they were first seen.
     pub fn streams(&self, sid: &str) -> &[u64] {
-        self.sessions.get(key(sid)).map_or(&[], |s| s.streams.as_slice())
+        let part = &self.partitions[Self::partition_of(self.scope)];
+        part.sessions.get(&(self.scope, key(sid).to_owned())).map_or(&[], |s| s.streams.as_slice())
+    }
+
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.partitions.iter().map(|p| p.sessions.len()).sum()
     }
 }
 
@@ -268,20 +328,41 @@ mod tests {
     }
 
     #[test]
+    fn sessions_of_different_host_pairs_are_apart() {
+        let mut t = SidTable::default();
+        let (a, b, c) =
+            (IpAddr::from([10, 0, 0, 1]), IpAddr::from([10, 0, 0, 2]), IpAddr::from([10, 0, 0, 3]));
+        t.set_scope(a, b);
+        t.add("S", 1);
+        t.set_scope(b, a);
+        t.add("S", 2);
+        assert_eq!(t.streams("S"), &[1, 2]);
+        t.set_scope(a, c);
+        assert!(t.streams("S").is_empty());
+        assert_eq!(SidTable::host_pair(a, b), SidTable::host_pair(b, a));
+    }
+
+    #[test]
     fn sid_table_is_bounded() {
         let mut t = SidTable::default();
         t.add("a", 1);
         t.add("a", 1);
         t.add("a", 3);
         assert_eq!(t.streams("a"), &[1, 3]);
-        for i in 0..MAX_SIDS as u64 + 5 {
+        for i in 0..MAX_SIDS_PER_PARTITION as u64 + 5 {
             t.add(&i.to_string(), i);
         }
         assert!(t.streams("a").is_empty());
-        assert!(t.sessions.len() <= MAX_SIDS);
+        assert!(t.len() <= MAX_SIDS_PER_PARTITION);
+        // Every host pair's sessions count against its partition's bound.
+        for i in 0..(SID_PARTITIONS * MAX_SIDS_PER_PARTITION * 2) as u32 {
+            t.set_scope(IpAddr::from([10, 0, 0, 1]), IpAddr::from(i.to_be_bytes()));
+            t.add("s", u64::from(i));
+        }
+        assert!(t.len() <= SID_PARTITIONS * MAX_SIDS_PER_PARTITION);
         let long = "é".repeat(1000);
         t.add(&long, 9);
         assert_eq!(t.streams(&long), &[9]);
-        assert!(t.sessions.keys().all(|k| k.len() <= MAX_SID_KEY));
+        assert!(t.partitions.iter().all(|p| p.sessions.keys().all(|k| k.1.len() <= MAX_SID_KEY)));
     }
 }

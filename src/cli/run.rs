@@ -4,7 +4,7 @@
 use super::config::{Config, Source, View};
 use super::exit::ExitStatus;
 use crate::capture::{CaptureReader, PcapWriter};
-use crate::dissector::Dissector;
+use crate::dissector::{run_sharded, Dissect, Dissector};
 use crate::session::Options;
 use crate::sink::check::CheckSink;
 use crate::sink::conns::ConnsTable;
@@ -126,6 +126,24 @@ fn view_sink(config: &Config, view: &View) -> impl FnOnce(Box<dyn Write>) -> Box
     }
 }
 
+/// The threads that dissect connections (`-j`): sharding pays where connections are many and
+/// each is real work, and keeps output identical to one thread. Not for live capture (each
+/// record must show the moment its packet arrives), `--all` (a packet's own record depends on
+/// whether its connection's records said anything), or views of one stream or two files.
+fn shards(config: &Config) -> usize {
+    let jobs = match config.jobs {
+        0 => std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+        n => n,
+    };
+    let view_fits =
+        matches!(config.view, View::Frames | View::Messages | View::Conns | View::Check(_));
+    if matches!(config.source, Source::Files(_)) && !config.all && view_fits {
+        jobs
+    } else {
+        1
+    }
+}
+
 /// Whether records are formatted on a second thread (`-j`): only where formatting is a large
 /// part of the work (JSON of every frame or message, whole payloads escaped and encoded; the
 /// tables print previews, and handing records over cost more than it saved), and never live,
@@ -213,7 +231,13 @@ pub fn dissect(config: &Config, inputs: &[PathBuf], sink: &mut dyn Sink) -> io::
         }
     };
     let mut errors: Vec<String> = Vec::new();
-    let totals = {
+    let workers = shards(config);
+    let totals = if live.is_none() && workers > 1 {
+        let (totals, read) =
+            run_sharded(opts, keys, workers, sink, |d| read_files(config, inputs, d))?;
+        errors.extend(read.err());
+        totals
+    } else {
         let mut dissector = Dissector::new(opts, config.all, sink).with_keys(keys);
         match live.take() {
             Some(cap) => {
@@ -264,7 +288,7 @@ fn load_keys(config: &Config) -> Result<KeyLog, String> {
 fn read_files(
     config: &Config,
     inputs: &[PathBuf],
-    dissector: &mut Dissector<'_>,
+    dissector: &mut dyn Dissect,
 ) -> io::Result<Result<(), String>> {
     let mut writer = match config.write.as_deref().map(PcapWriter::create).transpose() {
         Ok(w) => w,
@@ -278,7 +302,7 @@ fn read_files(
 fn read_files_into(
     config: &Config,
     inputs: &[PathBuf],
-    dissector: &mut Dissector<'_>,
+    dissector: &mut dyn Dissect,
     mut writer: Option<&mut PcapWriter>,
 ) -> io::Result<Result<(), String>> {
     let mut seen: u64 = 0;

@@ -27,7 +27,7 @@ pub struct Secrets {
 }
 
 /// Secrets by client random.
-#[derive(Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub struct KeyLog {
     entries: HashMap<[u8; 32], Secrets>,
     /// A key log file that may still be growing (a live capture next to a browser), with how

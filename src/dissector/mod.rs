@@ -8,7 +8,7 @@
 use crate::app::polling::SidTable;
 use crate::capture::{CaptureNotice, CaptureRecord, LinkType, TsPrecision};
 use crate::decode::TcpSegment;
-use crate::decode::{DecodeNotice, Decoded, Decoder};
+use crate::decode::{DecodeError, DecodeNotice, Decoded, Decoder};
 use crate::event::{Event, Meta, PacketRecord, ProblemRecord, TlsRecord};
 use crate::problem::ProblemCode;
 use crate::session::{Accounting, Ctx, Emitter, Options, Session};
@@ -21,6 +21,9 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::io;
 
 use crate::limits::{HOLD_BYTES, HOLD_PACKETS};
+
+mod sharded;
+pub use sharded::run_sharded;
 
 /// Runs the stages over a sequence of capture records.
 pub struct Dissector<'s> {
@@ -123,47 +126,13 @@ impl<'s> Dissector<'s> {
             }
             Decoded::UnsupportedLink(LinkType(link)) => {
                 if self.unsupported_links.insert(link) {
-                    self.out.emit(Event::Problem(ProblemRecord {
-                        meta,
-                        stream: None,
-                        from: None,
-                        code: ProblemCode::UnsupportedLinkType,
-                        detail: format!(
-                            "link type {link} is not decoded; its packets are counted and skipped"
-                        ),
-                    }));
+                    self.out.emit(unsupported_link_problem(meta, link));
                 }
             }
-            Decoded::Error(e) => {
-                self.out.emit(Event::Problem(ProblemRecord {
-                    meta,
-                    stream: None,
-                    from: None,
-                    code: ProblemCode::UndecodablePacket,
-                    detail: format!("{} layer: {}", e.layer.as_str(), e.reason),
-                }));
-            }
+            Decoded::Error(e) => self.out.emit(undecodable_problem(meta, &e)),
         }
         for notice in self.decoder.take_notices() {
-            let (code, detail) = match notice {
-                DecodeNotice::FragmentLimit { dropped_bytes } => (
-                    ProblemCode::IpFragmentLimit,
-                    format!(
-                        "dropped {dropped_bytes} bytes of IP fragments (raise --max-ip-fragments)"
-                    ),
-                ),
-                DecodeNotice::FragmentIncomplete { dropped_bytes } => (
-                    ProblemCode::IpFragmentIncomplete,
-                    format!("gave up on an IP datagram; {dropped_bytes} fragment bytes dropped"),
-                ),
-            };
-            self.out.emit(Event::Problem(ProblemRecord {
-                meta,
-                stream: None,
-                from: None,
-                code,
-                detail,
-            }));
+            self.out.emit(decode_notice_problem(meta, notice));
         }
         if let Some(p) = quiet_packet {
             if self.out.emitted == emitted_before {
@@ -175,21 +144,7 @@ impl<'s> Dissector<'s> {
 
     /// Reports something the capture reader noticed.
     pub fn capture_notice(&mut self, notice: CaptureNotice) {
-        let detail = match notice {
-            CaptureNotice::UnknownInterface { interface } => {
-                format!("packets of undescribed interface {interface} were skipped")
-            }
-            CaptureNotice::SkippedBlock { offset, reason } => {
-                format!("skipped a block at byte {offset}: {reason}")
-            }
-        };
-        self.out.emit(Event::Problem(ProblemRecord {
-            meta: self.last_meta,
-            stream: None,
-            from: None,
-            code: ProblemCode::UndecodablePacket,
-            detail,
-        }));
+        self.out.emit(capture_notice_problem(self.last_meta, notice));
     }
 
     /// End of input: flushes every connection and returns the run totals.
@@ -218,6 +173,81 @@ impl<'s> Dissector<'s> {
     }
 }
 
+/// Problem records of the stages below TCP, shared by the one-thread and sharded drivers.
+fn unsupported_link_problem(meta: Meta, link: u32) -> Event<'static> {
+    Event::Problem(ProblemRecord {
+        meta,
+        stream: None,
+        from: None,
+        code: ProblemCode::UnsupportedLinkType,
+        detail: format!("link type {link} is not decoded; its packets are counted and skipped"),
+    })
+}
+
+fn undecodable_problem(meta: Meta, e: &DecodeError) -> Event<'static> {
+    Event::Problem(ProblemRecord {
+        meta,
+        stream: None,
+        from: None,
+        code: ProblemCode::UndecodablePacket,
+        detail: format!("{} layer: {}", e.layer.as_str(), e.reason),
+    })
+}
+
+fn decode_notice_problem(meta: Meta, notice: DecodeNotice) -> Event<'static> {
+    let (code, detail) = match notice {
+        DecodeNotice::FragmentLimit { dropped_bytes } => (
+            ProblemCode::IpFragmentLimit,
+            format!("dropped {dropped_bytes} bytes of IP fragments (raise --max-ip-fragments)"),
+        ),
+        DecodeNotice::FragmentIncomplete { dropped_bytes } => (
+            ProblemCode::IpFragmentIncomplete,
+            format!("gave up on an IP datagram; {dropped_bytes} fragment bytes dropped"),
+        ),
+    };
+    Event::Problem(ProblemRecord { meta, stream: None, from: None, code, detail })
+}
+
+fn capture_notice_problem(meta: Meta, notice: CaptureNotice) -> Event<'static> {
+    let detail = match notice {
+        CaptureNotice::UnknownInterface { interface } => {
+            format!("packets of undescribed interface {interface} were skipped")
+        }
+        CaptureNotice::SkippedBlock { offset, reason } => {
+            format!("skipped a block at byte {offset}: {reason}")
+        }
+    };
+    Event::Problem(ProblemRecord {
+        meta,
+        stream: None,
+        from: None,
+        code: ProblemCode::UndecodablePacket,
+        detail,
+    })
+}
+
+/// What reads a capture feeds: the one-thread [`Dissector`] or the sharded driver's reader.
+pub trait Dissect {
+    /// One captured packet; an `Err` is an output error (e.g. a closed pipe): stop reading.
+    fn packet(&mut self, rec: &CaptureRecord<'_>) -> io::Result<()>;
+    /// Secrets from a pcapng Decryption Secrets Block.
+    fn add_secrets(&mut self, secrets_type: u32, data: &[u8]);
+    /// Something the capture reader noticed.
+    fn capture_notice(&mut self, notice: CaptureNotice);
+}
+
+impl Dissect for Dissector<'_> {
+    fn packet(&mut self, rec: &CaptureRecord<'_>) -> io::Result<()> {
+        Dissector::packet(self, rec)
+    }
+    fn add_secrets(&mut self, secrets_type: u32, data: &[u8]) {
+        Dissector::add_secrets(self, secrets_type, data);
+    }
+    fn capture_notice(&mut self, notice: CaptureNotice) {
+        Dissector::capture_notice(self, notice);
+    }
+}
+
 /// One connection's state above TCP: TLS (when the connection turns out to be TLS), then the
 /// HTTP/WebSocket session, which sees decrypted bytes as if they were the TCP stream.
 #[derive(Default)]
@@ -239,6 +269,7 @@ impl Conn {
         ctx: &mut Ctx<'_>,
         keys: &mut KeyLog,
     ) -> Feedback {
+        ctx.sids.set_scope(info.client.addr, info.server.addr);
         let mut step = self.tls.on_tcp(&ev, info.roles_from_syn, keys);
         let swap = step == Step::ConsumedSwapRoles;
         if swap {

@@ -1,0 +1,630 @@
+//! `-j N` on a capture file: connections dissected on N worker threads, with output
+//! byte-identical to one thread.
+//!
+//! What must be decided in capture order across connections stays on one thread; what is
+//! private to a connection is spread out:
+//! - the *reader* thread reads the capture, decodes packets and runs the flow table (stream
+//!   numbers, the connection limit's evictions, reassembly), and hands each TCP event, with
+//!   its bytes copied, to the worker of the connection's shard;
+//! - each *worker* runs the TLS, HTTP, WebSocket and application stages of its connections
+//!   (the bulk of the work: unmasking, inflating, validating, decoding) and records what they
+//!   emit;
+//! - the calling thread replays the workers' records in the order one thread would have
+//!   produced them, through the same [`Sequencer`], into the sink (which need not be `Send`).
+//!
+//! A shard is a union of [`SidTable`] partitions (by host pair): Engine.IO sessions span the
+//! connections between two hosts, and their state must see those connections in order. Role
+//! swaps asked for by a session (a capture that starts mid-connection) are applied by the
+//! worker: the reader's flow table keeps its first guess and the worker relabels the sides.
+//!
+//! Work moves in epochs: the reader fills one batch per worker and a route list (which worker
+//! produced the records of each event, interleaved with the reader's own records), then
+//! sends each worker its batch and the calling thread the routes. Workers send their records
+//! back in chunks of bounded size, a chunk at the end of each batch. Every channel is bounded
+//! and first-in first-out, and the calling thread only ever waits for records that come
+//! before any a blocked thread holds, so memory stays bounded and no thread waits on another
+//! in a cycle.
+
+use super::{
+    capture_notice_problem, decode_notice_problem, undecodable_problem, unsupported_link_problem,
+    Conn, Dissect, Sequencer,
+};
+use crate::app::polling::{SidTable, SID_PARTITIONS};
+use crate::capture::{CaptureNotice, CaptureRecord, LinkType, TsPrecision};
+use crate::decode::{Decoded, Decoder};
+use crate::event::{Event, Meta};
+use crate::session::{Accounting, Ctx, Emitter, Options};
+use crate::sink::{RunTotals, Sink};
+use crate::tcp::{ConnInfo, Feedback, FlowTable, PacketMeta, Side, TcpEvent};
+use crate::tls::KeyLog;
+use foldhash::HashMap;
+use std::collections::BTreeSet;
+use std::io;
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
+
+/// An epoch ends after this many routed events or this many copied stream bytes.
+const EPOCH_ROUTES: usize = 4096;
+const EPOCH_BYTES: usize = 1 << 20;
+/// Epochs waiting in each channel.
+const EPOCHS_IN_FLIGHT: usize = 2;
+/// Chunks of records waiting from each worker.
+const CHUNKS_IN_FLIGHT: usize = 4;
+
+/// A TCP event whose bytes live in its batch's buffer.
+enum Work {
+    Tcp {
+        meta: Meta,
+        stream: u64,
+        /// The connection, with its `Opened` event.
+        opened: Option<Box<ConnInfo>>,
+        ev: TcpEvent<'static>,
+        /// Bytes of a `Data` event: a range of [`Batch::data`].
+        data: (usize, usize),
+    },
+    Secrets {
+        kind: u32,
+        data: Vec<u8>,
+    },
+}
+
+#[derive(Default)]
+struct Batch {
+    work: Vec<Work>,
+    data: Vec<u8>,
+}
+
+/// Where the records of the next event come from, in the order one thread makes them.
+enum Route {
+    CaptureStart(Meta),
+    Now(u64),
+    Worker(usize),
+    Record(Event<'static>),
+}
+
+// Nearly every item is a record: boxing them to shrink the rare `Classify` would cost an
+// allocation per record.
+#[allow(clippy::large_enum_variant)]
+enum Item {
+    Record(Event<'static>),
+    Classify(u64, bool),
+}
+
+/// A worker's records, sent in chunks: `ends` lists where the records of each of its events
+/// stop (an event whose records fill more than one chunk ends in a later one).
+#[derive(Default)]
+struct Records {
+    items: Vec<Item>,
+    ends: Vec<usize>,
+}
+
+/// Records of at most this many items or payload bytes are sent in one chunk: an event may
+/// make any number of records (a segment of a million empty frames), and what waits between
+/// the threads must stay bounded whatever the input.
+const CHUNK_ITEMS: usize = 1024;
+const CHUNK_BYTES: usize = 1 << 20;
+
+/// The worker's emitter: collects records and sends them on in chunks.
+struct Chunker {
+    chunk: Records,
+    bytes: usize,
+    tx: SyncSender<Records>,
+    /// The calling thread has stopped taking records.
+    closed: bool,
+}
+
+impl Chunker {
+    fn send(&mut self) {
+        // An empty chunk is never asked for: sent, it would wait in the channel for good and
+        // fill it (a worker whose shard has no connection in a batch).
+        if self.chunk.items.is_empty() && self.chunk.ends.is_empty() {
+            return;
+        }
+        let chunk = std::mem::take(&mut self.chunk);
+        self.bytes = 0;
+        if !self.closed && self.tx.send(chunk).is_err() {
+            self.closed = true;
+        }
+    }
+
+    fn push(&mut self, item: Item, bytes: usize) {
+        self.chunk.items.push(item);
+        self.bytes += bytes;
+        if self.chunk.items.len() >= CHUNK_ITEMS || self.bytes >= CHUNK_BYTES {
+            self.send();
+        }
+    }
+
+    fn end_of_event(&mut self) {
+        self.chunk.ends.push(self.chunk.items.len());
+    }
+}
+
+impl Emitter for Chunker {
+    fn emit(&mut self, ev: Event<'_>) {
+        let bytes = super::payload_size(&ev);
+        self.push(Item::Record(ev.into_owned()), bytes);
+    }
+    fn classify(&mut self, stream: u64, websocket: bool) {
+        self.push(Item::Classify(stream, websocket), 16);
+    }
+}
+
+/// The reader's side: decoding and the flow table, feeding the workers.
+pub struct Reader {
+    decoder: Decoder,
+    flows: FlowTable<()>,
+    workers: Vec<SyncSender<Batch>>,
+    merger: SyncSender<Vec<Route>>,
+    batches: Vec<Batch>,
+    routes: Vec<Route>,
+    epoch_bytes: usize,
+    totals: RunTotals,
+    unsupported_links: BTreeSet<u32>,
+    last_meta: Meta,
+    /// A thread downstream has stopped (the output failed): reading stops too.
+    stopped: bool,
+}
+
+/// The worker that dissects a connection: by the partition of its host pair, so that every
+/// connection between two hosts goes to one worker.
+fn shard_of(info: &ConnInfo, workers: usize) -> usize {
+    SidTable::partition_of(SidTable::host_pair(info.client.addr, info.server.addr)) % workers
+}
+
+/// A borrowed TCP event as one that owns nothing, its bytes appended to `buf`.
+fn detach(ev: TcpEvent<'_>, buf: &mut Vec<u8>) -> (TcpEvent<'static>, (usize, usize)) {
+    use TcpEvent as E;
+    let ev = match ev {
+        E::Data { from, offset, data } => {
+            let start = buf.len();
+            buf.extend_from_slice(data);
+            return (E::Data { from, offset, data: &[] }, (start, data.len()));
+        }
+        E::Opened => E::Opened,
+        E::Syn { from } => E::Syn { from },
+        E::SynAck { from } => E::SynAck { from },
+        E::Fin { from, ack } => E::Fin { from, ack },
+        E::Rst { from, ack } => E::Rst { from, ack },
+        E::Keepalive { from } => E::Keepalive { from },
+        E::KeepaliveAck { from } => E::KeepaliveAck { from },
+        E::ZeroWindowProbe { from } => E::ZeroWindowProbe { from },
+        E::Retransmission { from, bytes } => E::Retransmission { from, bytes },
+        E::OutOfOrder { from } => E::OutOfOrder { from },
+        E::OverlapConflict { from, offset, len } => E::OverlapConflict { from, offset, len },
+        E::Gap { from, offset, len, reason } => E::Gap { from, offset, len, reason },
+        E::ConnectionLimit => E::ConnectionLimit,
+        E::StreamBufferLimit { from } => E::StreamBufferLimit { from },
+        E::Closed { reason } => E::Closed { reason },
+    };
+    (ev, (0, 0))
+}
+
+/// The event with its bytes back, and with its side relabelled when the worker swapped the
+/// connection's roles.
+fn attach<'d>(
+    ev: TcpEvent<'static>,
+    range: (usize, usize),
+    buf: &'d [u8],
+    swapped: bool,
+) -> TcpEvent<'d> {
+    use TcpEvent as E;
+    let s = |from: Side| if swapped { from.other() } else { from };
+    match ev {
+        E::Data { from, offset, .. } => {
+            let data = buf.get(range.0..range.0 + range.1).unwrap_or_default();
+            E::Data { from: s(from), offset, data }
+        }
+        E::Syn { from } => E::Syn { from: s(from) },
+        E::SynAck { from } => E::SynAck { from: s(from) },
+        E::Fin { from, ack } => E::Fin { from: s(from), ack },
+        E::Rst { from, ack } => E::Rst { from: s(from), ack },
+        E::Keepalive { from } => E::Keepalive { from: s(from) },
+        E::KeepaliveAck { from } => E::KeepaliveAck { from: s(from) },
+        E::ZeroWindowProbe { from } => E::ZeroWindowProbe { from: s(from) },
+        E::Retransmission { from, bytes } => E::Retransmission { from: s(from), bytes },
+        E::OutOfOrder { from } => E::OutOfOrder { from: s(from) },
+        E::OverlapConflict { from, offset, len } => {
+            E::OverlapConflict { from: s(from), offset, len }
+        }
+        E::Gap { from, offset, len, reason } => E::Gap { from: s(from), offset, len, reason },
+        E::StreamBufferLimit { from } => E::StreamBufferLimit { from: s(from) },
+        other @ (E::Opened | E::ConnectionLimit | E::Closed { .. }) => other,
+    }
+}
+
+impl Reader {
+    fn route(&mut self, ev: Event<'static>) {
+        self.routes.push(Route::Record(ev));
+    }
+
+    /// Sends the epoch: each worker its batch (possibly empty), then the routes.
+    fn flush(&mut self) {
+        if self.stopped {
+            return;
+        }
+        for (tx, batch) in self.workers.iter().zip(self.batches.iter_mut()) {
+            if tx.send(std::mem::take(batch)).is_err() {
+                self.stopped = true;
+                return;
+            }
+        }
+        let routes = std::mem::replace(&mut self.routes, Vec::with_capacity(EPOCH_ROUTES));
+        self.epoch_bytes = 0;
+        if self.merger.send(routes).is_err() {
+            self.stopped = true;
+        }
+    }
+
+    fn stop_error(&self) -> io::Result<()> {
+        if self.stopped {
+            Err(io::Error::new(io::ErrorKind::BrokenPipe, "output stopped"))
+        } else {
+            Ok(())
+        }
+    }
+
+    fn tcp(&mut self, meta: Meta, seg: &crate::decode::TcpSegment<'_>) {
+        let pkt = PacketMeta { number: meta.packet, ts: meta.ts };
+        let n = self.workers.len();
+        let (batches, routes, bytes) = (&mut self.batches, &mut self.routes, &mut self.epoch_bytes);
+        self.flows.process(pkt, seg, |info, _, ev| {
+            route_tcp(batches, routes, bytes, n, info, meta, ev);
+            Feedback::Continue
+        });
+    }
+
+    /// End of input: closes every connection and sends the last epoch.
+    fn finish(mut self) -> RunTotals {
+        let meta = self.last_meta;
+        let pkt = PacketMeta { number: meta.packet, ts: meta.ts };
+        let n = self.workers.len();
+        let (batches, routes, bytes) = (&mut self.batches, &mut self.routes, &mut self.epoch_bytes);
+        self.flows.finish(pkt, |info, _, ev| {
+            route_tcp(batches, routes, bytes, n, info, meta, ev);
+            Feedback::Continue
+        });
+        self.flush();
+        self.totals
+    }
+}
+
+fn route_tcp(
+    batches: &mut [Batch],
+    routes: &mut Vec<Route>,
+    epoch_bytes: &mut usize,
+    workers: usize,
+    info: &ConnInfo,
+    meta: Meta,
+    ev: TcpEvent<'_>,
+) {
+    let w = shard_of(info, workers);
+    let batch = &mut batches[w];
+    let opened = matches!(ev, TcpEvent::Opened).then(|| Box::new(info.clone()));
+    let (ev, data) = detach(ev, &mut batch.data);
+    *epoch_bytes += data.1;
+    batch.work.push(Work::Tcp { meta, stream: info.stream, opened, ev, data });
+    routes.push(Route::Worker(w));
+}
+
+impl Dissect for Reader {
+    fn packet(&mut self, rec: &CaptureRecord<'_>) -> io::Result<()> {
+        self.totals.packets += 1;
+        self.totals.bytes += rec.data.len() as u64;
+        let meta = Meta {
+            packet: self.totals.packets,
+            ts: rec.ts,
+            precision: rec.precision,
+            len: rec.origlen,
+        };
+        if self.totals.packets == 1 {
+            self.routes.push(Route::CaptureStart(meta));
+        }
+        if rec.precision == TsPrecision::Nano {
+            self.totals.nanosecond = true;
+        }
+        self.last_meta = meta;
+        self.routes.push(Route::Now(meta.packet));
+        match self.decoder.decode(rec) {
+            Decoded::Tcp(seg) => {
+                self.totals.tcp_packets += 1;
+                self.tcp(meta, &seg);
+            }
+            Decoded::FragmentHeld | Decoded::NotTcp => {}
+            Decoded::UnsupportedLink(LinkType(link)) => {
+                if self.unsupported_links.insert(link) {
+                    self.route(unsupported_link_problem(meta, link));
+                }
+            }
+            Decoded::Error(e) => self.route(undecodable_problem(meta, &e)),
+        }
+        for notice in self.decoder.take_notices() {
+            self.route(decode_notice_problem(meta, notice));
+        }
+        if self.routes.len() >= EPOCH_ROUTES || self.epoch_bytes >= EPOCH_BYTES {
+            self.flush();
+        }
+        self.stop_error()
+    }
+
+    fn add_secrets(&mut self, secrets_type: u32, data: &[u8]) {
+        for b in &mut self.batches {
+            b.work.push(Work::Secrets { kind: secrets_type, data: data.to_vec() });
+        }
+    }
+
+    fn capture_notice(&mut self, notice: CaptureNotice) {
+        let ev = capture_notice_problem(self.last_meta, notice);
+        self.route(ev);
+    }
+}
+
+/// A connection on a worker (boxed in the worker's map: the state is over a kilobyte, and a
+/// hash table of inline values would reserve that for each of its empty buckets).
+struct WorkerConn {
+    info: ConnInfo,
+    swapped: bool,
+    conn: Conn,
+}
+
+/// Dissects the connections of one shard, batch by batch, until the reader is done.
+fn work(
+    opts: &Options,
+    mut keys: KeyLog,
+    rx: Receiver<Batch>,
+    tx: SyncSender<Records>,
+) -> Accounting {
+    let mut conns: HashMap<u64, Box<WorkerConn>> = HashMap::default();
+    let mut acct = Accounting::default();
+    let mut sids = SidTable::default();
+    let mut out = Chunker { chunk: Records::default(), bytes: 0, tx, closed: false };
+    for batch in rx {
+        for w in batch.work {
+            let (meta, stream, opened, ev, range) = match w {
+                Work::Secrets { kind, data } => {
+                    keys.add_dsb(kind, &data);
+                    continue;
+                }
+                Work::Tcp { meta, stream, opened, ev, data } => (meta, stream, opened, ev, data),
+            };
+            if let Some(info) = opened {
+                let c = WorkerConn { info: *info, swapped: false, conn: Conn::default() };
+                conns.insert(stream, Box::new(c));
+            }
+            let closed = matches!(ev, TcpEvent::Closed { .. });
+            // invariant: the flow table opens a stream before any other event of it and sends
+            // nothing after its `Closed`.
+            if let Some(c) = conns.get_mut(&stream) {
+                let ev = attach(ev, range, &batch.data, c.swapped);
+                let mut ctx = Ctx { opts, out: &mut out, acct: &mut acct, sids: &mut sids };
+                let feedback = c.conn.on_tcp(&c.info, meta, ev, &mut ctx, &mut keys);
+                if feedback == Feedback::SwapRoles && !c.info.roles_from_syn {
+                    std::mem::swap(&mut c.info.client, &mut c.info.server);
+                    c.swapped = !c.swapped;
+                }
+            }
+            if closed {
+                conns.remove(&stream);
+            }
+            out.end_of_event();
+        }
+        // The calling thread needs this batch's records before the reader sends the next.
+        out.send();
+        if out.closed {
+            break;
+        }
+    }
+    acct
+}
+
+/// The calling thread's view of one worker's chunks.
+struct Incoming {
+    rx: Receiver<Records>,
+    items: std::vec::IntoIter<Item>,
+    ends: std::vec::IntoIter<usize>,
+    /// Items of the current chunk taken so far.
+    at: usize,
+}
+
+impl Incoming {
+    /// Passes the records of the worker's next event to the sequencer.
+    fn next_event(&mut self, seq: &mut Sequencer<'_>) -> io::Result<()> {
+        loop {
+            if let Some(end) = self.ends.next() {
+                for item in self.items.by_ref().take(end - self.at) {
+                    replay(seq, item);
+                }
+                self.at = end;
+                return Ok(());
+            }
+            // The event's records go on in the next chunk.
+            for item in self.items.by_ref() {
+                replay(seq, item);
+            }
+            let chunk =
+                self.rx.recv().map_err(|_| io::Error::other("a dissecting thread stopped"))?;
+            self.items = chunk.items.into_iter();
+            self.ends = chunk.ends.into_iter();
+            self.at = 0;
+        }
+    }
+}
+
+fn replay(seq: &mut Sequencer<'_>, item: Item) {
+    match item {
+        Item::Record(ev) => seq.emit(ev),
+        Item::Classify(stream, websocket) => seq.classify(stream, websocket),
+    }
+}
+
+/// Replays the epochs into the sequencer until the reader is done or the output fails.
+fn merge(
+    seq: &mut Sequencer<'_>,
+    routes: Receiver<Vec<Route>>,
+    workers: Vec<Receiver<Records>>,
+) -> io::Result<()> {
+    let mut workers: Vec<Incoming> = workers
+        .into_iter()
+        .map(|rx| Incoming {
+            rx,
+            items: Vec::new().into_iter(),
+            ends: Vec::new().into_iter(),
+            at: 0,
+        })
+        .collect();
+    for epoch in routes {
+        for route in epoch {
+            match route {
+                Route::CaptureStart(meta) => seq.sink.capture_start(meta),
+                Route::Now(packet) => seq.now(packet),
+                Route::Record(ev) => seq.emit(ev),
+                Route::Worker(w) => workers[w].next_event(seq)?,
+            }
+        }
+        seq.flush_error()?;
+    }
+    Ok(())
+}
+
+/// Runs `read` (which feeds the capture to the [`Dissect`] it is given) on a reader thread
+/// with `workers` dissecting threads, and the records into `sink` on this thread. Returns the
+/// run totals and what `read` returned (`Err`: an output error; `Ok(Err)`: an input error).
+pub fn run_sharded<R>(
+    opts: Options,
+    keys: KeyLog,
+    workers: usize,
+    sink: &mut dyn Sink,
+    read: R,
+) -> io::Result<(RunTotals, Result<(), String>)>
+where
+    R: FnOnce(&mut dyn Dissect) -> io::Result<Result<(), String>> + Send,
+{
+    let workers = workers.clamp(1, SID_PARTITIONS);
+    let mut seq = Sequencer::new(sink, false);
+    let (route_tx, route_rx) = sync_channel::<Vec<Route>>(EPOCHS_IN_FLIGHT);
+    let mut batch_txs = Vec::new();
+    let mut record_rxs = Vec::new();
+    let mut shards = Vec::new();
+    for _ in 0..workers {
+        let (btx, brx) = sync_channel::<Batch>(EPOCHS_IN_FLIGHT);
+        let (rtx, rrx) = sync_channel::<Records>(CHUNKS_IN_FLIGHT);
+        batch_txs.push(btx);
+        record_rxs.push(rrx);
+        shards.push((brx, rtx));
+    }
+    let reader = Reader {
+        decoder: Decoder::new(&opts.limits),
+        flows: FlowTable::new(&opts.limits),
+        workers: batch_txs,
+        merger: route_tx,
+        batches: (0..workers).map(|_| Batch::default()).collect(),
+        routes: Vec::with_capacity(EPOCH_ROUTES),
+        epoch_bytes: 0,
+        totals: RunTotals::default(),
+        unsupported_links: BTreeSet::new(),
+        last_meta: Meta::default(),
+        stopped: false,
+    };
+    let opts = &opts;
+    std::thread::scope(|s| {
+        let mut handles = Vec::new();
+        for (brx, rtx) in shards {
+            let keys = keys.clone();
+            let h = std::thread::Builder::new()
+                .name("dissect".into())
+                .spawn_scoped(s, move || work(opts, keys, brx, rtx))?;
+            handles.push(h);
+        }
+        let reading =
+            std::thread::Builder::new().name("read".into()).spawn_scoped(s, move || {
+                let mut reader = reader;
+                let result = read(&mut reader);
+                (reader.finish(), result)
+            })?;
+        let merged = merge(&mut seq, route_rx, record_rxs);
+        // The receivers are gone: a reader or worker still sending sees it and stops.
+        let (mut totals, read_result) =
+            reading.join().map_err(|_| io::Error::other("reader thread panicked"))?;
+        let mut acct = Accounting::default();
+        for h in handles {
+            let a = h.join().map_err(|_| io::Error::other("dissecting thread panicked"))?;
+            add_accounting(&mut acct, &a);
+        }
+        merged?;
+        let read_result = match read_result {
+            Ok(r) => r,
+            Err(e) => return Err(e),
+        };
+        seq.drain_all();
+        seq.flush_error()?;
+        totals.accounting = acct;
+        totals.problems = std::mem::take(&mut seq.problems);
+        totals.connections = seq.connections;
+        totals.websocket_connections = seq.websocket_connections;
+        totals.frames = seq.frames;
+        totals.messages = seq.messages;
+        Ok((totals, read_result))
+    })
+}
+
+fn add_accounting(to: &mut Accounting, a: &Accounting) {
+    to.http_bytes += a.http_bytes;
+    to.ws_bytes += a.ws_bytes;
+    to.skipped_bytes += a.skipped_bytes;
+    to.other_bytes += a.other_bytes;
+    to.gap_bytes += a.gap_bytes;
+    to.tls_bytes += a.tls_bytes;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::capture::Timestamp;
+    use crate::tcp::{CloseReason, Endpoint};
+
+    #[test]
+    fn events_keep_their_bytes_and_take_the_workers_roles() {
+        let mut buf = b"xx".to_vec();
+        let data = TcpEvent::Data { from: Side::Client, offset: 7, data: b"hello" };
+        let (ev, range) = detach(data, &mut buf);
+        assert_eq!(range, (2, 5));
+        assert_eq!(
+            attach(ev, range, &buf, false),
+            TcpEvent::Data { from: Side::Client, offset: 7, data: b"hello" }
+        );
+        let (ev, range) =
+            detach(TcpEvent::Data { from: Side::Client, offset: 7, data: b"hello" }, &mut buf);
+        assert_eq!(
+            attach(ev, range, &buf, true),
+            TcpEvent::Data { from: Side::Server, offset: 7, data: b"hello" }
+        );
+        let (ev, range) = detach(TcpEvent::Fin { from: Side::Server, ack: true }, &mut buf);
+        assert_eq!(attach(ev, range, &buf, true), TcpEvent::Fin { from: Side::Client, ack: true });
+        let closed = TcpEvent::Closed { reason: CloseReason::Rst };
+        let (ev, range) = detach(closed, &mut buf);
+        assert_eq!(attach(ev, range, &buf, true), TcpEvent::Closed { reason: CloseReason::Rst });
+        assert_eq!(buf.len(), 12, "only data events add bytes");
+    }
+
+    #[test]
+    fn both_directions_and_every_port_of_two_hosts_share_a_worker() {
+        let info = |a: [u8; 4], pa: u16, b: [u8; 4], pb: u16| ConnInfo {
+            stream: 0,
+            client: Endpoint { addr: a.into(), port: pa },
+            server: Endpoint { addr: b.into(), port: pb },
+            roles_from_syn: true,
+            first_packet: 1,
+            first_ts: Timestamp::default(),
+        };
+        let (x, y) = ([10, 0, 0, 1], [10, 0, 0, 2]);
+        for workers in 1..=5 {
+            let w = shard_of(&info(x, 40000, y, 80), workers);
+            assert_eq!(w, shard_of(&info(y, 80, x, 40000), workers));
+            assert_eq!(w, shard_of(&info(x, 40001, y, 8080), workers));
+            assert!(w < workers);
+        }
+        // Many host pairs spread over the workers.
+        let used: BTreeSet<usize> =
+            (0..64u8).map(|i| shard_of(&info([192, 0, 2, i], 1, y, 80), 4)).collect();
+        assert_eq!(used.len(), 4);
+    }
+}
