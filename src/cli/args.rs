@@ -256,9 +256,11 @@ pub struct Common {
     #[arg(long, value_enum, default_value_t = ColorMode::Auto, global = true)]
     pub color: ColorMode,
 
-    /// Threads: with 2 or more, JSON records are formatted on a second thread while the
-    /// first dissects (output is byte-identical to -j 1). 0, the default, uses 2 when the
-    /// machine has two cores or more; text tables and live capture always use 1.
+    /// Threads dissecting connections: with 2 or more, connections are spread over N
+    /// threads by host pair, while one thread reads and reassembles and another puts the
+    /// records back in capture order (output is byte-identical to -j 1), and JSON records
+    /// are formatted on a thread of their own. 0, the default, uses the number of cores.
+    /// Live capture, --all, follow and diff always dissect on one thread.
     #[arg(short = 'j', long = "jobs", value_name = "N", default_value_t = 0, global = true)]
     pub jobs: usize,
 

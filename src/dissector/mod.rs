@@ -542,7 +542,23 @@ impl<'s> Sequencer<'s> {
             }
             let Some(ev) = self.held.pop_front() else { return };
             self.held_bytes = self.held_bytes.saturating_sub(payload_size(&ev));
-            self.pass(&ev);
+            self.pass_owned(ev);
+        }
+    }
+
+    /// [`Self::pass`] of a record the sink may keep without copying it.
+    fn pass_owned(&mut self, ev: Event<'static>) {
+        let retired = match &ev {
+            Event::Connection(c) => Some(c.stream),
+            _ => None,
+        };
+        if self.shown(&ev) && self.error.is_none() {
+            if let Err(e) = self.sink.event_owned(ev) {
+                self.error = Some(e);
+            }
+        }
+        if let Some(stream) = retired {
+            self.class.remove(&stream);
         }
     }
 
@@ -602,8 +618,20 @@ fn payload_size(ev: &Event<'_>) -> usize {
     }
 }
 
-impl Emitter for Sequencer<'_> {
-    fn emit(&mut self, ev: Event<'_>) {
+impl Sequencer<'_> {
+    /// [`Emitter::emit`] of a record that is owned already (from another thread).
+    fn emit_owned(&mut self, ev: Event<'static>) {
+        self.count(&ev);
+        if self.held.is_empty() && !self.must_hold(&ev) {
+            self.pass_owned(ev);
+            return;
+        }
+        self.held_bytes += payload_size(&ev);
+        self.held.push_back(ev);
+        self.release(false);
+    }
+
+    fn count(&mut self, ev: &Event<'_>) {
         self.emitted += 1;
         for &code in ev.problems() {
             *self.problems.entry(code).or_insert(0) += 1;
@@ -619,6 +647,12 @@ impl Emitter for Sequencer<'_> {
             }
             _ => {}
         }
+    }
+}
+
+impl Emitter for Sequencer<'_> {
+    fn emit(&mut self, ev: Event<'_>) {
+        self.count(&ev);
         if self.held.is_empty() && !self.must_hold(&ev) {
             self.pass(&ev);
             return;

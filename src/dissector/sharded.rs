@@ -78,7 +78,8 @@ enum Route {
     CaptureStart(Meta),
     Now(u64),
     Worker(usize),
-    Record(Event<'static>),
+    /// A record of the reader's own (a problem below TCP): rare, so boxed to keep routes small.
+    Record(Box<Event<'static>>),
 }
 
 // Nearly every item is a record: boxing them to shrink the rare `Classify` would cost an
@@ -234,7 +235,7 @@ fn attach<'d>(
 
 impl Reader {
     fn route(&mut self, ev: Event<'static>) {
-        self.routes.push(Route::Record(ev));
+        self.routes.push(Route::Record(Box::new(ev)));
     }
 
     /// Sends the epoch: each worker its batch (possibly empty), then the routes.
@@ -451,7 +452,7 @@ impl Incoming {
 
 fn replay(seq: &mut Sequencer<'_>, item: Item) {
     match item {
-        Item::Record(ev) => seq.emit(ev),
+        Item::Record(ev) => seq.emit_owned(ev),
         Item::Classify(stream, websocket) => seq.classify(stream, websocket),
     }
 }
@@ -476,7 +477,7 @@ fn merge(
             match route {
                 Route::CaptureStart(meta) => seq.sink.capture_start(meta),
                 Route::Now(packet) => seq.now(packet),
-                Route::Record(ev) => seq.emit(ev),
+                Route::Record(ev) => seq.emit_owned(*ev),
                 Route::Worker(w) => workers[w].next_event(seq)?,
             }
         }

@@ -263,6 +263,13 @@ impl Sink for Filter<'_> {
         self.inner.capture_start(first)
     }
 
+    fn event_owned(&mut self, ev: Event<'static>) -> io::Result<()> {
+        if self.spec.is_empty() {
+            return self.inner.event_owned(ev);
+        }
+        self.event(&ev)
+    }
+
     fn event(&mut self, ev: &Event<'_>) -> io::Result<()> {
         if self.spec.is_empty() {
             return self.inner.event(ev);

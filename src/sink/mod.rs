@@ -81,6 +81,10 @@ pub trait Sink {
     /// The first packet of the run (times in tables are relative to it).
     fn capture_start(&mut self, _first: Meta) {}
     fn event(&mut self, ev: &Event<'_>) -> io::Result<()>;
+    /// A record the caller no longer needs: a sink that keeps records takes it without a copy.
+    fn event_owned(&mut self, ev: Event<'static>) -> io::Result<()> {
+        self.event(&ev)
+    }
     fn end(&mut self, _totals: &RunTotals) -> io::Result<()> {
         Ok(())
     }

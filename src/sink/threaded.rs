@@ -3,10 +3,8 @@
 //! Formatting records (JSON string escaping, base64, table cells) costs about as much as
 //! dissecting them, so the two halves run on two cores: the dissecting thread hands owned
 //! events over in batches, and the formatting thread feeds them to the real sink in the same
-//! order, so the output is byte-identical to a single-threaded run. Sharding connections
-//! across threads would scale further but would change what the single-threaded run decides
-//! in capture order (which connection the `--max-connections` limit evicts, stream numbers
-//! of reused 4-tuples), so it is not done.
+//! order, so the output is byte-identical to a single-threaded run. It works with the
+//! sharded dissector of `-j N` (`crate::dissector::run_sharded`), whose records it formats.
 //!
 //! Memory stays bounded: a batch is cut at [`BATCH_EVENTS`] events or [`BATCH_BYTES`] payload
 //! bytes, and at most [`BATCHES_IN_FLIGHT`] batches wait; the dissecting thread blocks beyond.
@@ -107,7 +105,10 @@ impl Sink for Threaded {
     }
 
     fn event(&mut self, ev: &Event<'_>) -> io::Result<()> {
-        let owned = ev.clone().into_owned();
+        self.event_owned(ev.clone().into_owned())
+    }
+
+    fn event_owned(&mut self, owned: Event<'static>) -> io::Result<()> {
         self.batch_bytes += payload_len(&owned);
         self.batch.push(owned);
         if self.batch.len() >= BATCH_EVENTS || self.batch_bytes >= BATCH_BYTES {
