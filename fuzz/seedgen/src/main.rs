@@ -4,7 +4,7 @@
 //! seedgen <testdata dir> <corpus dir>
 //! ```
 //!
-//! `capture_reader` and `dissector` get the capture files as they are (and gunzipped); the
+//! `capture_reader`, `dissector` and `sharded` get the capture files as they are (and gunzipped); the
 //! structured targets get what the library itself finds in them, in the target's input format
 //! (fuzz/src/lib.rs): the packets, the TCP segments, each connection's stream events, the HTTP
 //! heads, each direction's WebSocket bytes after the handshake, and the compressed messages.
@@ -87,11 +87,13 @@ fn main() {
             let raw = fs::read(&file).expect("read capture");
             corpus.add("capture_reader", &name, raw.clone());
             corpus.add("dissector", &name, raw.clone());
+            corpus.add("sharded", &name, raw.clone());
             if raw.starts_with(&[0x1f, 0x8b]) {
                 let mut plain = Vec::new();
                 if flate2::read::MultiGzDecoder::new(&raw[..]).read_to_end(&mut plain).is_ok() {
                     corpus.add("capture_reader", &name, plain.clone());
-                    corpus.add("dissector", &name, plain);
+                    corpus.add("dissector", &name, plain.clone());
+                    corpus.add("sharded", &name, plain);
                 }
             }
             structured(&mut corpus, &name, &file, raw);
