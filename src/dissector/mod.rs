@@ -453,6 +453,10 @@ struct Sequencer<'s> {
     messages: u64,
     /// Records emitted so far (a packet that adds none gets a `packet` record with `--all`).
     emitted: u64,
+    /// Problem codes of each open stream's records, for its connection record (which lists
+    /// every problem seen on the connection: a frame's `invalid-utf8`, a message's
+    /// `app-decode-error`, a TLS alert…).
+    seen: HashMap<u64, Vec<ProblemCode>>,
 }
 
 impl<'s> Sequencer<'s> {
@@ -471,6 +475,7 @@ impl<'s> Sequencer<'s> {
             frames: 0,
             messages: 0,
             emitted: 0,
+            seen: HashMap::default(),
         }
     }
 
@@ -620,8 +625,8 @@ fn payload_size(ev: &Event<'_>) -> usize {
 
 impl Sequencer<'_> {
     /// [`Emitter::emit`] of a record that is owned already (from another thread).
-    fn emit_owned(&mut self, ev: Event<'static>) {
-        self.count(&ev);
+    fn emit_owned(&mut self, mut ev: Event<'static>) {
+        self.count(&mut ev);
         if self.held.is_empty() && !self.must_hold(&ev) {
             self.pass_owned(ev);
             return;
@@ -631,10 +636,26 @@ impl Sequencer<'_> {
         self.release(false);
     }
 
-    fn count(&mut self, ev: &Event<'_>) {
+    /// Counts a record, and completes a connection record's problems (counted as the session
+    /// made them: the codes added here were counted on their own records).
+    fn count(&mut self, ev: &mut Event<'_>) {
         self.emitted += 1;
         for &code in ev.problems() {
             *self.problems.entry(code).or_insert(0) += 1;
+        }
+        if let Event::Connection(c) = ev {
+            for p in self.seen.remove(&c.stream).unwrap_or_default() {
+                if !c.problems.contains(&p) {
+                    c.problems.push(p);
+                }
+            }
+        } else if let (Some(stream), false) = (ev.stream(), ev.problems().is_empty()) {
+            let seen = self.seen.entry(stream).or_default();
+            for p in ev.problems() {
+                if !seen.contains(p) {
+                    seen.push(*p);
+                }
+            }
         }
         match &ev {
             Event::Frame(_) => self.frames += 1,
@@ -651,8 +672,8 @@ impl Sequencer<'_> {
 }
 
 impl Emitter for Sequencer<'_> {
-    fn emit(&mut self, ev: Event<'_>) {
-        self.count(&ev);
+    fn emit(&mut self, mut ev: Event<'_>) {
+        self.count(&mut ev);
         if self.held.is_empty() && !self.must_hold(&ev) {
             self.pass(&ev);
             return;
