@@ -8,10 +8,12 @@ use super::{
 use pcap_parser::pcapng::Block;
 use pcap_parser::traits::PcapReaderIterator;
 use pcap_parser::{LegacyPcapReader, PcapBlockOwned, PcapError, PcapNGReader};
+use std::cell::RefCell;
 use std::collections::BTreeSet;
 use std::fs::File;
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
+use std::rc::Rc;
 
 /// Initial buffer size.
 const BUFFER: usize = 1 << 20;
@@ -60,6 +62,8 @@ pub struct CaptureReader {
     /// Bytes in `secrets` and in those already taken.
     secrets_bytes: usize,
     packets: u64,
+    /// The input's last read error (see [`KeepError`]).
+    read_error: Rc<RefCell<Option<io::Error>>>,
 }
 
 /// Fills the caller's buffer as far as the source allows, so that small reads from pipes or
@@ -86,6 +90,21 @@ impl<R: Read> Read for FullRead<R> {
     }
 }
 
+/// Keeps the last read error for the message: pcap-parser reports any as `ReadError`, and
+/// "read error" tells a user nothing about a corrupt or cut gzip stream.
+struct KeepError<R> {
+    inner: R,
+    last: Rc<RefCell<Option<io::Error>>>,
+}
+
+impl<R: Read> Read for KeepError<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.inner.read(buf).inspect_err(|e| {
+            *self.last.borrow_mut() = Some(io::Error::new(e.kind(), e.to_string()));
+        })
+    }
+}
+
 /// Reads up to `n` bytes without losing them: returns them and a reader that yields them first.
 fn peek(mut r: Box<dyn Read>, n: usize) -> io::Result<(Vec<u8>, Box<dyn Read>)> {
     let mut head = vec![0u8; n];
@@ -93,6 +112,24 @@ fn peek(mut r: Box<dyn Read>, n: usize) -> io::Result<(Vec<u8>, Box<dyn Read>)> 
     head.truncate(got);
     let chained: Box<dyn Read> = Box::new(io::Cursor::new(head.clone()).chain(r));
     Ok((head, chained))
+}
+
+/// The error for input that could not be read: a stream that ends early (a cut gzip file) is
+/// a truncated capture; anything else is told as the reader said it.
+fn read_failure(
+    path: &Path,
+    offset: u64,
+    packets: u64,
+    kept: &RefCell<Option<io::Error>>,
+) -> CaptureError {
+    let path = path.to_path_buf();
+    match kept.borrow_mut().take() {
+        Some(e) if e.kind() == io::ErrorKind::UnexpectedEof => {
+            CaptureError::Truncated { path, offset, packets }
+        }
+        Some(e) => CaptureError::Io { path, source: e },
+        None => CaptureError::Io { path, source: io::Error::other("read error") },
+    }
 }
 
 fn hex(bytes: &[u8]) -> String {
@@ -141,7 +178,9 @@ impl CaptureReader {
         head: &[u8],
         input: Box<dyn Read>,
     ) -> Result<CaptureReader, CaptureError> {
-        let input: Box<dyn Read> = Box::new(FullRead(input));
+        let read_error = Rc::new(RefCell::new(None));
+        let input: Box<dyn Read> =
+            Box::new(KeepError { inner: FullRead(input), last: read_error.clone() });
         let magic_le = head.get(..4).map(|m| u32::from_le_bytes([m[0], m[1], m[2], m[3]]));
         let format = match magic_le {
             Some(0xa1b2c3d4 | 0xd4c3b2a1 | 0xa1b23c4d | 0x4d3cb2a1 | 0xa1b2cd34 | 0x34cdb2a1) => {
@@ -162,9 +201,7 @@ impl CaptureReader {
             PcapError::Incomplete(_) | PcapError::UnexpectedEof => {
                 CaptureError::Truncated { path: path.clone(), offset: 0, packets: 0 }
             }
-            PcapError::ReadError => {
-                CaptureError::Io { path: path.clone(), source: io::Error::other("read error") }
-            }
+            PcapError::ReadError => read_failure(&path, 0, 0, &read_error),
             other => CaptureError::Corrupt {
                 path: path.clone(),
                 offset: 0,
@@ -183,6 +220,7 @@ impl CaptureReader {
             unknown_interfaces: BTreeSet::new(),
             notices: Vec::new(),
             secrets: Vec::new(),
+            read_error,
             secrets_bytes: 0,
             packets: 0,
         })
@@ -237,6 +275,10 @@ impl CaptureReader {
         self.inner.consumed() as u64
     }
 
+    fn read_failure(&self) -> CaptureError {
+        read_failure(&self.path, self.offset(), self.packets, &self.read_error)
+    }
+
     /// Reads one block; a packet is located in the buffer, everything else handled here.
     fn next_block(&mut self) -> Result<Step, CaptureError> {
         if self.format == CaptureFormat::PcapNg
@@ -256,10 +298,7 @@ impl CaptureReader {
             Err(PcapError::Incomplete(_)) => {
                 return match self.inner.refill() {
                     Ok(()) => Ok(Step::Skip),
-                    Err(_) => Err(CaptureError::Io {
-                        path: self.path.clone(),
-                        source: io::Error::other("read error"),
-                    }),
+                    Err(_) => Err(self.read_failure()),
                 };
             }
             Err(PcapError::UnexpectedEof) => {
@@ -281,18 +320,10 @@ impl CaptureReader {
                 self.inner.grow(self.capacity);
                 return match self.inner.refill() {
                     Ok(()) => Ok(Step::Skip),
-                    Err(_) => Err(CaptureError::Io {
-                        path: self.path.clone(),
-                        source: io::Error::other("read error"),
-                    }),
+                    Err(_) => Err(self.read_failure()),
                 };
             }
-            Err(PcapError::ReadError) => {
-                return Err(CaptureError::Io {
-                    path: self.path.clone(),
-                    source: io::Error::other("read error"),
-                });
-            }
+            Err(PcapError::ReadError) => return Err(self.read_failure()),
             Err(e) => {
                 let reason = match e {
                     PcapError::NomError(_, kind) => format!("unparsable block ({kind:?})"),
@@ -605,6 +636,31 @@ mod tests {
         body.extend_from_slice(data);
         body.extend(std::iter::repeat_n(0, (4 - data.len() % 4) % 4));
         block(6, &body)
+    }
+
+    #[test]
+    fn gzip_cut_short_is_truncated_and_corrupt_gzip_says_why() {
+        use flate2::{write::GzEncoder, Compression};
+        use std::io::Write;
+        let mut f = shb();
+        f.extend(idb(1, None, None));
+        for _ in 0..200 {
+            f.extend(epb(0, 1, &[0u8; 60]));
+        }
+        let mut gz = GzEncoder::new(Vec::new(), Compression::fast());
+        gz.write_all(&f).unwrap();
+        let gz = gz.finish().unwrap();
+        let (packets, err) = read_all(gz[..gz.len() - 12].to_vec());
+        assert!(!packets.is_empty());
+        assert!(matches!(err, Some(CaptureError::Truncated { .. })), "{err:?}");
+        // Bytes changed inside the deflate stream.
+        let mut bad = gz.clone();
+        for b in &mut bad[40..60] {
+            *b ^= 0x55;
+        }
+        let (_, err) = read_all(bad);
+        let text = err.map(|e| e.to_string()).unwrap_or_default();
+        assert!(!text.is_empty() && !text.ends_with("read error"), "{text}");
     }
 
     #[test]
