@@ -15,6 +15,10 @@
 //! sink     (table, JSON Lines)       → bytes
 //! ```
 //!
+//! With `-j N` ([`dissector::run_sharded`]) the stages up to `tcp` run on a reader thread, the
+//! stages from `tls` to `app` on N threads (connections sharded by host pair), and the
+//! capture-order output and sink on the calling thread; the output is the same.
+//!
 //! Invariants: no input makes a stage panic; every limit is in [`limits::Limits`] and hitting
 //! one emits a problem record; every stream byte is decoded, or counted as a gap, skipped or
 //! non-WebSocket (or TLS overhead) in the `end` record; output is deterministic for a given input.
