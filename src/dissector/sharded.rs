@@ -153,7 +153,8 @@ impl Emitter for Chunker {
 /// The reader's side: decoding and the flow table, feeding the workers.
 pub struct Reader {
     decoder: Decoder,
-    flows: FlowTable<()>,
+    /// Each connection's worker, chosen when it opens.
+    flows: FlowTable<Option<usize>>,
     workers: Vec<SyncSender<Batch>>,
     merger: SyncSender<Vec<Route>>,
     batches: Vec<Batch>,
@@ -268,8 +269,8 @@ impl Reader {
         let pkt = PacketMeta { number: meta.packet, ts: meta.ts };
         let n = self.workers.len();
         let (batches, routes, bytes) = (&mut self.batches, &mut self.routes, &mut self.epoch_bytes);
-        self.flows.process(pkt, seg, |info, _, ev| {
-            route_tcp(batches, routes, bytes, n, info, meta, ev);
+        self.flows.process(pkt, seg, |info, worker, ev| {
+            route_tcp(batches, routes, bytes, n, info, worker, meta, ev);
             Feedback::Continue
         });
     }
@@ -280,8 +281,8 @@ impl Reader {
         let pkt = PacketMeta { number: meta.packet, ts: meta.ts };
         let n = self.workers.len();
         let (batches, routes, bytes) = (&mut self.batches, &mut self.routes, &mut self.epoch_bytes);
-        self.flows.finish(pkt, |info, _, ev| {
-            route_tcp(batches, routes, bytes, n, info, meta, ev);
+        self.flows.finish(pkt, |info, worker, ev| {
+            route_tcp(batches, routes, bytes, n, info, worker, meta, ev);
             Feedback::Continue
         });
         self.flush();
@@ -289,16 +290,18 @@ impl Reader {
     }
 }
 
+#[allow(clippy::too_many_arguments)] // the reader's fields, split to borrow around the table
 fn route_tcp(
     batches: &mut [Batch],
     routes: &mut Vec<Route>,
     epoch_bytes: &mut usize,
     workers: usize,
     info: &ConnInfo,
+    worker: &mut Option<usize>,
     meta: Meta,
     ev: TcpEvent<'_>,
 ) {
-    let w = shard_of(info, workers);
+    let w = *worker.get_or_insert_with(|| shard_of(info, workers));
     let batch = &mut batches[w];
     let opened = matches!(ev, TcpEvent::Opened).then(|| Box::new(info.clone()));
     let (ev, data) = detach(ev, &mut batch.data);
