@@ -16,7 +16,7 @@ cargo fuzz build "$target"
 # -jobs=1 -workers=1: one process, so one core; libFuzzer then writes fuzz-0.log here.
 rm -f fuzz-0.log
 status=0
-cargo fuzz run "$target" -- -jobs=1 -workers=1 -max_total_time="$secs" -rss_limit_mb=512 \
+cargo fuzz run "$target" -- -jobs=1 -workers=1 -max_total_time="$secs" -rss_limit_mb=2048 -malloc_limit_mb=512 \
     -timeout=10 -print_final_stats=1 >"logs/$target.run.log" 2>&1 || status=$?
 # Earlier runs' logs are kept as <target>.<time>.log.
 if [ -f "logs/$target.log" ]; then
