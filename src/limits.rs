@@ -90,3 +90,8 @@ pub const MAX_TLS_WAITING: usize = 1 << 20;
 /// Key log text read at most, all sources together: a key log line is about 170 bytes, so
 /// this holds about 400 000 connections' secrets; later lines are ignored.
 pub const MAX_KEYLOG_BYTES: u64 = 64 << 20;
+
+/// Ping round trips kept per connection for its record (`rtt_ms`): the first ones; later
+/// answered pings are still paired, only their times are not kept. At one ping every 25 s
+/// (Socket.IO's default) this is seven hours of a connection.
+pub const MAX_RTT_SAMPLES: usize = 1024;

@@ -3,6 +3,7 @@
 
 use super::{idx, millis_between};
 use crate::event::Meta;
+use crate::limits::MAX_RTT_SAMPLES;
 use crate::tcp::Side;
 use std::collections::VecDeque;
 
@@ -52,7 +53,9 @@ impl Pings {
         match other.iter().position(|(p, _)| p == payload) {
             Some(pos) => {
                 if let Some((_, ping_meta)) = other.remove(pos) {
-                    self.rtts_ms.push(millis_between(ping_meta, meta));
+                    if self.rtts_ms.len() < MAX_RTT_SAMPLES {
+                        self.rtts_ms.push(millis_between(ping_meta, meta));
+                    }
                 }
                 true
             }
@@ -69,6 +72,17 @@ impl Pings {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn round_trips_kept_per_connection_are_bounded() {
+        let mut p = Pings::default();
+        for i in 0..MAX_RTT_SAMPLES as u64 + 10 {
+            let meta = Meta { packet: i, ..Meta::default() };
+            p.ping(Side::Client, i.to_be_bytes().to_vec(), meta, 4);
+            assert!(p.pong(Side::Server, &i.to_be_bytes(), meta), "still paired");
+        }
+        assert_eq!(p.rtts_ms.len(), MAX_RTT_SAMPLES);
+    }
     use crate::capture::Timestamp;
 
     fn at(packet: u64, millis: u32) -> Meta {

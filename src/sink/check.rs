@@ -8,7 +8,7 @@ use super::jsonl::write_end;
 use super::{RunInfo, RunTotals, Sink};
 use crate::cli::config::CheckOpts;
 use crate::event::{Event, Meta};
-use crate::problem::ProblemCode;
+use crate::problem::{ProblemCode, Severity};
 use std::collections::VecDeque;
 use std::fmt::Write as _;
 use std::io::{self, Write};
@@ -241,7 +241,13 @@ impl<W: Write> Sink for CheckSink<W> {
                 }
                 return Ok(());
             }
-            Event::Handshake(h) if h.status == Some(101) && h.accept_ok == Some(true) => {
+            // A valid accept key with an error (a subprotocol the client never offered, say)
+            // is not an ok handshake.
+            Event::Handshake(h)
+                if h.status == Some(101)
+                    && h.accept_ok == Some(true)
+                    && !h.problems.iter().any(|p| p.severity() == Severity::Error) =>
+            {
                 self.handshakes_ok += 1;
             }
             _ => {}
