@@ -98,6 +98,13 @@ struct Records {
     ends: Vec<usize>,
 }
 
+impl Records {
+    /// A chunk that will not grow by copying (its vectors are as long as a chunk gets).
+    fn with_capacity() -> Records {
+        Records { items: Vec::with_capacity(CHUNK_ITEMS), ends: Vec::with_capacity(CHUNK_ITEMS) }
+    }
+}
+
 /// Records of at most this many items or payload bytes are sent in one chunk: an event may
 /// make any number of records (a segment of a million empty frames), and what waits between
 /// the threads must stay bounded whatever the input.
@@ -120,7 +127,7 @@ impl Chunker {
         if self.chunk.items.is_empty() && self.chunk.ends.is_empty() {
             return;
         }
-        let chunk = std::mem::take(&mut self.chunk);
+        let chunk = std::mem::replace(&mut self.chunk, Records::with_capacity());
         self.bytes = 0;
         if !self.closed && self.tx.send(chunk).is_err() {
             self.closed = true;
@@ -156,6 +163,9 @@ pub struct Reader {
     /// Each connection's worker, chosen when it opens.
     flows: FlowTable<Option<usize>>,
     workers: Vec<SyncSender<Batch>>,
+    /// Batches the workers are done with, emptied, to fill again: a fresh one would grow its
+    /// buffers by doubling, copying each epoch's bytes over again.
+    spare: Receiver<Batch>,
     merger: SyncSender<Vec<Route>>,
     batches: Vec<Batch>,
     routes: Vec<Route>,
@@ -245,7 +255,8 @@ impl Reader {
             return;
         }
         for (tx, batch) in self.workers.iter().zip(self.batches.iter_mut()) {
-            if tx.send(std::mem::take(batch)).is_err() {
+            let fresh = self.spare.try_recv().unwrap_or_default();
+            if tx.send(std::mem::replace(batch, fresh)).is_err() {
                 self.stopped = true;
                 return;
             }
@@ -376,13 +387,15 @@ fn work(
     mut keys: KeyLog,
     rx: Receiver<Batch>,
     tx: SyncSender<Records>,
+    spare: SyncSender<Batch>,
 ) -> Accounting {
     let mut conns: HashMap<u64, Box<WorkerConn>> = HashMap::default();
     let mut acct = Accounting::default();
     let mut sids = SidTable::default();
-    let mut out = Chunker { chunk: Records::default(), bytes: 0, tx, closed: false };
-    for batch in rx {
-        for w in batch.work {
+    let mut out = Chunker { chunk: Records::with_capacity(), bytes: 0, tx, closed: false };
+    for mut batch in rx {
+        let Batch { work, data } = &mut batch;
+        for w in work.drain(..) {
             let (meta, stream, opened, ev, range) = match w {
                 Work::Secrets { kind, data } => {
                     keys.add_dsb(kind, &data);
@@ -398,7 +411,7 @@ fn work(
             // invariant: the flow table opens a stream before any other event of it and sends
             // nothing after its `Closed`.
             if let Some(c) = conns.get_mut(&stream) {
-                let ev = attach(ev, range, &batch.data, c.swapped);
+                let ev = attach(ev, range, data, c.swapped);
                 let mut ctx = Ctx { opts, out: &mut out, acct: &mut acct, sids: &mut sids };
                 let feedback = c.conn.on_tcp(&c.info, meta, ev, &mut ctx, &mut keys);
                 if feedback == Feedback::SwapRoles && !c.info.roles_from_syn {
@@ -411,6 +424,8 @@ fn work(
             }
             out.end_of_event();
         }
+        data.clear();
+        let _ = spare.try_send(batch);
         // The calling thread needs this batch's records before the reader sends the next.
         out.send();
         if out.closed {
@@ -505,6 +520,7 @@ where
     let workers = workers.clamp(1, SID_PARTITIONS);
     let mut seq = Sequencer::new(sink, false);
     let (route_tx, route_rx) = sync_channel::<Vec<Route>>(EPOCHS_IN_FLIGHT);
+    let (spare_tx, spare_rx) = sync_channel::<Batch>(workers * EPOCHS_IN_FLIGHT);
     let mut batch_txs = Vec::new();
     let mut record_rxs = Vec::new();
     let mut shards = Vec::new();
@@ -519,6 +535,7 @@ where
         decoder: Decoder::new(&opts.limits),
         flows: FlowTable::new(&opts.limits),
         workers: batch_txs,
+        spare: spare_rx,
         merger: route_tx,
         batches: (0..workers).map(|_| Batch::default()).collect(),
         routes: Vec::with_capacity(EPOCH_ROUTES),
@@ -533,9 +550,10 @@ where
         let mut handles = Vec::new();
         for (brx, rtx) in shards {
             let keys = keys.clone();
+            let spare = spare_tx.clone();
             let h = std::thread::Builder::new()
                 .name("dissect".into())
-                .spawn_scoped(s, move || work(opts, keys, brx, rtx))?;
+                .spawn_scoped(s, move || work(opts, keys, brx, rtx, spare))?;
             handles.push(h);
         }
         let reading =
