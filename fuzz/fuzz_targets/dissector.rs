@@ -8,26 +8,14 @@ use std::io::Cursor;
 use std::path::Path;
 use wsdissect::capture::CaptureReader;
 use wsdissect::dissector::Dissector;
-use wsdissect::limits::Limits;
 use wsdissect::session::Options;
-use wsdissect_fuzz::NullSink;
+use wsdissect_fuzz::{small_limits, NullSink};
 
 fuzz_target!(|data: &[u8]| {
     let input = Box::new(Cursor::new(data.to_vec()));
     let Ok(mut reader) = CaptureReader::from_reader(Path::new("fuzz"), input) else { return };
     // Smaller limits than the defaults so that inputs of fuzzer size reach them.
-    let limits = Limits {
-        max_connections: 64,
-        max_stream_buffer: 16 << 10,
-        max_ip_fragment_bytes: 16 << 10,
-        max_http_header: 4 << 10,
-        max_message: 16 << 10,
-        max_inflate: 1 << 20,
-        max_inflate_ratio: 1000,
-        max_ip_datagrams: 16,
-        max_scan_window: 4 << 10,
-        max_pending_pings: 4,
-    };
+    let limits = small_limits(64);
     let opts =
         Options { limits, keep_frame_payload: true, keep_message_payload: true, mark_json: true };
     let mut sink = NullSink::default();

@@ -8,10 +8,10 @@ use std::path::Path;
 use wsdissect::capture::CaptureReader;
 use wsdissect::dissector::{run_sharded, Dissect, Dissector};
 use wsdissect::event::Event;
-use wsdissect::limits::Limits;
 use wsdissect::session::Options;
 use wsdissect::sink::Sink;
 use wsdissect::tls::KeyLog;
+use wsdissect_fuzz::small_limits;
 
 /// Keeps every record, as its debug text.
 #[derive(Default)]
@@ -43,18 +43,7 @@ fn read(data: &[u8], d: &mut dyn Dissect) {
 
 fuzz_target!(|data: &[u8]| {
     // Small limits, so that evictions and buffer limits happen at fuzzer sizes.
-    let limits = Limits {
-        max_connections: 16,
-        max_stream_buffer: 16 << 10,
-        max_ip_fragment_bytes: 16 << 10,
-        max_http_header: 4 << 10,
-        max_message: 16 << 10,
-        max_inflate: 1 << 20,
-        max_inflate_ratio: 1000,
-        max_ip_datagrams: 16,
-        max_scan_window: 4 << 10,
-        max_pending_pings: 4,
-    };
+    let limits = small_limits(16);
     let opts =
         Options { limits, keep_frame_payload: true, keep_message_payload: true, mark_json: true };
     let mut one = Recorder::default();

@@ -259,3 +259,20 @@ impl Sink for NullSink {
         Ok(())
     }
 }
+
+/// Limits far below the defaults, so that inputs of fuzzer size reach them (whole-capture
+/// targets).
+pub fn small_limits(max_connections: usize) -> wsdissect::limits::Limits {
+    wsdissect::limits::Limits {
+        max_connections,
+        max_stream_buffer: 16 << 10,
+        max_ip_fragment_bytes: 16 << 10,
+        max_http_header: 4 << 10,
+        max_message: 16 << 10,
+        max_inflate: 1 << 20,
+        max_inflate_ratio: 1000,
+        max_ip_datagrams: 16,
+        max_scan_window: 4 << 10,
+        max_pending_pings: 4,
+    }
+}

@@ -25,6 +25,9 @@ use crate::limits::{HOLD_BYTES, HOLD_PACKETS};
 mod sharded;
 pub use sharded::run_sharded;
 
+/// What the flow table calls with each TCP event of a connection.
+type StagesFn<'f> = dyn FnMut(&ConnInfo, &mut Conn, TcpEvent<'_>) -> Feedback + 'f;
+
 /// Runs the stages over a sequence of capture records.
 pub struct Dissector<'s> {
     decoder: Decoder,
@@ -69,19 +72,9 @@ impl<'s> Dissector<'s> {
 
     /// Processes one captured packet. An `Err` is an output error (e.g. a closed pipe): stop.
     pub fn packet(&mut self, rec: &CaptureRecord<'_>) -> io::Result<()> {
-        self.totals.packets += 1;
-        self.totals.bytes += rec.data.len() as u64;
-        let meta = Meta {
-            packet: self.totals.packets,
-            ts: rec.ts,
-            precision: rec.precision,
-            len: rec.origlen,
-        };
-        if self.totals.packets == 1 {
+        let meta = count_packet(&mut self.totals, rec);
+        if meta.packet == 1 {
             self.out.sink.capture_start(meta);
-        }
-        if rec.precision == TsPrecision::Nano {
-            self.totals.nanosecond = true;
         }
         self.last_meta = meta;
         self.out.now(meta.packet);
@@ -91,15 +84,8 @@ impl<'s> Dissector<'s> {
             Decoded::Tcp(seg) => {
                 self.totals.tcp_packets += 1;
                 let pkt = PacketMeta { number: meta.packet, ts: meta.ts };
-                let opts = &self.opts;
-                let out = &mut self.out;
-                let acct = &mut self.acct;
-                let keys = &mut self.keys;
-                let sids = &mut self.sids;
-                let stream = self.flows.process(pkt, &seg, |info, conn, ev| {
-                    let mut ctx = Ctx { opts, out, acct, sids };
-                    conn.on_tcp(info, meta, ev, &mut ctx, keys)
-                });
+                let stream =
+                    self.with_stages(meta, |flows, stages| flows.process(pkt, &seg, stages));
                 if self.out.all {
                     quiet_packet = Some(tcp_packet_record(meta, stream, &seg));
                 }
@@ -142,6 +128,22 @@ impl<'s> Dissector<'s> {
         self.out.flush_error()
     }
 
+    /// Runs a flow table operation (`process`, `finish`) with the callback that hands each
+    /// TCP event it causes to the stages above TCP of its connection.
+    fn with_stages<R>(
+        &mut self,
+        meta: Meta,
+        run: impl FnOnce(&mut FlowTable<Conn>, &mut StagesFn<'_>) -> R,
+    ) -> R {
+        let (opts, out, acct, keys, sids) =
+            (&self.opts, &mut self.out, &mut self.acct, &mut self.keys, &mut self.sids);
+        let mut stages = |info: &ConnInfo, conn: &mut Conn, ev: TcpEvent<'_>| {
+            let mut ctx = Ctx { opts, out, acct, sids };
+            conn.on_tcp(info, meta, ev, &mut ctx, keys)
+        };
+        run(&mut self.flows, &mut stages)
+    }
+
     /// Reports something the capture reader noticed.
     pub fn capture_notice(&mut self, notice: CaptureNotice) {
         self.out.emit(capture_notice_problem(self.last_meta, notice));
@@ -151,15 +153,7 @@ impl<'s> Dissector<'s> {
     pub fn finish(mut self) -> io::Result<RunTotals> {
         let meta = self.last_meta;
         let pkt = PacketMeta { number: meta.packet, ts: meta.ts };
-        let opts = &self.opts;
-        let out = &mut self.out;
-        let acct = &mut self.acct;
-        let keys = &mut self.keys;
-        let sids = &mut self.sids;
-        self.flows.finish(pkt, |info, conn, ev| {
-            let mut ctx = Ctx { opts, out, acct, sids };
-            conn.on_tcp(info, meta, ev, &mut ctx, keys)
-        });
+        self.with_stages(meta, |flows, stages| flows.finish(pkt, stages));
         self.out.drain_all();
         self.out.flush_error()?;
         let mut totals = self.totals;
@@ -171,6 +165,16 @@ impl<'s> Dissector<'s> {
         totals.messages = self.out.messages;
         Ok(totals)
     }
+}
+
+/// Counts a captured packet in the run totals and gives its record metadata.
+fn count_packet(totals: &mut RunTotals, rec: &CaptureRecord<'_>) -> Meta {
+    totals.packets += 1;
+    totals.bytes += rec.data.len() as u64;
+    if rec.precision == TsPrecision::Nano {
+        totals.nanosecond = true;
+    }
+    Meta { packet: totals.packets, ts: rec.ts, precision: rec.precision, len: rec.origlen }
 }
 
 /// Problem records of the stages below TCP, shared by the one-thread and sharded drivers.

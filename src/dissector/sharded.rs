@@ -26,11 +26,11 @@
 //! in a cycle.
 
 use super::{
-    capture_notice_problem, decode_notice_problem, undecodable_problem, unsupported_link_problem,
-    Conn, Dissect, Sequencer,
+    capture_notice_problem, count_packet, decode_notice_problem, undecodable_problem,
+    unsupported_link_problem, Conn, Dissect, Sequencer,
 };
 use crate::app::polling::{SidTable, SID_PARTITIONS};
-use crate::capture::{CaptureNotice, CaptureRecord, LinkType, TsPrecision};
+use crate::capture::{CaptureNotice, CaptureRecord, LinkType};
 use crate::decode::{Decoded, Decoder};
 use crate::event::{Event, Meta};
 use crate::session::{Accounting, Ctx, Emitter, Options};
@@ -323,19 +323,9 @@ fn route_tcp(
 
 impl Dissect for Reader {
     fn packet(&mut self, rec: &CaptureRecord<'_>) -> io::Result<()> {
-        self.totals.packets += 1;
-        self.totals.bytes += rec.data.len() as u64;
-        let meta = Meta {
-            packet: self.totals.packets,
-            ts: rec.ts,
-            precision: rec.precision,
-            len: rec.origlen,
-        };
-        if self.totals.packets == 1 {
+        let meta = count_packet(&mut self.totals, rec);
+        if meta.packet == 1 {
             self.routes.push(Route::CaptureStart(meta));
-        }
-        if rec.precision == TsPrecision::Nano {
-            self.totals.nanosecond = true;
         }
         self.last_meta = meta;
         self.routes.push(Route::Now(meta.packet));
