@@ -387,3 +387,40 @@ fn the_schema_rejects_what_breaks_the_contract() {
     r.as_object_mut().unwrap().remove("event");
     assert!(!v.is_valid(&r), "missing key accepted");
 }
+
+#[test]
+fn a_connection_record_lists_every_problem_its_records_carried() {
+    // Every case: the codes on a stream's frame, message, TCP, TLS and problem records are all
+    // on its connection record (as docs/json.md says), whichever thread count ran it.
+    for case in ["crafted-frame-violations", "crafted-app-errors", "crafted-deflate"] {
+        let path = testdata(&format!("{case}/capture.pcap"));
+        let path = if path.exists() { path } else { testdata(&format!("{case}/capture.pcap.gz")) };
+        for jobs in ["-j1", "-j2"] {
+            let recs = json_of(&path, &[jobs, "--conns"]);
+            let mut seen: std::collections::BTreeMap<u64, Vec<String>> = Default::default();
+            let mut checked = 0;
+            for r in &recs {
+                let Some(stream) = r["stream"].as_u64() else { continue };
+                let codes: Vec<String> = r["problems"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .chain(r.get("code"))
+                    .filter_map(|c| c.as_str().map(str::to_owned))
+                    .collect();
+                if r["type"] == "connection" {
+                    for c in seen.remove(&stream).unwrap_or_default() {
+                        assert!(
+                            codes.contains(&c),
+                            "{case} {jobs}: stream {stream} lacks {c}: {r}"
+                        );
+                        checked += 1;
+                    }
+                } else {
+                    seen.entry(stream).or_default().extend(codes);
+                }
+            }
+            assert!(checked > 0, "{case}: no problem to check");
+        }
+    }
+}
