@@ -3,7 +3,6 @@
 //! (see docs/tshark-differences.md).
 
 use crate::util::*;
-use serde_json::Value;
 use std::path::{Path, PathBuf};
 
 fn captures(dir: &Path) -> Vec<PathBuf> {
@@ -25,9 +24,6 @@ fn captures(dir: &Path) -> Vec<PathBuf> {
     out
 }
 
-/// (packet, stream, fin, rsv, opcode, masked, payload length) per frame.
-type FrameKey = (u64, u64, bool, u64, u64, bool, u64);
-
 fn tshark_frames(tsv: &Path) -> Vec<FrameKey> {
     let text = std::fs::read_to_string(tsv).unwrap();
     let mut out: Vec<FrameKey> = text
@@ -45,25 +41,6 @@ fn tshark_frames(tsv: &Path) -> Vec<FrameKey> {
             };
             let rsv = u64::from_str_radix(f[6].trim_start_matches("0x"), 16).unwrap();
             (num(0).unwrap(), num(1).unwrap(), f[5] == "1", rsv, num(7).unwrap(), f[8] == "1", len)
-        })
-        .collect();
-    out.sort();
-    out
-}
-
-fn our_frames(recs: &[Value]) -> Vec<FrameKey> {
-    let mut out: Vec<FrameKey> = of_type(recs, "frame")
-        .iter()
-        .map(|f| {
-            (
-                f["packet"].as_u64().unwrap(),
-                f["stream"].as_u64().unwrap(),
-                f["fin"].as_bool().unwrap(),
-                f["rsv"].as_u64().unwrap(),
-                f["opcode"].as_u64().unwrap(),
-                f["masked"].as_bool().unwrap(),
-                f["payload_len"].as_u64().unwrap(),
-            )
         })
         .collect();
     out.sort();

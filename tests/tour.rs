@@ -248,7 +248,7 @@ fn tour_ws_echo_common(case: &str, extra: &[&str]) -> Vec<Value> {
             (Some("keepalive-ack"), Some("client"))
         );
     }
-    let conn = of_type(&recs, "connection").into_iter().find(|c| c["stream"] == stream).unwrap();
+    let conn = connection_of(&recs, stream);
     assert_eq!(conn["keepalives"].as_u64(), Some(probes.len() as u64));
     assert_eq!(conn["keepalive_acks"], conn["keepalives"], "every probe answered");
     recs
@@ -261,7 +261,7 @@ fn tour_ws_echo_server_killed() {
     let case = "tour-ws-echo-rst";
     let recs = tour_ws_echo_common(case, &[]);
     let stream = ws_stream(&recs);
-    let conn = of_type(&recs, "connection").into_iter().find(|c| c["stream"] == stream).unwrap();
+    let conn = connection_of(&recs, stream);
     assert_eq!(
         (conn["tcp_end"].as_str(), conn["rst_from"].as_str()),
         (Some("rst"), Some("server"))
@@ -289,7 +289,7 @@ fn tour_ws_echo_clean_close() {
     let case = "tour-ws-echo-close";
     let recs = tour_ws_echo_common(case, &[]);
     let stream = ws_stream(&recs);
-    let conn = of_type(&recs, "connection").into_iter().find(|c| c["stream"] == stream).unwrap();
+    let conn = connection_of(&recs, stream);
     assert_eq!(
         conn["close"],
         serde_json::json!({"code": 1000, "reason": "bye", "initiator": "client", "echoed": true, "clean": true})
@@ -385,7 +385,7 @@ fn tour_socketio_chat_frames() {
     assert!(msgs[0]["text"].as_str().unwrap().starts_with("0{\"sid\":"));
     let json_text: Value = serde_json::from_str(msgs[1]["text"].as_str().unwrap()).unwrap();
     assert_eq!(json_text, serde_json::json!({"name": "msg", "data": [12, 5]}));
-    let conn = of_type(&recs, "connection").into_iter().find(|c| c["stream"] == stream).unwrap();
+    let conn = connection_of(&recs, stream);
     assert_eq!(conn["close"]["initiator"], "server");
 }
 
@@ -397,7 +397,7 @@ fn tour_ws_echo_over_wss() {
     let keylog = testdata(case).join("keylog.txt").to_string_lossy().into_owned();
     let recs = tour_ws_echo_common(case, &["--keylog", &keylog]);
     let stream = ws_stream(&recs);
-    let conn = of_type(&recs, "connection").into_iter().find(|c| c["stream"] == stream).unwrap();
+    let conn = connection_of(&recs, stream);
     assert_eq!(conn["tls"]["decrypted"], true);
     assert_eq!(conn["tls"]["undecrypted_records"], 0);
     assert_eq!(conn["close"]["clean"], true);
@@ -414,14 +414,11 @@ fn tour_ws_echo_over_wss() {
     assert!(of_type(&recs, "handshake").is_empty());
     // tshark, given the same key log, sees the same frames.
     let recs = json(case, &["--keylog", &keylog]);
-    let ours = frame_keys(&recs);
+    let ours = our_frames(&recs);
     let theirs = tshark_frames(&capture(case), &[11111], Some(&keylog));
     assert!(!theirs.is_empty());
     assert_eq!(ours, theirs);
 }
-
-/// (packet, stream, fin, rsv, opcode, masked, payload length) per frame.
-type FrameKey = (u64, u64, bool, u64, u64, bool, u64);
 
 /// tshark's frames, with the server ports decoded as HTTP (or TLS, given a key log) so it
 /// follows the upgrade.
@@ -475,25 +472,6 @@ fn tshark_frames(capture: &str, ports: &[u64], keylog: Option<&str>) -> Vec<Fram
     keys
 }
 
-fn frame_keys(recs: &[Value]) -> Vec<FrameKey> {
-    let mut keys: Vec<FrameKey> = of_type(recs, "frame")
-        .iter()
-        .map(|f| {
-            (
-                f["packet"].as_u64().unwrap(),
-                f["stream"].as_u64().unwrap(),
-                f["fin"] == true,
-                f["rsv"].as_u64().unwrap(),
-                f["opcode"].as_u64().unwrap(),
-                f["masked"] == true,
-                f["payload_len"].as_u64().unwrap(),
-            )
-        })
-        .collect();
-    keys.sort();
-    keys
-}
-
 /// Every frame of every plain-text tour recording, as tshark sees it.
 #[test]
 fn tour_frames_agree_with_tshark() {
@@ -511,7 +489,7 @@ fn tour_frames_agree_with_tshark() {
             .map(|h| h["server"].as_str().unwrap().rsplit(':').next().unwrap().parse().unwrap())
             .collect();
         ports.dedup();
-        let ours = frame_keys(&recs);
+        let ours = our_frames(&recs);
         let theirs = tshark_frames(&capture(case), &ports, None);
         assert!(!theirs.is_empty(), "{case}: tshark found no frames");
         assert_eq!(ours, theirs, "{case}");
@@ -571,4 +549,12 @@ fn tour_socketio_chat_decoded() {
     assert!(f.contains("    {\n      \"name\": \"msg\",\n      \"data\": [\n        12,"), "{f}");
     let t = table(&["messages", "--where", "app.event=msg"], case);
     assert_eq!(t.matches("socket.io EVENT \"msg\"").count(), 6, "{t}");
+}
+
+/// The connection record of a stream.
+fn connection_of(recs: &[Value], stream: u64) -> &Value {
+    of_type(recs, "connection")
+        .into_iter()
+        .find(|c| c["stream"] == stream)
+        .expect("its connection record")
 }

@@ -214,3 +214,26 @@ fn rss_probe() {
     });
     std::fs::write(dir.join("result.json"), result.to_string()).unwrap();
 }
+
+/// (packet, stream, fin, rsv, opcode, masked, payload length) per frame.
+pub type FrameKey = (u64, u64, bool, u64, u64, bool, u64);
+
+/// Our frame records as [`FrameKey`]s, sorted (to compare with tshark's).
+pub fn our_frames(recs: &[Value]) -> Vec<FrameKey> {
+    let mut out: Vec<FrameKey> = of_type(recs, "frame")
+        .iter()
+        .map(|f| {
+            (
+                f["packet"].as_u64().unwrap(),
+                f["stream"].as_u64().unwrap(),
+                f["fin"].as_bool().unwrap(),
+                f["rsv"].as_u64().unwrap(),
+                f["opcode"].as_u64().unwrap(),
+                f["masked"].as_bool().unwrap(),
+                f["payload_len"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    out.sort();
+    out
+}
