@@ -653,7 +653,7 @@ impl Sequencer<'_> {
                     c.problems.push(p);
                 }
             }
-        } else if let (Some(stream), false) = (ev.stream(), ev.problems().is_empty()) {
+        } else if let Some(stream) = ev.stream().filter(|_| !ev.problems().is_empty()) {
             let seen = self.seen.entry(stream).or_default();
             for p in ev.problems() {
                 if !seen.contains(p) {

@@ -35,7 +35,7 @@ use crate::decode::{Decoded, Decoder};
 use crate::event::{Event, Meta};
 use crate::session::{Accounting, Ctx, Emitter, Options};
 use crate::sink::{RunTotals, Sink};
-use crate::tcp::{ConnInfo, Feedback, FlowTable, PacketMeta, Side, TcpEvent};
+use crate::tcp::{ConnInfo, Feedback, FlowTable, PacketMeta, TcpEvent};
 use crate::tls::KeyLog;
 use foldhash::HashMap;
 use std::collections::BTreeSet;
@@ -185,30 +185,13 @@ fn shard_of(info: &ConnInfo, workers: usize) -> usize {
 
 /// A borrowed TCP event as one that owns nothing, its bytes appended to `buf`.
 fn detach(ev: TcpEvent<'_>, buf: &mut Vec<u8>) -> (TcpEvent<'static>, (usize, usize)) {
-    use TcpEvent as E;
-    let ev = match ev {
-        E::Data { from, offset, data } => {
-            let start = buf.len();
-            buf.extend_from_slice(data);
-            return (E::Data { from, offset, data: &[] }, (start, data.len()));
-        }
-        E::Opened => E::Opened,
-        E::Syn { from } => E::Syn { from },
-        E::SynAck { from } => E::SynAck { from },
-        E::Fin { from, ack } => E::Fin { from, ack },
-        E::Rst { from, ack } => E::Rst { from, ack },
-        E::Keepalive { from } => E::Keepalive { from },
-        E::KeepaliveAck { from } => E::KeepaliveAck { from },
-        E::ZeroWindowProbe { from } => E::ZeroWindowProbe { from },
-        E::Retransmission { from, bytes } => E::Retransmission { from, bytes },
-        E::OutOfOrder { from } => E::OutOfOrder { from },
-        E::OverlapConflict { from, offset, len } => E::OverlapConflict { from, offset, len },
-        E::Gap { from, offset, len, reason } => E::Gap { from, offset, len, reason },
-        E::ConnectionLimit => E::ConnectionLimit,
-        E::StreamBufferLimit { from } => E::StreamBufferLimit { from },
-        E::Closed { reason } => E::Closed { reason },
-    };
-    (ev, (0, 0))
+    let mut range = (0, 0);
+    let ev = ev.map_data(|data| {
+        range = (buf.len(), data.len());
+        buf.extend_from_slice(data);
+        &[]
+    });
+    (ev, range)
 }
 
 /// The event with its bytes back, and with its side relabelled when the worker swapped the
@@ -219,29 +202,11 @@ fn attach<'d>(
     buf: &'d [u8],
     swapped: bool,
 ) -> TcpEvent<'d> {
-    use TcpEvent as E;
-    let s = |from: Side| if swapped { from.other() } else { from };
-    match ev {
-        E::Data { from, offset, .. } => {
-            let data = buf.get(range.0..range.0 + range.1).unwrap_or_default();
-            E::Data { from: s(from), offset, data }
-        }
-        E::Syn { from } => E::Syn { from: s(from) },
-        E::SynAck { from } => E::SynAck { from: s(from) },
-        E::Fin { from, ack } => E::Fin { from: s(from), ack },
-        E::Rst { from, ack } => E::Rst { from: s(from), ack },
-        E::Keepalive { from } => E::Keepalive { from: s(from) },
-        E::KeepaliveAck { from } => E::KeepaliveAck { from: s(from) },
-        E::ZeroWindowProbe { from } => E::ZeroWindowProbe { from: s(from) },
-        E::Retransmission { from, bytes } => E::Retransmission { from: s(from), bytes },
-        E::OutOfOrder { from } => E::OutOfOrder { from: s(from) },
-        E::OverlapConflict { from, offset, len } => {
-            E::OverlapConflict { from: s(from), offset, len }
-        }
-        E::Gap { from, offset, len, reason } => E::Gap { from: s(from), offset, len, reason },
-        E::StreamBufferLimit { from } => E::StreamBufferLimit { from: s(from) },
-        other @ (E::Opened | E::ConnectionLimit | E::Closed { .. }) => other,
+    let mut ev = ev.map_data(|_| buf.get(range.0..range.0 + range.1).unwrap_or_default());
+    if let (true, Some(from)) = (swapped, ev.from_mut()) {
+        *from = from.other();
     }
+    ev
 }
 
 impl Reader {
@@ -591,7 +556,7 @@ fn add_accounting(to: &mut Accounting, a: &Accounting) {
 mod tests {
     use super::*;
     use crate::capture::Timestamp;
-    use crate::tcp::{CloseReason, Endpoint};
+    use crate::tcp::{CloseReason, Endpoint, Side};
 
     #[test]
     fn events_keep_their_bytes_and_take_the_workers_roles() {

@@ -142,6 +142,53 @@ pub enum TcpEvent<'a> {
     },
 }
 
+impl<'a> TcpEvent<'a> {
+    /// The same event with the bytes of a `Data` event replaced by what `f` makes of them
+    /// (to hand an event to another thread, its bytes copied elsewhere, and back).
+    pub fn map_data<'b>(self, f: impl FnOnce(&'a [u8]) -> &'b [u8]) -> TcpEvent<'b> {
+        use TcpEvent as E;
+        match self {
+            E::Data { from, offset, data } => E::Data { from, offset, data: f(data) },
+            E::Opened => E::Opened,
+            E::Syn { from } => E::Syn { from },
+            E::SynAck { from } => E::SynAck { from },
+            E::Fin { from, ack } => E::Fin { from, ack },
+            E::Rst { from, ack } => E::Rst { from, ack },
+            E::Keepalive { from } => E::Keepalive { from },
+            E::KeepaliveAck { from } => E::KeepaliveAck { from },
+            E::ZeroWindowProbe { from } => E::ZeroWindowProbe { from },
+            E::Retransmission { from, bytes } => E::Retransmission { from, bytes },
+            E::OutOfOrder { from } => E::OutOfOrder { from },
+            E::OverlapConflict { from, offset, len } => E::OverlapConflict { from, offset, len },
+            E::Gap { from, offset, len, reason } => E::Gap { from, offset, len, reason },
+            E::ConnectionLimit => E::ConnectionLimit,
+            E::StreamBufferLimit { from } => E::StreamBufferLimit { from },
+            E::Closed { reason } => E::Closed { reason },
+        }
+    }
+
+    /// Who sent what the event is about, for the events of one side.
+    pub fn from_mut(&mut self) -> Option<&mut Side> {
+        use TcpEvent as E;
+        match self {
+            E::Syn { from }
+            | E::SynAck { from }
+            | E::Fin { from, .. }
+            | E::Rst { from, .. }
+            | E::Keepalive { from }
+            | E::KeepaliveAck { from }
+            | E::ZeroWindowProbe { from }
+            | E::Retransmission { from, .. }
+            | E::OutOfOrder { from }
+            | E::OverlapConflict { from, .. }
+            | E::Data { from, .. }
+            | E::Gap { from, .. }
+            | E::StreamBufferLimit { from } => Some(from),
+            E::Opened | E::ConnectionLimit | E::Closed { .. } => None,
+        }
+    }
+}
+
 /// What the application stage asks of the TCP stage after an event.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Feedback {
