@@ -101,6 +101,18 @@ impl<'b> Obj<'b> {
         self
     }
 
+    /// Lower-case hex digits of `bytes`, as a string.
+    pub fn hex(&mut self, key: &str, bytes: &[u8]) -> &mut Self {
+        const DIGITS: &[u8; 16] = b"0123456789abcdef";
+        self.key(key);
+        self.buf.push(b'"');
+        for b in bytes {
+            self.buf.extend_from_slice(&[DIGITS[usize::from(b >> 4)], DIGITS[usize::from(b & 15)]]);
+        }
+        self.buf.push(b'"');
+        self
+    }
+
     pub fn base64(&mut self, key: &str, bytes: &[u8]) -> &mut Self {
         self.key(key);
         self.buf.push(b'"');

@@ -26,6 +26,7 @@ use crate::event::{
     MessageRecord, PacketRecord, ProblemRecord, RequestRecord, TcpRecord, TlsRecord,
 };
 use crate::problem::ProblemCode;
+use crate::tcp::flow::EndpointText;
 use crate::tcp::{Endpoint, Side};
 use crate::tls::TlsInfo;
 use std::io::{self, Write};
@@ -226,10 +227,6 @@ impl<W: Write> Sink for JsonlSink<W> {
     }
 }
 
-fn endpoint(e: Endpoint) -> String {
-    e.to_string()
-}
-
 fn problems(obj: &mut Obj<'_>, codes: &[ProblemCode]) {
     obj.str_array("problems", codes.iter().map(|c| c.as_str()));
 }
@@ -275,8 +272,8 @@ fn sent_on<'o, 'b>(
 ) -> &'o mut Obj<'b> {
     o.u64("stream", stream)
         .str("from", from.as_str())
-        .str("src", &endpoint(src))
-        .str("dst", &endpoint(dst))
+        .str("src", src.text().as_str())
+        .str("dst", dst.text().as_str())
 }
 
 pub fn write_tcp(buf: &mut Vec<u8>, r: &TcpRecord) {
@@ -295,8 +292,8 @@ pub fn write_request(buf: &mut Vec<u8>, r: &RequestRecord) {
         .u64("packet", r.meta.packet)
         .ts("ts", r.meta.ts, r.meta.precision)
         .u64("stream", r.stream)
-        .str("src", &endpoint(r.src))
-        .str("dst", &endpoint(r.dst))
+        .str("src", r.src.text().as_str())
+        .str("dst", r.dst.text().as_str())
         .str("method", &r.method)
         .str("path", &r.path)
         .bool("upgrade", r.upgrade)
@@ -325,8 +322,8 @@ pub fn write_handshake(buf: &mut Vec<u8>, r: &HandshakeRecord) {
         .opt_u64("request_packet", r.request_packet)
         .opt_u64("response_packet", r.response_packet)
         .ts("ts", r.meta.ts, r.meta.precision)
-        .opt_str("client", r.client.map(endpoint).as_deref())
-        .opt_str("server", r.server.map(endpoint).as_deref())
+        .opt_str("client", r.client.map(|e| e.text()).as_ref().map(EndpointText::as_str))
+        .opt_str("server", r.server.map(|e| e.text()).as_ref().map(EndpointText::as_str))
         .opt_str("method", r.method.as_deref())
         .opt_str("path", r.path.as_deref())
         .opt_str("host", r.host.as_deref())
@@ -372,8 +369,8 @@ pub fn write_tls(buf: &mut Vec<u8>, r: &TlsRecord) {
     o.u64("packet", r.meta.packet)
         .ts("ts", r.meta.ts, r.meta.precision)
         .u64("stream", r.stream)
-        .str("client", &endpoint(r.client))
-        .str("server", &endpoint(r.server))
+        .str("client", r.client.text().as_str())
+        .str("server", r.server.text().as_str())
         .opt_str("version", t.version.as_deref())
         .opt_str("cipher_suite", t.cipher_suite.as_deref())
         .opt_u64("cipher_suite_id", t.cipher_suite_id.map(u64::from))
@@ -400,7 +397,7 @@ pub fn write_frame(buf: &mut Vec<u8>, r: &FrameRecord<'_>, opts: PayloadOpts) {
         .str("opcode_name", r.opcode_name)
         .bool("masked", r.mask_key.is_some());
     match r.mask_key {
-        Some(k) => o.str("mask_key", &format!("{:02x}{:02x}{:02x}{:02x}", k[0], k[1], k[2], k[3])),
+        Some(k) => o.hex("mask_key", &k),
         None => o.null("mask_key"),
     };
     o.u64("payload_len", r.payload_len).u64("len_form", r.len_form.into());
@@ -498,8 +495,8 @@ pub fn write_packet(buf: &mut Vec<u8>, r: &PacketRecord) {
         .u64("packet", r.meta.packet)
         .ts("ts", r.meta.ts, r.meta.precision)
         .opt_u64("stream", r.stream)
-        .opt_str("src", r.src.map(endpoint).as_deref())
-        .opt_str("dst", r.dst.map(endpoint).as_deref())
+        .opt_str("src", r.src.map(|e| e.text()).as_ref().map(EndpointText::as_str))
+        .opt_str("dst", r.dst.map(|e| e.text()).as_ref().map(EndpointText::as_str))
         .str("proto", r.proto)
         .str("info", &r.info)
         .end();
@@ -549,8 +546,8 @@ fn direction_stats(buf: &mut Vec<u8>, s: &DirectionStats) {
 pub fn write_connection(buf: &mut Vec<u8>, r: &ConnectionRecord) {
     let mut o = Obj::new(buf, "connection");
     o.u64("stream", r.stream)
-        .str("client", &endpoint(r.client))
-        .str("server", &endpoint(r.server))
+        .str("client", r.client.text().as_str())
+        .str("server", r.server.text().as_str())
         .u64("first_packet", r.first_packet)
         .u64("last_packet", r.last_packet)
         .ts("start", r.start, r.precision)

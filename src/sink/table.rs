@@ -87,15 +87,22 @@ impl TimeColumn {
     }
 
     pub fn format(&mut self, ts: Timestamp) -> String {
+        let mut s = String::new();
+        self.push(ts, &mut s);
+        s
+    }
+
+    /// Appends the column's text for `ts` (unpadded).
+    pub fn push(&mut self, ts: Timestamp, out: &mut String) {
         let first = *self.first.get_or_insert(ts);
         match self.format {
-            TimeFormat::Relative => secs_between(first, ts),
+            TimeFormat::Relative => push_secs_between(first, ts, out),
             TimeFormat::Delta => {
                 let prev = self.prev.replace(ts).unwrap_or(ts);
-                secs_between(prev, ts)
+                push_secs_between(prev, ts, out)
             }
-            TimeFormat::Absolute => clock(ts, false),
-            TimeFormat::AbsoluteDate => clock(ts, true),
+            TimeFormat::Absolute => out.push_str(&clock(ts, false)),
+            TimeFormat::AbsoluteDate => out.push_str(&clock(ts, true)),
         }
     }
 }
@@ -118,8 +125,8 @@ struct PendingFrame {
 
 struct Line {
     meta: Meta,
-    src: String,
-    dst: String,
+    src: Option<Endpoint>,
+    dst: Option<Endpoint>,
     proto: &'static str,
     info: String,
     problems: Vec<ProblemCode>,
@@ -132,6 +139,11 @@ pub struct TableSink<W: Write> {
     header_done: bool,
     pending: Option<PendingFrame>,
     buf: String,
+    /// A printed line's Info text, kept for the next line to write into.
+    spare_info: String,
+    /// Escaped payload prefix, before it is cut to the preview length.
+    scratch: String,
+    time: String,
 }
 
 impl<W: Write> TableSink<W> {
@@ -143,6 +155,9 @@ impl<W: Write> TableSink<W> {
             header_done: false,
             pending: None,
             buf: String::new(),
+            spare_info: String::new(),
+            scratch: String::new(),
+            time: String::new(),
         }
     }
 
@@ -176,59 +191,66 @@ impl<W: Write> TableSink<W> {
         }
     }
 
-    fn print(&mut self, line: Line) -> io::Result<()> {
+    fn print(&mut self, mut line: Line) -> io::Result<()> {
         self.header()?;
-        let time = self.clock.format(line.meta.ts);
-        self.buf.clear();
-        if self.opts.normalize {
-            let _ = write!(
-                self.buf,
-                "{:<16} {:<16} {:<9} {}",
-                without_port(&line.src),
-                without_port(&line.dst),
-                line.proto,
-                line.info
-            );
-        } else {
-            let _ = write!(
-                self.buf,
-                "{:>6} {:>tw$} {:<22} {:<22} {:<9} {:>6} {}",
-                line.meta.packet,
-                time,
-                line.src,
-                line.dst,
-                line.proto,
-                line.meta.len,
-                line.info,
-                tw = self.clock.width()
-            );
-        }
-        let mut tail = String::new();
-        for p in &line.problems {
-            let _ = write!(tail, " [{}]", p.as_str());
-        }
+        // Columns are padded by hand: every padded field is ASCII (numbers, times, endpoints,
+        // protocol names), so bytes are characters, and `core::fmt` padding cost more than the
+        // rest of the line.
         let mut text = std::mem::take(&mut self.buf);
-        text.push_str(&tail);
+        text.clear();
+        let src = line.src.map(|e| e.text());
+        let dst = line.dst.map(|e| e.text());
+        let src = src.as_ref().map_or("", |t| t.as_str());
+        let dst = dst.as_ref().map_or("", |t| t.as_str());
+        if self.opts.normalize {
+            push_left(&mut text, without_port(src), 16);
+            text.push(' ');
+            push_left(&mut text, without_port(dst), 16);
+            text.push(' ');
+            push_left(&mut text, line.proto, 9);
+            text.push(' ');
+        } else {
+            push_right(&mut text, itoa::Buffer::new().format(line.meta.packet), 6);
+            text.push(' ');
+            self.time.clear();
+            self.clock.push(line.meta.ts, &mut self.time);
+            push_right(&mut text, &self.time, self.clock.width());
+            text.push(' ');
+            push_left(&mut text, src, 22);
+            text.push(' ');
+            push_left(&mut text, dst, 22);
+            text.push(' ');
+            push_left(&mut text, line.proto, 9);
+            text.push(' ');
+            push_right(&mut text, itoa::Buffer::new().format(line.meta.len), 6);
+            text.push(' ');
+        }
+        text.push_str(&line.info);
+        for p in &line.problems {
+            text.push_str(" [");
+            text.push_str(p.as_str());
+            text.push(']');
+        }
         if let Some(w) = self.opts.width {
             truncate_chars(&mut text, w);
         }
         let worst = line.problems.iter().map(|p| p.severity()).max();
-        let res = if self.opts.color {
-            let color = match worst {
-                Some(Severity::Error) => RED,
-                Some(Severity::Warning) => YELLOW,
-                _ if line.proto == "TCP" => DIM,
-                _ => "",
-            };
-            if color.is_empty() {
-                writeln!(self.out, "{text}")
-            } else {
-                writeln!(self.out, "{color}{text}{RESET}")
-            }
+        let color = match worst {
+            _ if !self.opts.color => "",
+            Some(Severity::Error) => RED,
+            Some(Severity::Warning) => YELLOW,
+            _ if line.proto == "TCP" => DIM,
+            _ => "",
+        };
+        let res = if color.is_empty() {
+            text.push('\n');
+            self.out.write_all(text.as_bytes())
         } else {
-            writeln!(self.out, "{text}")
+            writeln!(self.out, "{color}{text}{RESET}")
         };
         self.buf = text;
+        line.info.clear();
+        self.spare_info = line.info;
         res
     }
 
@@ -243,8 +265,10 @@ impl<W: Write> TableSink<W> {
         payload_preview(&self.opts, payload, is_text, missing)
     }
 
-    fn frame_line(&self, r: &FrameRecord<'_>) -> (Line, usize) {
-        let mut info = format!("WebSocket {}", title(r.opcode_name));
+    fn frame_line(&mut self, r: &FrameRecord<'_>) -> (Line, usize) {
+        let mut info = std::mem::take(&mut self.spare_info);
+        info.push_str("WebSocket ");
+        push_title(&mut info, r.opcode_name);
         let mut head_len = 0;
         if r.fin {
             info.push_str(" [FIN]");
@@ -271,18 +295,17 @@ impl<W: Write> TableSink<W> {
             }
         } else {
             if r.payload_len > 0 {
-                let _ = write!(info, " len={}", r.payload_len);
+                info.push_str(" len=");
+                info.push_str(itoa::Buffer::new().format(r.payload_len));
             }
             head_len = info.len();
-            let p = self.preview(&r.payload, r.payload_is_text, r.payload_missing);
-            if !p.is_empty() {
-                let _ = write!(info, " {p}");
-            }
+            let (payload, is_text, missing) = (&r.payload, r.payload_is_text, r.payload_missing);
+            push_preview(&self.opts, payload, is_text, missing, " ", &mut info, &mut self.scratch);
         }
         let line = Line {
             meta: r.meta,
-            src: r.src.to_string(),
-            dst: r.dst.to_string(),
+            src: Some(r.src),
+            dst: Some(r.dst),
             proto: "WebSocket",
             info,
             problems: r.problems.clone(),
@@ -366,55 +389,84 @@ fn handshake_info(r: &HandshakeRecord) -> String {
 /// A payload as text views show it: escaped text in quotes, or hex/base64, cut to the
 /// preview length with `…` when anything is left out.
 pub fn payload_preview(opts: &TableOpts, payload: &[u8], is_text: bool, missing: u64) -> String {
-    if opts.no_payload || payload.is_empty() {
-        return String::new();
-    }
-    let limit = opts.preview.unwrap_or(usize::MAX);
     let mut s = String::new();
+    push_preview(opts, payload, is_text, missing, "", &mut s, &mut String::new());
+    s
+}
+
+/// Appends `sep` and the [`payload_preview`] of a payload to `out`, or nothing when the
+/// preview is empty; `scratch` is working space kept by the caller.
+fn push_preview(
+    opts: &TableOpts,
+    payload: &[u8],
+    is_text: bool,
+    missing: u64,
+    sep: &str,
+    out: &mut String,
+    scratch: &mut String,
+) {
+    if opts.no_payload || payload.is_empty() {
+        return;
+    }
+    out.push_str(sep);
+    let limit = opts.preview.unwrap_or(usize::MAX);
+    scratch.clear();
     if is_text {
         // Only what can show is escaped: each character escapes to at least one, and
         // 4 × (limit + 1) bytes hold more than `limit` whole characters, so a character cut
         // at the end of the prefix is never shown, and a longer payload is always cut.
         let prefix = &payload[..payload.len().min(limit.saturating_add(1).saturating_mul(4))];
-        let mut esc = String::new();
-        escape_bytes(prefix, &mut esc);
-        s.push('"');
-        let cut = push_limited(&mut s, &esc, limit);
-        s.push('"');
+        escape_bytes(prefix, scratch);
+        out.push('"');
+        let cut = push_limited(out, scratch, limit);
+        out.push('"');
         if cut || missing > 0 {
-            s.push('…');
+            out.push('…');
         }
     } else if opts.hex {
-        let mut hex = String::with_capacity(payload.len().min(limit) * 2);
-        for b in payload.iter().take(limit / 2 + 1) {
-            let _ = write!(hex, "{b:02x}");
+        const DIGITS: &[u8; 16] = b"0123456789abcdef";
+        for &b in payload.iter().take(limit / 2 + 1) {
+            scratch.push(char::from(DIGITS[usize::from(b >> 4)]));
+            scratch.push(char::from(DIGITS[usize::from(b & 15)]));
         }
-        let cut = push_limited(&mut s, &hex, limit);
-        if cut || hex.len() < payload.len() * 2 || missing > 0 {
-            s.push('…');
+        let cut = push_limited(out, scratch, limit);
+        if cut || scratch.len() < payload.len() * 2 || missing > 0 {
+            out.push('…');
         }
     } else {
         use base64::Engine;
         // Base64 of a prefix of a multiple of 3 bytes is a prefix of the whole base64.
         let prefix_len = payload.len().min((limit / 4).saturating_add(1).saturating_mul(3));
-        let b64 = base64::engine::general_purpose::STANDARD.encode(&payload[..prefix_len]);
-        if push_limited(&mut s, &b64, limit) || prefix_len < payload.len() || missing > 0 {
-            s.push('…');
+        base64::engine::general_purpose::STANDARD.encode_string(&payload[..prefix_len], scratch);
+        if push_limited(out, scratch, limit) || prefix_len < payload.len() || missing > 0 {
+            out.push('…');
         }
     }
-    s
 }
 
-pub fn title(name: &str) -> String {
+/// `text` → `Text`.
+fn push_title(out: &mut String, name: &str) {
     let mut c = name.chars();
-    match c.next() {
-        Some(f) => f.to_uppercase().chain(c).collect(),
-        None => String::new(),
+    if let Some(f) = c.next() {
+        out.extend(f.to_uppercase());
+        out.push_str(c.as_str());
     }
 }
 
-fn endpoint_str(e: Option<Endpoint>) -> String {
-    e.map(|e| e.to_string()).unwrap_or_default()
+/// `s` left-aligned in `width` columns (`s` is ASCII).
+fn push_left(out: &mut String, s: &str, width: usize) {
+    out.push_str(s);
+    for _ in s.len()..width {
+        out.push(' ');
+    }
+}
+
+/// `s` right-aligned in `width` columns (`s` is ASCII).
+fn push_right(out: &mut String, s: &str, width: usize) {
+    for _ in s.len()..width {
+        out.push(' ');
+    }
+    out.push_str(s);
 }
 
 impl<W: Write> Sink for TableSink<W> {
@@ -457,8 +509,8 @@ impl<W: Write> Sink for TableSink<W> {
                 };
                 self.print(Line {
                     meta: r.meta,
-                    src: r.src.to_string(),
-                    dst: r.dst.to_string(),
+                    src: Some(r.src),
+                    dst: Some(r.dst),
                     proto: "TCP",
                     info,
                     problems: Vec::new(),
@@ -477,8 +529,8 @@ impl<W: Write> Sink for TableSink<W> {
                 super::escape::escape_text(&info, &mut esc);
                 self.print(Line {
                     meta: r.meta,
-                    src: r.src.to_string(),
-                    dst: r.dst.to_string(),
+                    src: Some(r.src),
+                    dst: Some(r.dst),
                     proto: "HTTP",
                     info: esc,
                     problems: Vec::new(),
@@ -489,8 +541,8 @@ impl<W: Write> Sink for TableSink<W> {
                 super::escape::escape_text(&handshake_info(r), &mut esc);
                 self.print(Line {
                     meta: r.meta,
-                    src: endpoint_str(r.server),
-                    dst: endpoint_str(r.client),
+                    src: r.server,
+                    dst: r.client,
                     proto: "HTTP",
                     info: esc,
                     problems: r.problems.clone(),
@@ -517,8 +569,8 @@ impl<W: Write> Sink for TableSink<W> {
                 super::escape::escape_text(&tls_info(&r.info), &mut esc);
                 self.print(Line {
                     meta: r.meta,
-                    src: r.server.to_string(),
-                    dst: r.client.to_string(),
+                    src: Some(r.server),
+                    dst: Some(r.client),
                     proto: tls_proto(r.info.version.as_deref()),
                     info: esc,
                     problems: Vec::new(),
@@ -529,8 +581,8 @@ impl<W: Write> Sink for TableSink<W> {
                 super::escape::escape_text(&r.detail, &mut info);
                 self.print(Line {
                     meta: r.meta,
-                    src: String::new(),
-                    dst: String::new(),
+                    src: None,
+                    dst: None,
                     proto: "-",
                     info,
                     problems: vec![r.code],
@@ -541,8 +593,8 @@ impl<W: Write> Sink for TableSink<W> {
                 super::escape::escape_text(&r.info, &mut info);
                 self.print(Line {
                     meta: r.meta,
-                    src: r.src.map(|e| e.to_string()).unwrap_or_default(),
-                    dst: r.dst.map(|e| e.to_string()).unwrap_or_default(),
+                    src: r.src,
+                    dst: r.dst,
                     proto: r.proto,
                     info,
                     problems: Vec::new(),
@@ -556,8 +608,8 @@ impl<W: Write> Sink for TableSink<W> {
                 );
                 self.print(Line {
                     meta: r.meta,
-                    src: r.src.to_string(),
-                    dst: r.dst.to_string(),
+                    src: Some(r.src),
+                    dst: Some(r.dst),
                     proto: r.app.column(),
                     info,
                     problems: r.problems.clone(),
@@ -643,11 +695,27 @@ pub fn truncate_chars(s: &mut String, width: usize) {
 }
 
 pub fn secs_between(a: Timestamp, b: Timestamp) -> String {
+    let mut s = String::new();
+    push_secs_between(a, b, &mut s);
+    s
+}
+
+/// `b - a` in seconds with six decimals.
+fn push_secs_between(a: Timestamp, b: Timestamp, out: &mut String) {
     let total = (b.secs as i128 * 1_000_000_000 + b.nanos as i128)
         - (a.secs as i128 * 1_000_000_000 + a.nanos as i128);
-    let sign = if total < 0 { "-" } else { "" };
+    if total < 0 {
+        out.push('-');
+    }
     let t = total.unsigned_abs();
-    format!("{sign}{}.{:06}", t / 1_000_000_000, (t % 1_000_000_000) / 1000)
+    out.push_str(itoa::Buffer::new().format(t / 1_000_000_000));
+    out.push('.');
+    let mut digits = itoa::Buffer::new();
+    let micros = digits.format((t % 1_000_000_000) / 1000);
+    for _ in micros.len()..6 {
+        out.push('0');
+    }
+    out.push_str(micros);
 }
 
 /// UTC wall-clock time, without a date crate: days since the epoch to a civil date

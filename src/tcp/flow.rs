@@ -9,6 +9,63 @@ pub struct Endpoint {
     pub port: u16,
 }
 
+impl Endpoint {
+    /// The same text as `Display`, formatted on the stack without `core::fmt` for IPv4: sinks
+    /// write an endpoint or two per line, and allocating and formatting them was a visible
+    /// share of a run.
+    pub fn text(&self) -> EndpointText {
+        let mut t = EndpointText { buf: [0; ENDPOINT_TEXT_MAX], len: 0 };
+        match self.addr {
+            IpAddr::V4(a) => {
+                let mut digits = itoa::Buffer::new();
+                for (i, octet) in a.octets().into_iter().enumerate() {
+                    if i > 0 {
+                        t.push(".");
+                    }
+                    t.push(digits.format(octet));
+                }
+            }
+            IpAddr::V6(a) => {
+                use std::fmt::Write as _;
+                let _ = write!(t, "[{a}]");
+            }
+        }
+        t.push(":");
+        t.push(itoa::Buffer::new().format(self.port));
+        t
+    }
+}
+
+/// `[` + the longest IPv6 text (45) + `]:` + five digits.
+const ENDPOINT_TEXT_MAX: usize = 53;
+
+/// An endpoint's text, held on the stack.
+pub struct EndpointText {
+    buf: [u8; ENDPOINT_TEXT_MAX],
+    len: usize,
+}
+
+impl EndpointText {
+    fn push(&mut self, s: &str) {
+        // The bound above holds for every address, so nothing is ever cut; if it were, the
+        // text would stay valid UTF-8 because every character written is ASCII.
+        let n = s.len().min(ENDPOINT_TEXT_MAX - self.len);
+        self.buf[self.len..self.len + n].copy_from_slice(&s.as_bytes()[..n]);
+        self.len += n;
+    }
+
+    pub fn as_str(&self) -> &str {
+        std::str::from_utf8(&self.buf[..self.len]).unwrap_or("")
+    }
+}
+
+impl std::fmt::Write for EndpointText {
+    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+        self.push(s);
+        Ok(())
+    }
+}
+
 impl std::fmt::Display for Endpoint {
     /// `addr:port`, IPv6 as `[addr]:port`.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -73,5 +130,23 @@ mod tests {
         assert_eq!(a.to_string(), "10.0.0.1:5000");
         let v6 = Endpoint { addr: IpAddr::V6(Ipv6Addr::LOCALHOST), port: 443 };
         assert_eq!(v6.to_string(), "[::1]:443");
+    }
+    #[test]
+    fn text_is_what_display_writes() {
+        let addrs = [
+            IpAddr::V4(Ipv4Addr::new(0, 0, 0, 0)),
+            IpAddr::V4(Ipv4Addr::new(255, 10, 9, 100)),
+            IpAddr::V6(Ipv6Addr::LOCALHOST),
+            IpAddr::V6("2001:db8::ff00:42:8329".parse().unwrap()),
+            IpAddr::V6("::ffff:1.2.3.4".parse().unwrap()),
+            IpAddr::V6("ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff".parse().unwrap()),
+            IpAddr::V6("::ffff:255.255.255.255".parse().unwrap()),
+        ];
+        for addr in addrs {
+            for port in [0, 9, 80, 65535] {
+                let e = Endpoint { addr, port };
+                assert_eq!(e.text().as_str(), e.to_string());
+            }
+        }
     }
 }
