@@ -430,6 +430,16 @@ impl Event<'_> {
         }
     }
 
+    /// Leaves out the payload bytes of a frame or message record (their lengths stay), for a
+    /// sink that never reads them.
+    pub fn drop_payload(&mut self) {
+        match self {
+            Event::Frame(r) => r.payload = Cow::Borrowed(&[]),
+            Event::Message(r) => r.payload = Cow::Borrowed(&[]),
+            _ => {}
+        }
+    }
+
     /// A copy that owns its payloads, for records held back by the sequencer.
     pub fn into_owned(self) -> Event<'static> {
         match self {

@@ -118,6 +118,8 @@ struct Chunker {
     tx: SyncSender<Records>,
     /// The calling thread has stopped taking records.
     closed: bool,
+    /// The sink reads payloads: without, records go without them.
+    payloads: bool,
 }
 
 impl Chunker {
@@ -148,7 +150,10 @@ impl Chunker {
 }
 
 impl Emitter for Chunker {
-    fn emit(&mut self, ev: Event<'_>) {
+    fn emit(&mut self, mut ev: Event<'_>) {
+        if !self.payloads {
+            ev.drop_payload();
+        }
         let bytes = super::payload_size(&ev);
         self.push(Item::Record(ev.into_owned()), bytes);
     }
@@ -343,11 +348,13 @@ fn work(
     rx: Receiver<Batch>,
     tx: SyncSender<Records>,
     spare: SyncSender<Batch>,
+    payloads: bool,
 ) -> Accounting {
     let mut conns: HashMap<u64, Box<WorkerConn>> = HashMap::default();
     let mut acct = Accounting::default();
     let mut sids = SidTable::default();
-    let mut out = Chunker { chunk: Records::with_capacity(), bytes: 0, tx, closed: false };
+    let mut out =
+        Chunker { chunk: Records::with_capacity(), bytes: 0, tx, closed: false, payloads };
     for mut batch in rx {
         let Batch { work, data } = &mut batch;
         for w in work.drain(..) {
@@ -473,6 +480,7 @@ where
     R: FnOnce(&mut dyn Dissect) -> io::Result<Result<(), String>> + Send,
 {
     let workers = workers.clamp(1, SID_PARTITIONS);
+    let payloads = sink.reads_payloads();
     let mut seq = Sequencer::new(sink, false);
     let (route_tx, route_rx) = sync_channel::<Vec<Route>>(EPOCHS_IN_FLIGHT);
     let (spare_tx, spare_rx) = sync_channel::<Batch>(workers * EPOCHS_IN_FLIGHT);
@@ -508,7 +516,7 @@ where
             let spare = spare_tx.clone();
             let h = std::thread::Builder::new()
                 .name("dissect".into())
-                .spawn_scoped(s, move || work(opts, keys, brx, rtx, spare))?;
+                .spawn_scoped(s, move || work(opts, keys, brx, rtx, spare, payloads))?;
             handles.push(h);
         }
         let reading =

@@ -184,6 +184,10 @@ fn keep_example(list: &mut Vec<String>, count: &mut u64, example: String) {
 }
 
 impl<W: Write> Sink for CheckSink<W> {
+    fn reads_payloads(&self) -> bool {
+        false
+    }
+
     fn begin(&mut self, info: &RunInfo) -> io::Result<()> {
         if self.json {
             let mut buf = Vec::new();

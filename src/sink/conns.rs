@@ -223,6 +223,10 @@ impl<W: Write> ConnsTable<W> {
 }
 
 impl<W: Write> Sink for ConnsTable<W> {
+    fn reads_payloads(&self) -> bool {
+        false
+    }
+
     fn event(&mut self, ev: &Event<'_>) -> io::Result<()> {
         match ev {
             Event::Connection(r) => self.row(r),

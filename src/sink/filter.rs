@@ -255,6 +255,10 @@ fn from(ev: &Event<'_>) -> Option<Side> {
 }
 
 impl Sink for Filter<'_> {
+    fn reads_payloads(&self) -> bool {
+        self.inner.reads_payloads() || self.spec.grep.is_some() || !self.spec.wheres.is_empty()
+    }
+
     fn begin(&mut self, info: &RunInfo) -> io::Result<()> {
         self.inner.begin(info)
     }

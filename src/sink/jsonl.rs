@@ -184,6 +184,11 @@ impl<W: Write> JsonlSink<W> {
 }
 
 impl<W: Write> Sink for JsonlSink<W> {
+    fn reads_payloads(&self) -> bool {
+        let s = &self.select;
+        s.frames || s.messages || s.control_messages || s.apps
+    }
+
     fn begin(&mut self, info: &RunInfo) -> io::Result<()> {
         Obj::new(&mut self.buf, "begin")
             .u64("format", FORMAT_VERSION)

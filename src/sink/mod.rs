@@ -88,4 +88,10 @@ pub trait Sink {
     fn end(&mut self, _totals: &RunTotals) -> io::Result<()> {
         Ok(())
     }
+    /// Whether the sink reads the payload bytes of frame and message records. One that does
+    /// not (summaries, verdicts) spares the dissecting threads of `-j` copying every payload
+    /// into the records they hand over.
+    fn reads_payloads(&self) -> bool {
+        true
+    }
 }
