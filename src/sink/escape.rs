@@ -44,6 +44,55 @@ pub fn escape_bytes(bytes: &[u8], out: &mut String) {
     }
 }
 
+/// Appends the first `limit` characters of what [`escape_bytes`] makes of `bytes`, and says
+/// whether it made more: a preview escapes only what it shows.
+pub fn escape_bytes_limited(bytes: &[u8], limit: usize, out: &mut String) -> bool {
+    let mut left = limit;
+    let mut one = String::new();
+    // Appends `s`, whole or cut; true when cut.
+    let push = |s: &str, left: &mut usize, out: &mut String| -> bool {
+        let n = s.chars().count();
+        if n <= *left {
+            out.push_str(s);
+            *left -= n;
+            return false;
+        }
+        let end = s.char_indices().nth(*left).map_or(s.len(), |(i, _)| i);
+        out.push_str(&s[..end]);
+        *left = 0;
+        true
+    };
+    for chunk in bytes.utf8_chunks() {
+        let mut rest = chunk.valid();
+        while !rest.is_empty() {
+            let plain =
+                rest.bytes().take_while(|&b| (0x20..0x7f).contains(&b) && b != b'\\').count();
+            if plain > left {
+                out.push_str(&rest[..left]);
+                return true;
+            }
+            out.push_str(&rest[..plain]);
+            left -= plain;
+            rest = &rest[plain..];
+            let Some(c) = rest.chars().next() else { break };
+            rest = &rest[c.len_utf8()..];
+            one.clear();
+            escape_char(c, &mut one);
+            if push(&one, &mut left, out) {
+                return true;
+            }
+        }
+        for b in chunk.invalid() {
+            one.clear();
+            let _ = write!(one, "\\x{b:02x}");
+            if push(&one, &mut left, out) {
+                return true;
+            }
+        }
+    }
+    false
+}
+
 fn is_invisible_or_control(c: char) -> bool {
     matches!(c as u32,
         0x80..=0x9f            // C1 controls (CSI is 0x9b)
@@ -75,6 +124,31 @@ mod tests {
                 escape_char(c, &mut want);
             }
             assert_eq!(esc(s), want, "{s:?}");
+        }
+    }
+
+    #[test]
+    fn limited_escaping_is_the_cut_of_the_whole() {
+        let samples: [&[u8]; 8] = [
+            b"",
+            b"plain ascii text",
+            "naïve \u{202e}txt\u{9b} ✓ 日本語".as_bytes(),
+            b"a\\b\n\tc\x1b[2J",
+            b"ok\xff\x00\xe6\x97",
+            b"\xe6\x97\xa5\xe6",
+            b"\x7f\x7f\x7f",
+            "😀😀😀😀x\u{200b}y".as_bytes(),
+        ];
+        for bytes in samples {
+            let mut whole = String::new();
+            escape_bytes(bytes, &mut whole);
+            for limit in 0..whole.chars().count() + 2 {
+                let mut got = String::from("prefix ");
+                let cut = escape_bytes_limited(bytes, limit, &mut got);
+                let want: String = whole.chars().take(limit).collect();
+                assert_eq!(got, format!("prefix {want}"), "{bytes:?} {limit}");
+                assert_eq!(cut, whole.chars().count() > limit, "{bytes:?} {limit}");
+            }
         }
     }
 

@@ -5,7 +5,7 @@
 //! as soon as its packet is processed, with fixed column widths, so output to a pipe is
 //! line-stable and nothing is buffered for layout.
 
-use super::escape::escape_bytes;
+use super::escape::escape_bytes_limited;
 use super::{RunTotals, Sink};
 use crate::capture::Timestamp;
 use crate::event::{Event, FrameRecord, HandshakeRecord, MessageRecord, Meta, TcpKind};
@@ -315,7 +315,7 @@ impl<W: Write> TableSink<W> {
 
     /// The completed message's decoded text replaces the frame's raw preview when the frame
     /// alone does not show it (compressed or fragmented messages).
-    fn merge_message(&self, pending: &mut PendingFrame, m: &MessageRecord<'_>) {
+    fn merge_message(&mut self, pending: &mut PendingFrame, m: &MessageRecord<'_>) {
         if let Some(app) = &m.app {
             // The decoded application packet says more than the raw payload preview.
             if !(m.compressed || m.frames > 1) && pending.head_len > 0 {
@@ -342,12 +342,12 @@ impl<W: Write> TableSink<W> {
             }
             return;
         }
-        let p = self.preview(&m.payload, m.is_text, m.payload_missing);
-        let what = if m.compressed { "inflated" } else { "reassembled" };
-        let _ = write!(pending.line.info, " → {what} {} bytes", m.len);
-        if !p.is_empty() {
-            let _ = write!(pending.line.info, " {p}");
-        }
+        let info = &mut pending.line.info;
+        info.push_str(if m.compressed { " → inflated " } else { " → reassembled " });
+        info.push_str(itoa::Buffer::new().format(m.len));
+        info.push_str(" bytes");
+        let (payload, is_text, missing) = (&m.payload, m.is_text, m.payload_missing);
+        push_preview(&self.opts, payload, is_text, missing, " ", info, &mut self.scratch);
         for p in &m.problems {
             if !pending.line.problems.contains(p) {
                 pending.line.problems.push(*p);
@@ -416,9 +416,8 @@ fn push_preview(
         // 4 × (limit + 1) bytes hold more than `limit` whole characters, so a character cut
         // at the end of the prefix is never shown, and a longer payload is always cut.
         let prefix = &payload[..payload.len().min(limit.saturating_add(1).saturating_mul(4))];
-        escape_bytes(prefix, scratch);
         out.push('"');
-        let cut = push_limited(out, scratch, limit);
+        let cut = escape_bytes_limited(prefix, limit, out);
         out.push('"');
         if cut || missing > 0 {
             out.push('…');
@@ -488,25 +487,29 @@ impl<W: Write> Sink for TableSink<W> {
         match ev {
             Event::Tcp(_) if self.opts.normalize => Ok(()),
             Event::Tcp(r) => {
-                let info = match r.kind {
-                    TcpKind::Syn => "[SYN]".to_string(),
-                    TcpKind::SynAck => "[SYN, ACK]".to_string(),
-                    TcpKind::Fin if r.ack => "[FIN, ACK]".to_string(),
-                    TcpKind::Fin => "[FIN]".to_string(),
-                    TcpKind::Rst if r.ack => "[RST, ACK]".to_string(),
-                    TcpKind::Rst => "[RST]".to_string(),
-                    TcpKind::Keepalive => "[TCP Keep-Alive]".to_string(),
-                    TcpKind::KeepaliveAck => "[TCP Keep-Alive ACK]".to_string(),
-                    TcpKind::ZeroWindowProbe => "[TCP ZeroWindowProbe]".to_string(),
+                let mut info = std::mem::take(&mut self.spare_info);
+                match r.kind {
+                    TcpKind::Syn => info.push_str("[SYN]"),
+                    TcpKind::SynAck => info.push_str("[SYN, ACK]"),
+                    TcpKind::Fin if r.ack => info.push_str("[FIN, ACK]"),
+                    TcpKind::Fin => info.push_str("[FIN]"),
+                    TcpKind::Rst if r.ack => info.push_str("[RST, ACK]"),
+                    TcpKind::Rst => info.push_str("[RST]"),
+                    TcpKind::Keepalive => info.push_str("[TCP Keep-Alive]"),
+                    TcpKind::KeepaliveAck => info.push_str("[TCP Keep-Alive ACK]"),
+                    TcpKind::ZeroWindowProbe => info.push_str("[TCP ZeroWindowProbe]"),
                     TcpKind::Retransmission => {
-                        format!("[TCP Retransmission] {} bytes", r.bytes.unwrap_or(0))
+                        let _ = write!(info, "[TCP Retransmission] {} bytes", r.bytes.unwrap_or(0));
                     }
-                    TcpKind::OutOfOrder => "[TCP Out-Of-Order]".to_string(),
-                    TcpKind::Gap => format!("[TCP gap: {} bytes missing]", r.bytes.unwrap_or(0)),
+                    TcpKind::OutOfOrder => info.push_str("[TCP Out-Of-Order]"),
+                    TcpKind::Gap => {
+                        let _ = write!(info, "[TCP gap: {} bytes missing]", r.bytes.unwrap_or(0));
+                    }
                     TcpKind::OverlapConflict => {
-                        format!("[TCP overlap with different bytes: {}]", r.bytes.unwrap_or(0))
+                        let bytes = r.bytes.unwrap_or(0);
+                        let _ = write!(info, "[TCP overlap with different bytes: {bytes}]");
                     }
-                };
+                }
                 self.print(Line {
                     meta: r.meta,
                     src: Some(r.src),
@@ -744,6 +747,7 @@ pub fn clock(ts: Timestamp, with_date: bool) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sink::escape::escape_bytes;
 
     #[test]
     fn previews_escape_only_what_shows_and_match_the_whole_payload_cut() {
