@@ -430,13 +430,21 @@ impl Event<'_> {
         }
     }
 
-    /// Leaves out the payload bytes of a frame or message record (their lengths stay), for a
-    /// sink that never reads them.
-    pub fn drop_payload(&mut self) {
-        match self {
-            Event::Frame(r) => r.payload = Cow::Borrowed(&[]),
-            Event::Message(r) => r.payload = Cow::Borrowed(&[]),
-            _ => {}
+    /// Keeps the first `keep` payload bytes of a frame or message record and counts the rest
+    /// as missing, for a sink that reads no further (see `Sink::payload_prefix`).
+    pub fn cut_payload(&mut self, keep: usize) {
+        let (payload, missing) = match self {
+            Event::Frame(r) => (&mut r.payload, &mut r.payload_missing),
+            Event::Message(r) => (&mut r.payload, &mut r.payload_missing),
+            _ => return,
+        };
+        if payload.len() <= keep {
+            return;
+        }
+        *missing = missing.saturating_add((payload.len() - keep) as u64);
+        match payload {
+            Cow::Borrowed(b) => *b = &b[..keep],
+            Cow::Owned(v) => v.truncate(keep),
         }
     }
 
@@ -453,6 +461,53 @@ impl Event<'_> {
             Event::Connection(r) => Event::Connection(r),
             Event::Packet(r) => Event::Packet(r),
             Event::App(r) => Event::App(r),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::Ipv4Addr;
+
+    #[test]
+    fn a_cut_payload_keeps_its_prefix_and_counts_the_rest_missing() {
+        let at = Endpoint { addr: Ipv4Addr::LOCALHOST.into(), port: 80 };
+        let frame = |payload: Cow<'static, [u8]>| {
+            Event::Frame(FrameRecord {
+                meta: Meta::default(),
+                first_packet: 1,
+                stream: 0,
+                from: Side::Client,
+                src: at,
+                dst: at,
+                fin: true,
+                rsv: 0,
+                opcode: 1,
+                opcode_name: "text",
+                mask_key: None,
+                payload_len: 7,
+                len_form: 7,
+                close_code: None,
+                close_reason: None,
+                payload,
+                payload_is_text: true,
+                payload_missing: 2,
+                app: None,
+                problems: Vec::new(),
+            })
+        };
+        for payload in [Cow::Borrowed(&b"hello"[..]), Cow::Owned(b"hello".to_vec())] {
+            let mut ev = frame(payload);
+            ev.cut_payload(9);
+            let Event::Frame(f) = &ev else { unreachable!() };
+            assert_eq!((&f.payload[..], f.payload_missing), (&b"hello"[..], 2), "nothing to cut");
+            ev.cut_payload(2);
+            let Event::Frame(f) = &ev else { unreachable!() };
+            assert_eq!((&f.payload[..], f.payload_missing, f.payload_len), (&b"he"[..], 5, 7));
+            ev.cut_payload(0);
+            let Event::Frame(f) = &ev else { unreachable!() };
+            assert_eq!((f.payload.len(), f.payload_missing), (0, 7));
         }
     }
 }

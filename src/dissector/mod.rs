@@ -446,7 +446,8 @@ struct Sequencer<'s> {
     sink: &'s mut dyn Sink,
     all: bool,
     class: HashMap<u64, Class>,
-    held: VecDeque<Event<'static>>,
+    /// Records held back, each with its [`payload_size`].
+    held: VecDeque<(Event<'static>, usize)>,
     held_bytes: usize,
     now: u64,
     error: Option<io::Error>,
@@ -536,7 +537,7 @@ impl<'s> Sequencer<'s> {
     }
 
     fn release(&mut self, force: bool) {
-        while let Some(front) = self.held.front() {
+        while let Some((front, _)) = self.held.front() {
             let blocked = self.must_hold(front);
             if blocked {
                 let stale = front.packet().saturating_add(HOLD_PACKETS) < self.now
@@ -549,8 +550,8 @@ impl<'s> Sequencer<'s> {
                     self.class.insert(stream, Class::Other);
                 }
             }
-            let Some(ev) = self.held.pop_front() else { return };
-            self.held_bytes = self.held_bytes.saturating_sub(payload_size(&ev));
+            let Some((ev, size)) = self.held.pop_front() else { return };
+            self.held_bytes = self.held_bytes.saturating_sub(size);
             self.pass_owned(ev);
         }
     }
@@ -619,6 +620,9 @@ fn tcp_packet_record(meta: Meta, stream: Option<u64>, seg: &TcpSegment<'_>) -> P
     }
 }
 
+/// What a record weighs while it is held back: computed on the whole record, before a
+/// dissecting thread cuts payloads the sink does not read (so that `-j` holds exactly what one
+/// thread holds).
 fn payload_size(ev: &Event<'_>) -> usize {
     match ev {
         Event::Frame(f) => f.payload.len() + 64,
@@ -628,15 +632,16 @@ fn payload_size(ev: &Event<'_>) -> usize {
 }
 
 impl Sequencer<'_> {
-    /// [`Emitter::emit`] of a record that is owned already (from another thread).
-    fn emit_owned(&mut self, mut ev: Event<'static>) {
+    /// [`Emitter::emit`] of a record that is owned already (from another thread), with its
+    /// [`payload_size`].
+    fn emit_owned(&mut self, mut ev: Event<'static>, size: usize) {
         self.count(&mut ev);
         if self.held.is_empty() && !self.must_hold(&ev) {
             self.pass_owned(ev);
             return;
         }
-        self.held_bytes += payload_size(&ev);
-        self.held.push_back(ev);
+        self.held_bytes += size;
+        self.held.push_back((ev, size));
         self.release(false);
     }
 
@@ -682,8 +687,9 @@ impl Emitter for Sequencer<'_> {
             self.pass(&ev);
             return;
         }
-        self.held_bytes += payload_size(&ev);
-        self.held.push_back(ev.into_owned());
+        let size = payload_size(&ev);
+        self.held_bytes += size;
+        self.held.push_back((ev.into_owned(), size));
         self.release(false);
     }
 

@@ -86,7 +86,8 @@ enum Route {
 // allocation per record.
 #[allow(clippy::large_enum_variant)]
 enum Item {
-    Record(Event<'static>),
+    /// A record and its [`super::payload_size`] before any cut.
+    Record(Event<'static>, usize),
     Classify(u64, bool),
 }
 
@@ -118,8 +119,8 @@ struct Chunker {
     tx: SyncSender<Records>,
     /// The calling thread has stopped taking records.
     closed: bool,
-    /// The sink reads payloads: without, records go without them.
-    payloads: bool,
+    /// The sink's [`Sink::payload_prefix`]: payloads are cut to it.
+    payload_prefix: Option<usize>,
 }
 
 impl Chunker {
@@ -151,11 +152,12 @@ impl Chunker {
 
 impl Emitter for Chunker {
     fn emit(&mut self, mut ev: Event<'_>) {
-        if !self.payloads {
-            ev.drop_payload();
+        let size = super::payload_size(&ev);
+        if let Some(keep) = self.payload_prefix {
+            ev.cut_payload(keep);
         }
         let bytes = super::payload_size(&ev);
-        self.push(Item::Record(ev.into_owned()), bytes);
+        self.push(Item::Record(ev.into_owned(), size), bytes);
     }
     fn classify(&mut self, stream: u64, websocket: bool) {
         self.push(Item::Classify(stream, websocket), 16);
@@ -369,13 +371,13 @@ fn work(
     rx: Receiver<Batch>,
     tx: SyncSender<Records>,
     spare: SyncSender<Batch>,
-    payloads: bool,
+    payload_prefix: Option<usize>,
 ) -> Accounting {
     let mut conns: HashMap<u64, Box<WorkerConn>> = HashMap::default();
     let mut acct = Accounting::default();
     let mut sids = SidTable::default();
     let mut out =
-        Chunker { chunk: Records::with_capacity(), bytes: 0, tx, closed: false, payloads };
+        Chunker { chunk: Records::with_capacity(), bytes: 0, tx, closed: false, payload_prefix };
     for mut batch in rx {
         let Batch { work, data } = &mut batch;
         for w in work.drain(..) {
@@ -453,7 +455,7 @@ impl Incoming {
 
 fn replay(seq: &mut Sequencer<'_>, item: Item) {
     match item {
-        Item::Record(ev) => seq.emit_owned(ev),
+        Item::Record(ev, size) => seq.emit_owned(ev, size),
         Item::Classify(stream, websocket) => seq.classify(stream, websocket),
     }
 }
@@ -478,7 +480,10 @@ fn merge(
             match route {
                 Route::CaptureStart(meta) => seq.sink.capture_start(meta),
                 Route::Now(packet) => seq.now(packet),
-                Route::Record(ev) => seq.emit_owned(*ev),
+                Route::Record(ev) => {
+                    let size = super::payload_size(&ev);
+                    seq.emit_owned(*ev, size)
+                }
                 Route::Worker(w) => workers[w].next_event(seq)?,
             }
         }
@@ -501,7 +506,7 @@ where
     R: FnOnce(&mut dyn Dissect) -> io::Result<Result<(), String>> + Send,
 {
     let workers = workers.clamp(1, SID_PARTITIONS);
-    let payloads = sink.reads_payloads();
+    let payload_prefix = sink.payload_prefix();
     let mut seq = Sequencer::new(sink, false);
     let (route_tx, route_rx) = sync_channel::<Vec<Route>>(EPOCHS_IN_FLIGHT);
     let (spare_tx, spare_rx) = sync_channel::<Batch>(workers * EPOCHS_IN_FLIGHT);
@@ -538,7 +543,7 @@ where
             let spare = spare_tx.clone();
             let h = std::thread::Builder::new()
                 .name("dissect".into())
-                .spawn_scoped(s, move || work(opts, keys, brx, rtx, spare, payloads))?;
+                .spawn_scoped(s, move || work(opts, keys, brx, rtx, spare, payload_prefix))?;
             handles.push(h);
         }
         let reading =

@@ -184,8 +184,8 @@ fn keep_example(list: &mut Vec<String>, count: &mut u64, example: String) {
 }
 
 impl<W: Write> Sink for CheckSink<W> {
-    fn reads_payloads(&self) -> bool {
-        false
+    fn payload_prefix(&self) -> Option<usize> {
+        Some(0)
     }
 
     fn begin(&mut self, info: &RunInfo) -> io::Result<()> {

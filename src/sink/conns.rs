@@ -223,8 +223,8 @@ impl<W: Write> ConnsTable<W> {
 }
 
 impl<W: Write> Sink for ConnsTable<W> {
-    fn reads_payloads(&self) -> bool {
-        false
+    fn payload_prefix(&self) -> Option<usize> {
+        Some(0)
     }
 
     fn event(&mut self, ev: &Event<'_>) -> io::Result<()> {

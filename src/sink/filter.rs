@@ -255,8 +255,11 @@ fn from(ev: &Event<'_>) -> Option<Side> {
 }
 
 impl Sink for Filter<'_> {
-    fn reads_payloads(&self) -> bool {
-        self.inner.reads_payloads() || self.spec.grep.is_some() || !self.spec.wheres.is_empty()
+    fn payload_prefix(&self) -> Option<usize> {
+        if self.spec.grep.is_some() || !self.spec.wheres.is_empty() {
+            return None;
+        }
+        self.inner.payload_prefix()
     }
 
     fn begin(&mut self, info: &RunInfo) -> io::Result<()> {

@@ -184,9 +184,15 @@ impl<W: Write> JsonlSink<W> {
 }
 
 impl<W: Write> Sink for JsonlSink<W> {
-    fn reads_payloads(&self) -> bool {
+    fn payload_prefix(&self) -> Option<usize> {
         let s = &self.select;
-        s.frames || s.messages || s.control_messages || s.apps
+        if s.frames || s.messages || s.control_messages {
+            // `--max-payload` shows a longer payload cut, and `truncated`, as one with bytes
+            // missing.
+            self.payload.max
+        } else {
+            Some(0)
+        }
     }
 
     fn begin(&mut self, info: &RunInfo) -> io::Result<()> {

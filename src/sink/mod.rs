@@ -88,10 +88,11 @@ pub trait Sink {
     fn end(&mut self, _totals: &RunTotals) -> io::Result<()> {
         Ok(())
     }
-    /// Whether the sink reads the payload bytes of frame and message records. One that does
-    /// not (summaries, verdicts) spares the dissecting threads of `-j` copying every payload
-    /// into the records they hand over.
-    fn reads_payloads(&self) -> bool {
-        true
+    /// How many leading payload bytes of frame and message records the sink reads (`None`:
+    /// all), when it shows a payload cut short by its missing bytes exactly as the whole one
+    /// cut at that length. Summaries and verdicts read none and previews a few, which spares
+    /// the dissecting threads of `-j` copying every payload into the records they hand over.
+    fn payload_prefix(&self) -> Option<usize> {
+        None
     }
 }

@@ -415,7 +415,7 @@ fn push_preview(
         // Only what can show is escaped: each character escapes to at least one, and
         // 4 × (limit + 1) bytes hold more than `limit` whole characters, so a character cut
         // at the end of the prefix is never shown, and a longer payload is always cut.
-        let prefix = &payload[..payload.len().min(limit.saturating_add(1).saturating_mul(4))];
+        let prefix = &payload[..payload.len().min(preview_bytes(limit))];
         out.push('"');
         let cut = escape_bytes_limited(prefix, limit, out);
         out.push('"');
@@ -441,6 +441,12 @@ fn push_preview(
             out.push('…');
         }
     }
+}
+
+/// The bytes a text preview of `limit` characters escapes; hex and base64 previews read
+/// fewer.
+fn preview_bytes(limit: usize) -> usize {
+    limit.saturating_add(1).saturating_mul(4)
 }
 
 /// `text` → `Text`.
@@ -469,6 +475,15 @@ fn push_right(out: &mut String, s: &str, width: usize) {
 }
 
 impl<W: Write> Sink for TableSink<W> {
+    fn payload_prefix(&self) -> Option<usize> {
+        match (self.opts.no_payload, self.opts.preview) {
+            (true, _) => Some(0),
+            // What `push_preview` reads of a payload: text is the longest.
+            (false, Some(limit)) => Some(preview_bytes(limit)),
+            (false, None) => None,
+        }
+    }
+
     fn capture_start(&mut self, first: Meta) {
         self.clock.start(first.ts);
     }
