@@ -46,9 +46,9 @@ use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 const EPOCH_ROUTES: usize = 4096;
 const EPOCH_BYTES: usize = 1 << 20;
 /// Epochs waiting in each channel.
-const EPOCHS_IN_FLIGHT: usize = 2;
+const EPOCHS_IN_FLIGHT: usize = 4;
 /// Chunks of records waiting from each worker.
-const CHUNKS_IN_FLIGHT: usize = 4;
+const CHUNKS_IN_FLIGHT: usize = 8;
 
 /// A TCP event whose bytes live in its batch's buffer.
 enum Work {
