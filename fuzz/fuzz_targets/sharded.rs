@@ -1,5 +1,7 @@
 //! Differential: the sharded dissector of `-j N` (three workers) must produce exactly the
-//! records and totals of the one-thread dissector, on arbitrary bytes read as a capture.
+//! records and totals of the one-thread dissector, on arbitrary bytes read as a capture; also
+//! for a sink that reads only a prefix of payloads and no problem-free frames, which the
+//! workers then cut and leave out.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -13,14 +15,33 @@ use wsdissect::sink::Sink;
 use wsdissect::tls::KeyLog;
 use wsdissect_fuzz::small_limits;
 
-/// Keeps every record, as its debug text.
+/// Keeps every record it reads, as its debug text.
 #[derive(Default)]
-struct Recorder(Vec<String>);
+struct Recorder {
+    records: Vec<String>,
+    /// Reads only this many payload bytes, and no frame or message without problems.
+    prefix: Option<usize>,
+}
 
 impl Sink for Recorder {
     fn event(&mut self, ev: &Event<'_>) -> std::io::Result<()> {
-        self.0.push(format!("{ev:?}"));
+        let Some(keep) = self.prefix else {
+            self.records.push(format!("{ev:?}"));
+            return Ok(());
+        };
+        if matches!(ev, Event::Frame(_) | Event::Message(_)) && ev.problems().is_empty() {
+            return Ok(());
+        }
+        let mut ev = ev.clone();
+        ev.cut_payload(keep);
+        self.records.push(format!("{ev:?}"));
         Ok(())
+    }
+    fn payload_prefix(&self) -> Option<usize> {
+        self.prefix
+    }
+    fn reads_frames(&self) -> bool {
+        self.prefix.is_none()
     }
 }
 
@@ -46,18 +67,20 @@ fuzz_target!(|data: &[u8]| {
     let limits = small_limits(16);
     let opts =
         Options { limits, keep_frame_payload: true, keep_message_payload: true, mark_json: true };
-    let mut one = Recorder::default();
-    let one_totals = {
-        let mut dissector = Dissector::new(opts.clone(), false, &mut one);
-        read(data, &mut dissector);
-        dissector.finish().expect("the recorder never fails")
-    };
-    let mut three = Recorder::default();
-    let (three_totals, _) = run_sharded(opts, KeyLog::default(), 3, &mut three, |d| {
-        read(data, d);
-        Ok(Ok(()))
-    })
-    .expect("the recorder never fails");
-    assert_eq!(one.0, three.0);
-    assert_eq!(format!("{one_totals:?}"), format!("{three_totals:?}"));
+    for prefix in [None, Some(data.len() % 7)] {
+        let mut one = Recorder { records: Vec::new(), prefix };
+        let one_totals = {
+            let mut dissector = Dissector::new(opts.clone(), false, &mut one);
+            read(data, &mut dissector);
+            dissector.finish().expect("the recorder never fails")
+        };
+        let mut three = Recorder { records: Vec::new(), prefix };
+        let (three_totals, _) = run_sharded(opts.clone(), KeyLog::default(), 3, &mut three, |d| {
+            read(data, d);
+            Ok(Ok(()))
+        })
+        .expect("the recorder never fails");
+        assert_eq!(one.records, three.records);
+        assert_eq!(format!("{one_totals:?}"), format!("{three_totals:?}"));
+    }
 });

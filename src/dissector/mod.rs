@@ -446,8 +446,8 @@ struct Sequencer<'s> {
     sink: &'s mut dyn Sink,
     all: bool,
     class: HashMap<u64, Class>,
-    /// Records held back, each with its [`payload_size`].
-    held: VecDeque<(Event<'static>, usize)>,
+    /// Records held back, each with its [`payload_size`] (`None`: one the sink does not read).
+    held: VecDeque<(Option<Event<'static>>, usize)>,
     held_bytes: usize,
     now: u64,
     error: Option<io::Error>,
@@ -538,8 +538,7 @@ impl<'s> Sequencer<'s> {
 
     fn release(&mut self, force: bool) {
         while let Some((front, _)) = self.held.front() {
-            let blocked = self.must_hold(front);
-            if blocked {
+            if let Some(front) = front.as_ref().filter(|ev| self.must_hold(ev)) {
                 let stale = front.packet().saturating_add(HOLD_PACKETS) < self.now
                     || self.held_bytes > HOLD_BYTES;
                 if !(force || stale) {
@@ -552,7 +551,9 @@ impl<'s> Sequencer<'s> {
             }
             let Some((ev, size)) = self.held.pop_front() else { return };
             self.held_bytes = self.held_bytes.saturating_sub(size);
-            self.pass_owned(ev);
+            if let Some(ev) = ev {
+                self.pass_owned(ev);
+            }
         }
     }
 
@@ -641,8 +642,25 @@ impl Sequencer<'_> {
             return;
         }
         self.held_bytes += size;
-        self.held.push_back((ev, size));
+        self.held.push_back((Some(ev), size));
         self.release(false);
+    }
+
+    /// A frame or message record that was not handed over, because the sink does not read
+    /// it (`Sink::reads_frames`): counted, and held in its place while records are held, so
+    /// that what is held weighs what it weighs with the record.
+    fn unread(&mut self, message: bool, size: usize) {
+        self.emitted += 1;
+        if message {
+            self.messages += 1;
+        } else {
+            self.frames += 1;
+        }
+        if !self.held.is_empty() {
+            self.held_bytes += size;
+            self.held.push_back((None, size));
+            self.release(false);
+        }
     }
 
     /// Counts a record, and completes a connection record's problems (counted as the session
@@ -689,7 +707,7 @@ impl Emitter for Sequencer<'_> {
         }
         let size = payload_size(&ev);
         self.held_bytes += size;
-        self.held.push_back((ev.into_owned(), size));
+        self.held.push_back((Some(ev.into_owned()), size));
         self.release(false);
     }
 

@@ -89,6 +89,12 @@ enum Item {
     /// A record and its [`super::payload_size`] before any cut.
     Record(Event<'static>, usize),
     Classify(u64, bool),
+    /// A frame (or message) record without problems that the sink does not read: counted,
+    /// and weighed while records are held, but not handed over.
+    Unread {
+        message: bool,
+        size: usize,
+    },
 }
 
 /// A worker's records, sent in chunks: `ends` lists where the records of each of its events
@@ -121,6 +127,8 @@ struct Chunker {
     closed: bool,
     /// The sink's [`Sink::payload_prefix`]: payloads are cut to it.
     payload_prefix: Option<usize>,
+    /// The sink's [`Sink::reads_frames`].
+    reads_frames: bool,
 }
 
 impl Chunker {
@@ -152,6 +160,13 @@ impl Chunker {
 
 impl Emitter for Chunker {
     fn emit(&mut self, mut ev: Event<'_>) {
+        if !self.reads_frames && ev.problems().is_empty() {
+            if let Event::Frame(_) | Event::Message(_) = ev {
+                let message = matches!(ev, Event::Message(_));
+                self.push(Item::Unread { message, size: super::payload_size(&ev) }, 16);
+                return;
+            }
+        }
         let size = super::payload_size(&ev);
         if let Some(keep) = self.payload_prefix {
             ev.cut_payload(keep);
@@ -372,12 +387,19 @@ fn work(
     tx: SyncSender<Records>,
     spare: SyncSender<Batch>,
     payload_prefix: Option<usize>,
+    reads_frames: bool,
 ) -> Accounting {
     let mut conns: HashMap<u64, Box<WorkerConn>> = HashMap::default();
     let mut acct = Accounting::default();
     let mut sids = SidTable::default();
-    let mut out =
-        Chunker { chunk: Records::with_capacity(), bytes: 0, tx, closed: false, payload_prefix };
+    let mut out = Chunker {
+        chunk: Records::with_capacity(),
+        bytes: 0,
+        tx,
+        closed: false,
+        payload_prefix,
+        reads_frames,
+    };
     for mut batch in rx {
         let Batch { work, data } = &mut batch;
         for w in work.drain(..) {
@@ -457,6 +479,7 @@ fn replay(seq: &mut Sequencer<'_>, item: Item) {
     match item {
         Item::Record(ev, size) => seq.emit_owned(ev, size),
         Item::Classify(stream, websocket) => seq.classify(stream, websocket),
+        Item::Unread { message, size } => seq.unread(message, size),
     }
 }
 
@@ -506,7 +529,7 @@ where
     R: FnOnce(&mut dyn Dissect) -> io::Result<Result<(), String>> + Send,
 {
     let workers = workers.clamp(1, SID_PARTITIONS);
-    let payload_prefix = sink.payload_prefix();
+    let (payload_prefix, reads_frames) = (sink.payload_prefix(), sink.reads_frames());
     let mut seq = Sequencer::new(sink, false);
     let (route_tx, route_rx) = sync_channel::<Vec<Route>>(EPOCHS_IN_FLIGHT);
     let (spare_tx, spare_rx) = sync_channel::<Batch>(workers * EPOCHS_IN_FLIGHT);
@@ -541,9 +564,10 @@ where
         for (brx, rtx) in shards {
             let keys = keys.clone();
             let spare = spare_tx.clone();
-            let h = std::thread::Builder::new()
-                .name("dissect".into())
-                .spawn_scoped(s, move || work(opts, keys, brx, rtx, spare, payload_prefix))?;
+            let h =
+                std::thread::Builder::new().name("dissect".into()).spawn_scoped(s, move || {
+                    work(opts, keys, brx, rtx, spare, payload_prefix, reads_frames)
+                })?;
             handles.push(h);
         }
         let reading =

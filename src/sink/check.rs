@@ -187,6 +187,9 @@ impl<W: Write> Sink for CheckSink<W> {
     fn payload_prefix(&self) -> Option<usize> {
         Some(0)
     }
+    fn reads_frames(&self) -> bool {
+        false
+    }
 
     fn begin(&mut self, info: &RunInfo) -> io::Result<()> {
         if self.json {
@@ -255,6 +258,9 @@ impl<W: Write> Sink for CheckSink<W> {
                 self.handshakes_ok += 1;
             }
             _ => {}
+        }
+        if ev.problems().is_empty() {
+            return Ok(());
         }
         let (what, from) = match ev {
             Event::Tcp(r) => (format!("TCP {}", r.kind.as_str()), Some(r.from)),

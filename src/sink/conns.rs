@@ -226,6 +226,9 @@ impl<W: Write> Sink for ConnsTable<W> {
     fn payload_prefix(&self) -> Option<usize> {
         Some(0)
     }
+    fn reads_frames(&self) -> bool {
+        false
+    }
 
     fn event(&mut self, ev: &Event<'_>) -> io::Result<()> {
         match ev {

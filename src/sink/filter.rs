@@ -261,6 +261,11 @@ impl Sink for Filter<'_> {
         }
         self.inner.payload_prefix()
     }
+    fn reads_frames(&self) -> bool {
+        // Host and port selection remembers each stream's endpoints from the first record
+        // that carries them, which may be a frame.
+        self.inner.reads_frames() || !self.spec.hosts.is_empty() || !self.spec.ports.is_empty()
+    }
 
     fn begin(&mut self, info: &RunInfo) -> io::Result<()> {
         self.inner.begin(info)

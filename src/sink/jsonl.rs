@@ -184,6 +184,10 @@ impl<W: Write> JsonlSink<W> {
 }
 
 impl<W: Write> Sink for JsonlSink<W> {
+    fn reads_frames(&self) -> bool {
+        let s = &self.select;
+        s.frames || s.messages || s.control_messages
+    }
     fn payload_prefix(&self) -> Option<usize> {
         let s = &self.select;
         if s.frames || s.messages || s.control_messages {

@@ -95,4 +95,10 @@ pub trait Sink {
     fn payload_prefix(&self) -> Option<usize> {
         None
     }
+    /// Whether the sink reads frame and message records that carry no problem. One that does
+    /// not (summaries, verdicts) has the dissecting threads of `-j` hand over only how many
+    /// there were.
+    fn reads_frames(&self) -> bool {
+        true
+    }
 }
