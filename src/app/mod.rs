@@ -15,6 +15,7 @@
 
 pub mod engineio;
 pub mod graphql;
+pub mod json_text;
 pub mod mqtt;
 pub mod polling;
 pub mod stomp;
@@ -194,7 +195,7 @@ pub fn is_json(payload: &[u8]) -> bool {
     if !matches!(first, b'{' | b'[' | b'"' | b'-' | b'0'..=b'9' | b't' | b'f' | b'n') {
         return false;
     }
-    serde_json::from_slice::<serde::de::IgnoredAny>(payload).is_ok()
+    json_text::is_json_text(payload)
 }
 
 /// Sets a payload in an `app` object the way records carry payloads: UTF-8 text under
