@@ -11,6 +11,8 @@ use flate2::{Decompress, FlushDecompress, Status};
 /// The tail a sender removes from each compressed message (RFC 7692 §7.2.1).
 const TAIL: [u8; 4] = [0x00, 0x00, 0xff, 0xff];
 const SCRATCH: usize = 32 << 10;
+/// Spare room below which an output buffer is grown before inflating into it.
+const MIN_SPARE: usize = 1 << 10;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum InflateError {
@@ -123,11 +125,16 @@ impl Inflater {
             let before_out = self.z.total_out();
             let room = keep_limit.saturating_sub(out.len());
             let (status, offered) = if room > 0 {
-                let want = room.min(SCRATCH.max(input.len().saturating_mul(4)));
                 let start = out.len();
                 // Into spare capacity: zeroing `want` bytes per call first cost more than
-                // inflating small messages.
-                out.reserve_exact(want);
+                // inflating small messages. Room left over from the last call is used first
+                // (the message's 4-byte tail usually adds nothing, and reserving for it
+                // copied every inflated message), then grown by at least as much again as
+                // there is already.
+                if out.capacity() - start < MIN_SPARE.min(room) {
+                    let guess = SCRATCH.max(input.len().saturating_mul(4)).max(start);
+                    out.reserve_exact(room.min(guess));
+                }
                 let r = self.z.decompress_vec(input, out, FlushDecompress::Sync);
                 if out.len() > start + room {
                     // The allocator gave more capacity than asked: keep no more than allowed.
