@@ -486,10 +486,20 @@ impl DirState {
             _ => {}
         }
         // A text frame's own bytes are text only when they are valid UTF-8 by themselves
-        // (a fragment may end inside a character); otherwise they are shown as bytes.
+        // (a fragment may end inside a character); otherwise they are shown as bytes. The
+        // first frame of an uncompressed message, kept whole, went through the message's
+        // validator already, which says so unless it stopped inside a character.
+        let validated = missing == 0
+            && self.message.as_ref().is_some_and(|m| {
+                m.frames == 0
+                    && !m.compressed
+                    && !m.utf8_failed
+                    && m.utf8.at_char_boundary()
+                    && m.len == kept.len() as u64
+            });
         if payload_is_text
             && (self.message.as_ref().is_some_and(|m| m.compressed)
-                || !crate::ws::utf8::is_valid(&kept))
+                || !(validated || crate::ws::utf8::is_valid(&kept)))
         {
             payload_is_text = false;
         }

@@ -1231,3 +1231,90 @@ fn millis_between(a: Meta, b: Meta) -> f64 {
     let nanos = f64::from(b.ts.nanos) - f64::from(a.ts.nanos);
     (secs * 1e3 + nanos / 1e6).max(0.0)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::capture::Timestamp;
+    use std::net::Ipv4Addr;
+
+    /// Frame records as (opcode, payload, shown as text), and message records' text.
+    #[derive(Default)]
+    struct Seen {
+        frames: Vec<(u8, Vec<u8>, bool)>,
+        messages: Vec<(Vec<u8>, bool)>,
+    }
+
+    impl Emitter for Seen {
+        fn emit(&mut self, ev: Event<'_>) {
+            match ev {
+                Event::Frame(f) => {
+                    self.frames.push((f.opcode, f.payload.to_vec(), f.payload_is_text))
+                }
+                Event::Message(m) => self.messages.push((m.payload.to_vec(), m.is_text)),
+                _ => {}
+            }
+        }
+        fn classify(&mut self, _stream: u64, _websocket: bool) {}
+    }
+
+    /// A server frame (unmasked) with a payload under 126 bytes.
+    fn server_frame(fin: bool, opcode: u8, payload: &[u8]) -> Vec<u8> {
+        let mut f = vec![u8::from(fin) << 7 | opcode, payload.len() as u8];
+        f.extend_from_slice(payload);
+        f
+    }
+
+    #[test]
+    fn a_text_frame_is_text_by_itself_only_when_its_own_bytes_are_valid() {
+        let at = |port| Endpoint { addr: Ipv4Addr::LOCALHOST.into(), port };
+        let info = ConnInfo {
+            stream: 0,
+            client: at(40000),
+            server: at(80),
+            roles_from_syn: true,
+            first_packet: 1,
+            first_ts: Timestamp::default(),
+        };
+        let request = b"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+            Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n";
+        let response = b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\
+            Connection: Upgrade\r\nSec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n";
+        let mut server = Vec::new();
+        server.extend_from_slice(response);
+        // One frame; a message whose first fragment ends inside "é"; one whose first fragment
+        // ends between characters; and a single frame that is not UTF-8.
+        server.extend(server_frame(true, 1, "héllo".as_bytes()));
+        server.extend(server_frame(false, 1, b"caf\xc3"));
+        server.extend(server_frame(true, 0, b"\xa9!"));
+        server.extend(server_frame(false, 1, "ab".as_bytes()));
+        server.extend(server_frame(true, 0, "cd".as_bytes()));
+        server.extend(server_frame(true, 1, b"bad \xff"));
+        let opts = Options::default();
+        let (mut seen, mut acct, mut sids) =
+            (Seen::default(), Accounting::default(), SidTable::default());
+        let mut session = Session::default();
+        let events = [
+            TcpEvent::Data { from: Side::Client, offset: 0, data: request },
+            TcpEvent::Data { from: Side::Server, offset: 0, data: &server },
+        ];
+        for (i, ev) in events.into_iter().enumerate() {
+            let meta = Meta { packet: i as u64 + 1, ..Meta::default() };
+            let mut ctx = Ctx { opts: &opts, out: &mut seen, acct: &mut acct, sids: &mut sids };
+            session.on_tcp(&info, meta, ev, &mut ctx);
+        }
+        let texts: Vec<bool> = seen.frames.iter().map(|f| f.2).collect();
+        assert_eq!(texts, [true, false, false, true, true, false], "{:?}", seen.frames);
+        let messages: Vec<(&[u8], bool)> =
+            seen.messages.iter().map(|(p, t)| (&p[..], *t)).collect();
+        assert_eq!(
+            messages,
+            [
+                ("héllo".as_bytes(), true),
+                ("café!".as_bytes(), true),
+                (&b"abcd"[..], true),
+                (&b"bad \xff"[..], false)
+            ]
+        );
+    }
+}

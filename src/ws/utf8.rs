@@ -93,6 +93,11 @@ impl Utf8Stream {
         }
     }
 
+    /// Whether the bytes so far end with a whole character (none is carried).
+    pub fn at_char_boundary(&self) -> bool {
+        self.carry_len == 0
+    }
+
     /// The message ended: an unfinished character is an error.
     pub fn finish(&mut self) -> Result<(), Utf8Error> {
         let r = if self.carry_len == 0 { Ok(()) } else { Err(Utf8Error) };
