@@ -62,8 +62,19 @@ pub fn escape_bytes_limited(bytes: &[u8], limit: usize, out: &mut String) -> boo
         *left = 0;
         true
     };
-    for chunk in bytes.utf8_chunks() {
-        let mut rest = chunk.valid();
+    // Payload text is nearly always valid: checked whole (SIMD), it is one chunk;
+    // `utf8_chunks` walks it byte by byte.
+    let (valid, tail) = match simdutf8::compat::from_utf8(bytes) {
+        Ok(text) => (text, &[][..]),
+        Err(e) => (
+            simdutf8::basic::from_utf8(&bytes[..e.valid_up_to()]).unwrap_or_default(),
+            &bytes[e.valid_up_to()..],
+        ),
+    };
+    let first = std::iter::once((valid, &[][..]));
+    let rest = tail.utf8_chunks().map(|c| (c.valid(), c.invalid()));
+    for (valid, invalid) in first.chain(rest) {
+        let mut rest = valid;
         while !rest.is_empty() {
             let plain =
                 rest.bytes().take_while(|&b| (0x20..0x7f).contains(&b) && b != b'\\').count();
@@ -82,7 +93,7 @@ pub fn escape_bytes_limited(bytes: &[u8], limit: usize, out: &mut String) -> boo
                 return true;
             }
         }
-        for b in chunk.invalid() {
+        for b in invalid {
             one.clear();
             let _ = write!(one, "\\x{b:02x}");
             if push(&one, &mut left, out) {
