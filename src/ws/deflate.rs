@@ -132,8 +132,11 @@ impl Inflater {
                 // copied every inflated message), then grown by at least as much again as
                 // there is already.
                 if out.capacity() - start < MIN_SPARE.min(room) {
-                    let guess = SCRATCH.max(input.len().saturating_mul(4)).max(start);
-                    out.reserve_exact(room.min(guess));
+                    let guess = MIN_SPARE.max(input.len().saturating_mul(4)).max(start);
+                    // No further than just past the inflate limit, which bounds memory.
+                    let budget = self.max_output.saturating_sub(self.produced).saturating_add(1);
+                    let budget = usize::try_from(budget).unwrap_or(usize::MAX);
+                    out.reserve_exact(room.min(guess).min(budget));
                 }
                 let r = self.z.decompress_vec(input, out, FlushDecompress::Sync);
                 if out.len() > start + room {
