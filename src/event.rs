@@ -444,7 +444,8 @@ impl Event<'_> {
         *missing = missing.saturating_add((payload.len() - keep) as u64);
         match payload {
             Cow::Borrowed(b) => *b = &b[..keep],
-            Cow::Owned(v) => v.truncate(keep),
+            // A fresh buffer: the old one's capacity would stay with the few bytes kept.
+            Cow::Owned(v) => *v = v[..keep].to_vec(),
         }
     }
 

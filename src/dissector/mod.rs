@@ -496,15 +496,6 @@ impl<'s> Sequencer<'s> {
         }
     }
 
-    fn deliver(&mut self, ev: &Event<'_>) {
-        if self.error.is_some() {
-            return;
-        }
-        if let Err(e) = self.sink.event(ev) {
-            self.error = Some(e);
-        }
-    }
-
     /// Whether a record must wait for its connection to be classified.
     fn must_hold(&self, ev: &Event<'_>) -> bool {
         if self.all {
@@ -557,7 +548,8 @@ impl<'s> Sequencer<'s> {
         }
     }
 
-    /// [`Self::pass`] of a record the sink may keep without copying it.
+    /// Delivers a record if it is shown (the sink may keep it without copying it); a
+    /// connection record retires its stream's class.
     fn pass_owned(&mut self, ev: Event<'static>) {
         let retired = match &ev {
             Event::Connection(c) => Some(c.stream),
@@ -570,16 +562,6 @@ impl<'s> Sequencer<'s> {
         }
         if let Some(stream) = retired {
             self.class.remove(&stream);
-        }
-    }
-
-    /// Delivers a record if it is shown; a connection record retires its stream's class.
-    fn pass(&mut self, ev: &Event<'_>) {
-        if self.shown(ev) {
-            self.deliver(ev);
-        }
-        if let Event::Connection(c) = ev {
-            self.class.remove(&c.stream);
         }
     }
 
@@ -702,7 +684,9 @@ impl Emitter for Sequencer<'_> {
     fn emit(&mut self, mut ev: Event<'_>) {
         self.count(&mut ev);
         if self.held.is_empty() && !self.must_hold(&ev) {
-            self.pass(&ev);
+            // Sessions hand over their payload buffers (the records own them), so this moves
+            // rather than copies, and a sink that keeps records takes them as they are.
+            self.pass_owned(ev.into_owned());
             return;
         }
         let size = payload_size(&ev);

@@ -454,10 +454,12 @@ impl DirState {
                             problems.push(ProblemCode::InvalidCloseCode);
                         }
                         match std::str::from_utf8(&kept[2..]) {
-                            Ok(s) => close_reason = Some(Cow::Borrowed(s)),
+                            // Owned, so that the payload can move into the record.
+                            Ok(s) => close_reason = Some(Cow::Owned(s.to_owned())),
                             Err(_) => {
                                 problems.push(ProblemCode::InvalidUtf8);
-                                close_reason = Some(String::from_utf8_lossy(&kept[2..]));
+                                let lossy = String::from_utf8_lossy(&kept[2..]);
+                                close_reason = Some(Cow::Owned(lossy.into_owned()));
                             }
                         }
                     }
@@ -520,7 +522,9 @@ impl DirState {
             len_form: h.len_form,
             close_code,
             close_reason,
-            payload: Cow::Borrowed(&kept),
+            // Moved, not borrowed: a sink that keeps records (another thread formats them)
+            // then takes the bytes without a copy.
+            payload: Cow::Owned(kept),
             payload_is_text,
             payload_missing: missing,
             app: None,
@@ -601,11 +605,8 @@ impl DirState {
             stats.compressed_wire_bytes = stats.compressed_wire_bytes.saturating_add(msg.wire_len);
             stats.compressed_app_bytes = stats.compressed_app_bytes.saturating_add(msg.len);
         }
-        let payload: Cow<'_, [u8]> = if ctx.opts.keep_message_payload {
-            Cow::Borrowed(&msg.kept)
-        } else {
-            Cow::Borrowed(&[])
-        };
+        let payload: Cow<'_, [u8]> =
+            if ctx.opts.keep_message_payload { Cow::Owned(msg.kept) } else { Cow::Borrowed(&[]) };
         ctx.out.emit(Event::Message(MessageRecord {
             meta,
             first_packet: msg.first_packet,
