@@ -152,6 +152,20 @@ impl<'b> Obj<'b> {
         self
     }
 
+    /// Runs `write` and returns the bytes it added (members it wrote with this object).
+    pub fn capture(&mut self, write: impl FnOnce(&mut Self)) -> &[u8] {
+        let start = self.buf.len();
+        write(self);
+        self.buf.get(start..).unwrap_or_default()
+    }
+
+    /// Appends members written before by [`Obj::capture`] (they begin with their comma).
+    pub fn members(&mut self, written: &[u8]) -> &mut Self {
+        self.first = false;
+        self.buf.extend_from_slice(written);
+        self
+    }
+
     /// Closes the object and ends the line.
     pub fn end(&mut self) {
         self.buf.extend_from_slice(b"}\n");

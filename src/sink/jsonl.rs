@@ -142,6 +142,7 @@ pub struct JsonlSink<W: Write> {
     /// Drop what varies between recordings of one scenario (`--normalize`).
     normalize: bool,
     records: u64,
+    memo: PayloadMemo,
 }
 
 impl<W: Write> JsonlSink<W> {
@@ -154,6 +155,7 @@ impl<W: Write> JsonlSink<W> {
             array,
             normalize: false,
             records: 0,
+            memo: PayloadMemo::default(),
         }
     }
 
@@ -218,11 +220,11 @@ impl<W: Write> Sink for JsonlSink<W> {
             Event::Request(r) if s.requests => write_request(buf, r),
             Event::Handshake(r) if s.handshakes => write_handshake(buf, r),
             Event::Tls(r) if s.handshakes => write_tls(buf, r),
-            Event::Frame(r) if s.frames => write_frame(buf, r, self.payload),
+            Event::Frame(r) if s.frames => write_frame(buf, r, self.payload, &mut self.memo),
             Event::Frame(r) if s.control_messages && r.opcode >= 8 => {
                 write_control_message(buf, r, self.payload)
             }
-            Event::Message(r) if s.messages => write_message(buf, r, self.payload),
+            Event::Message(r) if s.messages => write_message(buf, r, self.payload, &mut self.memo),
             Event::Problem(r) if s.problems => write_problem(buf, r),
             Event::Connection(r) if s.connections => write_connection(buf, r),
             Event::Packet(r) if s.packets => write_packet(buf, r),
@@ -244,6 +246,57 @@ impl<W: Write> Sink for JsonlSink<W> {
 
 fn problems(obj: &mut Obj<'_>, codes: &[ProblemCode]) {
     obj.str_array("problems", codes.iter().map(|c| c.as_str()));
+}
+
+/// The payload keys of the last data frame, for its message: a message of one uncompressed
+/// frame carries the same payload, and escaping or encoding payloads is most of the work of
+/// formatting.
+#[derive(Default)]
+pub struct PayloadMemo {
+    payload: Vec<u8>,
+    is_text: bool,
+    missing: bool,
+    /// What [`payload_keys`] wrote (`,"text":...`), empty when nothing is kept.
+    keys: Vec<u8>,
+}
+
+impl PayloadMemo {
+    /// Writes the payload keys, remembering them.
+    fn write(
+        &mut self,
+        obj: &mut Obj<'_>,
+        payload: &[u8],
+        text: bool,
+        missing: u64,
+        opts: PayloadOpts,
+    ) {
+        let keys = obj.capture(|o| payload_keys(o, payload, text, missing, opts));
+        self.keys.clear();
+        self.keys.extend_from_slice(keys);
+        self.payload.clear();
+        self.payload.extend_from_slice(payload);
+        (self.is_text, self.missing) = (text, missing > 0);
+    }
+
+    /// Writes the payload keys, the remembered ones when they are for this payload.
+    fn reuse(
+        &mut self,
+        obj: &mut Obj<'_>,
+        payload: &[u8],
+        text: bool,
+        missing: u64,
+        opts: PayloadOpts,
+    ) {
+        let same = !self.keys.is_empty()
+            && (self.is_text, self.missing) == (text, missing > 0)
+            && self.payload == payload;
+        if same {
+            obj.members(&self.keys);
+        } else {
+            payload_keys(obj, payload, text, missing, opts);
+        }
+        self.keys.clear();
+    }
 }
 
 /// Writes `text` or `bytes` (and `truncated`) for a payload.
@@ -398,7 +451,12 @@ pub fn write_tls(buf: &mut Vec<u8>, r: &TlsRecord) {
     o.end();
 }
 
-pub fn write_frame(buf: &mut Vec<u8>, r: &FrameRecord<'_>, opts: PayloadOpts) {
+pub fn write_frame(
+    buf: &mut Vec<u8>,
+    r: &FrameRecord<'_>,
+    opts: PayloadOpts,
+    memo: &mut PayloadMemo,
+) {
     let mut o = Obj::new(buf, "frame");
     o.u64("packet", r.meta.packet).u64("first_packet", r.first_packet).ts(
         "ts",
@@ -426,7 +484,7 @@ pub fn write_frame(buf: &mut Vec<u8>, r: &FrameRecord<'_>, opts: PayloadOpts) {
             _ => payload_keys(&mut o, &r.payload, false, r.payload_missing, opts),
         }
     } else {
-        payload_keys(&mut o, &r.payload, r.payload_is_text, r.payload_missing, opts);
+        memo.write(&mut o, &r.payload, r.payload_is_text, r.payload_missing, opts);
     }
     if let Some(app) = &r.app {
         o.raw("app", |b| write_app(b, app));
@@ -435,7 +493,12 @@ pub fn write_frame(buf: &mut Vec<u8>, r: &FrameRecord<'_>, opts: PayloadOpts) {
     o.end();
 }
 
-pub fn write_message(buf: &mut Vec<u8>, r: &MessageRecord<'_>, opts: PayloadOpts) {
+pub fn write_message(
+    buf: &mut Vec<u8>,
+    r: &MessageRecord<'_>,
+    opts: PayloadOpts,
+    memo: &mut PayloadMemo,
+) {
     let mut o = Obj::new(buf, "message");
     o.u64("stream", r.stream)
         .str("from", r.from.as_str())
@@ -449,7 +512,7 @@ pub fn write_message(buf: &mut Vec<u8>, r: &MessageRecord<'_>, opts: PayloadOpts
         .bool("compressed", r.compressed)
         .u64("wire_len", r.wire_len)
         .u64("len", r.len);
-    payload_keys(&mut o, &r.payload, r.is_text, r.payload_missing, opts);
+    memo.reuse(&mut o, &r.payload, r.is_text, r.payload_missing, opts);
     if r.json {
         o.bool("json", true);
     }
