@@ -203,14 +203,31 @@ pub struct MessageRecord<'a> {
     pub is_text: bool,
     /// Application bytes not kept (limit) or lost (gap, inflate failure).
     pub payload_missing: u64,
-    /// A text message that is one JSON value.
-    pub json: bool,
+    /// Whether it is text that is one JSON value, once decided: `None` until asked (see
+    /// [`MessageRecord::is_json`]), so that the check runs where the record is formatted, off
+    /// the dissecting thread; cutting the payload decides it first.
+    pub json: Option<bool>,
     /// What the connection's application protocol decoder made of it.
     pub app: Option<Box<App>>,
     pub problems: Vec<ProblemCode>,
 }
 
 impl MessageRecord<'_> {
+    /// Nothing of the message is missing or cut: application decoders and the JSON check see
+    /// only whole messages (a cut payload would give misleading answers).
+    pub fn is_whole(&self) -> bool {
+        self.payload_missing == 0
+            && self.payload.len() as u64 == self.len
+            && !self.problems.contains(&ProblemCode::IncompleteMessage)
+    }
+
+    /// Whether the message is whole text that is one JSON value.
+    pub fn is_json(&self) -> bool {
+        self.json.unwrap_or_else(|| {
+            self.is_text && self.is_whole() && crate::app::is_json(&self.payload)
+        })
+    }
+
     pub fn into_owned(self) -> MessageRecord<'static> {
         MessageRecord {
             meta: self.meta,
@@ -435,7 +452,12 @@ impl Event<'_> {
     pub fn cut_payload(&mut self, keep: usize) {
         let (payload, missing) = match self {
             Event::Frame(r) => (&mut r.payload, &mut r.payload_missing),
-            Event::Message(r) => (&mut r.payload, &mut r.payload_missing),
+            Event::Message(r) => {
+                if r.payload.len() > keep {
+                    r.json = Some(r.is_json());
+                }
+                (&mut r.payload, &mut r.payload_missing)
+            }
             _ => return,
         };
         if payload.len() <= keep {

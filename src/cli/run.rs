@@ -227,7 +227,6 @@ pub fn dissect(config: &Config, inputs: &[PathBuf], sink: &mut dyn Sink) -> io::
         keep_message_payload: !matches!(config.view, View::Conns | View::Check(_))
             || config.filter.grep.is_some()
             || !config.filter.wheres.is_empty(),
-        mark_json: config.json,
     };
     let keys = match load_keys(config) {
         Ok(k) => k,

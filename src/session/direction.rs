@@ -623,7 +623,7 @@ impl DirState {
             payload,
             is_text,
             payload_missing: msg.missing.saturating_add(not_kept),
-            json: false,
+            json: None,
             app: None,
             problems: msg.problems,
         }));

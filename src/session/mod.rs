@@ -15,7 +15,7 @@ pub use direction::{opcode_slot, DeflateSetup};
 
 use crate::app::engineio::query_param;
 use crate::app::polling::{is_polling_request, Polling, SidTable};
-use crate::app::{is_json, AppConn, AppMessage, Hints};
+use crate::app::{AppConn, AppMessage, Hints};
 use crate::event::{AppRecord, MessageRecord};
 use crate::event::{
     CloseInfo, ConnectionRecord, Event, HandshakeRecord, Meta, ProblemRecord, RequestRecord,
@@ -47,19 +47,11 @@ pub struct Options {
     pub keep_frame_payload: bool,
     /// Keep message payloads for message records.
     pub keep_message_payload: bool,
-    /// Check whether text messages are JSON (`"json": true`); only JSON output shows it, and
-    /// the check is a parse of every text message.
-    pub mark_json: bool,
 }
 
 impl Default for Options {
     fn default() -> Self {
-        Options {
-            limits: Limits::default(),
-            keep_frame_payload: true,
-            keep_message_payload: true,
-            mark_json: true,
-        }
+        Options { limits: Limits::default(), keep_frame_payload: true, keep_message_payload: true }
     }
 }
 
@@ -404,12 +396,7 @@ impl Session {
                 ctx.opts
             };
         // Messages pass through the application layer on their way out.
-        let mut tap = AppTap {
-            inner: &mut *ctx.out,
-            app: self.app.as_deref_mut(),
-            held: None,
-            mark_json: ctx.opts.mark_json,
-        };
+        let mut tap = AppTap { inner: &mut *ctx.out, app: self.app.as_deref_mut(), held: None };
         let mut app_ctx = Ctx { opts, out: &mut tap, acct: &mut *ctx.acct, sids: &mut *ctx.sids };
         dir.on_data(data, meta, &ends, &mut app_ctx);
         tap.flush();
@@ -1129,7 +1116,6 @@ struct AppTap<'o> {
     inner: &'o mut dyn Emitter,
     app: Option<&'o mut AppConn>,
     held: Option<Event<'static>>,
-    mark_json: bool,
 }
 
 impl AppTap<'_> {
@@ -1153,7 +1139,7 @@ impl Emitter for AppTap<'_> {
                 return;
             }
             Event::Message(m) => {
-                annotate(self.app.as_deref_mut(), m, self.mark_json);
+                annotate(self.app.as_deref_mut(), m);
                 if let Some(Event::Frame(f)) = self.held.as_mut() {
                     if m.frames == 1 && f.stream == m.stream && f.meta.packet == m.meta.packet {
                         f.app = m.app.clone();
@@ -1171,18 +1157,11 @@ impl Emitter for AppTap<'_> {
     }
 }
 
-fn annotate(app: Option<&mut AppConn>, m: &mut MessageRecord<'_>, mark_json: bool) {
-    // Only whole messages are decoded: a cut payload would only give misleading errors.
-    let whole = m.payload_missing == 0
-        && m.payload.len() as u64 == m.len
-        && !m.problems.contains(&ProblemCode::IncompleteMessage);
-    if !whole {
+fn annotate(app: Option<&mut AppConn>, m: &mut MessageRecord<'_>) {
+    let Some(app) = app else { return };
+    if !m.is_whole() {
         return;
     }
-    if m.is_text && mark_json {
-        m.json = is_json(&m.payload);
-    }
-    let Some(app) = app else { return };
     let msg = AppMessage {
         from: m.from,
         text: m.is_text,

@@ -513,7 +513,7 @@ pub fn write_message(
         .u64("wire_len", r.wire_len)
         .u64("len", r.len);
     memo.reuse(&mut o, &r.payload, r.is_text, r.payload_missing, opts);
-    if r.json {
+    if r.is_json() {
         o.bool("json", true);
     }
     if let Some(app) = &r.app {
