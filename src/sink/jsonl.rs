@@ -260,33 +260,34 @@ pub struct PayloadMemo {
     keys: Vec<u8>,
 }
 
-impl PayloadMemo {
-    /// Writes the payload keys, remembering them.
-    fn write(
-        &mut self,
-        obj: &mut Obj<'_>,
-        payload: &[u8],
-        text: bool,
-        missing: u64,
-        opts: PayloadOpts,
-    ) {
-        let keys = obj.capture(|o| payload_keys(o, payload, text, missing, opts));
-        self.keys.clear();
-        self.keys.extend_from_slice(keys);
-        self.payload.clear();
-        self.payload.extend_from_slice(payload);
-        (self.is_text, self.missing) = (text, missing > 0);
-    }
+/// What a record does with the [`PayloadMemo`].
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Memo {
+    /// Write the payload keys and remember them (a data frame).
+    Remember,
+    /// Write the remembered keys when they are for this payload (its message).
+    Reuse,
+}
 
-    /// Writes the payload keys, the remembered ones when they are for this payload.
-    fn reuse(
+impl PayloadMemo {
+    fn keys(
         &mut self,
+        memo: Memo,
         obj: &mut Obj<'_>,
         payload: &[u8],
         text: bool,
         missing: u64,
         opts: PayloadOpts,
     ) {
+        if memo == Memo::Remember {
+            let keys = obj.capture(|o| payload_keys(o, payload, text, missing, opts));
+            self.keys.clear();
+            self.keys.extend_from_slice(keys);
+            self.payload.clear();
+            self.payload.extend_from_slice(payload);
+            (self.is_text, self.missing) = (text, missing > 0);
+            return;
+        }
         let same = !self.keys.is_empty()
             && (self.is_text, self.missing) == (text, missing > 0)
             && self.payload == payload;
@@ -484,7 +485,8 @@ pub fn write_frame(
             _ => payload_keys(&mut o, &r.payload, false, r.payload_missing, opts),
         }
     } else {
-        memo.write(&mut o, &r.payload, r.payload_is_text, r.payload_missing, opts);
+        let (payload, text, missing) = (&r.payload, r.payload_is_text, r.payload_missing);
+        memo.keys(Memo::Remember, &mut o, payload, text, missing, opts);
     }
     if let Some(app) = &r.app {
         o.raw("app", |b| write_app(b, app));
@@ -512,7 +514,7 @@ pub fn write_message(
         .bool("compressed", r.compressed)
         .u64("wire_len", r.wire_len)
         .u64("len", r.len);
-    memo.reuse(&mut o, &r.payload, r.is_text, r.payload_missing, opts);
+    memo.keys(Memo::Reuse, &mut o, &r.payload, r.is_text, r.payload_missing, opts);
     if r.is_json() {
         o.bool("json", true);
     }
