@@ -263,8 +263,15 @@ impl Sink for Filter<'_> {
     }
     fn reads_frames(&self) -> bool {
         // Host and port selection remembers each stream's endpoints from the first record
-        // that carries them, which may be a frame.
-        self.inner.reads_frames() || !self.spec.hosts.is_empty() || !self.spec.ports.is_empty()
+        // that carries them, which may be a frame; text and problem selection hold a final
+        // frame back and decide it together with its message.
+        let spec = &self.spec;
+        self.inner.reads_frames()
+            || !spec.hosts.is_empty()
+            || !spec.ports.is_empty()
+            || spec.grep.is_some()
+            || !spec.wheres.is_empty()
+            || spec.only_problems
     }
 
     fn begin(&mut self, info: &RunInfo) -> io::Result<()> {
