@@ -205,7 +205,8 @@ pub struct MessageRecord<'a> {
     pub payload_missing: u64,
     /// Whether it is text that is one JSON value, once decided: `None` until asked (see
     /// [`MessageRecord::is_json`]), so that the check runs where the record is formatted, off
-    /// the dissecting thread; cutting the payload decides it first.
+    /// the dissecting thread, and only for views that show it; a `-j` worker that cuts the
+    /// payload for such a view decides it first.
     pub json: Option<bool>,
     /// What the connection's application protocol decoder made of it.
     pub app: Option<Box<App>>,
@@ -452,12 +453,7 @@ impl Event<'_> {
     pub fn cut_payload(&mut self, keep: usize) {
         let (payload, missing) = match self {
             Event::Frame(r) => (&mut r.payload, &mut r.payload_missing),
-            Event::Message(r) => {
-                if r.payload.len() > keep {
-                    r.json = Some(r.is_json());
-                }
-                (&mut r.payload, &mut r.payload_missing)
-            }
+            Event::Message(r) => (&mut r.payload, &mut r.payload_missing),
             _ => return,
         };
         if payload.len() <= keep {

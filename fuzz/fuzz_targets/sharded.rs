@@ -1,7 +1,7 @@
 //! Differential: the sharded dissector of `-j N` (three workers) must produce exactly the
 //! records and totals of the one-thread dissector, on arbitrary bytes read as a capture; also
-//! for a sink that reads only a prefix of payloads and no problem-free frames, which the
-//! workers then cut and leave out.
+//! for a sink that reads only a prefix of payloads, no problem-free frames and the JSON marks
+//! of messages, which the workers then cut, leave out and decide.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -33,6 +33,12 @@ impl Sink for Recorder {
             return Ok(());
         }
         let mut ev = ev.clone();
+        // As a JSON view with a payload limit: marked before it is cut.
+        if let Event::Message(m) = &mut ev {
+            if m.payload.len() > keep {
+                m.json = Some(m.is_json());
+            }
+        }
         ev.cut_payload(keep);
         self.records.push(format!("{ev:?}"));
         Ok(())
@@ -42,6 +48,9 @@ impl Sink for Recorder {
     }
     fn reads_frames(&self) -> bool {
         self.prefix.is_none()
+    }
+    fn reads_json_marks(&self) -> bool {
+        self.prefix.is_some()
     }
 }
 

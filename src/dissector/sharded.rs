@@ -129,6 +129,8 @@ struct Chunker {
     payload_prefix: Option<usize>,
     /// The sink's [`Sink::reads_frames`].
     reads_frames: bool,
+    /// The sink's [`Sink::reads_json_marks`].
+    reads_json_marks: bool,
 }
 
 impl Chunker {
@@ -169,6 +171,11 @@ impl Emitter for Chunker {
         }
         let size = super::payload_size(&ev);
         if let Some(keep) = self.payload_prefix {
+            if let (true, Event::Message(m)) = (self.reads_json_marks, &mut ev) {
+                if m.payload.len() > keep {
+                    m.json = Some(m.is_json());
+                }
+            }
             ev.cut_payload(keep);
         }
         let bytes = super::payload_size(&ev);
@@ -387,7 +394,7 @@ fn work(
     tx: SyncSender<Records>,
     spare: SyncSender<Batch>,
     payload_prefix: Option<usize>,
-    reads_frames: bool,
+    reads: (bool, bool),
 ) -> Accounting {
     let mut conns: HashMap<u64, Box<WorkerConn>> = HashMap::default();
     let mut acct = Accounting::default();
@@ -398,7 +405,8 @@ fn work(
         tx,
         closed: false,
         payload_prefix,
-        reads_frames,
+        reads_frames: reads.0,
+        reads_json_marks: reads.1,
     };
     for mut batch in rx {
         let Batch { work, data } = &mut batch;
@@ -529,7 +537,8 @@ where
     R: FnOnce(&mut dyn Dissect) -> io::Result<Result<(), String>> + Send,
 {
     let workers = workers.clamp(1, SID_PARTITIONS);
-    let (payload_prefix, reads_frames) = (sink.payload_prefix(), sink.reads_frames());
+    let payload_prefix = sink.payload_prefix();
+    let reads = (sink.reads_frames(), sink.reads_json_marks());
     let mut seq = Sequencer::new(sink, false);
     let (route_tx, route_rx) = sync_channel::<Vec<Route>>(EPOCHS_IN_FLIGHT);
     let (spare_tx, spare_rx) = sync_channel::<Batch>(workers * EPOCHS_IN_FLIGHT);
@@ -566,7 +575,7 @@ where
             let spare = spare_tx.clone();
             let h =
                 std::thread::Builder::new().name("dissect".into()).spawn_scoped(s, move || {
-                    work(opts, keys, brx, rtx, spare, payload_prefix, reads_frames)
+                    work(opts, keys, brx, rtx, spare, payload_prefix, reads)
                 })?;
             handles.push(h);
         }

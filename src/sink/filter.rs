@@ -261,6 +261,9 @@ impl Sink for Filter<'_> {
         }
         self.inner.payload_prefix()
     }
+    fn reads_json_marks(&self) -> bool {
+        self.inner.reads_json_marks()
+    }
     fn reads_frames(&self) -> bool {
         // Host and port selection remembers each stream's endpoints from the first record
         // that carries them, which may be a frame; text and problem selection hold a final

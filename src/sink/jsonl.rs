@@ -186,6 +186,9 @@ impl<W: Write> JsonlSink<W> {
 }
 
 impl<W: Write> Sink for JsonlSink<W> {
+    fn reads_json_marks(&self) -> bool {
+        self.select.messages
+    }
     fn reads_frames(&self) -> bool {
         let s = &self.select;
         s.frames || s.messages || s.control_messages

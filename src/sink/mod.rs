@@ -101,4 +101,9 @@ pub trait Sink {
     fn reads_frames(&self) -> bool {
         true
     }
+    /// Whether the sink shows which text messages are JSON (`MessageRecord::is_json`), so
+    /// that a `-j` worker decides it before cutting a payload.
+    fn reads_json_marks(&self) -> bool {
+        false
+    }
 }
