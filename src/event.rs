@@ -449,11 +449,18 @@ impl Event<'_> {
     }
 
     /// Keeps the first `keep` payload bytes of a frame or message record and counts the rest
-    /// as missing, for a sink that reads no further (see `Sink::payload_prefix`).
-    pub fn cut_payload(&mut self, keep: usize) {
+    /// as missing, for a sink that reads no further (see `Sink::payload_prefix`). With
+    /// `json_marks` (the sink shows them), a message's JSON mark is decided on the whole
+    /// payload first.
+    pub fn cut_payload(&mut self, keep: usize, json_marks: bool) {
         let (payload, missing) = match self {
             Event::Frame(r) => (&mut r.payload, &mut r.payload_missing),
-            Event::Message(r) => (&mut r.payload, &mut r.payload_missing),
+            Event::Message(r) => {
+                if json_marks && r.payload.len() > keep {
+                    r.json = Some(r.is_json());
+                }
+                (&mut r.payload, &mut r.payload_missing)
+            }
             _ => return,
         };
         if payload.len() <= keep {
@@ -518,13 +525,13 @@ mod tests {
         };
         for payload in [Cow::Borrowed(&b"hello"[..]), Cow::Owned(b"hello".to_vec())] {
             let mut ev = frame(payload);
-            ev.cut_payload(9);
+            ev.cut_payload(9, true);
             let Event::Frame(f) = &ev else { unreachable!() };
             assert_eq!((&f.payload[..], f.payload_missing), (&b"hello"[..], 2), "nothing to cut");
-            ev.cut_payload(2);
+            ev.cut_payload(2, true);
             let Event::Frame(f) = &ev else { unreachable!() };
             assert_eq!((&f.payload[..], f.payload_missing, f.payload_len), (&b"he"[..], 5, 7));
-            ev.cut_payload(0);
+            ev.cut_payload(0, true);
             let Event::Frame(f) = &ev else { unreachable!() };
             assert_eq!((f.payload.len(), f.payload_missing), (0, 7));
         }

@@ -163,6 +163,17 @@ fn payloads_are_escaped_in_every_text_view() {
 }
 
 #[test]
+fn no_payload_leaves_no_trailing_space() {
+    // The close frames of this capture carry reasons, which `--payload none` leaves out.
+    let cap = path_str("crafted-hostile-text/capture.pcap");
+    let text = String::from_utf8(run(&["--payload", "none", &cap]).stdout).unwrap();
+    assert!(text.contains("1000 (Normal Closure)"), "{text}");
+    for line in text.lines() {
+        assert!(!line.ends_with(' '), "{line:?}");
+    }
+}
+
+#[test]
 fn color_only_when_asked_or_on_a_terminal() {
     let cap = path_str("crafted-frame-violations/capture.pcap");
     let plain = text_of(&[&cap]);

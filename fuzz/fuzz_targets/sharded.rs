@@ -34,12 +34,7 @@ impl Sink for Recorder {
         }
         let mut ev = ev.clone();
         // As a JSON view with a payload limit: marked before it is cut.
-        if let Event::Message(m) = &mut ev {
-            if m.payload.len() > keep {
-                m.json = Some(m.is_json());
-            }
-        }
-        ev.cut_payload(keep);
+        ev.cut_payload(keep, true);
         self.records.push(format!("{ev:?}"));
         Ok(())
     }

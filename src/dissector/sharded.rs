@@ -171,12 +171,7 @@ impl Emitter for Chunker {
         }
         let size = super::payload_size(&ev);
         if let Some(keep) = self.payload_prefix {
-            if let (true, Event::Message(m)) = (self.reads_json_marks, &mut ev) {
-                if m.payload.len() > keep {
-                    m.json = Some(m.is_json());
-                }
-            }
-            ev.cut_payload(keep);
+            ev.cut_payload(keep, self.reads_json_marks);
         }
         let bytes = super::payload_size(&ev);
         self.push(Item::Record(ev.into_owned(), size), bytes);

@@ -6,16 +6,48 @@ use std::fmt::Write;
 /// Escapes control characters (C0, DEL, C1), bidi overrides/isolates and other invisible
 /// formatting characters as `\n`, `\t`, `\xNN` or `\u{NNNN}`; everything else is kept.
 pub fn escape_text(s: &str, out: &mut String) {
+    let mut unlimited = usize::MAX;
+    escape_str_limited(s, &mut unlimited, out);
+}
+
+/// [`escape_text`] of `s`, stopping once `left` characters are written (`left` counts down);
+/// says whether it stopped short.
+fn escape_str_limited(s: &str, left: &mut usize, out: &mut String) -> bool {
     // Printable ASCII is copied in runs; everything else goes through the character match.
     let mut rest = s;
     while !rest.is_empty() {
         let plain = rest.bytes().take_while(|&b| (0x20..0x7f).contains(&b) && b != b'\\').count();
+        if plain > *left {
+            out.push_str(&rest[..*left]);
+            *left = 0;
+            return true;
+        }
         out.push_str(&rest[..plain]);
+        *left -= plain;
         rest = &rest[plain..];
         let Some(c) = rest.chars().next() else { break };
         rest = &rest[c.len_utf8()..];
+        let at = out.len();
         escape_char(c, out);
+        if keep_within(out, at, left) {
+            return true;
+        }
     }
+    false
+}
+
+/// Counts what was written to `out` from `at` against `left`; cuts it to what fits and says
+/// so when it does not.
+fn keep_within(out: &mut String, at: usize, left: &mut usize) -> bool {
+    let written = out[at..].chars().count();
+    if written <= *left {
+        *left -= written;
+        return false;
+    }
+    let end = out[at..].char_indices().nth(*left).map_or(out.len(), |(i, _)| at + i);
+    out.truncate(end);
+    *left = 0;
+    true
 }
 
 fn escape_char(c: char, out: &mut String) {
@@ -36,32 +68,13 @@ fn escape_char(c: char, out: &mut String) {
 
 /// Escapes arbitrary bytes: valid UTF-8 runs as [`escape_text`], other bytes as `\xNN`.
 pub fn escape_bytes(bytes: &[u8], out: &mut String) {
-    for chunk in bytes.utf8_chunks() {
-        escape_text(chunk.valid(), out);
-        for b in chunk.invalid() {
-            let _ = write!(out, "\\x{b:02x}");
-        }
-    }
+    escape_bytes_limited(bytes, usize::MAX, out);
 }
 
 /// Appends the first `limit` characters of what [`escape_bytes`] makes of `bytes`, and says
 /// whether it made more: a preview escapes only what it shows.
 pub fn escape_bytes_limited(bytes: &[u8], limit: usize, out: &mut String) -> bool {
     let mut left = limit;
-    let mut one = String::new();
-    // Appends `s`, whole or cut; true when cut.
-    let push = |s: &str, left: &mut usize, out: &mut String| -> bool {
-        let n = s.chars().count();
-        if n <= *left {
-            out.push_str(s);
-            *left -= n;
-            return false;
-        }
-        let end = s.char_indices().nth(*left).map_or(s.len(), |(i, _)| i);
-        out.push_str(&s[..end]);
-        *left = 0;
-        true
-    };
     // Payload text is nearly always valid: checked whole (SIMD), it is one chunk;
     // `utf8_chunks` walks it byte by byte.
     let (valid, tail) = match simdutf8::compat::from_utf8(bytes) {
@@ -74,29 +87,13 @@ pub fn escape_bytes_limited(bytes: &[u8], limit: usize, out: &mut String) -> boo
     let first = std::iter::once((valid, &[][..]));
     let rest = tail.utf8_chunks().map(|c| (c.valid(), c.invalid()));
     for (valid, invalid) in first.chain(rest) {
-        let mut rest = valid;
-        while !rest.is_empty() {
-            let plain =
-                rest.bytes().take_while(|&b| (0x20..0x7f).contains(&b) && b != b'\\').count();
-            if plain > left {
-                out.push_str(&rest[..left]);
-                return true;
-            }
-            out.push_str(&rest[..plain]);
-            left -= plain;
-            rest = &rest[plain..];
-            let Some(c) = rest.chars().next() else { break };
-            rest = &rest[c.len_utf8()..];
-            one.clear();
-            escape_char(c, &mut one);
-            if push(&one, &mut left, out) {
-                return true;
-            }
+        if escape_str_limited(valid, &mut left, out) {
+            return true;
         }
         for b in invalid {
-            one.clear();
-            let _ = write!(one, "\\x{b:02x}");
-            if push(&one, &mut left, out) {
+            let at = out.len();
+            let _ = write!(out, "\\x{b:02x}");
+            if keep_within(out, at, &mut left) {
                 return true;
             }
         }
@@ -151,8 +148,17 @@ mod tests {
             "😀😀😀😀x\u{200b}y".as_bytes(),
         ];
         for bytes in samples {
+            // Reference: character by character, each invalid byte as `\xNN`.
             let mut whole = String::new();
-            escape_bytes(bytes, &mut whole);
+            for chunk in bytes.utf8_chunks() {
+                chunk.valid().chars().for_each(|c| escape_char(c, &mut whole));
+                for b in chunk.invalid() {
+                    let _ = write!(whole, "\\x{b:02x}");
+                }
+            }
+            let mut all = String::new();
+            escape_bytes(bytes, &mut all);
+            assert_eq!(all, whole, "{bytes:?}");
             for limit in 0..whole.chars().count() + 2 {
                 let mut got = String::from("prefix ");
                 let cut = escape_bytes_limited(bytes, limit, &mut got);

@@ -489,7 +489,12 @@ pub fn write_frame(
         }
     } else {
         let (payload, text, missing) = (&r.payload, r.payload_is_text, r.payload_missing);
-        memo.keys(Memo::Remember, &mut o, payload, text, missing, opts);
+        // Only a final, uncompressed first frame can carry its message's payload.
+        if r.fin && matches!(r.opcode, 1 | 2) && r.rsv & 4 == 0 {
+            memo.keys(Memo::Remember, &mut o, payload, text, missing, opts);
+        } else {
+            payload_keys(&mut o, payload, text, missing, opts);
+        }
     }
     if let Some(app) = &r.app {
         o.raw("app", |b| write_app(b, app));

@@ -141,8 +141,9 @@ pub struct TableSink<W: Write> {
     buf: String,
     /// A printed line's Info text, kept for the next line to write into.
     spare_info: String,
-    /// Escaped payload prefix, before it is cut to the preview length.
+    /// Hex or base64 of a payload prefix, before it is cut to the preview length.
     scratch: String,
+    /// The Time column of the line being printed, before it is padded.
     time: String,
 }
 
@@ -261,10 +262,6 @@ impl<W: Write> TableSink<W> {
         }
     }
 
-    fn preview(&self, payload: &[u8], is_text: bool, missing: u64) -> String {
-        payload_preview(&self.opts, payload, is_text, missing)
-    }
-
     fn frame_line(&mut self, r: &FrameRecord<'_>) -> (Line, usize) {
         let mut info = std::mem::take(&mut self.spare_info);
         info.push_str("WebSocket ");
@@ -289,9 +286,9 @@ impl<W: Write> TableSink<W> {
                     let _ = write!(info, " ({name})");
                 }
             }
-            if let Some(reason) = r.close_reason.as_deref().filter(|r| !r.is_empty()) {
-                let p = self.preview(reason.as_bytes(), true, 0);
-                let _ = write!(info, " {p}");
+            if let Some(reason) = r.close_reason.as_deref() {
+                let reason = reason.as_bytes();
+                push_preview(&self.opts, reason, true, 0, " ", &mut info, &mut self.scratch);
             }
         } else {
             if r.payload_len > 0 {

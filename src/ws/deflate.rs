@@ -129,7 +129,7 @@ impl Inflater {
             let room = keep_limit.saturating_sub(out.len());
             let (status, offered) = if room > 0 {
                 let start = out.len();
-                // Into spare capacity: zeroing `want` bytes per call first cost more than
+                // Into spare capacity: zeroing the room per call first cost more than
                 // inflating small messages. Room left over from the last call is used first
                 // (the message's 4-byte tail usually adds nothing, and reserving for it
                 // copied every inflated message), then grown by at least as much again as
