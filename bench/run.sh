@@ -14,22 +14,22 @@ export JOBS_SHOWN=$(nproc)  # the default -j: one dissecting thread per core
 cargo build --release --quiet
 bin=target/release/wsdissect
 
-measure() { # name file frames cmd...  → best wall time of $rounds, peak RSS
+measure() { # name file frames cmd...  → best wall time of $rounds, its CPU time, peak RSS
     local name=$1 file=$2 frames=$3; shift 3
-    local best="" rss=0
+    local best="" rss=0 cpu=0
     for _ in $(seq "$rounds"); do
         local t1 out tf
         tf=$(mktemp)
         local t0; t0=$(date +%s.%N)
-        /usr/bin/time -o "$tf" -f '%M' "$@" >/dev/null 2>/dev/null || true
+        /usr/bin/time -o "$tf" -f '%U %S %M' "$@" >/dev/null 2>/dev/null || true
         t1=$(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN{printf "%.3f", b-a}')
-        local m; m=$(tail -1 "$tf"); rm -f "$tf"
-        if [ -z "$best" ] || awk "BEGIN{exit !($t1 < $best)}"; then best=$t1; fi
+        local m c; m=$(tail -1 "$tf" | awk '{print $3}'); c=$(tail -1 "$tf" | awk '{printf "%.2f", $1+$2}'); rm -f "$tf"
+        if [ -z "$best" ] || awk "BEGIN{exit !($t1 < $best)}"; then best=$t1; cpu=$c; fi
         [ "$m" -gt "$rss" ] && rss=$m
     done
     local bytes; bytes=$(stat -c %s "$file")
-    awk -v n="$name" -v t="$best" -v b="$bytes" -v f="$frames" -v r="$rss" \
-        'BEGIN{ if (t<=0) t=0.001; printf "%-34s %8.3f s %9.1f MB/s %12.0f frames/s %8.1f MiB\n", n, t, b/1e6/t, f/t, r/1024 }'
+    awk -v n="$name" -v t="$best" -v b="$bytes" -v f="$frames" -v r="$rss" -v c="$cpu" \
+        'BEGIN{ if (t<=0) t=0.001; printf "%-34s %8.3f s %9.1f MB/s %12.0f frames/s %8.1f MiB %7.2f s cpu\n", n, t, b/1e6/t, f/t, r/1024, c }'
     echo "$name $best" >> "$dir/times.$$"
 }
 
