@@ -26,7 +26,7 @@ use crate::event::{
     MessageRecord, PacketRecord, ProblemRecord, RequestRecord, TcpRecord, TlsRecord,
 };
 use crate::problem::ProblemCode;
-use crate::tcp::flow::EndpointText;
+use crate::tcp::flow::{EndpointText, EndpointTexts};
 use crate::tcp::{Endpoint, Side};
 use crate::tls::TlsInfo;
 use std::io::{self, Write};
@@ -143,6 +143,7 @@ pub struct JsonlSink<W: Write> {
     normalize: bool,
     records: u64,
     memo: PayloadMemo,
+    names: EndpointTexts,
 }
 
 impl<W: Write> JsonlSink<W> {
@@ -156,6 +157,7 @@ impl<W: Write> JsonlSink<W> {
             normalize: false,
             records: 0,
             memo: PayloadMemo::default(),
+            names: EndpointTexts::default(),
         }
     }
 
@@ -219,11 +221,13 @@ impl<W: Write> Sink for JsonlSink<W> {
         let s = self.select;
         let buf = &mut self.buf;
         match ev {
-            Event::Tcp(r) if s.tcp => write_tcp(buf, r),
+            Event::Tcp(r) if s.tcp => write_tcp(buf, r, &mut self.names),
             Event::Request(r) if s.requests => write_request(buf, r),
             Event::Handshake(r) if s.handshakes => write_handshake(buf, r),
             Event::Tls(r) if s.handshakes => write_tls(buf, r),
-            Event::Frame(r) if s.frames => write_frame(buf, r, self.payload, &mut self.memo),
+            Event::Frame(r) if s.frames => {
+                write_frame(buf, r, self.payload, &mut self.memo, &mut self.names)
+            }
             Event::Frame(r) if s.control_messages && r.opcode >= 8 => {
                 write_control_message(buf, r, self.payload)
             }
@@ -231,7 +235,7 @@ impl<W: Write> Sink for JsonlSink<W> {
             Event::Problem(r) if s.problems => write_problem(buf, r),
             Event::Connection(r) if s.connections => write_connection(buf, r),
             Event::Packet(r) if s.packets => write_packet(buf, r),
-            Event::App(r) if s.apps => write_app_record(buf, r, self.payload),
+            Event::App(r) if s.apps => write_app_record(buf, r, self.payload, &mut self.names),
             _ => return Ok(()),
         }
         self.flush_record()
@@ -339,19 +343,19 @@ fn sent_on<'o, 'b>(
     o: &'o mut Obj<'b>,
     stream: u64,
     from: Side,
-    src: Endpoint,
-    dst: Endpoint,
+    (src, dst): (Endpoint, Endpoint),
+    names: &mut EndpointTexts,
 ) -> &'o mut Obj<'b> {
     o.u64("stream", stream)
         .str("from", from.as_str())
-        .str("src", src.text().as_str())
-        .str("dst", dst.text().as_str())
+        .str("src", names.text(&src).as_str())
+        .str("dst", names.text(&dst).as_str())
 }
 
-pub fn write_tcp(buf: &mut Vec<u8>, r: &TcpRecord) {
+pub fn write_tcp(buf: &mut Vec<u8>, r: &TcpRecord, names: &mut EndpointTexts) {
     let mut o = Obj::new(buf, "tcp");
     o.u64("packet", r.meta.packet).ts("ts", r.meta.ts, r.meta.precision);
-    sent_on(&mut o, r.stream, r.from, r.src, r.dst).str("event", r.kind.as_str());
+    sent_on(&mut o, r.stream, r.from, (r.src, r.dst), names).str("event", r.kind.as_str());
     if let Some(b) = r.bytes {
         o.u64("bytes", b);
     }
@@ -460,6 +464,7 @@ pub fn write_frame(
     r: &FrameRecord<'_>,
     opts: PayloadOpts,
     memo: &mut PayloadMemo,
+    names: &mut EndpointTexts,
 ) {
     let mut o = Obj::new(buf, "frame");
     o.u64("packet", r.meta.packet).u64("first_packet", r.first_packet).ts(
@@ -467,7 +472,7 @@ pub fn write_frame(
         r.meta.ts,
         r.meta.precision,
     );
-    sent_on(&mut o, r.stream, r.from, r.src, r.dst)
+    sent_on(&mut o, r.stream, r.from, (r.src, r.dst), names)
         .bool("fin", r.fin)
         .u64("rsv", r.rsv.into())
         .u64("opcode", r.opcode.into())
@@ -540,10 +545,15 @@ pub fn write_app(buf: &mut Vec<u8>, app: &crate::app::App) {
 }
 
 /// An Engine.IO packet of a long-polling request or response.
-pub fn write_app_record(buf: &mut Vec<u8>, r: &AppRecord, opts: PayloadOpts) {
+pub fn write_app_record(
+    buf: &mut Vec<u8>,
+    r: &AppRecord,
+    opts: PayloadOpts,
+    names: &mut EndpointTexts,
+) {
     let mut o = Obj::new(buf, "app");
     o.u64("packet", r.meta.packet).ts("ts", r.meta.ts, r.meta.precision);
-    sent_on(&mut o, r.stream, r.from, r.src, r.dst)
+    sent_on(&mut o, r.stream, r.from, (r.src, r.dst), names)
         .str("transport", r.transport)
         .str("method", &r.method)
         .str("path", &r.path)

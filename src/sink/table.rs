@@ -10,6 +10,7 @@ use super::{RunTotals, Sink};
 use crate::capture::Timestamp;
 use crate::event::{Event, FrameRecord, HandshakeRecord, MessageRecord, Meta, TcpKind};
 use crate::problem::{ProblemCode, Severity};
+use crate::tcp::flow::EndpointTexts;
 use crate::tcp::Endpoint;
 use std::fmt::Write as _;
 use std::io::{self, Write};
@@ -145,6 +146,7 @@ pub struct TableSink<W: Write> {
     scratch: String,
     /// The Time column of the line being printed, before it is padded.
     time: String,
+    endpoints: EndpointTexts,
 }
 
 impl<W: Write> TableSink<W> {
@@ -159,6 +161,7 @@ impl<W: Write> TableSink<W> {
             spare_info: String::new(),
             scratch: String::new(),
             time: String::new(),
+            endpoints: EndpointTexts::default(),
         }
     }
 
@@ -199,8 +202,8 @@ impl<W: Write> TableSink<W> {
         // rest of the line.
         let mut text = std::mem::take(&mut self.buf);
         text.clear();
-        let src = line.src.map(|e| e.text());
-        let dst = line.dst.map(|e| e.text());
+        let src = line.src.map(|e| self.endpoints.text(&e));
+        let dst = line.dst.map(|e| self.endpoints.text(&e));
         let src = src.as_ref().map_or("", |t| t.as_str());
         let dst = dst.as_ref().map_or("", |t| t.as_str());
         if self.opts.normalize {

@@ -40,6 +40,7 @@ impl Endpoint {
 const ENDPOINT_TEXT_MAX: usize = 53;
 
 /// An endpoint's text, held on the stack.
+#[derive(Clone, Copy)]
 pub struct EndpointText {
     buf: [u8; ENDPOINT_TEXT_MAX],
     len: usize,
@@ -56,6 +57,46 @@ impl EndpointText {
 
     pub fn as_str(&self) -> &str {
         std::str::from_utf8(&self.buf[..self.len]).unwrap_or("")
+    }
+}
+
+/// The texts of endpoints named lately, for sinks that name one or two per line: a
+/// connection's lines repeat the same two, and formatting an IPv6 address through `core::fmt`
+/// cost a quarter of the table's formatting thread. Direct-mapped, so it never grows and a
+/// slot simply changes hands when two endpoints collide.
+pub struct EndpointTexts {
+    slots: Vec<Option<(Endpoint, EndpointText)>>,
+}
+
+impl Default for EndpointTexts {
+    fn default() -> Self {
+        EndpointTexts { slots: vec![None; ENDPOINT_SLOTS] }
+    }
+}
+
+const ENDPOINT_SLOTS: usize = 1024;
+
+impl EndpointTexts {
+    /// `e.text()`, from the cache when `e` was named lately.
+    pub fn text(&mut self, e: &Endpoint) -> EndpointText {
+        let folded = match e.addr {
+            IpAddr::V4(a) => u64::from(u32::from(a)),
+            IpAddr::V6(a) => {
+                let v = u128::from(a);
+                (v as u64) ^ ((v >> 64) as u64)
+            }
+        };
+        let mixed = (folded ^ u64::from(e.port)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        let slot = (mixed >> 54) as usize % ENDPOINT_SLOTS;
+        match self.slots.get_mut(slot) {
+            Some(Some((seen, text))) if seen == e => *text,
+            Some(entry) => {
+                let text = e.text();
+                *entry = Some((*e, text));
+                text
+            }
+            None => e.text(),
+        }
     }
 }
 
@@ -120,6 +161,27 @@ impl FlowKey {
 mod tests {
     use super::*;
     use std::net::{Ipv4Addr, Ipv6Addr};
+
+    #[test]
+    fn cached_endpoint_texts_are_the_endpoints_own() {
+        // Many more endpoints than slots, named over and over in shifting orders, so that
+        // slots are shared and change hands.
+        let mut cache = EndpointTexts::default();
+        let endpoint = |i: u32| Endpoint {
+            addr: if i % 3 == 0 {
+                IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, (i >> 16) as u16, i as u16))
+            } else {
+                IpAddr::V4(Ipv4Addr::from(0x0a00_0000 | (i & 0xff)))
+            },
+            port: (i.wrapping_mul(7919) % 65536) as u16,
+        };
+        for round in 0..3u32 {
+            for i in 0..5000u32 {
+                let e = endpoint(i.wrapping_mul(round * 2 + 1) % 5000);
+                assert_eq!(cache.text(&e).as_str(), e.to_string());
+            }
+        }
+    }
 
     #[test]
     fn key_is_direction_free_and_display() {
