@@ -249,7 +249,10 @@ impl CaptureReader {
     pub fn next_packet(&mut self) -> Result<Option<CaptureRecord<'_>>, CaptureError> {
         let found = loop {
             if self.pending_consume > 0 {
-                self.inner.consume(self.pending_consume);
+                // Without the shift `consume` makes past half the buffer: it moved the rest of
+                // the buffer down every half megabyte, copying the capture once more; the
+                // refill after the last whole block moves only what is left of a block.
+                self.inner.consume_noshift(self.pending_consume);
                 self.pending_consume = 0;
             }
             match self.next_block()? {

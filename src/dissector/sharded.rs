@@ -67,11 +67,25 @@ enum Work {
     },
 }
 
-#[derive(Default)]
 struct Batch {
     work: Vec<Work>,
     data: Vec<u8>,
 }
+
+impl Batch {
+    /// A batch that will not grow by copying (grown from empty, it copied what it held at
+    /// each doubling), unless one packet brings more than the slack.
+    fn with_room() -> Batch {
+        Batch {
+            work: Vec::with_capacity(EPOCH_ROUTES + EPOCH_SLACK),
+            data: Vec::with_capacity(EPOCH_BYTES + (EPOCH_SLACK << 6)),
+        }
+    }
+}
+
+/// Routes an epoch holds room for: a packet may add several after the epoch is full.
+const ROUTES_ROOM: usize = EPOCH_ROUTES + EPOCH_SLACK;
+const EPOCH_SLACK: usize = 1024;
 
 /// Where the records of the next event come from, in the order one thread makes them.
 enum Route {
@@ -264,13 +278,13 @@ impl Reader {
             return;
         }
         for (tx, batch) in self.workers.iter().zip(self.batches.iter_mut()) {
-            let fresh = self.spare.try_recv().unwrap_or_default();
+            let fresh = self.spare.try_recv().unwrap_or_else(|_| Batch::with_room());
             if tx.send(std::mem::replace(batch, fresh)).is_err() {
                 self.stopped = true;
                 return;
             }
         }
-        let routes = std::mem::replace(&mut self.routes, Vec::with_capacity(EPOCH_ROUTES));
+        let routes = std::mem::replace(&mut self.routes, Vec::with_capacity(ROUTES_ROOM));
         self.epoch_bytes = 0;
         if self.merger.send(routes).is_err() {
             self.stopped = true;
@@ -553,9 +567,9 @@ where
         workers: batch_txs,
         spare: spare_rx,
         merger: route_tx,
-        batches: (0..workers).map(|_| Batch::default()).collect(),
+        batches: (0..workers).map(|_| Batch::with_room()).collect(),
         shards: Shards::new(workers),
-        routes: Vec::with_capacity(EPOCH_ROUTES),
+        routes: Vec::with_capacity(ROUTES_ROOM),
         epoch_bytes: 0,
         totals: RunTotals::default(),
         unsupported_links: BTreeSet::new(),
