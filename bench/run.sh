@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Benchmark: wsdissect against tshark (and tcpdump as the floor) on the same generated
-# capture, page cache warm. Prints MB/s, WebSocket frames/s and peak RSS for each command and
-# the ratios. Usage: bench/run.sh [SIZE_MB ...]   (default: 100)
+# capture, page cache warm. Prints MB/s, WebSocket frames/s, peak RSS and CPU time (user +
+# system, of the round with the best wall time) for each command and the ratios.
+# Usage: bench/run.sh [SIZE_MB ...]   (default: 100)
 # Captures are cached in ${WSDISSECT_BENCH_DIR:-/tmp/wsdissect-bench}.
 set -euo pipefail
 cd "$(dirname "$0")/.."
