@@ -249,9 +249,9 @@ impl CaptureReader {
     pub fn next_packet(&mut self) -> Result<Option<CaptureRecord<'_>>, CaptureError> {
         let found = loop {
             if self.pending_consume > 0 {
-                // Without the shift `consume` makes past half the buffer: it moved the rest of
-                // the buffer down every half megabyte, copying the capture once more; the
-                // refill after the last whole block moves only what is left of a block.
+                // Not `consume`, which shifts the rest of the buffer down whenever more than
+                // half of it is consumed (copying the capture a second time): the refill after
+                // the last whole block moves only the part of a block left.
                 self.inner.consume_noshift(self.pending_consume);
                 self.pending_consume = 0;
             }

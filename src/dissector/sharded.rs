@@ -78,14 +78,16 @@ impl Batch {
     fn with_room() -> Batch {
         Batch {
             work: Vec::with_capacity(EPOCH_ROUTES + EPOCH_SLACK),
-            data: Vec::with_capacity(EPOCH_BYTES + (EPOCH_SLACK << 6)),
+            data: Vec::with_capacity(EPOCH_BYTES + EPOCH_BYTES_SLACK),
         }
     }
 }
 
 /// Routes an epoch holds room for: a packet may add several after the epoch is full.
 const ROUTES_ROOM: usize = EPOCH_ROUTES + EPOCH_SLACK;
+/// What the packet that fills an epoch may add beyond it: routes (or work items), and bytes.
 const EPOCH_SLACK: usize = 1024;
+const EPOCH_BYTES_SLACK: usize = 64 << 10;
 
 /// Where the records of the next event come from, in the order one thread makes them.
 enum Route {
