@@ -24,7 +24,8 @@ measure() { # name file frames cmd...  → best wall time of $rounds, its CPU ti
         local t0; t0=$(date +%s.%N)
         /usr/bin/time -o "$tf" -f '%U %S %M' "$@" >/dev/null 2>/dev/null || true
         t1=$(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN{printf "%.3f", b-a}')
-        local m c; m=$(tail -1 "$tf" | awk '{print $3}'); c=$(tail -1 "$tf" | awk '{printf "%.2f", $1+$2}'); rm -f "$tf"
+        local user sys m c; read -r user sys m < <(tail -1 "$tf"); rm -f "$tf"
+        c=$(awk -v u="$user" -v s="$sys" 'BEGIN{printf "%.2f", u+s}')
         if [ -z "$best" ] || awk "BEGIN{exit !($t1 < $best)}"; then best=$t1; cpu=$c; fi
         [ "$m" -gt "$rss" ] && rss=$m
     done

@@ -77,13 +77,14 @@ impl Batch {
     /// each doubling), unless one packet brings more than the slack.
     fn with_room() -> Batch {
         Batch {
-            work: Vec::with_capacity(EPOCH_ROUTES + EPOCH_SLACK),
+            work: Vec::with_capacity(ROUTES_ROOM),
             data: Vec::with_capacity(EPOCH_BYTES + EPOCH_BYTES_SLACK),
         }
     }
 }
 
-/// Routes an epoch holds room for: a packet may add several after the epoch is full.
+/// Routes (and work items, which are fewer) an epoch holds room for: a packet may add several
+/// after the epoch is full.
 const ROUTES_ROOM: usize = EPOCH_ROUTES + EPOCH_SLACK;
 /// What the packet that fills an epoch may add beyond it: routes (or work items), and bytes.
 const EPOCH_SLACK: usize = 1024;

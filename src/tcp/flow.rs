@@ -66,11 +66,15 @@ impl EndpointText {
 /// slot simply changes hands when two endpoints collide.
 pub struct EndpointTexts {
     slots: Vec<Option<(Endpoint, EndpointText)>>,
+    hasher: foldhash::fast::FixedState,
 }
 
 impl Default for EndpointTexts {
     fn default() -> Self {
-        EndpointTexts { slots: vec![None; ENDPOINT_SLOTS] }
+        EndpointTexts {
+            slots: vec![None; ENDPOINT_SLOTS],
+            hasher: foldhash::fast::FixedState::default(),
+        }
     }
 }
 
@@ -79,15 +83,8 @@ const ENDPOINT_SLOTS: usize = 1024;
 impl EndpointTexts {
     /// `e.text()`, from the cache when `e` was named lately.
     pub fn text(&mut self, e: &Endpoint) -> EndpointText {
-        let folded = match e.addr {
-            IpAddr::V4(a) => u64::from(u32::from(a)),
-            IpAddr::V6(a) => {
-                let v = u128::from(a);
-                (v as u64) ^ ((v >> 64) as u64)
-            }
-        };
-        let mixed = (folded ^ u64::from(e.port)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
-        let slot = (mixed >> 54) as usize % ENDPOINT_SLOTS;
+        use std::hash::BuildHasher as _;
+        let slot = self.hasher.hash_one(e) as usize % ENDPOINT_SLOTS;
         match self.slots.get_mut(slot) {
             Some(Some((seen, text))) if seen == e => *text,
             Some(entry) => {
