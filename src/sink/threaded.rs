@@ -6,13 +6,20 @@
 //! order, so the output is byte-identical to a single-threaded run. It works with the
 //! sharded dissector of `-j N` (`crate::dissector::run_sharded`), whose records it formats.
 //!
+//! The JSON marks of text messages (`MessageRecord::is_json`), when the sink shows them, are
+//! decided by whichever thread has time: a batch that finds the formatting thread's queue
+//! full has its marks decided on the dissecting thread, which would otherwise only wait; the
+//! others are decided as they are formatted. The check is a fifth of the work of JSON
+//! output, and neither thread is always the busier one (compressed traffic loads the
+//! dissecting thread, long text the formatting one). The marks are the same either way.
+//!
 //! Memory stays bounded: a batch is cut at [`BATCH_EVENTS`] events or [`BATCH_BYTES`] payload
 //! bytes, and at most [`BATCHES_IN_FLIGHT`] batches wait; the dissecting thread blocks beyond.
 
 use super::{RunInfo, RunTotals, Sink};
 use crate::event::{Event, Meta};
 use std::io;
-use std::sync::mpsc::{sync_channel, SyncSender};
+use std::sync::mpsc::{sync_channel, SyncSender, TrySendError};
 use std::thread::JoinHandle;
 
 const BATCH_EVENTS: usize = 512;
@@ -26,12 +33,31 @@ enum Msg {
     End(Box<RunTotals>),
 }
 
+/// What the sink on the formatting thread reads, asked once when it is made.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Reads {
+    frames: bool,
+    json_marks: bool,
+    payload_prefix: Option<usize>,
+}
+
+impl Reads {
+    fn of(sink: &dyn Sink) -> Reads {
+        Reads {
+            frames: sink.reads_frames(),
+            json_marks: sink.reads_json_marks(),
+            payload_prefix: sink.payload_prefix(),
+        }
+    }
+}
+
 /// Runs the sink made by a factory on its own thread.
 pub struct Threaded {
     tx: Option<SyncSender<Msg>>,
     handle: Option<JoinHandle<io::Result<()>>>,
     batch: Vec<Event<'static>>,
     batch_bytes: usize,
+    reads: Reads,
 }
 
 impl Threaded {
@@ -41,8 +67,11 @@ impl Threaded {
         F: FnOnce() -> Box<dyn Sink> + Send + 'static,
     {
         let (tx, rx) = sync_channel::<Msg>(BATCHES_IN_FLIGHT);
+        let (reads_tx, reads_rx) = sync_channel::<Reads>(1);
         let handle = std::thread::Builder::new().name("format".into()).spawn(move || {
             let mut sink = make();
+            // The receiver waits for this answer before anything else is sent.
+            let _ = reads_tx.send(Reads::of(sink.as_ref()));
             for msg in rx {
                 match msg {
                     Msg::Begin(info) => sink.begin(&info)?,
@@ -57,12 +86,19 @@ impl Threaded {
             }
             Ok(())
         })?;
-        Ok(Threaded {
+        let mut threaded = Threaded {
             tx: Some(tx),
             handle: Some(handle),
             batch: Vec::with_capacity(BATCH_EVENTS),
             batch_bytes: 0,
-        })
+            reads: Reads { frames: true, json_marks: false, payload_prefix: None },
+        };
+        match reads_rx.recv() {
+            Ok(reads) => threaded.reads = reads,
+            // The factory panicked: the thread's end is the answer.
+            Err(_) => return Err(threaded.join().err().unwrap_or_else(thread_stopped)),
+        }
+        Ok(threaded)
     }
 
     fn send(&mut self, msg: Msg) -> io::Result<()> {
@@ -71,7 +107,7 @@ impl Threaded {
             Ok(())
         } else {
             // The formatting thread stopped: its error (a closed pipe, say) is the answer.
-            Err(self.join().err().unwrap_or_else(|| io::Error::other("output thread stopped")))
+            Err(self.join().err().unwrap_or_else(thread_stopped))
         }
     }
 
@@ -81,7 +117,17 @@ impl Threaded {
         }
         let events = std::mem::replace(&mut self.batch, Vec::with_capacity(BATCH_EVENTS));
         self.batch_bytes = 0;
-        self.send(Msg::Events(events))
+        let Some(tx) = self.tx.as_ref() else { return self.send(Msg::Events(events)) };
+        match tx.try_send(Msg::Events(events)) {
+            Ok(()) => Ok(()),
+            Err(TrySendError::Full(Msg::Events(mut events))) => {
+                if self.reads.json_marks {
+                    decide_json_marks(&mut events);
+                }
+                self.send(Msg::Events(events))
+            }
+            Err(TrySendError::Full(msg) | TrySendError::Disconnected(msg)) => self.send(msg),
+        }
     }
 
     /// Waits for the formatting thread and returns its result.
@@ -117,6 +163,18 @@ impl Sink for Threaded {
         Ok(())
     }
 
+    fn reads_frames(&self) -> bool {
+        self.reads.frames
+    }
+
+    fn reads_json_marks(&self) -> bool {
+        self.reads.json_marks
+    }
+
+    fn payload_prefix(&self) -> Option<usize> {
+        self.reads.payload_prefix
+    }
+
     fn end(&mut self, totals: &RunTotals) -> io::Result<()> {
         self.flush_batch()?;
         self.send(Msg::End(Box::new(totals.clone())))?;
@@ -128,6 +186,20 @@ impl Drop for Threaded {
     fn drop(&mut self) {
         let _ = self.join();
     }
+}
+
+fn decide_json_marks(events: &mut [Event<'static>]) {
+    for ev in events {
+        if let Event::Message(r) = ev {
+            if r.json.is_none() {
+                r.json = Some(r.is_json());
+            }
+        }
+    }
+}
+
+fn thread_stopped() -> io::Error {
+    io::Error::other("output thread stopped")
 }
 
 fn payload_len(ev: &Event<'_>) -> usize {
@@ -210,5 +282,91 @@ mod tests {
         }
         let result = result.and_then(|()| sink.end(&RunTotals::default()));
         assert_eq!(result.unwrap_err().kind(), io::ErrorKind::BrokenPipe);
+    }
+
+    /// Shows JSON marks and reads 4 payload bytes; logs each message's mark as it arrived and
+    /// as the sink reads it. Slow on the first message, so that the queue fills.
+    struct Marks(Arc<Mutex<Vec<Arrival>>>);
+
+    /// A message's JSON mark as it arrived, and as the sink read it.
+    type Arrival = (Option<bool>, bool);
+
+    impl Sink for Marks {
+        fn event(&mut self, ev: &Event<'_>) -> io::Result<()> {
+            if let Event::Message(r) = ev {
+                let mut log = self.0.lock().unwrap();
+                if log.is_empty() {
+                    std::thread::sleep(std::time::Duration::from_millis(300));
+                }
+                log.push((r.json, r.is_json()));
+            }
+            Ok(())
+        }
+        fn reads_json_marks(&self) -> bool {
+            true
+        }
+        fn payload_prefix(&self) -> Option<usize> {
+            Some(4)
+        }
+    }
+
+    fn text_message(text: &str) -> Event<'static> {
+        let ep = crate::tcp::Endpoint { addr: std::net::Ipv4Addr::LOCALHOST.into(), port: 1 };
+        Event::Message(crate::event::MessageRecord {
+            meta: Meta::default(),
+            first_packet: 1,
+            stream: 0,
+            from: crate::tcp::Side::Client,
+            src: ep,
+            dst: ep,
+            opcode: 1,
+            opcode_name: "text",
+            frames: 1,
+            compressed: false,
+            wire_len: text.len() as u64,
+            len: text.len() as u64,
+            payload: std::borrow::Cow::Owned(text.as_bytes().to_vec()),
+            is_text: true,
+            payload_missing: 0,
+            json: None,
+            app: None,
+            problems: vec![],
+        })
+    }
+
+    #[test]
+    fn a_full_queue_has_the_dissecting_thread_decide_json_marks() {
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let shared = log.clone();
+        let mut sink = Threaded::spawn(move || Box::new(Marks(shared)) as Box<dyn Sink>).unwrap();
+        assert!(sink.reads_json_marks());
+        assert_eq!(sink.payload_prefix(), Some(4));
+        let texts = ["{\"a\":[1,2]}", "plain text", "{\"a\":"];
+        let rounds = BATCH_EVENTS * (BATCHES_IN_FLIGHT + 4);
+        for i in 0..rounds {
+            sink.event(&text_message(texts[i % 3])).unwrap();
+        }
+        sink.end(&RunTotals::default()).unwrap();
+        let log = log.lock().unwrap();
+        assert_eq!(log.len(), rounds);
+        for (i, &(arrived, read)) in log.iter().enumerate() {
+            assert_eq!(read, i % 3 == 0, "message {i}");
+            assert!(arrived.is_none() || arrived == Some(read), "message {i}");
+        }
+        // The queue was full while the first message was formatted: the marks of the batch
+        // that found it so were decided before handing over, the first batch's were not.
+        assert!(log.iter().any(|(arrived, _)| arrived.is_some()));
+        assert!(log[0].0.is_none());
+    }
+
+    #[test]
+    fn a_sink_that_shows_no_marks_gets_none_decided() {
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let shared = log.clone();
+        let mut sink =
+            Threaded::spawn(move || Box::new(Log(shared, None)) as Box<dyn Sink>).unwrap();
+        assert!(!sink.reads_json_marks());
+        assert_eq!(sink.payload_prefix(), None);
+        sink.end(&RunTotals::default()).unwrap();
     }
 }
