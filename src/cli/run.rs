@@ -20,6 +20,9 @@ use crate::tls::KeyLog;
 use std::io::{self, BufWriter, IsTerminal, Write};
 use std::path::PathBuf;
 
+/// The buffer of standard output into files and pipes.
+const OUT_BUFFER: usize = 256 << 10;
+
 /// Standard output, line-buffered on a terminal (each record shows as it completes, which
 /// live capture needs too) and block-buffered into pipes.
 fn stdout(line_buffered: bool) -> Box<dyn Write> {
@@ -29,7 +32,17 @@ fn stdout(line_buffered: bool) -> Box<dyn Write> {
     if tty || line_buffered {
         Box::new(io::LineWriter::new(lock))
     } else {
-        Box::new(BufWriter::with_capacity(256 << 10, lock))
+        Box::new(BufWriter::with_capacity(OUT_BUFFER, lock))
+    }
+}
+
+/// How many bytes of JSON records a sink may gather before writing them, so that they pass
+/// the output's buffer without a copy (0: each record as it completes).
+fn json_gather(config: &Config) -> usize {
+    if matches!(config.source, Source::Files(_)) && !io::stdout().is_terminal() {
+        OUT_BUFFER
+    } else {
+        0
     }
 }
 
@@ -104,6 +117,7 @@ fn view_sink(config: &Config, view: &View) -> impl FnOnce(Box<dyn Write>) -> Box
     let (table, json) = (config.table.clone(), config.json);
     let payload = PayloadOpts { max: config.max_payload };
     let (json_array, normalize) = (config.json_array, config.normalize);
+    let gather = json_gather(config);
     let select = match view {
         View::Messages => JsonSelect::messages_view(),
         View::Conns => JsonSelect::conns_view(),
@@ -116,9 +130,11 @@ fn view_sink(config: &Config, view: &View) -> impl FnOnce(Box<dyn Write>) -> Box
     };
     move |out| -> Box<dyn Sink> {
         match (kind, json) {
-            (_, true) => {
-                Box::new(JsonlSink::new(out, select, payload, json_array).normalized(normalize))
-            }
+            (_, true) => Box::new(
+                JsonlSink::new(out, select, payload, json_array)
+                    .normalized(normalize)
+                    .gathering(gather),
+            ),
             (1, false) => Box::new(MessagesTable::new(out, table)),
             (2, false) => Box::new(ConnsTable::new(out, table)),
             _ => Box::new(TableSink::new(out, table)),

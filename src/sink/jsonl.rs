@@ -142,6 +142,9 @@ pub struct JsonlSink<W: Write> {
     /// Drop what varies between recordings of one scenario (`--normalize`).
     normalize: bool,
     records: u64,
+    /// Records are gathered in `buf` up to this many bytes before one write (see
+    /// [`JsonlSink::gathering`]); 0 writes each record as it completes.
+    gather: usize,
     memo: PayloadMemo,
     names: EndpointTexts,
 }
@@ -156,6 +159,7 @@ impl<W: Write> JsonlSink<W> {
             array,
             normalize: false,
             records: 0,
+            gather: 0,
             memo: PayloadMemo::default(),
             names: EndpointTexts::default(),
         }
@@ -167,7 +171,25 @@ impl<W: Write> JsonlSink<W> {
         self
     }
 
+    /// Gathers records into writes of at least `bytes` (when neither normalizing nor writing
+    /// an array, which rework each record on its own). For output into files and pipes: a
+    /// block-buffered writer passes a write at least its capacity straight through, so JSON
+    /// output, several times the size of its capture, is not copied a second time. Not for a
+    /// terminal or live capture, where each record must show as it completes.
+    pub fn gathering(mut self, bytes: usize) -> Self {
+        self.gather = bytes;
+        self
+    }
+
     fn flush_record(&mut self) -> io::Result<()> {
+        if self.gather > 0 && !self.normalize && !self.array {
+            self.records += 1;
+            if self.buf.len() >= self.gather {
+                self.out.write_all(&self.buf)?;
+                self.buf.clear();
+            }
+            return Ok(());
+        }
         if self.normalize && !super::normalize::normalize_line(&mut self.buf) {
             self.buf.clear();
             return Ok(());
@@ -184,6 +206,16 @@ impl<W: Write> JsonlSink<W> {
         self.out.write_all(&self.buf)?;
         self.buf.clear();
         Ok(())
+    }
+}
+
+impl<W: Write> Drop for JsonlSink<W> {
+    /// Records gathered when a run stops short of [`Sink::end`] are still written.
+    fn drop(&mut self) {
+        if !self.buf.is_empty() {
+            let _ = self.out.write_all(&self.buf);
+            let _ = self.out.flush();
+        }
     }
 }
 
@@ -244,6 +276,8 @@ impl<W: Write> Sink for JsonlSink<W> {
     fn end(&mut self, totals: &RunTotals) -> io::Result<()> {
         write_end(&mut self.buf, totals);
         self.flush_record()?;
+        self.out.write_all(&self.buf)?;
+        self.buf.clear();
         if self.array {
             self.out.write_all(b"]\n")?;
         }
