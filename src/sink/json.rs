@@ -50,6 +50,15 @@ impl<'b> Obj<'b> {
         self
     }
 
+    /// A string from bytes that are UTF-8 (a payload the dissector validated), without
+    /// checking them again.
+    pub fn utf8(&mut self, key: &str, utf8: &[u8]) -> &mut Self {
+        debug_assert!(std::str::from_utf8(utf8).is_ok(), "not UTF-8: {utf8:02x?}");
+        self.key(key);
+        write_utf8(self.buf, utf8);
+        self
+    }
+
     pub fn opt_str(&mut self, key: &str, v: Option<&str>) -> &mut Self {
         match v {
             Some(v) => self.str(key, v),
@@ -179,17 +188,21 @@ impl<'b> Obj<'b> {
 /// found eight bytes at a time (SWAR) and copied whole, which is several times faster than
 /// serde_json's byte-at-a-time loop on long text.
 pub fn write_str(buf: &mut Vec<u8>, s: &str) {
-    let bytes = s.as_bytes();
+    write_utf8(buf, s.as_bytes());
+}
+
+/// [`write_str`] of bytes that are UTF-8 (bytes at or above 0x80 are copied as they are).
+fn write_utf8(buf: &mut Vec<u8>, bytes: &[u8]) {
     buf.reserve(bytes.len() + 2);
     buf.push(b'"');
-    // Eight bytes at a time: each word is copied whole, then kept up to its first byte to
-    // escape (all of it when there is none), that byte is escaped, and the next word starts
-    // after it. JSON text payloads have a quote every few bytes, so this costs one step per
-    // escape rather than one per byte. Output is assembled on the stack and appended in
+    // Eight bytes at a time: each word is stored whole, and each byte in it to escape takes
+    // its escape in its slot, with the rest of the word stored again after the escape. JSON
+    // text payloads have a quote every few bytes, so an escape costs a shift and two stores,
+    // with no reload and no new mask. Output is assembled on the stack and appended in
     // blocks, so that the vector's length and capacity are not checked per byte.
     const ROOM: usize = 512;
-    // Room left for one step: an 8-byte copy, then one escape of up to 6 bytes.
-    const STEP: usize = 16;
+    // Room left for one word: eight escapes of up to 6 bytes, and a store's overhang.
+    const STEP: usize = 64;
     let mut block = [0u8; ROOM];
     let mut n = 0;
     let mut i = 0;
@@ -198,20 +211,34 @@ pub fn write_str(buf: &mut Vec<u8>, s: &str) {
             buf.extend_from_slice(&block[..n.min(ROOM)]);
             n = 0;
         }
-        let word: [u8; 8] = word.try_into().unwrap_or([0; 8]);
-        if let Some(dst) = block.get_mut(n..n + 8) {
-            dst.copy_from_slice(&word);
+        let word = u64::from_le_bytes(word.try_into().unwrap_or([0; 8]));
+        put_word(&mut block, n, word);
+        i += 8;
+        let mut mask = escape_mask(word);
+        // Bytes of the word already placed before `n`.
+        let mut placed = 0;
+        while mask != 0 {
+            let bit = mask.trailing_zeros();
+            let k = bit / 8;
+            let b = (word >> (bit - 7)) as u8;
+            n += (k - placed) as usize;
+            // Quotes and backslashes are nearly all of the escapes in text: one predictable
+            // test instead of a jump table.
+            if b >= 0x20 {
+                if let Some(dst) = block.get_mut(n..n + 2) {
+                    dst.copy_from_slice(&[b'\\', b]);
+                }
+                n += 2;
+            } else {
+                n += escape_into(&mut block, n, b);
+            }
+            placed = k + 1;
+            if placed < 8 {
+                put_word(&mut block, n, word >> (8 * placed));
+            }
+            mask &= mask - 1;
         }
-        let mask = escape_mask(u64::from_le_bytes(word));
-        if mask == 0 {
-            n += 8;
-            i += 8;
-            continue;
-        }
-        let k = (mask.trailing_zeros() / 8) as usize;
-        n += k;
-        n += escape_into(&mut block, n, word[k & 7]);
-        i += k + 1;
+        n += (8 - placed) as usize;
     }
     for &b in bytes.get(i..).unwrap_or_default() {
         if n > ROOM - STEP {
@@ -222,6 +249,14 @@ pub fn write_str(buf: &mut Vec<u8>, s: &str) {
     }
     buf.extend_from_slice(&block[..n.min(ROOM)]);
     buf.push(b'"');
+}
+
+/// Stores the eight bytes of `word` at `out[at..]` (the caller leaves room).
+#[inline]
+fn put_word(out: &mut [u8], at: usize, word: u64) {
+    if let Some(dst) = out.get_mut(at..at + 8) {
+        dst.copy_from_slice(&word.to_le_bytes());
+    }
 }
 
 /// Writes `b`, escaped if need be, at `out[at..]`; returns how many bytes that took (the

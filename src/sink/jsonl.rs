@@ -351,6 +351,11 @@ fn payload_keys(obj: &mut Obj<'_>, payload: &[u8], is_text: bool, missing: u64, 
             truncated = true;
         }
     }
+    if is_text && !truncated {
+        // Whole text: the dissector kept it as text because it is valid UTF-8.
+        obj.utf8("text", shown);
+        return;
+    }
     let text = if is_text {
         // A cut may split a character: back off to the last boundary.
         match simdutf8::basic::from_utf8(shown).map_or_else(|_| std::str::from_utf8(shown), Ok) {
