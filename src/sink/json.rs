@@ -9,6 +9,14 @@ use crate::capture::{Timestamp, TsPrecision};
 use base64::Engine;
 use std::io::Write;
 
+/// Binary payloads are base64 in JSON; a tenth of the bytes of the frames view's output.
+#[cfg(target_arch = "x86_64")]
+static BASE64: std::sync::LazyLock<base64::engine::Simd> = std::sync::LazyLock::new(|| {
+    base64::engine::Simd::standard(base64::engine::general_purpose::PAD)
+});
+#[cfg(not(target_arch = "x86_64"))]
+static BASE64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
+
 /// Writes one JSON object into `buf`.
 pub struct Obj<'b> {
     buf: &'b mut Vec<u8>,
@@ -129,9 +137,7 @@ impl<'b> Obj<'b> {
         let start = self.buf.len();
         let encoded_len = bytes.len().div_ceil(3) * 4;
         self.buf.resize(start + encoded_len, 0);
-        let written = base64::engine::general_purpose::STANDARD
-            .encode_slice(bytes, &mut self.buf[start..])
-            .unwrap_or(0);
+        let written = BASE64.encode_slice(bytes, &mut self.buf[start..]).unwrap_or(0);
         self.buf.truncate(start + written);
         self.buf.push(b'"');
         self
