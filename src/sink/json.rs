@@ -320,10 +320,22 @@ pub fn write_ts(buf: &mut Vec<u8>, ts: Timestamp, precision: TsPrecision) {
     } else {
         (ts.secs as u64, ts.nanos)
     };
-    let _ = match precision {
-        TsPrecision::Micro => write!(buf, "{secs}.{:06}", nanos / 1000),
-        TsPrecision::Nano => write!(buf, "{secs}.{nanos:09}"),
+    // By hand rather than through `core::fmt`: every record has a timestamp, and the
+    // formatting machinery cost more than the digits.
+    let nanos = nanos.min(999_999_999);
+    let (fraction, digits) = match precision {
+        TsPrecision::Micro => (nanos / 1000, 6),
+        TsPrecision::Nano => (nanos, 9),
     };
+    buf.extend_from_slice(itoa::Buffer::new().format(secs).as_bytes());
+    buf.push(b'.');
+    let mut text = [b'0'; 9];
+    let mut rest = fraction;
+    for d in text[..digits].iter_mut().rev() {
+        *d = b'0' + (rest % 10) as u8;
+        rest /= 10;
+    }
+    buf.extend_from_slice(&text[..digits]);
 }
 
 #[cfg(test)]
@@ -395,5 +407,22 @@ mod tests {
         buf.clear();
         write_ts(&mut buf, Timestamp::new(-1, 250_000_000), TsPrecision::Micro);
         assert_eq!(buf, b"-0.750000");
+        for (ts, micro, nano) in [
+            (Timestamp::new(0, 0), "0.000000", "0.000000000"),
+            (Timestamp::new(5, 7), "5.000000", "5.000000007"),
+            (Timestamp::new(5, 999_999_999), "5.999999", "5.999999999"),
+            (Timestamp::new(-3, 0), "-3.000000", "-3.000000000"),
+            (
+                Timestamp::new(i64::MAX, 1_000),
+                "9223372036854775807.000001",
+                "9223372036854775807.000001000",
+            ),
+        ] {
+            for (precision, want) in [(TsPrecision::Micro, micro), (TsPrecision::Nano, nano)] {
+                buf.clear();
+                write_ts(&mut buf, ts, precision);
+                assert_eq!(String::from_utf8_lossy(&buf), want);
+            }
+        }
     }
 }
