@@ -193,8 +193,10 @@ fn sharded_threads_give_the_same_output_as_one() {
     // connections spread over the shards.
     let Some((pcap, _)) = generated() else { return };
     let p = pcap.to_string_lossy().into_owned();
-    let views: [&[&str]; 7] = [
+    let views: [&[&str]; 8] = [
         &["--json"],
+        // Workers cut payloads to what the formatting thread's sink reads.
+        &["--json", "--max-payload", "9"],
         &[],
         &["messages"],
         &["messages", "--json"],
