@@ -238,6 +238,14 @@ mod tests {
         }
     }
 
+    /// A threaded [`Log`] sink and its log.
+    fn logged(fail_at: Option<usize>) -> (Arc<Mutex<Vec<String>>>, Threaded) {
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let shared = log.clone();
+        let sink = Threaded::spawn(move || Box::new(Log(shared, fail_at)) as Box<dyn Sink>);
+        (log, sink.unwrap())
+    }
+
     fn problem(packet: u64) -> Event<'static> {
         Event::Problem(ProblemRecord {
             meta: Meta { packet, ..Meta::default() },
@@ -250,10 +258,7 @@ mod tests {
 
     #[test]
     fn passes_everything_on_in_order() {
-        let log = Arc::new(Mutex::new(Vec::new()));
-        let shared = log.clone();
-        let mut sink =
-            Threaded::spawn(move || Box::new(Log(shared, None)) as Box<dyn Sink>).unwrap();
+        let (log, mut sink) = logged(None);
         sink.begin(&RunInfo { view: "frames", inputs: vec![] }).unwrap();
         for p in 1..=2000 {
             sink.event(&problem(p)).unwrap();
@@ -268,10 +273,7 @@ mod tests {
 
     #[test]
     fn an_output_error_reaches_the_dissecting_thread() {
-        let log = Arc::new(Mutex::new(Vec::new()));
-        let shared = log.clone();
-        let mut sink =
-            Threaded::spawn(move || Box::new(Log(shared, Some(10))) as Box<dyn Sink>).unwrap();
+        let (_log, mut sink) = logged(Some(10));
         sink.begin(&RunInfo::default()).unwrap();
         let mut result = Ok(());
         for p in 1..=100_000 {
@@ -361,12 +363,10 @@ mod tests {
 
     #[test]
     fn a_sink_that_shows_no_marks_gets_none_decided() {
-        let log = Arc::new(Mutex::new(Vec::new()));
-        let shared = log.clone();
-        let mut sink =
-            Threaded::spawn(move || Box::new(Log(shared, None)) as Box<dyn Sink>).unwrap();
+        let (log, mut sink) = logged(None);
         assert!(!sink.reads_json_marks());
         assert_eq!(sink.payload_prefix(), None);
         sink.end(&RunTotals::default()).unwrap();
+        assert_eq!(*log.lock().unwrap(), vec!["end 0".to_string()]);
     }
 }
