@@ -104,10 +104,36 @@ impl AppDecoder for Stomp {
             headers.entry(k).or_insert(Value::from(v));
         }
         let body_all = &p[head_end.0 + head_end.1..];
-        let Some(nul) = body_all.iter().position(|&b| b == 0) else {
-            return Decoded::error(Some(app), "a STOMP frame must end with NUL");
+        // With a content-length, the body is that many octets whatever they hold, NULs
+        // included (STOMP 1.2, "Value Encoding"); without one it ends at the first NUL.
+        let length = headers.get("content-length").and_then(Value::as_str);
+        let body = match length.map(|l| l.trim().parse::<usize>()) {
+            Some(Ok(len)) => match body_all.get(len) {
+                Some(0) => &body_all[..len],
+                Some(_) => {
+                    return Decoded::error(
+                        Some(app),
+                        format!("no NUL after the STOMP body's content-length of {len}"),
+                    )
+                }
+                None => {
+                    return Decoded::error(
+                        Some(app),
+                        format!("a STOMP frame shorter than its content-length of {len}"),
+                    )
+                }
+            },
+            Some(Err(_)) => {
+                return Decoded::error(
+                    Some(app),
+                    format!("STOMP content-length is not a number: {:?}", length.unwrap_or("")),
+                )
+            }
+            None => match body_all.iter().position(|&b| b == 0) {
+                Some(nul) => &body_all[..nul],
+                None => return Decoded::error(Some(app), "a STOMP frame must end with NUL"),
+            },
         };
-        let body = &body_all[..nul];
         let mut summary = format!("stomp {command}");
         for key in ["destination", "subscription", "receipt-id", "message"] {
             if let Some(v) = headers.get(key).and_then(Value::as_str) {
@@ -158,5 +184,23 @@ mod tests {
         assert!(dec(b"SEND\ndestination:/q\n\nno nul").error.is_some());
         assert!(dec(b"SEND\nbad header\n\n\0").error.is_some());
         assert!(dec(b"SEND").error.is_some());
+    }
+
+    #[test]
+    fn content_length_bodies_may_hold_nul() {
+        let d = dec(b"MESSAGE\ncontent-length:5\ndestination:/q\n\na\0b\0c\0\n");
+        let a = d.app.unwrap();
+        assert!(d.error.is_none());
+        assert_eq!(a.fields["destination"], "/q");
+        assert_eq!(a.fields["body"], "a\0b\0c");
+        let short = dec(b"SEND\ncontent-length:9\n\nabc\0");
+        assert!(short.error.unwrap().contains("shorter than its content-length of 9"));
+        let unended = dec(b"SEND\ncontent-length:2\n\nabc\0");
+        assert!(unended.error.unwrap().contains("no NUL after"));
+        let bad = dec(b"SEND\ncontent-length:x\n\nabc\0");
+        assert!(bad.error.unwrap().contains("not a number"));
+        let empty = dec(b"SEND\ncontent-length:0\ndestination:/q\n\n\0");
+        assert!(empty.error.is_none());
+        assert!(empty.app.unwrap().fields.get("body").is_none());
     }
 }
