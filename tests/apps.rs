@@ -300,6 +300,26 @@ fn stomp_frames_match_the_peers() {
 }
 
 #[test]
+fn stomp_frames_split_over_messages_by_the_client_are_joined() {
+    // stompjs with splitLargeFrames sent a 3000-byte SEND as messages of 1024, 1024 and 1003
+    // bytes: the first two complete nothing, the third carries the whole frame.
+    check_app_truth("node-stomp-split", "stomp", "stomp");
+    let recs = json_of(&testdata("node-stomp-split/capture.pcap"), &[]);
+    let msgs = of_type(&recs, "message");
+    let partial: Vec<&&Value> = msgs.iter().filter(|m| m["app"]["partial"] == true).collect();
+    assert_eq!(partial.len(), 2, "{partial:#?}");
+    assert!(partial.iter().all(|m| m["app"]["stomp"] == "SEND" && m["len"] == 1024));
+    let joined = msgs
+        .iter()
+        .find(|m| {
+            m["from"] == "client" && m["app"]["body"].as_str().is_some_and(|b| b.len() == 3000)
+        })
+        .expect("the split SEND, decoded");
+    assert_eq!(joined["app"]["destination"], "/topic/chat");
+    assert_eq!(joined["app"]["headers"]["content-length"], "3000");
+}
+
+#[test]
 fn graphql_ws_messages_match_the_peers() {
     check_app_truth("node-graphql", "graphql-transport-ws", "graphql");
 }

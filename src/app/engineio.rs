@@ -96,13 +96,6 @@ pub struct EngineIo {
     awaiting: [VecDeque<Awaiting>; 2],
 }
 
-fn idx(s: Side) -> usize {
-    match s {
-        Side::Client => 0,
-        Side::Server => 1,
-    }
-}
-
 impl EngineIo {
     pub fn new(path: Option<&str>) -> EngineIo {
         EngineIo {
@@ -249,7 +242,7 @@ impl EngineIo {
         if let Some(n) = attachments {
             app.set("attachments", n);
             summary.push_str(&format!(" +{n} attachment{}", if n == 1 { "" } else { "s" }));
-            let q = &mut self.awaiting[idx(from)];
+            let q = &mut self.awaiting[from.index()];
             if n > 0 && q.len() < MAX_PENDING {
                 q.push_back(Awaiting {
                     of_packet: first_packet,
@@ -272,7 +265,7 @@ impl EngineIo {
     pub fn binary_packet(&mut self, from: Side, data: &[u8], framed: bool) -> Decoded {
         let mut app = App::new("engine.io");
         app.set("engine_io", "message");
-        let q = &mut self.awaiting[idx(from)];
+        let q = &mut self.awaiting[from.index()];
         if let Some(w) = q.front_mut() {
             let i = w.next;
             w.next += 1;

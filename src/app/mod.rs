@@ -198,15 +198,34 @@ pub fn is_json(payload: &[u8]) -> bool {
     json_text::is_json_text(payload)
 }
 
+/// Describes a message that completed one or more protocol units (frames, packets): the
+/// first fills `app` and its summary, the others are listed under `more` (same keys, without
+/// `protocol`).
+pub fn set_units(
+    app: &mut App,
+    first: (Fields, String),
+    rest: impl Iterator<Item = (Fields, String)>,
+) {
+    let (fields, summary) = first;
+    app.fields.extend(fields);
+    app.summary = summary;
+    let more: Vec<Value> = rest.map(|(f, _)| Value::Object(f)).collect();
+    if !more.is_empty() {
+        app.summary.push_str(&format!(" (+{} more)", more.len()));
+        app.set("more", more);
+    }
+}
+
 /// Sets a payload in an `app` object the way records carry payloads: UTF-8 text under
 /// `key`, other bytes base64-encoded under `key_bytes`.
-pub fn set_payload(app: &mut App, key: &str, b: &[u8]) {
+pub fn set_payload(fields: &mut Fields, key: &str, b: &[u8]) {
     use base64::Engine;
     match std::str::from_utf8(b) {
-        Ok(s) => app.set(key, s),
-        Err(_) => {
-            app.set(&format!("{key}_bytes"), base64::engine::general_purpose::STANDARD.encode(b))
-        }
+        Ok(s) => fields.insert(key.into(), Value::from(s)),
+        Err(_) => fields.insert(
+            format!("{key}_bytes"),
+            Value::from(base64::engine::general_purpose::STANDARD.encode(b)),
+        ),
     };
 }
 

@@ -5,8 +5,9 @@
 //! message limit. A message that completes no packet is reported with `"partial": true`; one
 //! that completes several describes the first and lists the others under `more`.
 
-use super::{preview, set_payload, App, AppDecoder, AppMessage, Decoded, Hints, Registration};
-use crate::tcp::Side;
+use super::{
+    preview, set_payload, set_units, App, AppDecoder, AppMessage, Decoded, Hints, Registration,
+};
 use serde_json::{Map, Value};
 
 pub const REGISTRATION: Registration = Registration {
@@ -185,9 +186,7 @@ impl Mqtt {
                 let payload = c.rest();
                 f.insert("payload_len".into(), payload.len().into());
                 summary.push_str(&format!(" {}", preview(payload, 60)));
-                let mut a = App::new("");
-                set_payload(&mut a, "payload", payload);
-                f.extend(a.fields.into_iter().filter(|(k, _)| k != "protocol"));
+                set_payload(&mut f, "payload", payload);
             }
             4..=7 | 11 => {
                 let id = c.u16()?;
@@ -237,13 +236,6 @@ impl Mqtt {
     }
 }
 
-fn idx(s: Side) -> usize {
-    match s {
-        Side::Client => 0,
-        Side::Server => 1,
-    }
-}
-
 impl AppDecoder for Mqtt {
     fn protocol(&self) -> &'static str {
         "mqtt"
@@ -253,7 +245,7 @@ impl AppDecoder for Mqtt {
         if m.text {
             return Decoded::error(None, "MQTT over WebSocket must use binary messages");
         }
-        let i = idx(m.from);
+        let i = m.from.index();
         let mut held = std::mem::take(&mut self.held[i]);
         held.extend_from_slice(m.payload);
         let mut packets = Vec::new();
@@ -290,15 +282,7 @@ impl AppDecoder for Mqtt {
         let mut app = App::new("mqtt");
         let mut it = packets.into_iter();
         match it.next() {
-            Some((fields, summary)) => {
-                app.fields.extend(fields);
-                app.summary = summary;
-                let more: Vec<Value> = it.map(|(f, _)| Value::Object(f)).collect();
-                if !more.is_empty() {
-                    app.summary.push_str(&format!(" (+{} more)", more.len()));
-                    app.set("more", more);
-                }
-            }
+            Some(first) => set_units(&mut app, first, it),
             None if error.is_some() => app.summary = "mqtt".into(),
             None => {
                 app.set("partial", true);
@@ -312,6 +296,7 @@ impl AppDecoder for Mqtt {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::tcp::Side;
 
     fn msg(from: Side, p: &[u8]) -> AppMessage<'_> {
         AppMessage { from, text: false, payload: p, first_packet: 1 }

@@ -68,13 +68,6 @@ pub struct Polling {
     body: [Option<Body>; 2],
 }
 
-fn idx(s: Side) -> usize {
-    match s {
-        Side::Client => 0,
-        Side::Server => 1,
-    }
-}
-
 impl Polling {
     pub fn new(path: &str) -> Polling {
         Polling {
@@ -117,7 +110,7 @@ impl Polling {
 
     /// Body bytes of one side, kept up to `max` bytes.
     pub fn body_bytes(&mut self, from: Side, bytes: &[u8], max: usize) {
-        if let Some(b) = self.body[idx(from)].as_mut() {
+        if let Some(b) = self.body[from.index()].as_mut() {
             let room = max.saturating_sub(b.bytes.len());
             let take = bytes.len().min(room);
             b.bytes.extend_from_slice(&bytes[..take]);
@@ -134,7 +127,7 @@ impl Polling {
         first_packet: u64,
         sessions: &mut SidTable,
     ) -> Vec<PollPacket> {
-        let Some(body) = self.body[idx(from)].take() else { return Vec::new() };
+        let Some(body) = self.body[from.index()].take() else { return Vec::new() };
         let query_sid = query_param(&body.req.path, "sid").map(|s| key(s).to_owned());
         let packet = |raw: String, d: Decoded, sid: Option<String>| {
             let mut app = d.app.unwrap_or_else(|| App::new("engine.io"));

@@ -2,7 +2,9 @@
 //! `v10.stomp` or `stomp`): a command line, `name:value` header lines, a blank line and a
 //! body ended by NUL. A message holding only line ends is a heart-beat.
 
-use super::{preview, set_payload, App, AppDecoder, AppMessage, Decoded, Hints, Registration};
+use super::{
+    preview, set_payload, set_units, App, AppDecoder, AppMessage, Decoded, Hints, Registration,
+};
 use serde_json::{Map, Value};
 
 pub const REGISTRATION: Registration = Registration {
@@ -19,8 +21,11 @@ pub const REGISTRATION: Registration = Registration {
                 .iter()
                 .any(|c| m.payload.starts_with(c))
     },
-    new: |_| Box::new(Stomp),
+    new: |h| Box::new(Stomp::new(h.max_held.max(1 << 10))),
 };
+
+/// The least size of a message that may end inside a frame.
+const SPLIT_MIN: usize = 1 << 10;
 
 const COMMANDS: [&str; 15] = [
     "CONNECT",
@@ -40,7 +45,22 @@ const COMMANDS: [&str; 15] = [
     "ERROR",
 ];
 
-pub struct Stomp;
+/// Frames may span messages: clients split large frames (stomp.js with `splitLargeFrames`,
+/// into 8 KiB messages by default). A message of at least [`SPLIT_MIN`] bytes that leaves a
+/// frame unfinished has it held, up to a limit, for the messages that follow to complete; in
+/// a shorter message an unfinished frame is an error at once, as no client splits there. A
+/// message that starts with a command line while a frame is held ends the held one as an
+/// error (a frame without its NUL).
+pub struct Stomp {
+    held: [Vec<u8>; 2],
+    max_held: usize,
+}
+
+impl Stomp {
+    pub fn new(max_held: usize) -> Stomp {
+        Stomp { held: Default::default(), max_held }
+    }
+}
 
 /// STOMP 1.2 header escapes: `\r`, `\n`, `\c` (colon) and `\\`.
 fn unescape(s: &str) -> String {
@@ -62,6 +82,103 @@ fn unescape(s: &str) -> String {
     out
 }
 
+fn is_eol(b: &u8) -> bool {
+    matches!(b, b'\n' | b'\r')
+}
+
+/// What the bytes at the start of a frame hold.
+enum Parse {
+    /// A whole frame of `len` bytes: its fields (without `protocol`) and summary.
+    Frame { fields: Map<String, Value>, summary: String, len: usize },
+    /// The start of a frame (its command, once known).
+    NeedMore { command: Option<String> },
+    /// Not a frame: why, and the command when it was read.
+    Bad { why: String, command: Option<String> },
+}
+
+/// The command line at the start of `p`, when it is one (complete, and a STOMP command).
+fn command_line(p: &[u8]) -> Option<&'static str> {
+    let end = p.iter().position(|&b| b == b'\n')?;
+    let line = p[..end].strip_suffix(b"\r").unwrap_or(&p[..end]);
+    COMMANDS.iter().copied().find(|c| c.as_bytes() == line)
+}
+
+/// One frame from `p`, which starts at a byte that is not a line end.
+fn parse_frame(p: &[u8]) -> Parse {
+    let Some(head_end) =
+        find(p, b"\n\n").map(|i| (i, 2)).or_else(|| find(p, b"\r\n\r\n").map(|i| (i, 4)))
+    else {
+        // No blank line yet: more may come, if what there is begins a command line.
+        let command = command_line(p);
+        let begins = command.is_some()
+            || (!p.contains(&b'\n') && COMMANDS.iter().any(|c| c.as_bytes().starts_with(p)));
+        return match begins {
+            true => Parse::NeedMore { command: command.map(str::to_owned) },
+            false => Parse::Bad {
+                why: "a STOMP frame needs a blank line after its headers".into(),
+                command: None,
+            },
+        };
+    };
+    let Ok(head) = std::str::from_utf8(&p[..head_end.0]) else {
+        return Parse::Bad { why: "STOMP headers are not UTF-8".into(), command: None };
+    };
+    let mut lines = head.lines();
+    let command = lines.next().unwrap_or_default().trim_end_matches('\r');
+    if !COMMANDS.contains(&command) {
+        return Parse::Bad { why: format!("unknown STOMP command {command:?}"), command: None };
+    }
+    let bad = |why: String| Parse::Bad { why, command: Some(command.to_owned()) };
+    let mut headers = Map::new();
+    for line in lines {
+        let Some((k, v)) = line.trim_end_matches('\r').split_once(':') else {
+            return bad(format!("STOMP header without a colon: {line:?}"));
+        };
+        // The first of repeated headers wins (STOMP 1.2, "Repeated Header Entries").
+        let (k, v) = (unescape(k), unescape(v));
+        headers.entry(k).or_insert(Value::from(v));
+    }
+    let body_at = head_end.0 + head_end.1;
+    let body_all = &p[body_at..];
+    let need_more = || Parse::NeedMore { command: Some(command.to_owned()) };
+    // With a content-length, the body is that many octets whatever they hold, NULs
+    // included (STOMP 1.2, "Value Encoding"); without one it ends at the first NUL.
+    let length = headers.get("content-length").and_then(Value::as_str);
+    let body = match length.map(|l| l.trim().parse::<usize>()) {
+        Some(Ok(len)) => match body_all.get(len) {
+            Some(0) => &body_all[..len],
+            Some(_) => {
+                return bad(format!("no NUL after the STOMP body's content-length of {len}"))
+            }
+            None => return need_more(),
+        },
+        Some(Err(_)) => {
+            return bad(format!("STOMP content-length is not a number: {:?}", length.unwrap_or("")))
+        }
+        None => match body_all.iter().position(|&b| b == 0) {
+            Some(nul) => &body_all[..nul],
+            None => return need_more(),
+        },
+    };
+    let mut fields = Map::new();
+    fields.insert("stomp".into(), Value::from(command));
+    let mut summary = format!("stomp {command}");
+    for key in ["destination", "subscription", "receipt-id", "message"] {
+        if let Some(v) = headers.get(key).and_then(Value::as_str) {
+            summary.push_str(&format!(" {key}={v}"));
+        }
+    }
+    if let Some(d) = headers.get("destination").cloned() {
+        fields.insert("destination".into(), d);
+    }
+    fields.insert("headers".into(), Value::Object(headers));
+    if !body.is_empty() {
+        summary.push_str(&format!(" {}", preview(body, 60)));
+        set_payload(&mut fields, "body", body);
+    }
+    Parse::Frame { fields, summary, len: body_at + body.len() + 1 }
+}
+
 impl AppDecoder for Stomp {
     fn protocol(&self) -> &'static str {
         "stomp"
@@ -69,87 +186,89 @@ impl AppDecoder for Stomp {
 
     fn decode(&mut self, m: &AppMessage<'_>) -> Decoded {
         let mut app = App::new("stomp");
-        if m.payload.iter().all(|b| matches!(b, b'\n' | b'\r')) {
+        let heartbeat = m.payload.iter().all(is_eol);
+        let side = m.from.index();
+        if heartbeat {
+            // Heart-beats travel in messages of their own, also between the parts of a frame.
             app.set("stomp", "HEARTBEAT");
             app.summary = "stomp heart-beat".into();
             return Decoded::app(app);
         }
-        // Frames may be preceded by heart-beat line ends.
-        let start = m.payload.iter().position(|b| !matches!(b, b'\n' | b'\r')).unwrap_or(0);
-        let p = &m.payload[start..];
-        let Some(head_end) =
-            find(p, b"\n\n").map(|i| (i, 2)).or_else(|| find(p, b"\r\n\r\n").map(|i| (i, 4)))
-        else {
-            return Decoded::error(None, "a STOMP frame needs a blank line after its headers");
-        };
-        let Ok(head) = std::str::from_utf8(&p[..head_end.0]) else {
-            return Decoded::error(None, "STOMP headers are not UTF-8");
-        };
-        let mut lines = head.lines();
-        let command = lines.next().unwrap_or_default().trim_end_matches('\r');
-        if !COMMANDS.contains(&command) {
-            return Decoded::error(None, format!("unknown STOMP command {command:?}"));
+        let mut error = None;
+        let mut data = std::mem::take(&mut self.held[side]);
+        let start = m.payload.iter().position(|b| !is_eol(b)).unwrap_or(0);
+        if !data.is_empty() && command_line(&m.payload[start..]).is_some() {
+            error = Some(format!(
+                "a STOMP frame must end with NUL (the {} bytes held from earlier messages)",
+                data.len()
+            ));
+            data.clear();
         }
-        app.set("stomp", command);
-        let mut headers = Map::new();
-        for line in lines {
-            let Some((k, v)) = line.trim_end_matches('\r').split_once(':') else {
-                return Decoded::error(
-                    Some(app),
-                    format!("STOMP header without a colon: {line:?}"),
-                );
-            };
-            // The first of repeated headers wins (STOMP 1.2, "Repeated Header Entries").
-            let (k, v) = (unescape(k), unescape(v));
-            headers.entry(k).or_insert(Value::from(v));
-        }
-        let body_all = &p[head_end.0 + head_end.1..];
-        // With a content-length, the body is that many octets whatever they hold, NULs
-        // included (STOMP 1.2, "Value Encoding"); without one it ends at the first NUL.
-        let length = headers.get("content-length").and_then(Value::as_str);
-        let body = match length.map(|l| l.trim().parse::<usize>()) {
-            Some(Ok(len)) => match body_all.get(len) {
-                Some(0) => &body_all[..len],
-                Some(_) => {
-                    return Decoded::error(
-                        Some(app),
-                        format!("no NUL after the STOMP body's content-length of {len}"),
-                    )
-                }
-                None => {
-                    return Decoded::error(
-                        Some(app),
-                        format!("a STOMP frame shorter than its content-length of {len}"),
-                    )
-                }
-            },
-            Some(Err(_)) => {
-                return Decoded::error(
-                    Some(app),
-                    format!("STOMP content-length is not a number: {:?}", length.unwrap_or("")),
-                )
+        data.extend_from_slice(m.payload);
+        let mut frames = Vec::new();
+        let mut at = 0;
+        let mut pending = None;
+        loop {
+            at += data[at..].iter().take_while(|b| is_eol(b)).count();
+            if at == data.len() {
+                break;
             }
-            None => match body_all.iter().position(|&b| b == 0) {
-                Some(nul) => &body_all[..nul],
-                None => return Decoded::error(Some(app), "a STOMP frame must end with NUL"),
-            },
-        };
-        let mut summary = format!("stomp {command}");
-        for key in ["destination", "subscription", "receipt-id", "message"] {
-            if let Some(v) = headers.get(key).and_then(Value::as_str) {
-                summary.push_str(&format!(" {key}={v}"));
+            match parse_frame(&data[at..]) {
+                Parse::Frame { fields, summary, len } => {
+                    frames.push((fields, summary));
+                    at += len;
+                }
+                Parse::NeedMore { command } => {
+                    pending = Some(command);
+                    break;
+                }
+                Parse::Bad { why, command } => {
+                    if frames.is_empty() {
+                        if let Some(c) = command {
+                            app.set("stomp", c);
+                        }
+                    }
+                    error = Some(why);
+                    at = data.len();
+                    break;
+                }
             }
         }
-        if let Some(d) = headers.get("destination").cloned() {
-            app.set("destination", d);
+        data.drain(..at);
+        if pending.is_some() && m.payload.len() < SPLIT_MIN {
+            error = Some(match find(&data, b"\n\n").or_else(|| find(&data, b"\r\n\r\n")) {
+                Some(_) => "a STOMP frame must end with NUL".into(),
+                None => "a STOMP frame needs a blank line after its headers".into(),
+            });
+            if frames.is_empty() {
+                if let Some(Some(c)) = &pending {
+                    app.set("stomp", c.as_str());
+                }
+            }
+            data.clear();
+            pending = None;
         }
-        app.set("headers", Value::Object(headers));
-        if !body.is_empty() {
-            summary.push_str(&format!(" {}", preview(body, 60)));
-            set_payload(&mut app, "body", body);
+        if data.len() > self.max_held {
+            error = Some(format!("a STOMP frame longer than {} bytes was dropped", self.max_held));
+            data.clear();
+            pending = None;
         }
-        app.summary = summary;
-        Decoded::app(app)
+        let held = data.len();
+        self.held[side] = data;
+        let mut it = frames.into_iter();
+        match (it.next(), pending) {
+            (Some(first), _) => set_units(&mut app, first, it),
+            (None, Some(command)) => {
+                app.set("partial", true);
+                let name = command.as_deref().unwrap_or("frame");
+                if let Some(c) = &command {
+                    app.set("stomp", c.as_str());
+                }
+                app.summary = format!("stomp {name} (part of a frame, {held} bytes held)");
+            }
+            (None, None) => {}
+        }
+        Decoded { app: Some(app), error }
     }
 }
 
@@ -162,8 +281,12 @@ mod tests {
     use super::*;
     use crate::tcp::Side;
 
+    fn msg(from: Side, p: &[u8]) -> AppMessage<'_> {
+        AppMessage { from, text: true, payload: p, first_packet: 1 }
+    }
+
     fn dec(p: &[u8]) -> Decoded {
-        Stomp.decode(&AppMessage { from: Side::Client, text: true, payload: p, first_packet: 1 })
+        Stomp::new(1 << 16).decode(&msg(Side::Client, p))
     }
 
     #[test]
@@ -174,6 +297,8 @@ mod tests {
         assert_eq!(a.fields["destination"], "/queue/a");
         assert_eq!(a.fields["body"], "hello");
         assert_eq!(a.fields["headers"]["content-type"], "text/plain");
+        let keys: Vec<&str> = a.fields.keys().map(String::as_str).collect();
+        assert_eq!(keys, ["protocol", "stomp", "destination", "headers", "body"]);
         assert_eq!(dec(b"\n").app.unwrap().fields["stomp"], "HEARTBEAT");
         assert_eq!(
             dec(b"CONNECTED\r\nversion:1.2\r\n\r\n\0").app.unwrap().fields["headers"]["version"],
@@ -181,9 +306,13 @@ mod tests {
         );
         assert_eq!(dec(b"MESSAGE\nx:a\\cb\n\n\0").app.unwrap().fields["headers"]["x"], "a:b");
         assert!(dec(b"HELLO\n\n\0").error.is_some());
-        assert!(dec(b"SEND\ndestination:/q\n\nno nul").error.is_some());
         assert!(dec(b"SEND\nbad header\n\n\0").error.is_some());
-        assert!(dec(b"SEND").error.is_some());
+        assert!(dec(b"not stomp at all").error.is_some());
+        // A short message is not a part of a split frame: what it leaves unfinished is wrong.
+        let d = dec(b"SEND\ndestination:/q\n\nno nul");
+        assert!(d.error.unwrap().contains("must end with NUL"));
+        assert_eq!(d.app.unwrap().fields["stomp"], "SEND");
+        assert!(dec(b"SEND").error.unwrap().contains("blank line"));
     }
 
     #[test]
@@ -193,8 +322,6 @@ mod tests {
         assert!(d.error.is_none());
         assert_eq!(a.fields["destination"], "/q");
         assert_eq!(a.fields["body"], "a\0b\0c");
-        let short = dec(b"SEND\ncontent-length:9\n\nabc\0");
-        assert!(short.error.unwrap().contains("shorter than its content-length of 9"));
         let unended = dec(b"SEND\ncontent-length:2\n\nabc\0");
         assert!(unended.error.unwrap().contains("no NUL after"));
         let bad = dec(b"SEND\ncontent-length:x\n\nabc\0");
@@ -202,5 +329,83 @@ mod tests {
         let empty = dec(b"SEND\ncontent-length:0\ndestination:/q\n\n\0");
         assert!(empty.error.is_none());
         assert!(empty.app.unwrap().fields.get("body").is_none());
+    }
+
+    /// A SEND frame whose body is `len` bytes with a NUL in the middle, and a content-length.
+    fn big_frame(len: usize) -> Vec<u8> {
+        let mut f = format!("SEND\ndestination:/q\ncontent-length:{len}\n\n").into_bytes();
+        f.extend((0..len).map(|i| if i == len / 2 { 0 } else { b'a' + (i % 26) as u8 }));
+        f.push(0);
+        f
+    }
+
+    #[test]
+    fn a_frame_split_over_messages_is_decoded_by_its_last() {
+        let frame = big_frame(3000);
+        for cut in [SPLIT_MIN, SPLIT_MIN + 1, 2048, frame.len() - 1] {
+            let mut s = Stomp::new(1 << 16);
+            let first = s.decode(&msg(Side::Client, &frame[..cut]));
+            assert!(first.error.is_none());
+            let first = first.app.unwrap();
+            assert_eq!(first.fields["partial"], true, "cut {cut}");
+            assert_eq!(first.fields["stomp"], "SEND", "cut {cut}");
+            // A heart-beat in between, and the other direction, leave the held part alone.
+            let beat = s.decode(&msg(Side::Client, b"\n")).app.unwrap();
+            assert_eq!(beat.fields["stomp"], "HEARTBEAT");
+            let other = s.decode(&msg(Side::Server, b"RECEIPT\nreceipt-id:7\n\n\0"));
+            assert_eq!(other.app.unwrap().fields["stomp"], "RECEIPT");
+            let last = s.decode(&msg(Side::Client, &frame[cut..]));
+            assert!(last.error.is_none(), "cut {cut}: {:?}", last.error);
+            let a = last.app.unwrap();
+            assert_eq!(a.fields["stomp"], "SEND", "cut {cut}");
+            let body = a.fields["body"].as_str().unwrap();
+            assert_eq!(body.len(), 3000, "cut {cut}");
+            assert_eq!(body.as_bytes()[1500], 0, "cut {cut}");
+            assert!(a.fields.get("partial").is_none());
+        }
+        // Three parts, the middle one completing nothing.
+        let mut s = Stomp::new(1 << 16);
+        for part in [&frame[..1100], &frame[1100..2200]] {
+            assert_eq!(s.decode(&msg(Side::Client, part)).app.unwrap().fields["partial"], true);
+        }
+        let a = s.decode(&msg(Side::Client, &frame[2200..])).app.unwrap();
+        assert_eq!(a.fields["destination"], "/q");
+        // A short part that does not finish the held frame ends it as an error.
+        let mut s = Stomp::new(1 << 16);
+        s.decode(&msg(Side::Client, &frame[..1100]));
+        let d = s.decode(&msg(Side::Client, &frame[1100..1200]));
+        assert!(d.error.unwrap().contains("must end with NUL"));
+        assert!(s.decode(&msg(Side::Client, b"SEND\n\nok\0")).error.is_none());
+    }
+
+    #[test]
+    fn several_frames_in_one_message_and_frames_left_unfinished() {
+        let mut s = Stomp::new(1 << 16);
+        let mut m = b"MESSAGE\nx:1\n\na\0\nMESSAGE\nx:2\n\nb\0\n".to_vec();
+        let open = big_frame(3000);
+        m.extend_from_slice(&open[..1500]);
+        let a = s.decode(&msg(Side::Server, &m)).app.unwrap();
+        assert_eq!(a.fields["headers"]["x"], "1");
+        assert_eq!(a.fields["more"][0]["headers"]["x"], "2");
+        assert_eq!(a.fields["more"][0]["body"], "b");
+        assert!(a.summary.ends_with("(+1 more)"), "{}", a.summary);
+        // A new frame while one is held: the held one had no NUL.
+        let d = s.decode(&msg(Side::Server, b"RECEIPT\nreceipt-id:1\n\n\0"));
+        assert!(d.error.unwrap().contains("must end with NUL"));
+        assert_eq!(d.app.unwrap().fields["stomp"], "RECEIPT");
+    }
+
+    #[test]
+    fn what_is_held_is_bounded() {
+        let frame = big_frame(3000);
+        let mut s = Stomp::new(2048);
+        let d = s.decode(&msg(Side::Client, &frame[..1500]));
+        assert_eq!(d.app.unwrap().fields["partial"], true);
+        let d = s.decode(&msg(Side::Client, &frame[1500..2600]));
+        assert!(d.error.unwrap().contains("longer than 2048 bytes"));
+        // Nothing is held any more: a new frame decodes on its own.
+        let d = s.decode(&msg(Side::Client, b"SEND\n\nok\0"));
+        assert!(d.error.is_none());
+        assert_eq!(d.app.unwrap().fields["body"], "ok");
     }
 }

@@ -134,6 +134,13 @@ impl Side {
             Side::Server => "server",
         }
     }
+    /// 0 for the client, 1 for the server: for state kept per direction in a pair.
+    pub fn index(self) -> usize {
+        match self {
+            Side::Client => 0,
+            Side::Server => 1,
+        }
+    }
 }
 
 /// A connection's 4-tuple, the same from either direction.

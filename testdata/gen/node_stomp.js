@@ -2,9 +2,12 @@
 // against a small STOMP 1.2 broker written on `ws` here: CONNECT → CONNECTED, SUBSCRIBE,
 // SEND → MESSAGE to the subscribers, receipts, DISCONNECT. Prints the frames each side sent
 // as JSON on stdout: [{from, stomp, destination?, body?}].
+// With `split` after the port, the client also publishes a 3000-character body with
+// stompjs's `splitLargeFrames` (1 KiB WebSocket messages), which the broker joins again.
 const { WebSocketServer, WebSocket } = require('ws');
 const { Client } = require('@stomp/stompjs');
 const port = Number(process.argv[2]);
+const split = process.argv[3] === 'split';
 const log = [];
 
 // --- the broker ---
@@ -30,8 +33,13 @@ wss.on('connection', (ws) => {
     ws.send(frame(command, headers, body));
     log.push({ from: 'server', stomp: command, ...(headers.destination ? { destination: headers.destination } : {}), ...(body ? { body } : {}) });
   };
+  let held = '';
   ws.on('message', (data) => {
-    const f = parse(data);
+    // A frame split over messages ends in the message that holds its NUL.
+    held += data.toString();
+    if (!/^[\r\n]*$/.test(held) && !/\0[\r\n]*$/.test(held)) return;
+    const f = parse(held);
+    held = '';
     if (!f) return;
     if (f.command === 'CONNECT' || f.command === 'STOMP') {
       send('CONNECTED', { version: '1.2', 'heart-beat': '0,0', server: 'tiny/1.0' });
@@ -52,6 +60,7 @@ const client = new Client({
   webSocketFactory: () => new WebSocket(`ws://127.0.0.1:${port}/stomp`, ['v12.stomp']),
   heartbeatIncoming: 0,
   heartbeatOutgoing: 0,
+  ...(split ? { splitLargeFrames: true, maxWebSocketChunkSize: 1024 } : {}),
   reconnectDelay: 0,
   debug: () => {},
 });
@@ -59,7 +68,8 @@ client.onConnect = () => {
   log.push({ from: 'client', stomp: 'CONNECT' });
   client.subscribe('/topic/chat', () => {});
   log.push({ from: 'client', stomp: 'SUBSCRIBE', destination: '/topic/chat' });
-  for (const body of ['hello stomp', '{"n":1}']) {
+  const big = Array.from({ length: 3000 }, (_, i) => String.fromCharCode(97 + (i % 26))).join('');
+  for (const body of split ? ['hello stomp', big] : ['hello stomp', '{"n":1}']) {
     client.publish({ destination: '/topic/chat', body });
     log.push({ from: 'client', stomp: 'SEND', destination: '/topic/chat', body });
   }

@@ -419,13 +419,13 @@ def node_sio(port, version="v4"):
     }
 
 
-def node_app(script, description):
+def node_app(script, description, args=()):
     """A subprotocol exchange between Node peers (`node_mqtt.js`, `node_stomp.js`,
     `node_graphql.js`); the truth lists what each side sent, as the script logged it."""
 
     def scenario(port):
         out = subprocess.run(
-            ["node", os.path.join(HERE, script), str(port)],
+            ["node", os.path.join(HERE, script), str(port), *args],
             check=True,
             capture_output=True,
             timeout=60,
@@ -764,6 +764,8 @@ SCENARIOS = {
     "node-socketio-wsonly": (8778, node_sio_ws),
     "node-mqtt": (8774, node_app("node_mqtt.js", "MQTT 3.1.1 and 5 clients (mqtt.js) through a WebSocket relay to Mosquitto")),
     "node-stomp": (8775, node_app("node_stomp.js", "STOMP 1.2 over WebSocket: @stomp/stompjs against a small ws broker")),
+    # stompjs's splitLargeFrames: a 3000-byte SEND in 1 KiB WebSocket messages.
+    "node-stomp-split": (8779, node_app("node_stomp.js", "STOMP 1.2 over WebSocket with stompjs splitting a large SEND frame over 1 KiB messages", ["split"])),
     "node-graphql": (8776, node_app("node_graphql.js", "graphql-ws client and server (graphql-transport-ws)")),
     "tour-upgrade-event": (8090, tour_upgrade_event),
     "tour-python-raw": (8001, tour_python_raw),
