@@ -105,19 +105,24 @@ fn command_line(p: &[u8]) -> Option<&'static str> {
 
 /// One frame from `p`, which starts at a byte that is not a line end.
 fn parse_frame(p: &[u8]) -> Parse {
-    let Some(head_end) =
-        find(p, b"\n\n").map(|i| (i, 2)).or_else(|| find(p, b"\r\n\r\n").map(|i| (i, 4)))
-    else {
+    // The first blank line, in either line-end style (a CRLF head's body may hold "\n\n").
+    let head_end = match (find(p, b"\n\n"), find(p, b"\r\n\r\n")) {
+        (Some(lf), Some(crlf)) if crlf < lf => Some((crlf, 4)),
+        (Some(lf), _) => Some((lf, 2)),
+        (None, crlf) => crlf.map(|i| (i, 4)),
+    };
+    let Some(head_end) = head_end else {
         // No blank line yet: more may come, if what there is begins a command line.
         let command = command_line(p);
         let begins = command.is_some()
             || (!p.contains(&b'\n') && COMMANDS.iter().any(|c| c.as_bytes().starts_with(p)));
-        return match begins {
-            true => Parse::NeedMore { command: command.map(str::to_owned) },
-            false => Parse::Bad {
+        return if begins {
+            Parse::NeedMore { command: command.map(str::to_owned) }
+        } else {
+            Parse::Bad {
                 why: "a STOMP frame needs a blank line after its headers".into(),
                 command: None,
-            },
+            }
         };
     };
     let Ok(head) = std::str::from_utf8(&p[..head_end.0]) else {
@@ -305,6 +310,9 @@ mod tests {
             "1.2"
         );
         assert_eq!(dec(b"MESSAGE\nx:a\\cb\n\n\0").app.unwrap().fields["headers"]["x"], "a:b");
+        let crlf = dec(b"SEND\r\ndestination:/q\r\n\r\nline\n\nline\0").app.unwrap();
+        assert_eq!(crlf.fields["destination"], "/q");
+        assert_eq!(crlf.fields["body"], "line\n\nline");
         assert!(dec(b"HELLO\n\n\0").error.is_some());
         assert!(dec(b"SEND\nbad header\n\n\0").error.is_some());
         assert!(dec(b"not stomp at all").error.is_some());
