@@ -90,8 +90,9 @@ fn is_eol(b: &u8) -> bool {
 enum Parse {
     /// A whole frame of `len` bytes: its fields (without `protocol`) and summary.
     Frame { fields: Map<String, Value>, summary: String, len: usize },
-    /// The start of a frame (its command, once known).
-    NeedMore { command: Option<String> },
+    /// The start of a frame (its command, once known), and what the frame would be wrong
+    /// for if no more came.
+    NeedMore { command: Option<String>, missing: &'static str },
     /// Not a frame: why, and the command when it was read.
     Bad { why: String, command: Option<String> },
 }
@@ -116,13 +117,11 @@ fn parse_frame(p: &[u8]) -> Parse {
         let command = command_line(p);
         let begins = command.is_some()
             || (!p.contains(&b'\n') && COMMANDS.iter().any(|c| c.as_bytes().starts_with(p)));
+        let missing = "a STOMP frame needs a blank line after its headers";
         return if begins {
-            Parse::NeedMore { command: command.map(str::to_owned) }
+            Parse::NeedMore { command: command.map(str::to_owned), missing }
         } else {
-            Parse::Bad {
-                why: "a STOMP frame needs a blank line after its headers".into(),
-                command: None,
-            }
+            Parse::Bad { why: missing.into(), command: None }
         };
     };
     let Ok(head) = std::str::from_utf8(&p[..head_end.0]) else {
@@ -145,7 +144,10 @@ fn parse_frame(p: &[u8]) -> Parse {
     }
     let body_at = head_end.0 + head_end.1;
     let body_all = &p[body_at..];
-    let need_more = || Parse::NeedMore { command: Some(command.to_owned()) };
+    let need_more = || Parse::NeedMore {
+        command: Some(command.to_owned()),
+        missing: "a STOMP frame must end with NUL",
+    };
     // With a content-length, the body is that many octets whatever they hold, NULs
     // included (STOMP 1.2, "Value Encoding"); without one it ends at the first NUL.
     let length = headers.get("content-length").and_then(Value::as_str);
@@ -191,15 +193,14 @@ impl AppDecoder for Stomp {
 
     fn decode(&mut self, m: &AppMessage<'_>) -> Decoded {
         let mut app = App::new("stomp");
-        let heartbeat = m.payload.iter().all(is_eol);
-        let side = m.from.index();
-        if heartbeat {
+        if m.payload.iter().all(is_eol) {
             // Heart-beats travel in messages of their own, also between the parts of a frame.
             app.set("stomp", "HEARTBEAT");
             app.summary = "stomp heart-beat".into();
             return Decoded::app(app);
         }
         let mut error = None;
+        let side = m.from.index();
         let mut data = std::mem::take(&mut self.held[side]);
         let start = m.payload.iter().position(|b| !is_eol(b)).unwrap_or(0);
         if !data.is_empty() && command_line(&m.payload[start..]).is_some() {
@@ -212,7 +213,8 @@ impl AppDecoder for Stomp {
         data.extend_from_slice(m.payload);
         let mut frames = Vec::new();
         let mut at = 0;
-        let mut pending = None;
+        // The command of a frame the message did not complete, whether it waits or failed.
+        let mut unfinished = None;
         loop {
             at += data[at..].iter().take_while(|b| is_eol(b)).count();
             if at == data.len() {
@@ -223,16 +225,17 @@ impl AppDecoder for Stomp {
                     frames.push((fields, summary));
                     at += len;
                 }
-                Parse::NeedMore { command } => {
-                    pending = Some(command);
+                Parse::NeedMore { command, missing } => {
+                    unfinished = command;
+                    // No client splits a frame over short messages: nothing more will come.
+                    if m.payload.len() < SPLIT_MIN {
+                        error = Some(missing.to_owned());
+                        at = data.len();
+                    }
                     break;
                 }
                 Parse::Bad { why, command } => {
-                    if frames.is_empty() {
-                        if let Some(c) = command {
-                            app.set("stomp", c);
-                        }
-                    }
+                    unfinished = command;
                     error = Some(why);
                     at = data.len();
                     break;
@@ -240,38 +243,24 @@ impl AppDecoder for Stomp {
             }
         }
         data.drain(..at);
-        if pending.is_some() && m.payload.len() < SPLIT_MIN {
-            error = Some(match find(&data, b"\n\n").or_else(|| find(&data, b"\r\n\r\n")) {
-                Some(_) => "a STOMP frame must end with NUL".into(),
-                None => "a STOMP frame needs a blank line after its headers".into(),
-            });
-            if frames.is_empty() {
-                if let Some(Some(c)) = &pending {
-                    app.set("stomp", c.as_str());
-                }
-            }
-            data.clear();
-            pending = None;
-        }
         if data.len() > self.max_held {
             error = Some(format!("a STOMP frame longer than {} bytes was dropped", self.max_held));
             data.clear();
-            pending = None;
         }
         let held = data.len();
         self.held[side] = data;
         let mut it = frames.into_iter();
-        match (it.next(), pending) {
-            (Some(first), _) => set_units(&mut app, first, it),
-            (None, Some(command)) => {
+        if let Some(first) = it.next() {
+            set_units(&mut app, first, it);
+        } else {
+            if let Some(c) = &unfinished {
+                app.set("stomp", c.as_str());
+            }
+            if held > 0 {
                 app.set("partial", true);
-                let name = command.as_deref().unwrap_or("frame");
-                if let Some(c) = &command {
-                    app.set("stomp", c.as_str());
-                }
+                let name = unfinished.as_deref().unwrap_or("frame");
                 app.summary = format!("stomp {name} (part of a frame, {held} bytes held)");
             }
-            (None, None) => {}
         }
         Decoded { app: Some(app), error }
     }
@@ -410,6 +399,8 @@ mod tests {
         let d = s.decode(&msg(Side::Client, &frame[..1500]));
         assert_eq!(d.app.unwrap().fields["partial"], true);
         let d = s.decode(&msg(Side::Client, &frame[1500..2600]));
+        assert_eq!(d.app.as_ref().unwrap().fields["stomp"], "SEND");
+        assert!(d.app.as_ref().unwrap().fields.get("partial").is_none());
         assert!(d.error.unwrap().contains("longer than 2048 bytes"));
         // Nothing is held any more: a new frame decodes on its own.
         let d = s.decode(&msg(Side::Client, b"SEND\n\nok\0"));
