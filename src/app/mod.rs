@@ -198,6 +198,17 @@ pub fn is_json(payload: &[u8]) -> bool {
     json_text::is_json_text(payload)
 }
 
+/// Keeps the bytes after the first `done` for the next message of a decoder that joins units
+/// split over messages; keeps nothing and says false when they are more than `max`.
+pub fn hold_rest(held: &mut Vec<u8>, done: usize, max: usize) -> bool {
+    held.drain(..done.min(held.len()));
+    if held.len() > max {
+        held.clear();
+        return false;
+    }
+    true
+}
+
 /// Describes a message that completed one or more protocol units (frames, packets): the
 /// first fills `app` and its summary, the others are listed under `more` (same keys, without
 /// `protocol`).

@@ -6,7 +6,8 @@
 //! that completes several describes the first and lists the others under `more`.
 
 use super::{
-    preview, set_payload, set_units, App, AppDecoder, AppMessage, Decoded, Hints, Registration,
+    hold_rest, preview, set_payload, set_units, App, AppDecoder, AppMessage, Decoded, Hints,
+    Registration,
 };
 use serde_json::{Map, Value};
 
@@ -273,10 +274,8 @@ impl AppDecoder for Mqtt {
                 }
             }
         }
-        held.drain(..at);
-        if held.len() > self.max_held {
+        if !hold_rest(&mut held, at, self.max_held) {
             error = Some(format!("an MQTT packet longer than {} bytes was dropped", self.max_held));
-            held.clear();
         }
         self.held[i] = held;
         let mut app = App::new("mqtt");

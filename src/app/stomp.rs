@@ -3,7 +3,8 @@
 //! body ended by NUL. A message holding only line ends is a heart-beat.
 
 use super::{
-    preview, set_payload, set_units, App, AppDecoder, AppMessage, Decoded, Hints, Registration,
+    hold_rest, preview, set_payload, set_units, App, AppDecoder, AppMessage, Decoded, Hints,
+    Registration,
 };
 use serde_json::{Map, Value};
 
@@ -242,10 +243,8 @@ impl AppDecoder for Stomp {
                 }
             }
         }
-        data.drain(..at);
-        if data.len() > self.max_held {
+        if !hold_rest(&mut data, at, self.max_held) {
             error = Some(format!("a STOMP frame longer than {} bytes was dropped", self.max_held));
-            data.clear();
         }
         let held = data.len();
         self.held[side] = data;
