@@ -10,6 +10,8 @@ dpkg -s libpcap-dev >/dev/null 2>&1 || need_apt+=(libpcap-dev)
 command -v python3 >/dev/null 2>&1 || need_apt+=(python3)
 # A C++ compiler: libfuzzer-sys compiles libFuzzer when CI checks the fuzz crate (fuzz/).
 command -v c++ >/dev/null 2>&1 || need_apt+=(g++)
+# cmake: libz-ng-sys builds zlib-ng, the inflater behind flate2 (Cargo.toml).
+command -v cmake >/dev/null 2>&1 || need_apt+=(cmake)
 # Node.js runs the real peers of the live-capture tests over TLS (testdata/gen/node_wss.js).
 command -v npm >/dev/null 2>&1 || need_apt+=(nodejs npm)
 

@@ -5,6 +5,10 @@
 //! `new_with_window_bits` would panic outside 9..=15). Output past the keep limit is still
 //! inflated, into a fixed scratch buffer, so that the sliding window stays right for the next
 //! message under context takeover; a hard output cap stops bombs.
+//!
+//! flate2's backend is zlib-ng: on the benchmark capture it inflated in 24 % fewer
+//! instructions than zlib-rs (`conns`, 10 MB, callgrind: 202.2 M against 154.1 M in all),
+//! and inflating is half the work of the views that print no payloads.
 
 use flate2::{Decompress, FlushDecompress, Status};
 
