@@ -258,7 +258,10 @@ impl<W: Write> Sink for JsonlSink<W> {
             Event::Handshake(r) if s.handshakes => write_handshake(buf, r),
             Event::Tls(r) if s.handshakes => write_tls(buf, r),
             Event::Frame(r) if s.frames => {
-                write_frame(buf, r, self.payload, &mut self.memo, &mut self.names)
+                if write_frame(buf, r, self.payload, &mut self.memo, &mut self.names) {
+                    self.memo.payload.clear();
+                    self.memo.payload.extend_from_slice(&r.payload);
+                }
             }
             Event::Frame(r) if s.control_messages && r.opcode >= 8 => {
                 write_control_message(buf, r, self.payload)
@@ -271,6 +274,19 @@ impl<W: Write> Sink for JsonlSink<W> {
             _ => return Ok(()),
         }
         self.flush_record()
+    }
+
+    fn event_owned(&mut self, ev: Event<'static>) -> io::Result<()> {
+        match ev {
+            // The payload moves into the memo instead of being copied there.
+            Event::Frame(r) if self.select.frames => {
+                if write_frame(&mut self.buf, &r, self.payload, &mut self.memo, &mut self.names) {
+                    self.memo.payload = r.payload.into_owned();
+                }
+                self.flush_record()
+            }
+            ev => self.event(&ev),
+        }
     }
 
     fn end(&mut self, totals: &RunTotals) -> io::Result<()> {
@@ -321,11 +337,10 @@ impl PayloadMemo {
         opts: PayloadOpts,
     ) {
         if memo == Memo::Remember {
+            // The caller stores the payload, by a move when it owns the record.
             let keys = obj.capture(|o| payload_keys(o, payload, text, missing, opts));
             self.keys.clear();
             self.keys.extend_from_slice(keys);
-            self.payload.clear();
-            self.payload.extend_from_slice(payload);
             (self.is_text, self.missing) = (text, missing > 0);
             return;
         }
@@ -498,13 +513,15 @@ pub fn write_tls(buf: &mut Vec<u8>, r: &TlsRecord) {
     o.end();
 }
 
+/// Returns whether the frame's payload keys went into `memo`: its payload is then to be
+/// stored there too (see [`PayloadMemo::keys`]).
 pub fn write_frame(
     buf: &mut Vec<u8>,
     r: &FrameRecord<'_>,
     opts: PayloadOpts,
     memo: &mut PayloadMemo,
     names: &mut EndpointTexts,
-) {
+) -> bool {
     let mut o = Obj::new(buf, "frame");
     o.u64("packet", r.meta.packet).u64("first_packet", r.first_packet).ts(
         "ts",
@@ -522,6 +539,7 @@ pub fn write_frame(
         None => o.null("mask_key"),
     };
     o.u64("payload_len", r.payload_len).u64("len_form", r.len_form.into());
+    let mut remembered = false;
     if r.opcode == 8 {
         o.opt_u64("close_code", r.close_code.map(u64::from));
         o.opt_str("close_reason", r.close_reason.as_deref());
@@ -536,6 +554,7 @@ pub fn write_frame(
         // Only a final, uncompressed first frame can carry its message's payload.
         if r.fin && matches!(r.opcode, 1 | 2) && r.rsv & 4 == 0 {
             memo.keys(Memo::Remember, &mut o, payload, text, missing, opts);
+            remembered = true;
         } else {
             payload_keys(&mut o, payload, text, missing, opts);
         }
@@ -545,6 +564,7 @@ pub fn write_frame(
     }
     problems(&mut o, &r.problems);
     o.end();
+    remembered
 }
 
 pub fn write_message(

@@ -77,8 +77,8 @@ impl Threaded {
                     Msg::Begin(info) => sink.begin(&info)?,
                     Msg::CaptureStart(meta) => sink.capture_start(meta),
                     Msg::Events(events) => {
-                        for ev in &events {
-                            sink.event(ev)?;
+                        for ev in events {
+                            sink.event_owned(ev)?;
                         }
                     }
                     Msg::End(totals) => sink.end(&totals)?,
