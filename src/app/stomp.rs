@@ -47,7 +47,7 @@ const COMMANDS: [&str; 15] = [
 ];
 
 /// Frames may span messages: clients split large frames (stomp.js with `splitLargeFrames`,
-/// into 8 KiB messages by default). A message of at least [`SPLIT_MIN`] bytes that leaves a
+/// into 8 KiB messages by default). A message of at least `SPLIT_MIN` bytes that leaves a
 /// frame unfinished has it held, up to a limit, for the messages that follow to complete; in
 /// a shorter message an unfinished frame is an error at once, as no client splits there. A
 /// message that starts with a command line while a frame is held ends the held one as an

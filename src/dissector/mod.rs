@@ -2,7 +2,7 @@
 //!
 //! `Dissector` owns the decoder and the flow table (whose connections own their sessions) and
 //! calls each stage in turn; no stage reaches back into another. Output goes through the
-//! [`Sequencer`], which keeps records in capture order while a connection's nature is still
+//! `Sequencer`, which keeps records in capture order while a connection's nature is still
 //! unknown (its SYN records are only worth printing once it turns out to be WebSocket).
 
 use crate::app::polling::SidTable;

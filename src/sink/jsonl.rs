@@ -514,7 +514,7 @@ pub fn write_tls(buf: &mut Vec<u8>, r: &TlsRecord) {
 }
 
 /// Returns whether the frame's payload keys went into `memo`: its payload is then to be
-/// stored there too (see [`PayloadMemo::keys`]).
+/// stored there too (see `PayloadMemo::keys`).
 pub fn write_frame(
     buf: &mut Vec<u8>,
     r: &FrameRecord<'_>,

@@ -13,8 +13,8 @@
 //! output, and neither thread is always the busier one (compressed traffic loads the
 //! dissecting thread, long text the formatting one). The marks are the same either way.
 //!
-//! Memory stays bounded: a batch is cut at [`BATCH_EVENTS`] events or [`BATCH_BYTES`] payload
-//! bytes, and at most [`BATCHES_IN_FLIGHT`] batches wait; the dissecting thread blocks beyond.
+//! Memory stays bounded: a batch is cut at `BATCH_EVENTS` events or `BATCH_BYTES` payload
+//! bytes, and at most `BATCHES_IN_FLIGHT` batches wait; the dissecting thread blocks beyond.
 
 use super::{RunInfo, RunTotals, Sink};
 use crate::event::{Event, Meta};
