@@ -112,7 +112,7 @@ problem_codes! {
     UnsolicitedPong => "unsolicited-pong", Info, "a pong matched no outstanding ping (allowed as a heartbeat by RFC 6455 5.5.3)";
     // TLS (wss://).
     TlsNoKey => "tls-no-key", Warning, "a TLS connection's secrets are not in the key log (--keylog, SSLKEYLOGFILE, pcapng secrets); its records are not decrypted";
-    TlsDecryptFailed => "tls-decrypt-failed", Warning, "TLS records did not decrypt with the logged secrets (wrong key, or records missing); the rest of that direction is not decrypted";
+    TlsDecryptFailed => "tls-decrypt-failed", Warning, "TLS records did not decrypt with the logged secrets (wrong key, or no record after a gap opened); the rest of that direction is not decrypted";
     TlsUnsupportedCipher => "tls-unsupported-cipher", Warning, "the TLS version or cipher suite is not one wsdissect decrypts (TLS 1.2 and 1.3 with AES-GCM or ChaCha20-Poly1305, and TLS 1.2 AES-CBC)";
     TlsMalformed => "tls-malformed", Error, "bytes of a TLS connection are not valid TLS records or handshake messages; the rest of that direction is skipped";
     UndecodableData => "undecodable-data", Warning, "stream bytes that are neither an HTTP upgrade nor WebSocket frames; they were skipped";

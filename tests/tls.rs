@@ -248,3 +248,70 @@ fn stream_bytes_add_up_with_and_without_the_key() {
         assert_eq!(total(&with), total(&without), "{}", dir.display());
     }
 }
+
+/// `src` (classic pcap) without its packet number `drop` (counted from 1).
+fn without_packet(src: &Path, drop: u64, dst: &Path) {
+    let b = std::fs::read(src).unwrap();
+    let le = b[..4] == [0xd4, 0xc3, 0xb2, 0xa1] || b[..4] == [0x4d, 0x3c, 0xb2, 0xa1];
+    let mut out = b[..24].to_vec();
+    let (mut at, mut n) = (24, 0);
+    while at + 16 <= b.len() {
+        let field: [u8; 4] = b[at + 8..at + 12].try_into().unwrap();
+        let incl = if le { u32::from_le_bytes(field) } else { u32::from_be_bytes(field) } as usize;
+        n += 1;
+        if n != drop {
+            out.extend_from_slice(&b[at..at + 16 + incl]);
+        }
+        at += 16 + incl;
+    }
+    std::fs::write(dst, out).unwrap();
+}
+
+/// A server packet lost from each real TLS recording (TLS 1.2 and 1.3, AES-GCM, ChaCha20,
+/// CBC with and without encrypt-then-MAC): decryption finds the next record by its sequence
+/// number and goes on, so the server's later frames are all decoded, the gap is reported,
+/// and no TLS problem is.
+#[test]
+fn decryption_resumes_after_a_lost_packet() {
+    let mut tried = 0;
+    for dir in keylog_cases() {
+        let name = dir.file_name().unwrap().to_string_lossy().into_owned();
+        if name.ends_with("-no-syn") {
+            // Its capture starts after the handshake's first packets: nothing to lose there.
+            continue;
+        }
+        let cap = capture_in(&dir);
+        let args = case_args(&dir);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let server_frames = |recs: &[Value]| -> Vec<(u64, u64, u64)> {
+            of_type(recs, "frame")
+                .into_iter()
+                .filter(|f| f["from"] == "server")
+                .map(|f| {
+                    let n = |k: &str| f[k].as_u64().unwrap();
+                    (n("packet"), n("opcode"), n("payload_len"))
+                })
+                .collect()
+        };
+        let whole = server_frames(&json_of(&cap, &args));
+        // The first packet that completes a server frame, when later packets complete more.
+        let lost = whole[0].0;
+        let after: Vec<(u64, u64)> =
+            whole.iter().filter(|f| f.0 > lost).map(|f| (f.1, f.2)).collect();
+        assert!(!after.is_empty(), "{name}: {whole:?}");
+        let gapped = tmp(&format!("{name}-gap.pcap"));
+        without_packet(&cap, lost, &gapped);
+        let recs = json_of(&gapped, &args);
+        let got: Vec<(u64, u64)> = server_frames(&recs).iter().map(|f| (f.1, f.2)).collect();
+        assert_eq!(got, after, "{name}: the server frames after the lost packet");
+        let gaps = of_type(&recs, "tcp").into_iter().filter(|t| t["event"] == "gap").count();
+        assert_eq!(gaps, 1, "{name}");
+        let tls_problems: Vec<&Value> = of_type(&recs, "problem")
+            .into_iter()
+            .filter(|p| p["code"].as_str().unwrap().starts_with("tls-"))
+            .collect();
+        assert!(tls_problems.is_empty(), "{name}: {tls_problems:?}");
+        tried += 1;
+    }
+    assert!(tried >= 10, "{tried} TLS recordings tried");
+}

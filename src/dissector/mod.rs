@@ -275,6 +275,9 @@ impl Conn {
     ) -> Feedback {
         ctx.sids.set_scope(info.client.addr, info.server.addr);
         let mut step = self.tls.on_tcp(&ev, info.roles_from_syn, keys);
+        if self.tls.is_tls() {
+            self.session.set_decrypted();
+        }
         let swap = step == Step::ConsumedSwapRoles;
         if swap {
             // The events after this one come with the roles swapped; the session hears

@@ -183,7 +183,16 @@ impl Direction {
     }
 
     /// `len` bytes of this direction were never captured.
-    pub fn on_gap(&mut self, len: u64, meta: Meta, ends: &Endpoints, ctx: &mut Ctx<'_>) {
+    /// `plain_len`: how many of this direction's bytes the gap lost, when known (not after
+    /// TLS, whose gaps lose whole records of unknown plaintext length).
+    pub fn on_gap(
+        &mut self,
+        len: u64,
+        plain_len: Option<u64>,
+        meta: Meta,
+        ends: &Endpoints,
+        ctx: &mut Ctx<'_>,
+    ) {
         self.state.stats.gap_bytes = self.state.stats.gap_bytes.saturating_add(len);
         if let Sync::Searching(held, scan) = &mut self.sync {
             // Held bytes before a hole cannot start a frame that continues after it.
@@ -196,8 +205,8 @@ impl Direction {
             return;
         }
         // A hole inside the current payload leaves the framing intact: skip over it.
-        if let Some(skipped) = self.decoder.skip_payload(len) {
-            if skipped == len {
+        if let Some(len) = plain_len {
+            if self.decoder.skip_payload(len) == Some(len) {
                 self.state.payload_gap(len);
                 return;
             }

@@ -166,6 +166,9 @@ pub struct Session {
     keepalives: u64,
     keepalive_acks: u64,
     gaps: u64,
+    /// The stream bytes are decrypted TLS: a gap's length counts protected bytes, not
+    /// the plaintext lost in it.
+    decrypted: bool,
     close: Option<CloseState>,
     pings: Pings,
     problems: Vec<ProblemCode>,
@@ -347,7 +350,8 @@ impl Session {
         match self.phase {
             Phase::WebSocket => {
                 if let Some(dirs) = self.dirs.as_mut() {
-                    dirs[idx(from)].on_gap(len, meta, &ends, ctx);
+                    let plain_len = (!self.decrypted).then_some(len);
+                    dirs[idx(from)].on_gap(len, plain_len, meta, &ends, ctx);
                 }
             }
             Phase::Detecting | Phase::AwaitingResponse => {
@@ -543,6 +547,11 @@ impl Session {
     /// from the supposed server) before any stream bytes reached the session.
     pub fn swap_roles_before_data(&mut self) {
         self.swap_roles();
+    }
+
+    /// The bytes handed on are decrypted TLS records: a gap in them has no known length.
+    pub fn set_decrypted(&mut self) {
+        self.decrypted = true;
     }
 
     fn swap_roles(&mut self) -> Side {

@@ -429,6 +429,28 @@ impl Decryptor {
         self.seq
     }
 
+    /// [`Decryptor::open`] of a record taken to have sequence number `seq` (records were
+    /// lost); on success the epoch goes on from there, on failure nothing changes.
+    pub fn open_at(
+        &mut self,
+        seq: u64,
+        header: [u8; 5],
+        body: &[u8],
+    ) -> Result<Vec<u8>, OpenError> {
+        let before = self.seq;
+        self.seq = seq;
+        let opened = self.open(header, body);
+        if opened.is_err() {
+            self.seq = before;
+        }
+        opened
+    }
+
+    /// The next record opened has sequence number `seq`.
+    pub fn set_seq(&mut self, seq: u64) {
+        self.seq = seq;
+    }
+
     /// Decrypts one record (`header` is its 5-byte header). TLS 1.3 returns the inner
     /// plaintext with its content type and padding still on.
     pub fn open(&mut self, header: [u8; 5], body: &[u8]) -> Result<Vec<u8>, OpenError> {

@@ -16,9 +16,12 @@
 //! In a live capture the key log is written while packets arrive, so records whose
 //! secrets are not logged yet are held (bounded) and replayed once they are. The
 //! ClientHello names the client: when the TCP stage only guessed the roles (no SYN), a
-//! ClientHello from its "server" swaps them. Nothing here stops the run:
-//! a missing key, an unsupported suite, a failed tag or a gap turns into a problem and the
-//! direction's remaining records are counted, not decrypted.
+//! ClientHello from its "server" swaps them. After a gap in a protected direction, the
+//! first whole record after it is found by trial: a spot that looks like a record header
+//! and whose record opens under one of the next sequence numbers (as many as the gap could
+//! hold records). Nothing here stops the run: a missing key, an unsupported suite, a failed
+//! tag or a gap that no record after it resyncs turns into a problem and the direction's
+//! remaining records are counted, not decrypted.
 
 pub mod crypto;
 pub mod keylog;
@@ -38,6 +41,17 @@ use crate::limits::{
     MAX_TLS_HANDSHAKE_MESSAGE as MAX_HANDSHAKE_MESSAGE, MAX_TLS_RECORD as MAX_RECORD,
     MAX_TLS_WAITING as MAX_WAITING,
 };
+/// The least protected record: header, one byte, a 16-byte tag (TLS 1.3 and ChaCha20; the
+/// AES-GCM suites of TLS 1.2 add an 8-byte nonce).
+const MIN_PROTECTED_RECORD: u64 = 5 + 1 + 16;
+/// Records a gap is taken to have lost, at most: as many as its length could hold, and the
+/// one it cut into.
+const RESYNC_MAX_LOST: u64 = 256;
+/// Spots that look like a record header tried after one gap; real ciphertext seldom has one.
+const RESYNC_MAX_CANDIDATES: u32 = 4;
+/// Bytes after a gap without a record that opens, after which its direction is given up.
+const RESYNC_MAX_SKIP: usize = 2 * (MAX_RECORD + 5);
+
 /// RFC 8446 4.1.3: the ServerHello random of a HelloRetryRequest.
 const HRR_RANDOM: [u8; 32] = [
     0xcf, 0x21, 0xad, 0x74, 0xe5, 0x9a, 0x61, 0x11, 0xbe, 0x1d, 0x8c, 0x02, 0x1e, 0x65, 0xb8, 0x91,
@@ -125,12 +139,34 @@ struct Dir {
     in_app_epoch: bool,
     /// TLS 1.2: the keys that ChangeCipherSpec turns on.
     pending: Option<Decryptor>,
+    /// After a gap: the next record is looked for (see the module's documentation).
+    resync: Option<Resync>,
     /// No more records are parsed or decrypted (malformed stream, gap, decrypt failure).
     dead: bool,
     /// Decryption of this direction failed; reported once.
     failed: bool,
     opened: u64,
     app_offset: u64,
+}
+
+/// Looking for the first record after a gap.
+struct Resync {
+    /// Bytes the gap lost, which bounds the records lost in it.
+    gap: u64,
+    /// Bytes after the gap passed over so far.
+    skipped: usize,
+    /// Header-like spots tried so far.
+    candidates: u32,
+}
+
+/// Where a resync stands.
+enum Resynced {
+    /// The buffer starts with the record found.
+    Yes,
+    /// More bytes are needed.
+    NotYet,
+    /// Given up: the direction is dead.
+    No,
 }
 
 /// Per-connection TLS state.
@@ -212,9 +248,17 @@ impl TlsConn {
                 self.on_data(*from, data, keys);
                 Step::Consumed
             }
-            (Mode::Tls, TcpEvent::Gap { from, .. }) => {
+            (Mode::Tls, TcpEvent::Gap { from, len, .. }) => {
                 let d = &mut self.dirs[idx(*from)];
-                if !d.dead {
+                // Only records of the epoch in use can be found again by their sequence
+                // numbers; a live capture's waiting records keep their order.
+                if !d.dead && d.encrypted && d.current.is_some() && !self.awaiting {
+                    d.buf = Vec::new();
+                    match &mut d.resync {
+                        Some(r) => r.gap = r.gap.saturating_add(*len),
+                        None => d.resync = Some(Resync { gap: *len, skipped: 0, candidates: 0 }),
+                    }
+                } else if !d.dead {
                     d.dead = true;
                     d.buf = Vec::new();
                     if d.encrypted && !d.failed && (d.current.is_some() || d.app.is_some()) {
@@ -274,6 +318,22 @@ impl TlsConn {
     }
 
     fn finish(&mut self) {
+        for side in [Side::Client, Side::Server] {
+            let d = &mut self.dirs[idx(side)];
+            if let Some(r) = d.resync.take() {
+                d.dead = true;
+                d.failed = true;
+                let detail = format!(
+                    "after a gap of {} bytes, no record opened before the stream ended; the \
+                     {} bytes after the gap are not decrypted",
+                    r.gap,
+                    r.skipped + d.buf.len()
+                );
+                self.info.undecrypted_records += 1;
+                self.problem(ProblemCode::TlsDecryptFailed, Some(side), detail);
+                self.opaque();
+            }
+        }
         if !self.handshake_reported {
             self.handshake_reported = true;
             self.out.push(TlsOut::Handshake);
@@ -308,6 +368,18 @@ impl TlsConn {
             return;
         }
         self.dirs[i].buf.extend_from_slice(data);
+        match self.resync(from) {
+            Resynced::Yes => {}
+            Resynced::NotYet => {
+                self.report_handshake(start);
+                return;
+            }
+            Resynced::No => {
+                self.dirs[i].buf = Vec::new();
+                self.report_handshake(start);
+                return;
+            }
+        }
         let mut at = 0;
         loop {
             let buf = &self.dirs[i].buf;
@@ -346,6 +418,68 @@ impl TlsConn {
             self.try_keys(keys, true);
         }
         self.report_handshake(start);
+    }
+
+    /// After a gap, drops the buffer's bytes up to the first record that opens under one of
+    /// the sequence numbers the gap allows, and leaves the decryptor at that record.
+    fn resync(&mut self, from: Side) -> Resynced {
+        let i = idx(from);
+        let d = &mut self.dirs[i];
+        let (Some(r), Some(dec)) = (d.resync.as_mut(), d.current.as_mut()) else {
+            return Resynced::Yes;
+        };
+        let lost = (r.gap / MIN_PROTECTED_RECORD + 1).min(RESYNC_MAX_LOST);
+        // The next record is the one after the last opened, or after up to `lost` more.
+        let next = dec.seq();
+        let mut at = 0;
+        let mut found = false;
+        while let Some(h) = d.buf.get(at..at + 5) {
+            let header = [h[0], h[1], h[2], h[3], h[4]];
+            let len = usize::from(u16::from_be_bytes([h[3], h[4]]));
+            let plausible = (21..=23).contains(&header[0])
+                && header[1..3] == [3, 3]
+                && (MIN_PROTECTED_RECORD as usize - 5..=MAX_RECORD).contains(&len);
+            if plausible {
+                let Some(body) = d.buf.get(at + 5..at + 5 + len) else { break };
+                r.candidates += 1;
+                let hit = (next..=next.saturating_add(lost))
+                    .find(|&seq| dec.open_at(seq, header, body).is_ok());
+                if let Some(seq) = hit {
+                    // Opened to test it: the record is opened again in turn.
+                    dec.set_seq(seq);
+                    found = true;
+                    break;
+                }
+                if r.candidates >= RESYNC_MAX_CANDIDATES {
+                    at += 1;
+                    break;
+                }
+            }
+            at += 1;
+        }
+        r.skipped += at;
+        d.buf.drain(..at.min(d.buf.len()));
+        if found {
+            d.resync = None;
+            return Resynced::Yes;
+        }
+        if r.skipped <= RESYNC_MAX_SKIP && r.candidates < RESYNC_MAX_CANDIDATES {
+            return Resynced::NotYet;
+        }
+        let detail = format!(
+            "after a gap of {} bytes, no record of the {} bytes that follow opened under any \
+             of the next {} sequence numbers; the rest of this direction is not decrypted",
+            r.gap,
+            r.skipped,
+            lost + 1
+        );
+        d.resync = None;
+        d.dead = true;
+        d.failed = true;
+        self.info.undecrypted_records += 1;
+        self.problem(ProblemCode::TlsDecryptFailed, Some(from), detail);
+        self.opaque();
+        Resynced::No
     }
 
     /// Emits the handshake record once its facts are known (ALPN of TLS 1.3, and whether
@@ -1090,35 +1224,99 @@ mod tests {
         assert!(!outs.contains(&TlsOut::Opaque));
     }
 
-    #[test]
-    fn a_gap_stops_decryption_of_that_direction_only() {
-        let (flights, c_data, _) = conversation();
+    /// Feeds the flights, the last one (the server's protected records) as `last` makes it:
+    /// the events to send in its place.
+    fn with_last_flight(
+        last: impl Fn(&[u8]) -> Vec<TcpEvent<'static>>,
+    ) -> (TlsConn, Vec<TlsOut>, Vec<u8>, Vec<u8>) {
+        let (flights, c_data, s_data) = conversation();
         let mut keys = full_keylog();
         let mut conn = TlsConn::default();
         let mut outs = Vec::new();
         for (i, (from, bytes)) in flights.iter().enumerate() {
-            if i == 3 {
-                let gap = TcpEvent::Gap {
-                    from: *from,
-                    offset: 0,
-                    len: 10,
-                    reason: crate::tcp::GapReason::AckedUnseen,
-                };
-                assert_eq!(conn.on_tcp(&gap, true, &mut keys), Step::Pass);
-                let ev = TcpEvent::Data { from: *from, offset: 0, data: &bytes[10..] };
-                conn.on_tcp(&ev, true, &mut keys);
+            let events = if i == 3 {
+                last(bytes)
             } else {
-                conn.on_tcp(
-                    &TcpEvent::Data { from: *from, offset: 0, data: bytes },
-                    true,
-                    &mut keys,
-                );
+                vec![TcpEvent::Data { from: *from, offset: 0, data: bytes.clone().leak() }]
+            };
+            for ev in &events {
+                conn.on_tcp(ev, true, &mut keys);
             }
             outs.extend(conn.take_outputs());
         }
+        conn.on_tcp(&TcpEvent::Closed { reason: crate::tcp::CloseReason::Fin }, true, &mut keys);
+        outs.extend(conn.take_outputs());
+        (conn, outs, c_data, s_data)
+    }
+
+    /// The events that stand for the server's last flight.
+    type LastFlight = fn(&[u8]) -> Vec<TcpEvent<'static>>;
+
+    fn server_gap(len: u64) -> TcpEvent<'static> {
+        TcpEvent::Gap {
+            from: Side::Server,
+            offset: 0,
+            len,
+            reason: crate::tcp::GapReason::AckedUnseen,
+        }
+    }
+
+    fn server_data(bytes: &[u8]) -> TcpEvent<'static> {
+        TcpEvent::Data { from: Side::Server, offset: 0, data: bytes.to_vec().leak() }
+    }
+
+    #[test]
+    fn decryption_resumes_at_the_first_whole_record_after_a_gap() {
+        // The server's flight: a session ticket record, its data, a KeyUpdate, data under
+        // the next key. The gap cuts into the ticket; the rest comes in small pieces.
+        let (conn, outs, c_data, s_data) = with_last_flight(|bytes| {
+            let mut evs = vec![server_gap(10)];
+            evs.extend(bytes[10..].chunks(7).map(server_data));
+            evs
+        });
+        assert_eq!(data_of(&outs, Side::Client), c_data);
+        assert_eq!(data_of(&outs, Side::Server), s_data);
+        assert!(conn.info().unwrap().problems.is_empty());
+        // A gap of exactly the ticket and the data record: the KeyUpdate after it opens under
+        // a sequence number two further on, and the record under the next key after that.
+        let (conn, outs, _, s_data) = with_last_flight(|bytes| {
+            let lost = two_records(bytes);
+            vec![server_gap(lost as u64), server_data(&bytes[lost..])]
+        });
+        assert_eq!(data_of(&outs, Side::Server), s_data[s_data.len() - 4..]);
+        assert!(conn.info().unwrap().problems.is_empty());
+    }
+
+    /// The length of the first two records of `bytes`.
+    fn two_records(bytes: &[u8]) -> usize {
+        let first = 5 + usize::from(u16::from_be_bytes([bytes[3], bytes[4]]));
+        first + 5 + usize::from(u16::from_be_bytes([bytes[first + 3], bytes[first + 4]]))
+    }
+
+    #[test]
+    fn a_gap_no_record_opens_after_is_a_problem_of_that_direction_only() {
+        // What follows the gap never opens: given up once more than two records' worth of
+        // bytes went by.
+        let (conn, outs, c_data, _) = with_last_flight(|_| {
+            vec![server_gap(10), server_data(&vec![0x17; RESYNC_MAX_SKIP + 64])]
+        });
         assert_eq!(data_of(&outs, Side::Client), c_data);
         assert_eq!(data_of(&outs, Side::Server), b"");
         assert_eq!(conn.info().unwrap().problems, [ProblemCode::TlsDecryptFailed]);
+        // The stream ends before a record opens: only part of the ticket follows the gap; or
+        // the gap cut into the KeyUpdate, so the record after it is under a key never learnt.
+        let cases: [LastFlight; 2] = [
+            |bytes| vec![server_gap(10), server_data(&bytes[10..20])],
+            |bytes| {
+                let lost = two_records(bytes) + 3;
+                vec![server_gap(lost as u64), server_data(&bytes[lost..])]
+            },
+        ];
+        for case in cases {
+            let (conn, outs, _, _) = with_last_flight(case);
+            assert_eq!(data_of(&outs, Side::Server), b"");
+            assert_eq!(conn.info().unwrap().problems, [ProblemCode::TlsDecryptFailed]);
+        }
     }
 
     #[test]
