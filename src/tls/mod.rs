@@ -460,6 +460,10 @@ impl TlsConn {
         r.skipped += at;
         d.buf.drain(..at.min(d.buf.len()));
         if found {
+            // The end of the record the gap cut into was passed over.
+            if r.skipped > 0 {
+                self.info.undecrypted_records += 1;
+            }
             d.resync = None;
             return Resynced::Yes;
         }
@@ -1277,6 +1281,8 @@ mod tests {
         assert_eq!(data_of(&outs, Side::Client), c_data);
         assert_eq!(data_of(&outs, Side::Server), s_data);
         assert!(conn.info().unwrap().problems.is_empty());
+        // The ticket's end, passed over, is the one record not decrypted.
+        assert_eq!(conn.info().unwrap().undecrypted_records, 1);
         // A gap of exactly the ticket and the data record: the KeyUpdate after it opens under
         // a sequence number two further on, and the record under the next key after that.
         let (conn, outs, _, s_data) = with_last_flight(|bytes| {
@@ -1285,6 +1291,7 @@ mod tests {
         });
         assert_eq!(data_of(&outs, Side::Server), s_data[s_data.len() - 4..]);
         assert!(conn.info().unwrap().problems.is_empty());
+        assert_eq!(conn.info().unwrap().undecrypted_records, 0);
     }
 
     /// The length of the first two records of `bytes`.
