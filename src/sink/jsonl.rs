@@ -29,6 +29,7 @@ use crate::problem::ProblemCode;
 use crate::tcp::flow::{EndpointText, EndpointTexts};
 use crate::tcp::{Endpoint, Side};
 use crate::tls::TlsInfo;
+use std::borrow::Cow;
 use std::io::{self, Write};
 
 /// The format version in the `begin` record; bumped only for incompatible changes.
@@ -259,8 +260,7 @@ impl<W: Write> Sink for JsonlSink<W> {
             Event::Tls(r) if s.handshakes => write_tls(buf, r),
             Event::Frame(r) if s.frames => {
                 if write_frame(buf, r, self.payload, &mut self.memo, &mut self.names) {
-                    self.memo.payload.clear();
-                    self.memo.payload.extend_from_slice(&r.payload);
+                    self.memo.keep_payload(Cow::Borrowed(&r.payload));
                 }
             }
             Event::Frame(r) if s.control_messages && r.opcode >= 8 => {
@@ -281,7 +281,7 @@ impl<W: Write> Sink for JsonlSink<W> {
             // The payload moves into the memo instead of being copied there.
             Event::Frame(r) if self.select.frames => {
                 if write_frame(&mut self.buf, &r, self.payload, &mut self.memo, &mut self.names) {
-                    self.memo.payload = r.payload.into_owned();
+                    self.memo.keep_payload(r.payload);
                 }
                 self.flush_record()
             }
@@ -327,6 +327,17 @@ enum Memo {
 }
 
 impl PayloadMemo {
+    /// The payload of the frame whose keys were just remembered: moved in when owned.
+    fn keep_payload(&mut self, payload: Cow<'_, [u8]>) {
+        match payload {
+            Cow::Owned(v) => self.payload = v,
+            Cow::Borrowed(b) => {
+                self.payload.clear();
+                self.payload.extend_from_slice(b);
+            }
+        }
+    }
+
     fn keys(
         &mut self,
         memo: Memo,
@@ -337,7 +348,7 @@ impl PayloadMemo {
         opts: PayloadOpts,
     ) {
         if memo == Memo::Remember {
-            // The caller stores the payload, by a move when it owns the record.
+            // The caller keeps the payload (`keep_payload`), by a move when it owns the record.
             let keys = obj.capture(|o| payload_keys(o, payload, text, missing, opts));
             self.keys.clear();
             self.keys.extend_from_slice(keys);

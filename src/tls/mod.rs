@@ -159,16 +159,6 @@ struct Resync {
     candidates: u32,
 }
 
-/// Where a resync stands.
-enum Resynced {
-    /// The buffer starts with the record found.
-    Yes,
-    /// More bytes are needed.
-    NotYet,
-    /// Given up: the direction is dead.
-    No,
-}
-
 /// Per-connection TLS state.
 #[derive(Default)]
 pub struct TlsConn {
@@ -321,19 +311,16 @@ impl TlsConn {
         for side in [Side::Client, Side::Server] {
             let d = &mut self.dirs[idx(side)];
             // A gap at the very end loses nothing more than itself (the session reports it).
-            let after = |r: &Resync, d: &Dir| r.skipped + d.buf.len();
-            if let Some(r) = d.resync.take().filter(|r| after(r, d) > 0) {
-                d.dead = true;
-                d.failed = true;
-                let detail = format!(
-                    "after a gap of {} bytes, no record opened before the stream ended; the \
-                     {} bytes after the gap are not decrypted",
-                    r.gap,
-                    after(&r, d)
-                );
-                self.info.undecrypted_records += 1;
-                self.problem(ProblemCode::TlsDecryptFailed, Some(side), detail);
-                self.opaque();
+            if let Some(r) = d.resync.take() {
+                let after = r.skipped + d.buf.len();
+                if after > 0 {
+                    let detail = format!(
+                        "after a gap of {} bytes, no record opened before the stream ended; \
+                         the {after} bytes after the gap are not decrypted",
+                        r.gap
+                    );
+                    self.give_up(side, detail);
+                }
             }
         }
         if !self.handshake_reported {
@@ -370,17 +357,9 @@ impl TlsConn {
             return;
         }
         self.dirs[i].buf.extend_from_slice(data);
-        match self.resync(from) {
-            Resynced::Yes => {}
-            Resynced::NotYet => {
-                self.report_handshake(start);
-                return;
-            }
-            Resynced::No => {
-                self.dirs[i].buf = Vec::new();
-                self.report_handshake(start);
-                return;
-            }
+        if !self.resync(from) {
+            self.report_handshake(start);
+            return;
         }
         let mut at = 0;
         loop {
@@ -423,18 +402,18 @@ impl TlsConn {
     }
 
     /// After a gap, drops the buffer's bytes up to the first record that opens under one of
-    /// the sequence numbers the gap allows, and leaves the decryptor at that record.
-    fn resync(&mut self, from: Side) -> Resynced {
-        let i = idx(from);
-        let d = &mut self.dirs[i];
+    /// the sequence numbers the gap allows, and leaves the decryptor at that record. Whether
+    /// the buffer now starts with a record (or there was no gap): false while more bytes are
+    /// needed, and once given up.
+    fn resync(&mut self, from: Side) -> bool {
+        let d = &mut self.dirs[idx(from)];
         let (Some(r), Some(dec)) = (d.resync.as_mut(), d.current.as_mut()) else {
-            return Resynced::Yes;
+            return true;
         };
         let lost = (r.gap / MIN_PROTECTED_RECORD + 1).min(RESYNC_MAX_LOST);
         // The next record is the one after the last opened, or after up to `lost` more.
         let next = dec.seq();
         let mut at = 0;
-        let mut found = false;
         while let Some(h) = d.buf.get(at..at + 5) {
             let header = [h[0], h[1], h[2], h[3], h[4]];
             let len = usize::from(u16::from_be_bytes([h[3], h[4]]));
@@ -449,8 +428,13 @@ impl TlsConn {
                 if let Some(seq) = hit {
                     // Opened to test it: the record is opened again in turn.
                     dec.set_seq(seq);
-                    found = true;
-                    break;
+                    d.buf.drain(..at);
+                    // The end of the record the gap cut into was passed over.
+                    if r.skipped + at > 0 {
+                        self.info.undecrypted_records += 1;
+                    }
+                    d.resync = None;
+                    return true;
                 }
                 if r.candidates >= RESYNC_MAX_CANDIDATES {
                     at += 1;
@@ -461,16 +445,8 @@ impl TlsConn {
         }
         r.skipped += at;
         d.buf.drain(..at.min(d.buf.len()));
-        if found {
-            // The end of the record the gap cut into was passed over.
-            if r.skipped > 0 {
-                self.info.undecrypted_records += 1;
-            }
-            d.resync = None;
-            return Resynced::Yes;
-        }
         if r.skipped <= RESYNC_MAX_SKIP && r.candidates < RESYNC_MAX_CANDIDATES {
-            return Resynced::NotYet;
+            return false;
         }
         let detail = format!(
             "after a gap of {} bytes, no record of the {} bytes that follow opened under any \
@@ -479,13 +455,8 @@ impl TlsConn {
             r.skipped,
             lost + 1
         );
-        d.resync = None;
-        d.dead = true;
-        d.failed = true;
-        self.info.undecrypted_records += 1;
-        self.problem(ProblemCode::TlsDecryptFailed, Some(from), detail);
-        self.opaque();
-        Resynced::No
+        self.give_up(from, detail);
+        false
     }
 
     /// Emits the handshake record once its facts are known (ALPN of TLS 1.3, and whether
@@ -591,19 +562,25 @@ impl TlsConn {
     }
 
     fn fail(&mut self, from: Side, why: &str) {
-        let i = idx(from);
+        let detail = format!(
+            "{} record {} of this epoch: {why}; the rest of this direction is not decrypted",
+            from.as_str(),
+            self.dirs[idx(from)].opened + 1
+        );
+        self.give_up(from, detail);
+    }
+
+    /// Stops decrypting a direction, with a record not decrypted; the first time, says why.
+    fn give_up(&mut self, from: Side, detail: String) {
         self.info.undecrypted_records += 1;
-        let d = &mut self.dirs[i];
+        let d = &mut self.dirs[idx(from)];
         d.dead = true;
+        d.resync = None;
+        d.buf = Vec::new();
         if d.failed {
             return;
         }
         d.failed = true;
-        let detail = format!(
-            "{} record {} of this epoch: {why}; the rest of this direction is not decrypted",
-            from.as_str(),
-            d.opened + 1
-        );
         self.problem(ProblemCode::TlsDecryptFailed, Some(from), detail);
         self.opaque();
     }
@@ -1233,7 +1210,7 @@ mod tests {
     /// Feeds the flights, the last one (the server's protected records) as `last` makes it:
     /// the events to send in its place.
     fn with_last_flight(
-        last: impl Fn(&[u8]) -> Vec<TcpEvent<'static>>,
+        last: impl for<'a> Fn(&'a [u8]) -> Vec<TcpEvent<'a>>,
     ) -> (TlsConn, Vec<TlsOut>, Vec<u8>, Vec<u8>) {
         let (flights, c_data, s_data) = conversation();
         let mut keys = full_keylog();
@@ -1243,7 +1220,7 @@ mod tests {
             let events = if i == 3 {
                 last(bytes)
             } else {
-                vec![TcpEvent::Data { from: *from, offset: 0, data: bytes.clone().leak() }]
+                vec![TcpEvent::Data { from: *from, offset: 0, data: bytes }]
             };
             for ev in &events {
                 conn.on_tcp(ev, true, &mut keys);
@@ -1256,7 +1233,7 @@ mod tests {
     }
 
     /// The events that stand for the server's last flight.
-    type LastFlight = fn(&[u8]) -> Vec<TcpEvent<'static>>;
+    type LastFlight = for<'a> fn(&'a [u8]) -> Vec<TcpEvent<'a>>;
 
     fn server_gap(len: u64) -> TcpEvent<'static> {
         TcpEvent::Gap {
@@ -1267,9 +1244,12 @@ mod tests {
         }
     }
 
-    fn server_data(bytes: &[u8]) -> TcpEvent<'static> {
-        TcpEvent::Data { from: Side::Server, offset: 0, data: bytes.to_vec().leak() }
+    fn server_data(bytes: &[u8]) -> TcpEvent<'_> {
+        TcpEvent::Data { from: Side::Server, offset: 0, data: bytes }
     }
+
+    /// Bytes that hold no record header: never a resync.
+    static NO_RECORDS: [u8; RESYNC_MAX_SKIP + 64] = [0x17; RESYNC_MAX_SKIP + 64];
 
     #[test]
     fn decryption_resumes_at_the_first_whole_record_after_a_gap() {
@@ -1306,9 +1286,8 @@ mod tests {
     fn a_gap_no_record_opens_after_is_a_problem_of_that_direction_only() {
         // What follows the gap never opens: given up once more than two records' worth of
         // bytes went by.
-        let (conn, outs, c_data, _) = with_last_flight(|_| {
-            vec![server_gap(10), server_data(&vec![0x17; RESYNC_MAX_SKIP + 64])]
-        });
+        let (conn, outs, c_data, _) =
+            with_last_flight(|_| vec![server_gap(10), server_data(&NO_RECORDS)]);
         assert_eq!(data_of(&outs, Side::Client), c_data);
         assert_eq!(data_of(&outs, Side::Server), b"");
         assert_eq!(conn.info().unwrap().problems, [ProblemCode::TlsDecryptFailed]);
