@@ -42,6 +42,9 @@ impl<'b> Obj<'b> {
         self.buf.push(b'}');
     }
 
+    // Inlined into each caller, where the key is a constant: its copy is then a few moves
+    // rather than a call to memcpy, and a record has some twenty keys.
+    #[inline(always)]
     fn key(&mut self, key: &str) {
         if !self.first {
             self.buf.push(b',');
@@ -52,6 +55,7 @@ impl<'b> Obj<'b> {
         self.buf.extend_from_slice(b"\":");
     }
 
+    #[inline(always)]
     pub fn str(&mut self, key: &str, v: &str) -> &mut Self {
         self.key(key);
         write_str(self.buf, v);
@@ -74,10 +78,10 @@ impl<'b> Obj<'b> {
         }
     }
 
+    #[inline(always)]
     pub fn u64(&mut self, key: &str, v: u64) -> &mut Self {
         self.key(key);
-        let mut b = itoa::Buffer::new();
-        self.buf.extend_from_slice(b.format(v).as_bytes());
+        write_u64(self.buf, v);
         self
     }
 
@@ -94,6 +98,7 @@ impl<'b> Obj<'b> {
         self
     }
 
+    #[inline(always)]
     pub fn bool(&mut self, key: &str, v: bool) -> &mut Self {
         self.key(key);
         self.buf.extend_from_slice(if v { b"true" } else { b"false" });
@@ -107,6 +112,7 @@ impl<'b> Obj<'b> {
         }
     }
 
+    #[inline(always)]
     pub fn null(&mut self, key: &str) -> &mut Self {
         self.key(key);
         self.buf.extend_from_slice(b"null");
@@ -167,14 +173,22 @@ impl<'b> Obj<'b> {
         self
     }
 
-    /// Runs `write` and returns the bytes it added (members it wrote with this object).
-    pub fn capture(&mut self, write: impl FnOnce(&mut Self)) -> &[u8] {
-        let start = self.buf.len();
-        write(self);
-        self.buf.get(start..).unwrap_or_default()
+    /// Where the next member will be written in the buffer.
+    pub fn position(&self) -> usize {
+        self.buf.len()
     }
 
-    /// Appends members written before by [`Obj::capture`] (they begin with their comma).
+    /// Appends members written before into this buffer, at `start..end` (see
+    /// [`Obj::position`]; they begin with their comma).
+    pub fn members_copied(&mut self, (start, end): (usize, usize)) -> &mut Self {
+        self.first = false;
+        if start <= end && end <= self.buf.len() {
+            self.buf.extend_from_within(start..end);
+        }
+        self
+    }
+
+    /// Appends members written before (they begin with their comma).
     pub fn members(&mut self, written: &[u8]) -> &mut Self {
         self.first = false;
         self.buf.extend_from_slice(written);
@@ -201,6 +215,14 @@ pub fn write_str(buf: &mut Vec<u8>, s: &str) {
 fn write_utf8(buf: &mut Vec<u8>, bytes: &[u8]) {
     buf.reserve(bytes.len() + 2);
     buf.push(b'"');
+    // Most strings of a record (its kind, addresses, names) need no escape at all: copied
+    // whole, they skip the block below, whose zeroing cost more than their bytes.
+    let (plain, bytes) = bytes.split_at(plain_prefix(bytes).min(bytes.len()));
+    buf.extend_from_slice(plain);
+    if bytes.is_empty() {
+        buf.push(b'"');
+        return;
+    }
     // Eight bytes at a time: each word is stored whole, and each byte in it to escape takes
     // its escape in its slot, with the rest of the word stored again after the escape. JSON
     // text payloads have a quote every few bytes, so an escape costs a shift and two stores,
@@ -257,6 +279,20 @@ fn write_utf8(buf: &mut Vec<u8>, bytes: &[u8]) {
     buf.push(b'"');
 }
 
+/// How many bytes `bytes` begins with that need no escape, found a word at a time.
+fn plain_prefix(bytes: &[u8]) -> usize {
+    let mut i = 0;
+    while let Some(word) = bytes.get(i..i + 8) {
+        let mask = escape_mask(u64::from_le_bytes(word.try_into().unwrap_or([0; 8])));
+        if mask != 0 {
+            return i + (mask.trailing_zeros() / 8) as usize;
+        }
+        i += 8;
+    }
+    let tail = bytes.get(i..).unwrap_or_default();
+    i + tail.iter().take_while(|&&b| b >= 0x20 && b != b'"' && b != b'\\').count()
+}
+
 /// Stores the eight bytes of `word` at `out[at..]` (the caller leaves room).
 #[inline]
 fn put_word(out: &mut [u8], at: usize, word: u64) {
@@ -297,6 +333,16 @@ fn escape_into(out: &mut [u8], at: usize, b: u8) -> usize {
         dst.copy_from_slice(&[b'\\', short]);
     }
     2
+}
+
+/// Decimal digits of `v`. Most numbers of a record (opcodes, stream numbers, header fields)
+/// are below 100: written in place, they skip itoa's buffer and the copy out of it.
+fn write_u64(buf: &mut Vec<u8>, v: u64) {
+    match v {
+        0..=9 => buf.push(b'0' + v as u8),
+        10..=99 => buf.extend_from_slice(&[b'0' + (v / 10) as u8, b'0' + (v % 10) as u8]),
+        _ => buf.extend_from_slice(itoa::Buffer::new().format(v).as_bytes()),
+    }
 }
 
 /// A finite float with a fixed, shortest round-trip form; non-finite as null.
@@ -387,6 +433,12 @@ mod tests {
         let mut buf = Vec::new();
         Obj::new(&mut buf, "x")
             .u64("n", 42)
+            .u64("n0", 0)
+            .u64("n9", 9)
+            .u64("n10", 10)
+            .u64("n99", 99)
+            .u64("n100", 100)
+            .u64("max", u64::MAX)
             .str("s", "a\"b\n")
             .bool("b", true)
             .null("z")
@@ -395,7 +447,7 @@ mod tests {
             .end();
         assert_eq!(
             String::from_utf8(buf).unwrap(),
-            "{\"type\":\"x\",\"n\":42,\"s\":\"a\\\"b\\n\",\"b\":true,\"z\":null,\"bytes\":\"aGVsbG8=\",\"ts\":1.000005}\n"
+            "{\"type\":\"x\",\"n\":42,\"n0\":0,\"n9\":9,\"n10\":10,\"n99\":99,\"n100\":100,\"max\":18446744073709551615,\"s\":\"a\\\"b\\n\",\"b\":true,\"z\":null,\"bytes\":\"aGVsbG8=\",\"ts\":1.000005}\n"
         );
     }
 

@@ -186,11 +186,13 @@ impl<W: Write> JsonlSink<W> {
         if self.gather > 0 && !self.normalize && !self.array {
             self.records += 1;
             if self.buf.len() >= self.gather {
+                self.memo.detach(&self.buf);
                 self.out.write_all(&self.buf)?;
                 self.buf.clear();
             }
             return Ok(());
         }
+        self.memo.detach(&self.buf);
         if self.normalize && !super::normalize::normalize_line(&mut self.buf) {
             self.buf.clear();
             return Ok(());
@@ -292,6 +294,7 @@ impl<W: Write> Sink for JsonlSink<W> {
     fn end(&mut self, totals: &RunTotals) -> io::Result<()> {
         write_end(&mut self.buf, totals);
         self.flush_record()?;
+        self.memo.detach(&self.buf);
         self.out.write_all(&self.buf)?;
         self.buf.clear();
         if self.array {
@@ -313,7 +316,10 @@ pub struct PayloadMemo {
     payload: Vec<u8>,
     is_text: bool,
     missing: bool,
-    /// What [`payload_keys`] wrote (`,"text":...`), empty when nothing is kept.
+    /// Where [`payload_keys`] wrote them (`,"text":...`) in the sink's buffer, while it holds
+    /// them: copied from there, they are not copied aside first.
+    keys_at: Option<(usize, usize)>,
+    /// The keys, once the buffer they were in was written out (see [`PayloadMemo::detach`]).
     keys: Vec<u8>,
 }
 
@@ -338,6 +344,14 @@ impl PayloadMemo {
         }
     }
 
+    /// Keeps its own copy of keys still in `buf`, which is about to be written out or changed.
+    fn detach(&mut self, buf: &[u8]) {
+        if let Some((start, end)) = self.keys_at.take() {
+            self.keys.clear();
+            self.keys.extend_from_slice(buf.get(start..end).unwrap_or_default());
+        }
+    }
+
     fn keys(
         &mut self,
         memo: Memo,
@@ -349,19 +363,24 @@ impl PayloadMemo {
     ) {
         if memo == Memo::Remember {
             // The caller keeps the payload (`keep_payload`), by a move when it owns the record.
-            let keys = obj.capture(|o| payload_keys(o, payload, text, missing, opts));
+            let start = obj.position();
+            payload_keys(obj, payload, text, missing, opts);
+            self.keys_at = Some((start, obj.position()));
             self.keys.clear();
-            self.keys.extend_from_slice(keys);
             (self.is_text, self.missing) = (text, missing > 0);
             return;
         }
-        let same = !self.keys.is_empty()
+        let same = (self.keys_at.is_some() || !self.keys.is_empty())
             && (self.is_text, self.missing) == (text, missing > 0)
             && self.payload == payload;
-        if same {
-            obj.members(&self.keys);
-        } else {
-            payload_keys(obj, payload, text, missing, opts);
+        match self.keys_at.take() {
+            Some(range) if same => {
+                obj.members_copied(range);
+            }
+            _ if same => {
+                obj.members(&self.keys);
+            }
+            _ => payload_keys(obj, payload, text, missing, opts),
         }
         self.keys.clear();
     }
@@ -824,4 +843,108 @@ pub fn write_end(buf: &mut Vec<u8>, t: &RunTotals) {
         }
     }
     obj.end();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::{FrameRecord, Meta};
+    use std::net::Ipv4Addr;
+
+    fn frame(text: &'static [u8]) -> FrameRecord<'static> {
+        let at = Endpoint { addr: Ipv4Addr::LOCALHOST.into(), port: 80 };
+        FrameRecord {
+            meta: Meta::default(),
+            first_packet: 1,
+            stream: 0,
+            from: Side::Client,
+            src: at,
+            dst: at,
+            fin: true,
+            rsv: 0,
+            opcode: 1,
+            opcode_name: "text",
+            mask_key: None,
+            payload_len: text.len() as u64,
+            len_form: 7,
+            close_code: None,
+            close_reason: None,
+            payload: Cow::Borrowed(text),
+            payload_is_text: true,
+            payload_missing: 0,
+            app: None,
+            problems: Vec::new(),
+        }
+    }
+
+    fn message(text: &'static [u8]) -> MessageRecord<'static> {
+        let f = frame(text);
+        MessageRecord {
+            meta: f.meta,
+            first_packet: 1,
+            stream: 0,
+            from: f.from,
+            src: f.src,
+            dst: f.dst,
+            opcode: 1,
+            opcode_name: "text",
+            frames: 1,
+            compressed: false,
+            wire_len: text.len() as u64,
+            len: text.len() as u64,
+            payload: Cow::Borrowed(text),
+            is_text: true,
+            payload_missing: 0,
+            json: None,
+            app: None,
+            problems: Vec::new(),
+        }
+    }
+
+    /// Lines of a frames view of `events`, written each as it completes (`gather` 0) or
+    /// gathered into writes of `gather` bytes, handed over borrowed or owned.
+    fn lines(events: &[Event<'static>], gather: usize, owned: bool) -> Vec<String> {
+        let mut out = Vec::new();
+        let mut sink =
+            JsonlSink::new(&mut out, JsonSelect::frames_view(false), PayloadOpts::default(), false)
+                .gathering(gather);
+        for ev in events {
+            if owned {
+                sink.event_owned(ev.clone()).unwrap();
+            } else {
+                sink.event(ev).unwrap();
+            }
+        }
+        sink.end(&RunTotals::default()).unwrap();
+        drop(sink);
+        String::from_utf8(out).unwrap().lines().map(str::to_owned).collect()
+    }
+
+    #[test]
+    fn a_message_shows_the_payload_keys_of_its_frame_however_records_are_written() {
+        let events = [
+            Event::Frame(frame(br#"{"a":"q\"b"}"#)),
+            Event::Message(message(br#"{"a":"q\"b"}"#)),
+            // A message whose payload is not its last frame's shows its own.
+            Event::Frame(frame(b"first")),
+            Event::Message(message(b"other \\ text")),
+        ];
+        let want = lines(&events, 0, false);
+        let text = |line: &str| {
+            let after = line.split(",\"text\":").nth(1).unwrap_or_default();
+            after.split(",\"").next().unwrap_or_default().to_owned()
+        };
+        assert_eq!(want.len(), 5, "{want:?}");
+        assert_eq!(text(&want[0]), r#""{\"a\":\"q\\\"b\"}""#);
+        assert_eq!(text(&want[1]), text(&want[0]));
+        assert_eq!(text(&want[2]), r#""first""#);
+        assert_eq!(text(&want[3]), r#""other \\ text""#);
+        // One byte gathered writes out every record before the next: the message finds its
+        // frame's keys no longer in the buffer.
+        for gather in [1, 64 << 10] {
+            for owned in [false, true] {
+                assert_eq!(lines(&events, gather, owned), want, "gather {gather}, owned {owned}");
+            }
+        }
+    }
 }
