@@ -373,8 +373,11 @@ fn one_websocket_connection_among_200000_half_open_ones() {
     let p = path.to_string_lossy().into_owned();
     // At the default limit (100,000 connections) half of the flood is evicted, and the
     // connection carrying WebSocket is kept: eviction takes connections without payload first.
-    // 100,000 tracked connections take about 210 MiB.
-    let recs = run_json(&["messages", "--json", &p], 0, 320);
+    // 100,000 tracked connections take about 130 MiB (250 MiB before the parts of a
+    // connection's state that a half-open one never uses were allocated only when used, and
+    // before the records of connections still open at the end stopped waiting for the last
+    // of them).
+    let recs = run_json(&["messages", "--json", &p], 0, 180);
     assert_eq!(texts(&recs), ["before the flood", "after the flood", "still here"]);
     assert!(problems(&recs, "connection-limit") >= 100_000, "{}", end(&recs));
     assert!(limits_hit(&recs).contains(&"max-connections"));

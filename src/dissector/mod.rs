@@ -9,7 +9,7 @@ use crate::app::polling::SidTable;
 use crate::capture::{CaptureNotice, CaptureRecord, LinkType, TsPrecision};
 use crate::decode::TcpSegment;
 use crate::decode::{DecodeError, DecodeNotice, Decoded, Decoder};
-use crate::event::{Event, Meta, PacketRecord, ProblemRecord, TlsRecord};
+use crate::event::{ConnectionRecord, Event, Meta, PacketRecord, ProblemRecord, TlsRecord};
 use crate::problem::ProblemCode;
 use crate::session::{Accounting, Ctx, Emitter, Options, Session};
 use crate::sink::{RunTotals, Sink};
@@ -610,10 +610,13 @@ fn tcp_packet_record(meta: Meta, stream: Option<u64>, seg: &TcpSegment<'_>) -> P
 /// dissecting thread cuts payloads the sink does not read (so that `-j` holds exactly what one
 /// thread holds).
 fn payload_size(ev: &Event<'_>) -> usize {
+    // What holding it takes: the record, and the larger parts it owns.
+    const RECORD: usize = std::mem::size_of::<Event<'static>>();
     match ev {
-        Event::Frame(f) => f.payload.len() + 64,
-        Event::Message(m) => m.payload.len() + 64,
-        _ => 64,
+        Event::Frame(f) => f.payload.len() + RECORD,
+        Event::Message(m) => m.payload.len() + RECORD,
+        Event::Connection(_) => RECORD + std::mem::size_of::<ConnectionRecord>(),
+        _ => RECORD,
     }
 }
 
@@ -622,6 +625,7 @@ impl Sequencer<'_> {
     /// [`payload_size`].
     fn emit_owned(&mut self, mut ev: Event<'static>, size: usize) {
         self.count(&mut ev);
+        self.classify_at_end(&ev);
         if self.held.is_empty() && !self.must_hold(&ev) {
             self.pass_owned(ev);
             return;
@@ -645,6 +649,17 @@ impl Sequencer<'_> {
             self.held_bytes += size;
             self.held.push_back((None, size));
             self.release(false);
+        }
+    }
+
+    /// A connection's record is its last: a connection still unclassified then is what the
+    /// record says, and its held records need not wait any longer. (At the end of a capture
+    /// every open connection ends at once; its held records waited for the last of them, a
+    /// kilobyte per connection, before.)
+    fn classify_at_end(&mut self, ev: &Event<'_>) {
+        if let Event::Connection(c) = ev {
+            let class = if c.websocket { Class::WebSocket } else { Class::Other };
+            self.class.entry(c.stream).or_insert(class);
         }
     }
 
@@ -686,6 +701,7 @@ impl Sequencer<'_> {
 impl Emitter for Sequencer<'_> {
     fn emit(&mut self, mut ev: Event<'_>) {
         self.count(&mut ev);
+        self.classify_at_end(&ev);
         if self.held.is_empty() && !self.must_hold(&ev) {
             // Sessions hand over their payload buffers (the records own them), so this moves
             // rather than copies, and a sink that keeps records takes them as they are.

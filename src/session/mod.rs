@@ -148,13 +148,15 @@ pub struct Session {
     lost_start: bool,
     pending: [Vec<u8>; 2],
     /// Incremental frame searches over `pending`, reset whenever it is not just appended to.
-    scans: [FrameScan; 2],
+    scans: Option<Box<[FrameScan; 2]>>,
     /// HTTP body bytes still to skip, per side.
     body_skip: [u64; 2],
     /// A chunked HTTP body in progress, per side.
     chunked: [Option<ChunkedDecoder>; 2],
     http_seen: bool,
-    request: Option<(RequestHead, Meta)>,
+    /// Boxed, as the scanners and pings below: over a hundred bytes each that most
+    /// connections of a busy capture never use, held per tracked connection.
+    request: Option<Box<(RequestHead, Meta)>>,
     summary: HandshakeSummary,
     handshake_seen: bool,
     dirs: Option<Box<[Direction; 2]>>,
@@ -170,7 +172,7 @@ pub struct Session {
     /// the plaintext lost in it.
     decrypted: bool,
     close: Option<CloseState>,
-    pings: Pings,
+    pings: Option<Box<Pings>>,
     problems: Vec<ProblemCode>,
     stream_bytes: [u64; 2],
     closed: bool,
@@ -188,6 +190,13 @@ fn idx(side: Side) -> usize {
 }
 
 impl Session {
+    /// Forgets what the frame search over `pending[side]` saw (its buffer changed).
+    fn reset_scan(&mut self, side: usize) {
+        if let Some(scans) = self.scans.as_mut().and_then(|s| s.get_mut(side)) {
+            scans.reset();
+        }
+    }
+
     pub fn is_websocket(&self) -> bool {
         self.dirs.is_some() || self.phase == Phase::AwaitingResponse
     }
@@ -357,7 +366,7 @@ impl Session {
             Phase::Detecting | Phase::AwaitingResponse => {
                 // What was held cannot be continued across the hole; start detection afresh.
                 let held = std::mem::take(&mut self.pending[idx(from)]);
-                self.scans[idx(from)].reset();
+                self.reset_scan(idx(from));
                 ctx.acct.skipped_bytes += held.len() as u64;
                 self.body_skip[idx(from)] = 0;
                 self.lost_start = true;
@@ -421,7 +430,10 @@ impl Session {
             },
             ControlSeen::Ping { payload } => {
                 let limit = ctx.opts.limits.max_pending_pings;
-                let seen = self.pings.ping(from, payload, meta, limit);
+                let seen = self
+                    .pings
+                    .get_or_insert_with(Default::default)
+                    .ping(from, payload, meta, limit);
                 if seen.answered_with_ping {
                     self.problem(ProblemCode::PingAnsweredWithPing, Some(from), meta, ctx,
                         "a ping was answered with a ping carrying the same payload instead of a pong".into());
@@ -432,7 +444,7 @@ impl Session {
                 }
             }
             ControlSeen::Pong { payload } => {
-                if !self.pings.pong(from, &payload, meta) {
+                if !self.pings.get_or_insert_with(Default::default).pong(from, &payload, meta) {
                     self.problem(
                         ProblemCode::UnsolicitedPong,
                         Some(from),
@@ -559,7 +571,9 @@ impl Session {
             std::mem::swap(&mut e.client, &mut e.server);
         }
         self.pending.swap(0, 1);
-        self.scans.swap(0, 1);
+        if let Some(scans) = self.scans.as_mut() {
+            scans.swap(0, 1);
+        }
         self.body_skip.swap(0, 1);
         self.chunked.swap(0, 1);
         self.stream_bytes.swap(0, 1);
@@ -577,7 +591,7 @@ impl Session {
             ctx.acct.other_bytes += held as u64;
         }
         self.pending = Default::default();
-        self.scans = Default::default();
+        self.scans = None;
         self.phase = Phase::Opaque;
         ctx.out.classify(self.ends().stream, false);
     }
@@ -622,7 +636,7 @@ impl Session {
             );
         }
         self.pending[0].drain(..head_len);
-        self.scans[0].reset();
+        self.reset_scan(0);
         ctx.acct.http_bytes += head_len as u64;
         let ends = self.ends();
         let upgrade = is_websocket_upgrade_request(&req);
@@ -639,7 +653,7 @@ impl Session {
         if upgrade {
             self.phase = Phase::AwaitingResponse;
             ctx.out.classify(ends.stream, true);
-            self.request = Some((req, meta));
+            self.request = Some(Box::new((req, meta)));
             // Bytes the client sent after its request wait for the response's verdict.
             Step::Again
         } else {
@@ -714,7 +728,7 @@ impl Session {
     fn skip_pending_body(&mut self, i: usize, meta: Meta, ctx: &mut Ctx<'_>) {
         if self.chunked[i].is_some() {
             let held = std::mem::take(&mut self.pending[i]);
-            self.scans[i].reset();
+            self.reset_scan(i);
             if let Some(n) = self.chunked_input(i, &held, meta, ctx) {
                 self.pending[i] = held;
                 self.pending[i].drain(..n);
@@ -727,7 +741,7 @@ impl Session {
         self.body_bytes(i, body.get(..n).unwrap_or_default(), meta, ctx);
         self.pending[i] = body;
         self.pending[i].drain(..n);
-        self.scans[i].reset();
+        self.reset_scan(i);
         ctx.acct.http_bytes += n as u64;
     }
 
@@ -800,7 +814,7 @@ impl Session {
         self.http_seen = true;
         let head_len = resp.head_len.min(buf.len());
         self.pending[1].drain(..head_len);
-        self.scans[1].reset();
+        self.reset_scan(1);
         ctx.acct.http_bytes += head_len as u64;
         if (100..200).contains(&resp.status) && resp.status != 101 {
             // 100 Continue and friends come before the real answer.
@@ -817,7 +831,7 @@ impl Session {
             return Step::Again;
         }
         let request = self.request.take();
-        self.report_handshake(request.as_ref(), Some((&resp, meta)), meta, ctx);
+        self.report_handshake(request.as_deref(), Some((&resp, meta)), meta, ctx);
         Step::Done
     }
 
@@ -913,7 +927,7 @@ impl Session {
             let held: usize = self.pending.iter().map(Vec::len).sum();
             ctx.acct.http_bytes += held as u64;
             self.pending = Default::default();
-            self.scans = Default::default();
+            self.scans = None;
         }
     }
 
@@ -937,7 +951,7 @@ impl Session {
             Direction::new(Side::Client, client, handshake_seen),
             Direction::new(Side::Server, server, handshake_seen),
         ]));
-        self.scans = Default::default();
+        self.scans = None;
         // Bytes that arrived with or after the handshake heads are the first frames.
         for side in [Side::Server, Side::Client] {
             let held = std::mem::take(&mut self.pending[idx(side)]);
@@ -951,7 +965,8 @@ impl Session {
     fn sniff_websocket(&mut self, from: Side, meta: Meta, ctx: &mut Ctx<'_>) -> Sniffed {
         let window = ctx.opts.limits.max_scan_window;
         let buf = &self.pending[idx(from)];
-        let Some(at) = self.scans[idx(from)].find(buf, None) else {
+        let Some(at) = self.scans.get_or_insert_with(Default::default)[idx(from)].find(buf, None)
+        else {
             return if buf.len() >= window { Sniffed::No } else { Sniffed::Wait };
         };
         let Some(first) = buf.get(at..).and_then(FrameHeader::parse) else { return Sniffed::Wait };
@@ -1011,7 +1026,7 @@ impl Session {
                 ctx.acct.other_bytes += leftover as u64;
             }
             self.pending = Default::default();
-            self.scans = Default::default();
+            self.scans = None;
         }
         let websocket = self.dirs.is_some();
         let ended = matches!(reason, CloseReason::Fin | CloseReason::Rst | CloseReason::Reused);
@@ -1093,7 +1108,11 @@ impl Session {
             extensions: self.summary.extensions.clone(),
             client_stats,
             server_stats,
-            rtts_ms: std::mem::take(&mut self.pings.rtts_ms),
+            rtts_ms: self
+                .pings
+                .as_mut()
+                .map(|p| std::mem::take(&mut p.rtts_ms))
+                .unwrap_or_default(),
             close,
             tcp_end,
             first_fin_from: self.first_fin_from,
@@ -1113,7 +1132,7 @@ impl Session {
         })));
         // The connection's state is no longer needed; free it before the table does.
         self.dirs = None;
-        self.pings.clear();
+        self.pings = None;
     }
 }
 

@@ -62,11 +62,6 @@ impl Pings {
             None => false,
         }
     }
-
-    /// Forgets outstanding pings (the connection is over).
-    pub fn clear(&mut self) {
-        self.outstanding = Default::default();
-    }
 }
 
 #[cfg(test)]

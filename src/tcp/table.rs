@@ -43,7 +43,9 @@ impl<S> Connection<S> {
 /// All tracked connections, each carrying application state `S`.
 pub struct FlowTable<S> {
     map: HashMap<FlowKey, usize>,
-    slots: Vec<Option<Connection<S>>>,
+    /// Boxed: a connection's state is over a kilobyte, and a vector of them inline held
+    /// twice that while it grew (old and new buffer), and moved every connection each time.
+    slots: Vec<Option<Box<Connection<S>>>>,
     free: Vec<usize>,
     next_stream: u64,
     limits: Limits,
@@ -192,7 +194,7 @@ impl<S: Default> FlowTable<S> {
             rst,
             closed,
             ..
-        } = c;
+        } = &mut **c;
         let fin_ack = seg.flags.fin() && seg.flags.ack();
         let mut out = Out { info, client_idx, state, cb: &mut on_event, fin_ack };
         let from = out.side(idx);
@@ -335,11 +337,11 @@ impl<S: Default> FlowTable<S> {
         };
         let slot = match self.free.pop() {
             Some(s) => {
-                self.slots[s] = Some(conn);
+                self.slots[s] = Some(Box::new(conn));
                 s
             }
             None => {
-                self.slots.push(Some(conn));
+                self.slots.push(Some(Box::new(conn)));
                 self.slots.len() - 1
             }
         };
@@ -370,7 +372,7 @@ impl<S: Default> FlowTable<S> {
             return;
         }
         c.closed = true;
-        let Connection { info, client_idx, dirs, state, .. } = c;
+        let Connection { info, client_idx, dirs, state, .. } = &mut **c;
         let mut out = Out { info, client_idx, state, cb: on_event, fin_ack: false };
         for (i, d) in dirs.iter_mut().enumerate() {
             d.flush(GapReason::ConnectionEnd, &mut |o| out.dir(i, o));
@@ -406,7 +408,7 @@ impl<S: Default> FlowTable<S> {
         let was_open = self.slots.get(victim).and_then(Option::as_ref).is_some_and(|c| !c.closed);
         if was_open {
             if let Some(c) = self.slots.get_mut(victim).and_then(Option::as_mut) {
-                let Connection { info, client_idx, state, .. } = c;
+                let Connection { info, client_idx, state, .. } = &mut **c;
                 let mut out = Out { info, client_idx, state, cb: &mut *on_event, fin_ack: false };
                 out.send(TcpEvent::ConnectionLimit);
             }
