@@ -491,37 +491,73 @@ impl Event<'_> {
     }
 }
 
+/// Records for unit tests: a final, unmasked text frame from the client, and its message.
+#[cfg(test)]
+impl FrameRecord<'static> {
+    pub fn text_for_test(payload: Cow<'static, [u8]>) -> Self {
+        let at = Endpoint { addr: std::net::Ipv4Addr::LOCALHOST.into(), port: 80 };
+        FrameRecord {
+            meta: Meta::default(),
+            first_packet: 1,
+            stream: 0,
+            from: Side::Client,
+            src: at,
+            dst: at,
+            fin: true,
+            rsv: 0,
+            opcode: 1,
+            opcode_name: "text",
+            mask_key: None,
+            payload_len: payload.len() as u64,
+            len_form: 7,
+            close_code: None,
+            close_reason: None,
+            payload,
+            payload_is_text: true,
+            payload_missing: 0,
+            app: None,
+            problems: Vec::new(),
+        }
+    }
+}
+
+#[cfg(test)]
+impl MessageRecord<'static> {
+    pub fn text_for_test(payload: Cow<'static, [u8]>) -> Self {
+        let f = FrameRecord::text_for_test(Cow::Borrowed(&[]));
+        MessageRecord {
+            meta: f.meta,
+            first_packet: f.first_packet,
+            stream: f.stream,
+            from: f.from,
+            src: f.src,
+            dst: f.dst,
+            opcode: 1,
+            opcode_name: "text",
+            frames: 1,
+            compressed: false,
+            wire_len: payload.len() as u64,
+            len: payload.len() as u64,
+            payload,
+            is_text: true,
+            payload_missing: 0,
+            json: None,
+            app: None,
+            problems: Vec::new(),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::net::Ipv4Addr;
 
     #[test]
     fn a_cut_payload_keeps_its_prefix_and_counts_the_rest_missing() {
-        let at = Endpoint { addr: Ipv4Addr::LOCALHOST.into(), port: 80 };
         let frame = |payload: Cow<'static, [u8]>| {
-            Event::Frame(FrameRecord {
-                meta: Meta::default(),
-                first_packet: 1,
-                stream: 0,
-                from: Side::Client,
-                src: at,
-                dst: at,
-                fin: true,
-                rsv: 0,
-                opcode: 1,
-                opcode_name: "text",
-                mask_key: None,
-                payload_len: 7,
-                len_form: 7,
-                close_code: None,
-                close_reason: None,
-                payload,
-                payload_is_text: true,
-                payload_missing: 2,
-                app: None,
-                problems: Vec::new(),
-            })
+            let mut f = FrameRecord::text_for_test(payload);
+            (f.payload_len, f.payload_missing) = (7, 2);
+            Event::Frame(f)
         };
         for payload in [Cow::Borrowed(&b"hello"[..]), Cow::Owned(b"hello".to_vec())] {
             let mut ev = frame(payload);

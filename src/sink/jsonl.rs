@@ -848,57 +848,14 @@ pub fn write_end(buf: &mut Vec<u8>, t: &RunTotals) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::event::{FrameRecord, Meta};
-    use std::net::Ipv4Addr;
+    use crate::event::FrameRecord;
 
     fn frame(text: &'static [u8]) -> FrameRecord<'static> {
-        let at = Endpoint { addr: Ipv4Addr::LOCALHOST.into(), port: 80 };
-        FrameRecord {
-            meta: Meta::default(),
-            first_packet: 1,
-            stream: 0,
-            from: Side::Client,
-            src: at,
-            dst: at,
-            fin: true,
-            rsv: 0,
-            opcode: 1,
-            opcode_name: "text",
-            mask_key: None,
-            payload_len: text.len() as u64,
-            len_form: 7,
-            close_code: None,
-            close_reason: None,
-            payload: Cow::Borrowed(text),
-            payload_is_text: true,
-            payload_missing: 0,
-            app: None,
-            problems: Vec::new(),
-        }
+        FrameRecord::text_for_test(Cow::Borrowed(text))
     }
 
     fn message(text: &'static [u8]) -> MessageRecord<'static> {
-        let f = frame(text);
-        MessageRecord {
-            meta: f.meta,
-            first_packet: 1,
-            stream: 0,
-            from: f.from,
-            src: f.src,
-            dst: f.dst,
-            opcode: 1,
-            opcode_name: "text",
-            frames: 1,
-            compressed: false,
-            wire_len: text.len() as u64,
-            len: text.len() as u64,
-            payload: Cow::Borrowed(text),
-            is_text: true,
-            payload_missing: 0,
-            json: None,
-            app: None,
-            problems: Vec::new(),
-        }
+        MessageRecord::text_for_test(Cow::Borrowed(text))
     }
 
     /// Lines of a frames view of `events`, written each as it completes (`gather` 0) or

@@ -313,27 +313,8 @@ mod tests {
     }
 
     fn text_message(text: &str) -> Event<'static> {
-        let ep = crate::tcp::Endpoint { addr: std::net::Ipv4Addr::LOCALHOST.into(), port: 1 };
-        Event::Message(crate::event::MessageRecord {
-            meta: Meta::default(),
-            first_packet: 1,
-            stream: 0,
-            from: crate::tcp::Side::Client,
-            src: ep,
-            dst: ep,
-            opcode: 1,
-            opcode_name: "text",
-            frames: 1,
-            compressed: false,
-            wire_len: text.len() as u64,
-            len: text.len() as u64,
-            payload: std::borrow::Cow::Owned(text.as_bytes().to_vec()),
-            is_text: true,
-            payload_missing: 0,
-            json: None,
-            app: None,
-            problems: vec![],
-        })
+        let payload = std::borrow::Cow::Owned(text.as_bytes().to_vec());
+        Event::Message(crate::event::MessageRecord::text_for_test(payload))
     }
 
     #[test]
