@@ -372,9 +372,15 @@ impl DirState {
             if keep {
                 let room = ctx.opts.limits.max_message.saturating_sub(msg.kept.len());
                 let take = chunk.len().min(room);
-                let before = msg.kept.len();
-                msg.kept.extend_from_slice(&chunk[..take]);
-                validate_text(msg, before);
+                if ctx.opts.keep_message_payload {
+                    let before = msg.kept.len();
+                    msg.kept.extend_from_slice(&chunk[..take]);
+                    validate_text(msg, before);
+                } else {
+                    // Only UTF-8 validation needs the bytes: validated where they are, not
+                    // copied to be dropped (the views that show no payload).
+                    validate_text_bytes(msg, &chunk[..take]);
+                }
                 if take < chunk.len() && !msg.problems.contains(&ProblemCode::MessageLimit) {
                     msg.problems.push(ProblemCode::MessageLimit);
                 }
@@ -664,12 +670,28 @@ fn fail_inflate(msg: &mut MessageInProgress, e: InflateError) {
 
 /// Validates the text bytes appended to `msg.kept` since `from`.
 fn validate_text(msg: &mut MessageInProgress, from: usize) {
-    if msg.opcode != OpCode::Text || msg.utf8_failed {
+    let bytes = msg.kept.get(from..).unwrap_or_default();
+    feed_text(msg.opcode, &mut msg.utf8, &mut msg.utf8_failed, &mut msg.problems, bytes);
+}
+
+/// Feeds the next bytes of a text message, kept or not, to its UTF-8 validator.
+fn validate_text_bytes(msg: &mut MessageInProgress, bytes: &[u8]) {
+    feed_text(msg.opcode, &mut msg.utf8, &mut msg.utf8_failed, &mut msg.problems, bytes);
+}
+
+fn feed_text(
+    opcode: OpCode,
+    utf8: &mut Utf8Stream,
+    failed: &mut bool,
+    problems: &mut Vec<ProblemCode>,
+    bytes: &[u8],
+) {
+    if opcode != OpCode::Text || *failed {
         return;
     }
-    if msg.utf8.feed(msg.kept.get(from..).unwrap_or_default()).is_err() {
-        msg.utf8_failed = true;
-        push_once(&mut msg.problems, ProblemCode::InvalidUtf8);
+    if utf8.feed(bytes).is_err() {
+        *failed = true;
+        push_once(problems, ProblemCode::InvalidUtf8);
     }
 }
 
