@@ -154,8 +154,8 @@ pub struct Session {
     /// A chunked HTTP body in progress, per side.
     chunked: [Option<ChunkedDecoder>; 2],
     http_seen: bool,
-    /// Boxed, as the scanners and pings below: over a hundred bytes each that most
-    /// connections of a busy capture never use, held per tracked connection.
+    /// Boxed, as the frame scanners above and the ping table below: over a hundred bytes
+    /// each that most connections of a busy capture never use, held per tracked connection.
     request: Option<Box<(RequestHead, Meta)>>,
     summary: HandshakeSummary,
     handshake_seen: bool,
