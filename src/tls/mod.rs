@@ -423,10 +423,10 @@ impl TlsConn {
             if plausible {
                 let Some(body) = d.buf.get(at + 5..at + 5 + len) else { break };
                 r.candidates += 1;
-                let hit = (next..=next.saturating_add(lost))
-                    .find(|&seq| dec.open_at(seq, header, body).is_ok());
+                let hit =
+                    (next..=next.saturating_add(lost)).find(|&seq| dec.opens_at(seq, header, body));
                 if let Some(seq) = hit {
-                    // Opened to test it: the record is opened again in turn.
+                    // Opened to test it: the record is opened again in turn, from here.
                     dec.set_seq(seq);
                     d.buf.drain(..at);
                     // The end of the record the gap cut into was passed over.
