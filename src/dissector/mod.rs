@@ -465,6 +465,9 @@ struct Sequencer<'s> {
     /// every problem seen on the connection: a frame's `invalid-utf8`, a message's
     /// `app-decode-error`, a TLS alert…).
     seen: HashMap<u64, Vec<ProblemCode>>,
+    /// Records the sink is done with, when whoever made them frees them (`-j`: a dissecting
+    /// thread); `None`: they are freed here, or kept by the sink.
+    spent: Option<Vec<Event<'static>>>,
 }
 
 impl<'s> Sequencer<'s> {
@@ -484,6 +487,7 @@ impl<'s> Sequencer<'s> {
             messages: 0,
             emitted: 0,
             seen: HashMap::default(),
+            spent: None,
         }
     }
 
@@ -558,10 +562,18 @@ impl<'s> Sequencer<'s> {
             Event::Connection(c) => Some(c.stream),
             _ => None,
         };
-        if self.shown(&ev) && self.error.is_none() {
-            if let Err(e) = self.sink.event_owned(ev) {
-                self.error = Some(e);
+        let shown = self.shown(&ev) && self.error.is_none();
+        let result = match self.spent.as_mut() {
+            Some(spent) => {
+                let result = if shown { self.sink.event(&ev) } else { Ok(()) };
+                spent.push(ev);
+                result
             }
+            None if shown => self.sink.event_owned(ev),
+            None => Ok(()),
+        };
+        if let Err(e) = result {
+            self.error = Some(e);
         }
         if let Some(stream) = retired {
             self.class.remove(&stream);

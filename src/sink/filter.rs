@@ -264,6 +264,9 @@ impl Sink for Filter<'_> {
     fn reads_json_marks(&self) -> bool {
         self.inner.reads_json_marks()
     }
+    fn keeps_records(&self) -> bool {
+        self.spec.is_empty() && self.inner.keeps_records()
+    }
     fn reads_frames(&self) -> bool {
         // Host and port selection remembers each stream's endpoints from the first record
         // that carries them, which may be a frame; text and problem selection hold a final

@@ -278,6 +278,10 @@ impl<W: Write> Sink for JsonlSink<W> {
         self.flush_record()
     }
 
+    fn keeps_records(&self) -> bool {
+        true
+    }
+
     fn event_owned(&mut self, ev: Event<'static>) -> io::Result<()> {
         match ev {
             // The payload moves into the memo instead of being copied there.

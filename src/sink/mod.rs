@@ -88,6 +88,12 @@ pub trait Sink {
     fn end(&mut self, _totals: &RunTotals) -> io::Result<()> {
         Ok(())
     }
+    /// Whether [`Sink::event_owned`] keeps what it is given (a payload, a whole record)
+    /// instead of reading it and dropping it: such a sink is handed records by value, the
+    /// others by reference, so that their maker may free them (see `crate::dissector`).
+    fn keeps_records(&self) -> bool {
+        false
+    }
     /// How many leading payload bytes of frame and message records the sink reads (`None`:
     /// all), when it shows a payload cut short by its missing bytes exactly as the whole one
     /// cut at that length. Summaries and verdicts read none and previews a few, which spares

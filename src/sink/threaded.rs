@@ -187,6 +187,10 @@ impl Sink for Threaded {
         Ok(())
     }
 
+    fn keeps_records(&self) -> bool {
+        true
+    }
+
     fn reads_frames(&self) -> bool {
         self.reads.frames
     }
