@@ -467,7 +467,36 @@ struct Sequencer<'s> {
     seen: HashMap<u64, Vec<ProblemCode>>,
     /// Records the sink is done with, when whoever made them frees them (`-j`: a dissecting
     /// thread); `None`: they are freed here, or kept by the sink.
-    spent: Option<Vec<Event<'static>>>,
+    spent: Option<Spent>,
+}
+
+/// Records the sink is done with, held for the thread that made them to free, and what they
+/// weigh ([`payload_size`]).
+#[derive(Default)]
+struct Spent {
+    records: Vec<Event<'static>>,
+    bytes: usize,
+}
+
+impl Spent {
+    /// Beyond this weight, records are freed where they are: one event may make any number
+    /// of records, and what is held must stay bounded whatever the input.
+    const MAX_BYTES: usize = 1 << 20;
+
+    fn push(&mut self, ev: Event<'static>) {
+        self.bytes += payload_size(&ev);
+        self.records.push(ev);
+    }
+
+    fn is_full(&self) -> bool {
+        self.bytes >= Spent::MAX_BYTES
+    }
+
+    /// Moves `other`'s records to the end of these.
+    fn append(&mut self, other: &mut Spent) {
+        self.records.append(&mut other.records);
+        self.bytes += std::mem::take(&mut other.bytes);
+    }
 }
 
 impl<'s> Sequencer<'s> {
@@ -567,6 +596,9 @@ impl<'s> Sequencer<'s> {
             Some(spent) => {
                 let result = if shown { self.sink.event(&ev) } else { Ok(()) };
                 spent.push(ev);
+                if spent.is_full() {
+                    *spent = Spent::default();
+                }
                 result
             }
             None if shown => self.sink.event_owned(ev),

@@ -27,7 +27,7 @@
 
 use super::{
     capture_notice_problem, count_packet, decode_notice_problem, undecodable_problem,
-    unsupported_link_problem, Conn, Dissect, Sequencer,
+    unsupported_link_problem, Conn, Dissect, Sequencer, Spent,
 };
 use crate::app::polling::{SidTable, SID_PARTITIONS};
 use crate::capture::{CaptureNotice, CaptureRecord, LinkType};
@@ -524,8 +524,9 @@ fn replay(seq: &mut Sequencer<'_>, item: Item) {
 /// them, to be freed there: a thread that frees what another allocated takes the allocator's
 /// lock of the other's arena (glibc), and the workers waited on it (the table view took 5 %
 /// longer, `messages` 15 %). Records the sequencer held back are sent with those of the event
-/// that released them, whichever worker made them. Not for sinks that keep what they are
-/// given ([`Sink::keeps_records`]): they would copy it instead.
+/// that released them, whichever worker made them. A worker's records go back at the end of
+/// each epoch, or as soon as they weigh [`Spent::MAX_BYTES`]. Not for sinks that keep what
+/// they are given ([`Sink::keeps_records`]): they would copy it instead.
 fn merge(
     seq: &mut Sequencer<'_>,
     routes: Receiver<Vec<Route>>,
@@ -533,10 +534,14 @@ fn merge(
     give_back: bool,
 ) -> io::Result<()> {
     if give_back {
-        seq.spent = Some(Vec::new());
+        seq.spent = Some(Spent::default());
     }
     let (workers, spent_txs): (Vec<_>, Vec<_>) = workers.into_iter().unzip();
-    let mut spent: Vec<Vec<Event<'static>>> = spent_txs.iter().map(|_| Vec::new()).collect();
+    let mut spent: Vec<Spent> = spent_txs.iter().map(|_| Spent::default()).collect();
+    let give = |to: &mut Spent, tx: &SyncSender<Vec<Event<'static>>>| {
+        // A worker that lags in taking them back leaves them to be freed here.
+        let _ = tx.try_send(std::mem::take(to).records);
+    };
     let mut workers: Vec<Incoming> = workers
         .into_iter()
         .map(|rx| Incoming {
@@ -557,16 +562,20 @@ fn merge(
                 }
                 Route::Worker(w) => {
                     workers[w].next_event(seq)?;
-                    if let (Some(done), Some(to)) = (seq.spent.as_mut(), spent.get_mut(w)) {
+                    if let (Some(done), Some(to), Some(tx)) =
+                        (seq.spent.as_mut(), spent.get_mut(w), spent_txs.get(w))
+                    {
                         to.append(done);
+                        if to.is_full() {
+                            give(to, tx);
+                        }
                     }
                 }
             }
         }
         for (to, tx) in spent.iter_mut().zip(&spent_txs) {
-            if !to.is_empty() {
-                // A worker that lags in taking them back leaves them to be freed here.
-                let _ = tx.try_send(std::mem::take(to));
+            if !to.records.is_empty() {
+                give(to, tx);
             }
         }
         seq.flush_error()?;
@@ -803,5 +812,24 @@ mod tests {
         let (sink, back) = merge_one_epoch(true);
         assert_eq!((sink.by_ref, sink.by_value), (0, 3));
         assert_eq!(back, vec![Vec::<u64>::new(), vec![]]);
+    }
+
+    #[test]
+    fn records_held_to_go_back_stay_bounded() {
+        let mut sink = Taker { keeps: false, by_ref: 0, by_value: 0 };
+        let mut seq = Sequencer::new(&mut sink, false);
+        seq.spent = Some(Spent::default());
+        for p in 1..=5000 {
+            let payload = std::borrow::Cow::Owned(vec![b'x'; 1000]);
+            let mut m = crate::event::MessageRecord::text_for_test(payload);
+            m.meta.packet = p;
+            let ev = Event::Message(m);
+            let size = super::super::payload_size(&ev);
+            seq.emit_owned(ev, size);
+            let held = seq.spent.as_ref().map_or(0, |s| s.bytes);
+            assert!(held < Spent::MAX_BYTES, "{held} bytes held after {p} records");
+        }
+        drop(seq);
+        assert_eq!(sink.by_ref, 5000);
     }
 }
