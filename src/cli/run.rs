@@ -188,6 +188,7 @@ fn run_diff(config: &Config) -> io::Result<ExitStatus> {
         ignore_json_keys: opts.ignore_json_keys.clone(),
         order_window_ms: opts.order_window_ms,
         drop_control: config.normalize,
+        session_ids: config.normalize,
         context: opts.context,
     };
     let mut sides = Vec::new();

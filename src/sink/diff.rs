@@ -6,7 +6,9 @@
 //! TCP segmentation, fragmentation and compression never enter a rendering, so two
 //! recordings of one scenario compare equal. Ping and pong payloads are left out (peers fill
 //! them with nonces); with `--normalize` pings and pongs are left out altogether, since
-//! timers send them.
+//! timers send them, and Engine.IO session ids (`sid=…` in a request path, `"sid":"…"` in
+//! a text payload), which the server draws at random, become `<sid N>`, numbered by first
+//! appearance in their capture.
 //!
 //! Connections are matched by request path and order: the k-th connection to `/chat` in one
 //! capture is compared with the k-th connection to `/chat` in the other. Message sequences
@@ -19,7 +21,7 @@ use crate::event::Event;
 use crate::tcp::Side;
 use sha1::{Digest, Sha1};
 use similar::{ChangeTag, TextDiff};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
 use std::io::{self, Write};
 
@@ -32,6 +34,8 @@ pub struct DiffRules {
     pub ignore_json_keys: Vec<String>,
     pub order_window_ms: Option<f64>,
     pub drop_control: bool,
+    /// Engine.IO session ids become `<sid N>` (see [`SessionIds`]).
+    pub session_ids: bool,
     pub context: usize,
 }
 
@@ -55,19 +59,29 @@ struct Connection {
 pub struct Conversation {
     rules: DiffRules,
     conns: BTreeMap<u64, Connection>,
+    sids: SessionIds,
     pub messages: u64,
 }
 
 impl Conversation {
     pub fn new(rules: DiffRules) -> Self {
-        Conversation { rules, conns: BTreeMap::new(), messages: 0 }
+        Conversation { rules, conns: BTreeMap::new(), sids: SessionIds::default(), messages: 0 }
+    }
+
+    /// `text` with its session ids numbered, when the rules say so.
+    fn ids<'t>(&mut self, text: &'t str) -> std::borrow::Cow<'t, str> {
+        if self.rules.session_ids {
+            self.sids.number(text)
+        } else {
+            std::borrow::Cow::Borrowed(text)
+        }
     }
 
     fn conn(&mut self, stream: u64) -> &mut Connection {
         self.conns.entry(stream).or_insert_with(|| Connection { stream, ..Default::default() })
     }
 
-    fn render_payload(&self, payload: &[u8], is_text: bool, missing: u64) -> String {
+    fn render_payload(&mut self, payload: &[u8], is_text: bool, missing: u64) -> String {
         let mut s = String::new();
         if is_text {
             let canonical = if self.rules.ignore_json_keys.is_empty() {
@@ -76,6 +90,11 @@ impl Conversation {
                 canonical_json(payload, &self.rules.ignore_json_keys)
             };
             let text = canonical.as_deref().map(str::as_bytes).unwrap_or(payload);
+            let numbered = match std::str::from_utf8(text) {
+                Ok(t) => self.ids(t).into_owned(),
+                Err(_) => String::new(),
+            };
+            let text = if numbered.is_empty() { text } else { numbered.as_bytes() };
             s.push('"');
             escape_bytes(&text[..text.len().min(RENDER_KEEP)], &mut s);
             s.push('"');
@@ -100,6 +119,51 @@ impl Conversation {
         self.messages += 1;
         let side = from as usize;
         self.conn(stream).items[side].push(Item { render, at_ms });
+    }
+}
+
+/// Engine.IO session ids seen in one capture, numbered by first appearance: two recordings
+/// of one scenario draw different ids in the same places, so their numbers match.
+#[derive(Debug, Default)]
+struct SessionIds {
+    numbers: HashMap<String, usize>,
+}
+
+impl SessionIds {
+    /// `text` with each session id replaced by `<sid N>`: the value of a `sid=` query
+    /// parameter, and of a `"sid"` JSON member (an Engine.IO `open` packet, a Socket.IO
+    /// namespace's CONNECT).
+    fn number<'t>(&mut self, text: &'t str) -> std::borrow::Cow<'t, str> {
+        const MARKS: [(&str, &[char]); 3] =
+            [("sid=", &['&', '#', ' ', '"']), ("\"sid\":\"", &['"']), ("\"sid\": \"", &['"'])];
+        if !text.contains("sid") {
+            return std::borrow::Cow::Borrowed(text);
+        }
+        let mut out = String::with_capacity(text.len());
+        let mut rest = text;
+        loop {
+            let next = MARKS
+                .iter()
+                .filter_map(|&(mark, ends)| rest.find(mark).map(|at| (at, mark, ends)))
+                .min_by_key(|&(at, ..)| at);
+            let Some((at, mark, ends)) = next else { break };
+            let start = at + mark.len();
+            let len = rest[start..].find(ends).unwrap_or(rest.len() - start);
+            let id = &rest[start..start + len];
+            out.push_str(&rest[..start]);
+            // A query parameter named `sid`, not one whose name ends in it (`usid=`).
+            let parameter = mark != "sid=" || at == 0 || rest[..at].ends_with(['?', '&']);
+            if id.is_empty() || !parameter {
+                rest = &rest[start..];
+                continue;
+            }
+            let count = self.numbers.len();
+            let n = *self.numbers.entry(id.to_string()).or_insert(count + 1);
+            let _ = write!(out, "<sid {n}>");
+            rest = &rest[start + len..];
+        }
+        out.push_str(rest);
+        std::borrow::Cow::Owned(out)
     }
 }
 
@@ -130,10 +194,11 @@ impl Sink for Conversation {
     fn event(&mut self, ev: &Event<'_>) -> io::Result<()> {
         match ev {
             Event::Handshake(h) => {
+                let path = h.path.as_deref().map(|p| self.ids(p).into_owned());
                 let mut s = format!(
                     "{} {}",
                     h.method.as_deref().unwrap_or("?"),
-                    h.path.as_deref().unwrap_or("?")
+                    path.as_deref().unwrap_or("?")
                 );
                 match h.status {
                     Some(st) => {
@@ -153,7 +218,7 @@ impl Sink for Conversation {
                 let mut esc = String::new();
                 escape_bytes(s.as_bytes(), &mut esc);
                 let c = self.conn(h.stream);
-                c.path = h.path.clone();
+                c.path = path;
                 c.handshake = esc;
             }
             Event::Message(m) => {
@@ -390,6 +455,27 @@ pub fn report(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn session_ids_are_numbered_by_first_appearance() {
+        let mut ids = SessionIds::default();
+        assert_eq!(
+            ids.number("/socket.io/?EIO=4&transport=websocket&sid=Ab-c_9"),
+            "/socket.io/?EIO=4&transport=websocket&sid=<sid 1>"
+        );
+        assert_eq!(
+            ids.number(r#"0{"sid":"Ab-c_9","upgrades":[],"pingInterval":25000}"#),
+            r#"0{"sid":"<sid 1>","upgrades":[],"pingInterval":25000}"#
+        );
+        assert_eq!(ids.number(r#"40/admin,{"sid": "xyz"}"#), r#"40/admin,{"sid": "<sid 2>"}"#);
+        assert_eq!(ids.number("/x?sid=q&sid=Ab-c_9#f"), "/x?sid=<sid 3>&sid=<sid 1>#f");
+        // Nothing to number: the text comes back as it is.
+        assert!(matches!(ids.number("42[\"msg\",\"hello\"]"), std::borrow::Cow::Borrowed(_)));
+        for same in ["42[\"sidebar\"]", r#"{"sid":""} sid="#, "/x?usid=abc&sid", "sid=a b"] {
+            let want = if same == "sid=a b" { "sid=<sid 4> b" } else { same };
+            assert_eq!(ids.number(same), want);
+        }
+    }
 
     #[test]
     fn ignored_json_keys_go_at_every_depth() {

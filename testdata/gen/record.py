@@ -758,6 +758,9 @@ SCENARIOS = {
     # new handshake key): `diff --normalize` must call the two recordings equal.
     "py-websockets-basic-rerun": (8772, py_basic),
     "node-socketio": (8773, node_sio),
+    # The Socket.IO scenario recorded a second time: the server draws new session ids, which
+    # `diff --normalize` must number instead of comparing.
+    "node-socketio-rerun": (8781, node_sio),
     # Socket.IO 2: Engine.IO protocol 3 (length-prefixed polling payloads, binary packets
     # with a type byte) and Socket.IO protocol 4.
     "node-socketio-v2": (8777, lambda port: node_sio(port, "v2")),
