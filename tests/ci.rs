@@ -182,6 +182,29 @@ fn normalize_makes_two_recordings_of_one_scenario_equal() {
 }
 
 #[test]
+fn normalize_numbers_the_session_ids_a_socket_io_server_draws() {
+    let a = cap("node-socketio/capture.pcap");
+    let b = cap("node-socketio-rerun/capture.pcap");
+    assert_ne!(run(&["--json", &a]).stdout, run(&["--json", &b]).stdout);
+    let views: [&[&str]; 7] = [
+        &["--json", "--normalize"],
+        &["messages", "--json", "--normalize"],
+        &["--normalize"],
+        &["messages", "--normalize"],
+        &["conns", "--normalize"],
+        &["conns", "--json", "--normalize"],
+        &["follow", "3", "--normalize"],
+    ];
+    for view in views {
+        let (x, y) = ([view, &[&a]].concat(), [view, &[&b]].concat());
+        let (ox, oy) = (run(&x).stdout, run(&y).stdout);
+        let (ox, oy) = (String::from_utf8_lossy(&ox), String::from_utf8_lossy(&oy));
+        assert_eq!(ox.replace(&a, "X"), oy.replace(&b, "X"), "{view:?}");
+        assert!(ox.contains("<sid 1>") && !ox.contains("BGg0XWdEhBknqQW0AAAA"), "{view:?}:\n{ox}");
+    }
+}
+
+#[test]
 fn diff_of_a_capture_with_itself_is_empty() {
     for c in CLEAN_REAL.iter().chain(VIOLATIONS) {
         let (status, out) = code(&["diff", &cap(c), &cap(c)]);

@@ -248,8 +248,8 @@ pub struct Common {
     pub time: TimeMode,
 
     /// Drop what varies between recordings of the same scenario (timestamps, packet
-    /// numbers, ports, masking keys, TCP segmentation events), for diffing outputs; `diff`
-    /// also leaves out pings and pongs and numbers Engine.IO session ids.
+    /// numbers, ports, masking keys, TCP segmentation events; Engine.IO session ids are
+    /// numbered), for diffing outputs; `diff` also leaves out pings and pongs.
     #[arg(long, global = true)]
     pub normalize: bool,
 

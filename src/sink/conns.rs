@@ -14,6 +14,8 @@ pub struct ConnsTable<W: Write> {
     out: W,
     opts: TableOpts,
     header_done: bool,
+    /// Engine.IO session ids, numbered (`--normalize`).
+    session_ids: super::normalize::SessionIds,
 }
 
 /// `1.2kB`-style sizes.
@@ -116,7 +118,12 @@ fn path_cell(r: &ConnectionRecord) -> String {
 
 impl<W: Write> ConnsTable<W> {
     pub fn new(out: W, opts: TableOpts) -> Self {
-        ConnsTable { out, opts, header_done: false }
+        ConnsTable {
+            out,
+            opts,
+            header_done: false,
+            session_ids: super::normalize::SessionIds::default(),
+        }
     }
 
     fn header(&mut self) -> io::Result<()> {
@@ -207,6 +214,11 @@ impl<W: Write> ConnsTable<W> {
             escape_text(sid, &mut esc);
             let streams: Vec<String> = r.sid_streams.iter().map(u64::to_string).collect();
             let _ = write!(line, " sid={esc} streams={}", streams.join(","));
+        }
+        if self.opts.normalize {
+            if let std::borrow::Cow::Owned(numbered) = self.session_ids.number(&line) {
+                line = numbered;
+            }
         }
         if let Some(w) = self.opts.width {
             super::table::truncate_chars(&mut line, w);

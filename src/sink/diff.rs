@@ -16,12 +16,13 @@
 
 use super::escape::escape_bytes;
 use super::json::Obj;
+use super::normalize::SessionIds;
 use super::{RunTotals, Sink};
 use crate::event::Event;
 use crate::tcp::Side;
 use sha1::{Digest, Sha1};
 use similar::{ChangeTag, TextDiff};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::io::{self, Write};
 
@@ -119,51 +120,6 @@ impl Conversation {
         self.messages += 1;
         let side = from as usize;
         self.conn(stream).items[side].push(Item { render, at_ms });
-    }
-}
-
-/// Engine.IO session ids seen in one capture, numbered by first appearance: two recordings
-/// of one scenario draw different ids in the same places, so their numbers match.
-#[derive(Debug, Default)]
-struct SessionIds {
-    numbers: HashMap<String, usize>,
-}
-
-impl SessionIds {
-    /// `text` with each session id replaced by `<sid N>`: the value of a `sid=` query
-    /// parameter, and of a `"sid"` JSON member (an Engine.IO `open` packet, a Socket.IO
-    /// namespace's CONNECT).
-    fn number<'t>(&mut self, text: &'t str) -> std::borrow::Cow<'t, str> {
-        const MARKS: [(&str, &[char]); 3] =
-            [("sid=", &['&', '#', ' ', '"']), ("\"sid\":\"", &['"']), ("\"sid\": \"", &['"'])];
-        if !text.contains("sid") {
-            return std::borrow::Cow::Borrowed(text);
-        }
-        let mut out = String::with_capacity(text.len());
-        let mut rest = text;
-        loop {
-            let next = MARKS
-                .iter()
-                .filter_map(|&(mark, ends)| rest.find(mark).map(|at| (at, mark, ends)))
-                .min_by_key(|&(at, ..)| at);
-            let Some((at, mark, ends)) = next else { break };
-            let start = at + mark.len();
-            let len = rest[start..].find(ends).unwrap_or(rest.len() - start);
-            let id = &rest[start..start + len];
-            out.push_str(&rest[..start]);
-            // A query parameter named `sid`, not one whose name ends in it (`usid=`).
-            let parameter = mark != "sid=" || at == 0 || rest[..at].ends_with(['?', '&']);
-            if id.is_empty() || !parameter {
-                rest = &rest[start..];
-                continue;
-            }
-            let count = self.numbers.len();
-            let n = *self.numbers.entry(id.to_string()).or_insert(count + 1);
-            let _ = write!(out, "<sid {n}>");
-            rest = &rest[start + len..];
-        }
-        out.push_str(rest);
-        std::borrow::Cow::Owned(out)
     }
 }
 
@@ -455,27 +411,6 @@ pub fn report(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn session_ids_are_numbered_by_first_appearance() {
-        let mut ids = SessionIds::default();
-        assert_eq!(
-            ids.number("/socket.io/?EIO=4&transport=websocket&sid=Ab-c_9"),
-            "/socket.io/?EIO=4&transport=websocket&sid=<sid 1>"
-        );
-        assert_eq!(
-            ids.number(r#"0{"sid":"Ab-c_9","upgrades":[],"pingInterval":25000}"#),
-            r#"0{"sid":"<sid 1>","upgrades":[],"pingInterval":25000}"#
-        );
-        assert_eq!(ids.number(r#"40/admin,{"sid": "xyz"}"#), r#"40/admin,{"sid": "<sid 2>"}"#);
-        assert_eq!(ids.number("/x?sid=q&sid=Ab-c_9#f"), "/x?sid=<sid 3>&sid=<sid 1>#f");
-        // Nothing to number: the text comes back as it is.
-        assert!(matches!(ids.number("42[\"msg\",\"hello\"]"), std::borrow::Cow::Borrowed(_)));
-        for same in ["42[\"sidebar\"]", r#"{"sid":""} sid="#, "/x?usid=abc&sid", "sid=a b"] {
-            let want = if same == "sid=a b" { "sid=<sid 4> b" } else { same };
-            assert_eq!(ids.number(same), want);
-        }
-    }
 
     #[test]
     fn ignored_json_keys_go_at_every_depth() {

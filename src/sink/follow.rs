@@ -22,6 +22,8 @@ pub struct FollowSink<W: Write> {
     pub seen: bool,
     /// Rendered lines not written yet.
     held: Vec<u8>,
+    /// Engine.IO session ids, numbered (`--normalize`).
+    session_ids: super::normalize::SessionIds,
 }
 
 /// Bytes of lines held for the header at most.
@@ -55,6 +57,7 @@ impl<W: Write> FollowSink<W> {
             pretty,
             seen: false,
             held: Vec::new(),
+            session_ids: super::normalize::SessionIds::default(),
         }
     }
 
@@ -156,7 +159,22 @@ impl<W: Write> Sink for FollowSink<W> {
     }
 
     fn event(&mut self, ev: &Event<'_>) -> io::Result<()> {
+        let before = self.held.len();
         self.render(ev)?;
+        if self.opts.normalize {
+            // The record's lines are escaped text: UTF-8.
+            let numbered = match std::str::from_utf8(&self.held[before..]) {
+                Ok(lines) => match self.session_ids.number(lines) {
+                    std::borrow::Cow::Owned(n) => Some(n),
+                    std::borrow::Cow::Borrowed(_) => None,
+                },
+                Err(_) => None,
+            };
+            if let Some(n) = numbered {
+                self.held.truncate(before);
+                self.held.extend_from_slice(n.as_bytes());
+            }
+        }
         // Lines before the first record that names the endpoints wait for the header.
         if self.seen || self.held.len() > HOLD_LIMIT {
             self.out.write_all(&self.held)?;
@@ -199,7 +217,11 @@ impl<W: Write> FollowSink<W> {
                         "{} {} HTTP/1.1  Host: {}",
                         h.method.as_deref().unwrap_or("?"),
                         h.path.as_deref().unwrap_or("?"),
-                        h.host.as_deref().unwrap_or("-")
+                        match h.host.as_deref() {
+                            Some(host) if self.opts.normalize => without_port(host),
+                            Some(host) => host,
+                            None => "-",
+                        }
                     ),
                     &mut req,
                 );

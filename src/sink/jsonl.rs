@@ -142,6 +142,7 @@ pub struct JsonlSink<W: Write> {
     array: bool,
     /// Drop what varies between recordings of one scenario (`--normalize`).
     normalize: bool,
+    normalizer: super::normalize::Normalizer,
     records: u64,
     /// Records are gathered in `buf` up to this many bytes before one write (see
     /// [`JsonlSink::gathering`]); 0 writes each record as it completes.
@@ -159,6 +160,7 @@ impl<W: Write> JsonlSink<W> {
             payload,
             array,
             normalize: false,
+            normalizer: super::normalize::Normalizer::default(),
             records: 0,
             gather: 0,
             memo: PayloadMemo::default(),
@@ -193,7 +195,7 @@ impl<W: Write> JsonlSink<W> {
             return Ok(());
         }
         self.memo.detach(&self.buf);
-        if self.normalize && !super::normalize::normalize_line(&mut self.buf) {
+        if self.normalize && !self.normalizer.line(&mut self.buf) {
             self.buf.clear();
             return Ok(());
         }

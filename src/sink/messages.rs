@@ -14,6 +14,8 @@ pub struct MessagesTable<W: Write> {
     opts: TableOpts,
     clock: TimeColumn,
     header_done: bool,
+    /// Engine.IO session ids, numbered (`--normalize`).
+    session_ids: super::normalize::SessionIds,
 }
 
 /// `→` for what the client sent, `←` for what the server sent.
@@ -57,7 +59,13 @@ pub fn control_is_text(payload: &[u8]) -> bool {
 
 impl<W: Write> MessagesTable<W> {
     pub fn new(out: W, opts: TableOpts) -> Self {
-        MessagesTable { out, clock: TimeColumn::new(opts.time), opts, header_done: false }
+        MessagesTable {
+            out,
+            clock: TimeColumn::new(opts.time),
+            opts,
+            header_done: false,
+            session_ids: super::normalize::SessionIds::default(),
+        }
     }
 
     fn header(&mut self) -> io::Result<()> {
@@ -126,6 +134,11 @@ impl<W: Write> MessagesTable<W> {
         };
         for p in problems {
             let _ = write!(text, " [{p}]");
+        }
+        if self.opts.normalize {
+            if let std::borrow::Cow::Owned(numbered) = self.session_ids.number(&text) {
+                text = numbered;
+            }
         }
         if let Some(w) = self.opts.width {
             super::table::truncate_chars(&mut text, w);

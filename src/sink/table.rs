@@ -142,6 +142,8 @@ pub struct TableSink<W: Write> {
     buf: String,
     /// A printed line's Info text, kept for the next line to write into.
     spare_info: String,
+    /// Engine.IO session ids, numbered (`--normalize`).
+    session_ids: super::normalize::SessionIds,
     /// Hex or base64 of a payload prefix, before it is cut to the preview length.
     scratch: String,
     /// The Time column of the line being printed, before it is padded.
@@ -159,6 +161,7 @@ impl<W: Write> TableSink<W> {
             pending: None,
             buf: String::new(),
             spare_info: String::new(),
+            session_ids: super::normalize::SessionIds::default(),
             scratch: String::new(),
             time: String::new(),
             endpoints: EndpointTexts::default(),
@@ -234,6 +237,11 @@ impl<W: Write> TableSink<W> {
             text.push_str(" [");
             text.push_str(p.as_str());
             text.push(']');
+        }
+        if self.opts.normalize {
+            if let std::borrow::Cow::Owned(numbered) = self.session_ids.number(&text) {
+                text = numbered;
+            }
         }
         if let Some(w) = self.opts.width {
             truncate_chars(&mut text, w);
