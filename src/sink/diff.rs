@@ -91,11 +91,11 @@ impl Conversation {
                 canonical_json(payload, &self.rules.ignore_json_keys)
             };
             let text = canonical.as_deref().map(str::as_bytes).unwrap_or(payload);
-            let numbered = match std::str::from_utf8(text) {
-                Ok(t) => self.ids(t).into_owned(),
-                Err(_) => String::new(),
+            let numbered = std::str::from_utf8(text).ok().map(|t| self.ids(t));
+            let text = match &numbered {
+                Some(std::borrow::Cow::Owned(n)) => n.as_bytes(),
+                _ => text,
             };
-            let text = if numbered.is_empty() { text } else { numbered.as_bytes() };
             s.push('"');
             escape_bytes(&text[..text.len().min(RENDER_KEEP)], &mut s);
             s.push('"');

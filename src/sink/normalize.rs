@@ -16,7 +16,6 @@
 use serde_json::{Map, Value};
 use std::borrow::Cow;
 use std::collections::HashMap;
-use std::fmt::Write as _;
 
 const DROPPED_KEYS: &[&str] = &[
     "packet",
@@ -124,7 +123,7 @@ impl SessionIds {
             if mark == "t=" {
                 out.push_str("<t>");
             } else {
-                let _ = write!(out, "{}", self.id(value));
+                out.push_str(&self.id(value));
             }
             rest = &rest[start + len..];
         }
