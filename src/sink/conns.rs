@@ -216,9 +216,7 @@ impl<W: Write> ConnsTable<W> {
             let _ = write!(line, " sid={esc} streams={}", streams.join(","));
         }
         if self.opts.normalize {
-            if let std::borrow::Cow::Owned(numbered) = self.session_ids.number(&line) {
-                line = numbered;
-            }
+            self.session_ids.number_in(&mut line);
         }
         if let Some(w) = self.opts.width {
             super::table::truncate_chars(&mut line, w);

@@ -163,13 +163,11 @@ impl<W: Write> Sink for FollowSink<W> {
         self.render(ev)?;
         if self.opts.normalize {
             // The record's lines are escaped text: UTF-8.
-            let numbered = match std::str::from_utf8(&self.held[before..]) {
-                Ok(lines) => match self.session_ids.number(lines) {
-                    std::borrow::Cow::Owned(n) => Some(n),
-                    std::borrow::Cow::Borrowed(_) => None,
-                },
-                Err(_) => None,
-            };
+            let lines = std::str::from_utf8(self.held.get(before..).unwrap_or_default());
+            let numbered = lines.ok().and_then(|lines| match self.session_ids.number(lines) {
+                std::borrow::Cow::Owned(n) => Some(n),
+                std::borrow::Cow::Borrowed(_) => None,
+            });
             if let Some(n) = numbered {
                 self.held.truncate(before);
                 self.held.extend_from_slice(n.as_bytes());

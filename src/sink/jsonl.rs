@@ -281,7 +281,8 @@ impl<W: Write> Sink for JsonlSink<W> {
     }
 
     fn keeps_records(&self) -> bool {
-        true
+        // Only a data frame's payload is kept (by the memo, for its message).
+        self.select.frames
     }
 
     fn event_owned(&mut self, ev: Event<'static>) -> io::Result<()> {

@@ -136,9 +136,7 @@ impl<W: Write> MessagesTable<W> {
             let _ = write!(text, " [{p}]");
         }
         if self.opts.normalize {
-            if let std::borrow::Cow::Owned(numbered) = self.session_ids.number(&text) {
-                text = numbered;
-            }
+            self.session_ids.number_in(&mut text);
         }
         if let Some(w) = self.opts.width {
             super::table::truncate_chars(&mut text, w);

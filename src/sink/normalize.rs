@@ -131,6 +131,13 @@ impl SessionIds {
         Cow::Owned(out)
     }
 
+    /// [`SessionIds::number`] of `text`, in place.
+    pub fn number_in(&mut self, text: &mut String) {
+        if let Cow::Owned(numbered) = self.number(text) {
+            *text = numbered;
+        }
+    }
+
     /// Numbers the ids in every string of a record, and the value of every `sid` key.
     fn in_object(&mut self, obj: &mut Map<String, Value>) {
         for (key, v) in obj.iter_mut() {
@@ -143,11 +150,7 @@ impl SessionIds {
 
     fn in_value(&mut self, v: &mut Value) {
         match v {
-            Value::String(s) => {
-                if let Cow::Owned(n) = self.number(s) {
-                    *s = n;
-                }
-            }
+            Value::String(s) => self.number_in(s),
             Value::Array(items) => items.iter_mut().for_each(|v| self.in_value(v)),
             Value::Object(obj) => self.in_object(obj),
             _ => {}

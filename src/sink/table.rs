@@ -239,9 +239,7 @@ impl<W: Write> TableSink<W> {
             text.push(']');
         }
         if self.opts.normalize {
-            if let std::borrow::Cow::Owned(numbered) = self.session_ids.number(&text) {
-                text = numbered;
-            }
+            self.session_ids.number_in(&mut text);
         }
         if let Some(w) = self.opts.width {
             truncate_chars(&mut text, w);
