@@ -47,6 +47,7 @@ for mb in "${sizes[@]}"; do
     measure "tcpdump -r F -w /dev/null" "$f" "$frames" tcpdump -r "$f" -w /dev/null
     measure "wsdissect --json" "$f" "$frames" "$bin" --json "$f"
     measure "wsdissect --json -j1" "$f" "$frames" "$bin" -j1 --json "$f"
+    measure "wsdissect --json --normalize" "$f" "$frames" "$bin" --json --normalize "$f"
     measure "wsdissect (table, pipe)" "$f" "$frames" "$bin" "$f"
     measure "wsdissect (table, pipe) -j1" "$f" "$frames" "$bin" -j1 "$f"
     measure "wsdissect messages" "$f" "$frames" "$bin" messages "$f"

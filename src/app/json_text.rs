@@ -5,7 +5,9 @@
 //! was a fifth of the instructions of `--json` on the benchmark capture, more than inflating;
 //! the check here accepts exactly what serde_json accepts (a differential test holds it to
 //! that) and skips string contents eight bytes at a time. The same word test finds the bytes
-//! that JSON output must escape.
+//! that JSON output must escape. `--normalize` walks the records the writers made with the
+//! same steps (`value_end`), and skips their strings, already known to be well formed, with
+//! [`written_string_end`].
 
 /// The high bit of each byte of `w` (little-endian) that is `"`, `\\` or below 0x20, and of no
 /// other: exact, because no step carries from one byte into the next.
@@ -23,11 +25,16 @@ pub fn escape_mask(w: u64) -> u64 {
 /// `serde_json::from_slice::<serde::de::IgnoredAny>` accepts. Nesting is unbounded (containers
 /// are tracked on a heap stack, as serde_json does when ignoring a value).
 pub fn is_json_text(text: &[u8]) -> bool {
+    value_end(text, skip_ws(text, 0)).is_some_and(|end| skip_ws(text, end) == text.len())
+}
+
+/// The index after the one JSON value that starts at `i` (no whitespace before it), when
+/// `text` holds a whole valid value there.
+pub fn value_end(text: &[u8], mut i: usize) -> Option<usize> {
     let mut open: Vec<u8> = Vec::new();
-    let mut i = 0;
     'value: loop {
         i = skip_ws(text, i);
-        let Some(&c) = text.get(i) else { return false };
+        let &c = text.get(i)?;
         match c {
             b'{' | b'[' => {
                 i = skip_ws(text, i + 1);
@@ -37,16 +44,12 @@ pub fn is_json_text(text: &[u8]) -> bool {
                 } else {
                     open.push(c);
                     if c == b'{' {
-                        let Some(j) = member_key(text, i) else { return false };
-                        i = j;
+                        i = member_key(text, i)?;
                     }
                     continue 'value;
                 }
             }
-            b'"' => match string_end(text, i + 1) {
-                Some(j) => i = j,
-                None => return false,
-            },
+            b'"' => i = string_end(text, i + 1)?,
             b't' | b'f' | b'n' => {
                 let word: &[u8] = match c {
                     b't' => b"true",
@@ -54,32 +57,28 @@ pub fn is_json_text(text: &[u8]) -> bool {
                     _ => b"null",
                 };
                 if !text.get(i..).is_some_and(|rest| rest.starts_with(word)) {
-                    return false;
+                    return None;
                 }
                 i += word.len();
             }
-            b'-' | b'0'..=b'9' => match number_end(text, i) {
-                Some(j) => i = j,
-                None => return false,
-            },
-            _ => return false,
+            b'-' | b'0'..=b'9' => i = number_end(text, i)?,
+            _ => return None,
         }
         // A value is complete: close what it completes, or go on after a comma.
         loop {
+            let Some(&top) = open.last() else { return Some(i) };
             i = skip_ws(text, i);
-            let Some(&top) = open.last() else { return i == text.len() };
             match text.get(i) {
                 Some(b',') => {
                     i += 1;
                     if top == b'{' {
-                        let Some(j) = member_key(text, skip_ws(text, i)) else { return false };
-                        i = j;
+                        i = member_key(text, skip_ws(text, i))?;
                     }
                     continue 'value;
                 }
                 Some(b']') if top == b'[' => {}
                 Some(b'}') if top == b'{' => {}
-                _ => return false,
+                _ => return None,
             }
             open.pop();
             i += 1;
@@ -128,6 +127,95 @@ fn string_end(text: &[u8], mut i: usize) -> Option<usize> {
     }
 }
 
+/// The index after the closing quote of a string, from the byte after its opening one, for
+/// a string known to be well formed (one the writers made): its escapes are skipped, not
+/// checked. Sixty-four bytes at a time, with the quotes and backslashes of a block gathered
+/// into bit masks: JSON text inside a string has an escaped quote every few bytes, and
+/// stopping at each one, as [`string_end`] does, took most of the time of `--normalize`.
+pub fn written_string_end(text: &[u8], mut i: usize) -> Option<usize> {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    // Most strings of a record (its kind, endpoints, names) are short and have no escape:
+    // the first words that hold a quote end them, before any block is gathered.
+    let short_until = i.saturating_add(32);
+    while let Some(word) = text.get(i..i + 8) {
+        let w = u64::from_le_bytes(word.try_into().unwrap_or([0; 8]));
+        let marks =
+            zero_bytes(w ^ (ONES * u64::from(b'"'))) | zero_bytes(w ^ (ONES * u64::from(b'\\')));
+        if marks != 0 {
+            let at = i + (marks.trailing_zeros() / 8) as usize;
+            if text.get(at) == Some(&b'"') {
+                return Some(at + 1);
+            }
+            // An escape: the blocks take over from this word, which ends no earlier escape.
+            break;
+        }
+        i += 8;
+        if i >= short_until {
+            break;
+        }
+    }
+    // Whether the block's first byte is escaped by a backslash ending the previous block.
+    let mut carry = 0u64;
+    loop {
+        let rest = text.get(i..)?;
+        if rest.is_empty() {
+            return None;
+        }
+        let n = rest.len().min(64);
+        let (quotes, backslashes) = match rest.first_chunk::<64>() {
+            Some(block) => block_masks(block),
+            None => {
+                // The last bytes, padded with zeros (neither quotes nor backslashes).
+                let mut block = [0u8; 64];
+                block[..n].copy_from_slice(&rest[..n]);
+                block_masks(&block)
+            }
+        };
+        let escaped = escaped_bits(backslashes, &mut carry);
+        let ends = quotes & !escaped;
+        if ends != 0 {
+            let at = ends.trailing_zeros() as usize;
+            return (at < n).then_some(i + at + 1);
+        }
+        i += 64;
+    }
+}
+
+/// Bit `k` set where byte `k` of the block is a quote, and where it is a backslash.
+fn block_masks(block: &[u8; 64]) -> (u64, u64) {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    // One bit per byte: the high bits of a word's bytes gathered into its low eight bits.
+    let gather = |m: u64| ((m >> 7).wrapping_mul(0x0102_0408_1020_4080)) >> 56;
+    let (mut quotes, mut backslashes) = (0u64, 0u64);
+    for (k, word) in block.chunks_exact(8).enumerate() {
+        let w = u64::from_le_bytes(word.try_into().unwrap_or([0; 8]));
+        quotes |= gather(zero_bytes(w ^ (ONES * u64::from(b'"')))) << (8 * k);
+        backslashes |= gather(zero_bytes(w ^ (ONES * u64::from(b'\\')))) << (8 * k);
+    }
+    (quotes, backslashes)
+}
+
+/// The high bit of each zero byte of `x`, exactly (no carry between bytes).
+fn zero_bytes(x: u64) -> u64 {
+    const LOW7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    !(((x & LOW7) + LOW7) | x) & HIGH
+}
+
+/// The bits of the bytes a backslash escapes (the byte after each odd-length run of
+/// backslashes), given the block's backslashes and whether the previous block ended in an
+/// escaping backslash (`carry`, updated for the next block). simdjson's method.
+fn escaped_bits(backslashes: u64, carry: &mut u64) -> u64 {
+    const EVEN: u64 = 0x5555_5555_5555_5555;
+    let backslashes = backslashes & !*carry;
+    let follows_escape = (backslashes << 1) | *carry;
+    let odd_starts = backslashes & !EVEN & !follows_escape;
+    let (even_runs, overflow) = odd_starts.overflowing_add(backslashes);
+    *carry = u64::from(overflow);
+    let invert = even_runs << 1;
+    (EVEN ^ invert) & follows_escape
+}
+
 /// The index after a number (`-? (0 | [1-9][0-9]*) (. [0-9]+)? ([eE] [+-]? [0-9]+)?`).
 fn number_end(text: &[u8], mut i: usize) -> Option<usize> {
     let digits = |mut i: usize| {
@@ -172,6 +260,37 @@ mod tests {
 
     fn serde_says(text: &[u8]) -> bool {
         serde_json::from_slice::<serde::de::IgnoredAny>(text).is_ok()
+    }
+
+    #[test]
+    fn written_string_end_finds_the_quote_that_ends_the_string() {
+        // Every string serde_json writes, at every offset into a longer text, with runs of
+        // backslashes across the 64-byte blocks.
+        let mut strings: Vec<String> = vec![
+            String::new(),
+            "a".into(),
+            "\"".into(),
+            "\\".into(),
+            "\\\"".into(),
+            "{\"type\":\"message\",\"id\":2908}".into(),
+            "ü € 👍 \u{1} \n \t".into(),
+        ];
+        for n in 0..140 {
+            strings.push("\\".repeat(n));
+            strings.push(format!("{}\"{}", "x".repeat(n), "\\".repeat(n % 7)));
+        }
+        for s in &strings {
+            let written = serde_json::to_string(s).unwrap();
+            for pad in 0..70 {
+                let text = format!("{}{written},\"k\":\"v\"", " ".repeat(pad));
+                let want = pad + written.len();
+                assert_eq!(written_string_end(text.as_bytes(), pad + 1), Some(want), "{text}");
+                assert_eq!(string_end(text.as_bytes(), pad + 1), Some(want), "{text}");
+            }
+        }
+        assert_eq!(written_string_end(b"\"abc", 1), None);
+        assert_eq!(written_string_end(b"\"ab\\\"", 1), None);
+        assert_eq!(written_string_end(b"\"", 1), None);
     }
 
     #[test]
