@@ -131,7 +131,7 @@ fn string_end(text: &[u8], mut i: usize) -> Option<usize> {
 /// a string known to be well formed (one the writers made): its escapes are skipped, not
 /// checked. Sixty-four bytes at a time, with the quotes and backslashes of a block gathered
 /// into bit masks: JSON text inside a string has an escaped quote every few bytes, and
-/// stopping at each one, as [`string_end`] does, took most of the time of `--normalize`.
+/// stopping at each one, as the checking scan does, took most of the time of `--normalize`.
 pub fn written_string_end(text: &[u8], mut i: usize) -> Option<usize> {
     const ONES: u64 = 0x0101_0101_0101_0101;
     // Most strings of a record (its kind, endpoints, names) are short and have no escape:
