@@ -237,6 +237,33 @@ fn diff_of_different_scenarios_shows_the_differing_message() {
 }
 
 #[test]
+fn diff_reads_its_two_captures_side_by_side_and_reports_as_one_after_the_other() {
+    // With two threads (the default here) and with one, the output and errors are the same:
+    // the base capture's errors alone when it fails, the new one's when only it fails.
+    let good = cap("py-websockets-basic/capture.pcap");
+    let truncated = cap("file-truncated/capture.pcap");
+    let cases: [(&str, &str, i32, &[&str]); 4] = [
+        (&good, &good, 0, &[]),
+        ("/nonexistent/base.pcap", "/nonexistent/new.pcap", 2, &["base.pcap"]),
+        (&truncated, "/nonexistent/new.pcap", 2, &["file-truncated"]),
+        (&good, &truncated, 2, &["file-truncated"]),
+    ];
+    for (base, new, want, names) in cases {
+        let outputs: Vec<_> = ["-j2", "-j1"].iter().map(|j| run(&[j, "diff", base, new])).collect();
+        for out in &outputs {
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(out.status.code(), Some(want), "{base} {new}: {err}");
+            assert_eq!(err.lines().count(), names.len(), "{base} {new}: {err}");
+            for (line, name) in err.lines().zip(names) {
+                assert!(line.starts_with("wsdissect: ") && line.contains(name), "{err}");
+            }
+        }
+        assert_eq!(outputs[0].stdout, outputs[1].stdout, "{base} {new}");
+        assert_eq!(outputs[0].stderr, outputs[1].stderr, "{base} {new}");
+    }
+}
+
+#[test]
 fn diff_normalize_equates_two_recordings_and_ignores_what_it_is_told() {
     let a = cap("py-websockets-basic/capture.pcap");
     let b = cap("py-websockets-basic-rerun/capture.pcap");

@@ -261,7 +261,8 @@ pub struct Common {
     /// threads by host pair, while one thread reads and reassembles and another puts the
     /// records back in capture order (output is byte-identical to -j 1), and JSON records
     /// are formatted on a thread of their own. 0, the default, uses the number of cores.
-    /// Live capture, --all, follow and diff always dissect on one thread.
+    /// Live capture, --all and follow always dissect on one thread; diff dissects its two
+    /// captures side by side, one thread each.
     #[arg(short = 'j', long = "jobs", value_name = "N", default_value_t = 0, global = true)]
     pub jobs: usize,
 

@@ -147,10 +147,7 @@ fn view_sink(config: &Config, view: &View) -> impl FnOnce(Box<dyn Write>) -> Box
 /// record must show the moment its packet arrives), `--all` (a packet's own record depends on
 /// whether its connection's records said anything), or views of one stream or two files.
 fn shards(config: &Config) -> usize {
-    let jobs = match config.jobs {
-        0 => std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
-        n => n,
-    };
+    let jobs = jobs(config);
     let view_fits =
         matches!(config.view, View::Frames | View::Messages | View::Conns | View::Check(_));
     if !(matches!(config.source, Source::Files(_)) && !config.all && view_fits) {
@@ -171,14 +168,18 @@ fn shards(config: &Config) -> usize {
 /// tables print previews, and handing records over cost more than it saved), and never live,
 /// where each record must show the moment it completes.
 fn formats_on_own_thread(config: &Config, view: &View) -> bool {
-    let jobs = match config.jobs {
-        0 => std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
-        n => n,
-    };
-    jobs >= 2
+    jobs(config) >= 2
         && config.json
         && matches!(config.source, Source::Files(_))
         && matches!(view, View::Frames | View::Messages)
+}
+
+/// The threads `-j` allows (0: one per core).
+fn jobs(config: &Config) -> usize {
+    match config.jobs {
+        0 => std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+        n => n,
+    }
 }
 
 fn run_diff(config: &Config) -> io::Result<ExitStatus> {
@@ -191,16 +192,39 @@ fn run_diff(config: &Config) -> io::Result<ExitStatus> {
         session_ids: config.normalize,
         context: opts.context,
     };
-    let mut sides = Vec::new();
-    for path in [&opts.base, &opts.new] {
+    let side = |path: &PathBuf| -> io::Result<(Conversation, Result<(), Vec<String>>)> {
         let mut conv = Conversation::new(rules.clone());
-        let status = dissect(
-            config,
-            std::slice::from_ref(path),
-            &mut Filter::new(&mut conv, config.filter.clone()),
-        )?;
-        if status != ExitStatus::Ok {
-            return Ok(status);
+        let mut sink = Filter::new(&mut conv, config.filter.clone());
+        let ended = dissect_quietly(config, std::slice::from_ref(path), &mut sink)?;
+        Ok((conv, ended))
+    };
+    // The two captures are dissected side by side where a second core may be used; what
+    // is printed is the same as one after the other: the new capture's errors only when the
+    // base one read cleanly. A progress bar each, or one `-w` file for both, would clash.
+    let (base, new) = if jobs(config) >= 2 && !config.progress && config.write.is_none() {
+        std::thread::scope(|s| {
+            let base = std::thread::Builder::new()
+                .name("diff-base".into())
+                .spawn_scoped(s, || side(&opts.base))?;
+            let new = side(&opts.new);
+            let base = base.join().map_err(|_| io::Error::other("dissecting thread panicked"))?;
+            io::Result::Ok((base?, new?))
+        })?
+    } else {
+        let base = side(&opts.base)?;
+        if base.1.is_err() {
+            (base, (Conversation::new(rules.clone()), Ok(())))
+        } else {
+            (base, side(&opts.new)?)
+        }
+    };
+    let mut sides = Vec::new();
+    for (conv, ended) in [base, new] {
+        if let Err(errors) = ended {
+            for e in &errors {
+                eprintln!("wsdissect: {e}");
+            }
+            return Ok(ExitStatus::InputError);
         }
         sides.push(conv);
     }
@@ -219,15 +243,30 @@ fn run_diff(config: &Config) -> io::Result<ExitStatus> {
 
 /// Reads `inputs` (or the live source) through one dissector into `sink`.
 pub fn dissect(config: &Config, inputs: &[PathBuf], sink: &mut dyn Sink) -> io::Result<ExitStatus> {
+    match dissect_quietly(config, inputs, sink)? {
+        Ok(()) => Ok(ExitStatus::Ok),
+        Err(errors) => {
+            for e in &errors {
+                eprintln!("wsdissect: {e}");
+            }
+            Ok(ExitStatus::InputError)
+        }
+    }
+}
+
+/// [`dissect`], returning the input errors (each one line for standard error) instead of
+/// printing them.
+fn dissect_quietly(
+    config: &Config,
+    inputs: &[PathBuf],
+    sink: &mut dyn Sink,
+) -> io::Result<Result<(), Vec<String>>> {
     // A live source is opened before any output: a wrong interface, permission or filter is
     // one line on standard error.
     let mut live = match &config.source {
         Source::Live(opts) => match super::live::open(config, opts) {
             Ok(cap) => Some(cap),
-            Err(e) => {
-                eprintln!("wsdissect: {e}");
-                return Ok(ExitStatus::InputError);
-            }
+            Err(e) => return Ok(Err(vec![e.to_string()])),
         },
         Source::Files(_) => None,
     };
@@ -247,10 +286,7 @@ pub fn dissect(config: &Config, inputs: &[PathBuf], sink: &mut dyn Sink) -> io::
     };
     let keys = match load_keys(config) {
         Ok(k) => k,
-        Err(e) => {
-            eprintln!("wsdissect: {e}");
-            return Ok(ExitStatus::InputError);
-        }
+        Err(e) => return Ok(Err(vec![e])),
     };
     let mut errors: Vec<String> = Vec::new();
     let workers = shards(config);
@@ -281,10 +317,7 @@ pub fn dissect(config: &Config, inputs: &[PathBuf], sink: &mut dyn Sink) -> io::
     }
     totals.errors = errors.clone();
     sink.end(&totals)?;
-    for e in &errors {
-        eprintln!("wsdissect: {e}");
-    }
-    Ok(if errors.is_empty() { ExitStatus::Ok } else { ExitStatus::InputError })
+    Ok(if errors.is_empty() { Ok(()) } else { Err(errors) })
 }
 
 /// The TLS key log: `--keylog` must be readable; `SSLKEYLOGFILE` is used when it exists
