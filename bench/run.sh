@@ -55,6 +55,8 @@ for mb in "${sizes[@]}"; do
     measure "wsdissect conns -j1" "$f" "$frames" "$bin" -j1 conns "$f"
     measure "wsdissect check" "$f" "$frames" "$bin" check --fail-on error "$f"
     measure "wsdissect check -j1" "$f" "$frames" "$bin" -j1 check --fail-on error "$f"
+    measure "wsdissect diff F F (F read twice)" "$f" "$frames" "$bin" diff "$f" "$f"
+    measure "wsdissect diff F F -j1 (twice)" "$f" "$frames" "$bin" -j1 diff "$f" "$f"
     if command -v tshark >/dev/null && [ "${SKIP_TSHARK:-0}" != 1 ]; then
         measure "tshark -Y websocket (table)" "$f" "$frames" tshark -o tcp.reassemble_out_of_order:TRUE -r "$f" -Y websocket
         measure "tshark -T json -Y websocket" "$f" "$frames" tshark -o tcp.reassemble_out_of_order:TRUE -r "$f" -T json -Y websocket
@@ -66,6 +68,7 @@ for mb in "${sizes[@]}"; do
     td=$(get "tcpdump -r F -w /dev/null"); wc=$(get "wsdissect conns"); wk=$(get "wsdissect check")
     wj1=$(get "wsdissect --json -j1"); wt1=$(get "wsdissect (table, pipe) -j1")
     wc1=$(get "wsdissect conns -j1"); wk1=$(get "wsdissect check -j1")
+    wd=$(get "wsdissect diff F F (F read twice)"); wd1=$(get "wsdissect diff F F -j1 (twice)")
     [ -n "$tj" ] && awk -v a="$tj" -v b="$wj" 'BEGIN{printf "ratio JSON  (tshark/wsdissect time): %.1fx\n", a/(b>0?b:0.001)}'
     [ -n "$tt" ] && awk -v a="$tt" -v b="$wt" 'BEGIN{printf "ratio table (tshark/wsdissect time): %.1fx\n", a/(b>0?b:0.001)}'
     awk -v a="$td" -v b="$wc" 'BEGIN{printf "wsdissect conns vs tcpdump walk: %.2fx tcpdump time\n", b/(a>0?a:0.001)}'
@@ -73,7 +76,8 @@ for mb in "${sizes[@]}"; do
     awk -v a="$wj1" -v b="$wj" 'BEGIN{printf "speed-up of -j%s over -j1: JSON %.2fx", ENVIRON["JOBS_SHOWN"], a/(b>0?b:0.001)}'
     awk -v a="$wt1" -v b="$wt" 'BEGIN{printf ", table %.2fx", a/(b>0?b:0.001)}'
     awk -v a="$wc1" -v b="$wc" 'BEGIN{printf ", conns %.2fx", a/(b>0?b:0.001)}'
-    awk -v a="$wk1" -v b="$wk" 'BEGIN{printf ", check %.2fx\n", a/(b>0?b:0.001)}'
+    awk -v a="$wk1" -v b="$wk" 'BEGIN{printf ", check %.2fx", a/(b>0?b:0.001)}'
+    awk -v a="$wd1" -v b="$wd" 'BEGIN{printf ", diff %.2fx\n", a/(b>0?b:0.001)}'
     echo "$mb $wj $wc" >> "$dir/scale.$$"
     rm -f "$dir/times.$$"
 done
