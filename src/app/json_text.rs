@@ -17,8 +17,7 @@ pub fn escape_mask(w: u64) -> u64 {
     const ONES: u64 = 0x0101_0101_0101_0101;
     // (b & 0x7f) + 0x60 reaches 0x80 exactly when b & 0x7f >= 0x20.
     let below_0x20 = !(((w & LOW7) + ONES * 0x60) | w) & HIGH;
-    let zero_byte = |x: u64| !(((x & LOW7) + LOW7) | x) & HIGH;
-    below_0x20 | zero_byte(w ^ (ONES * u64::from(b'"'))) | zero_byte(w ^ (ONES * u64::from(b'\\')))
+    below_0x20 | bytes_equal(w, b'"') | bytes_equal(w, b'\\')
 }
 
 /// Whether `text` is one JSON value (RFC 8259) with only whitespace around it: what
@@ -133,14 +132,12 @@ fn string_end(text: &[u8], mut i: usize) -> Option<usize> {
 /// into bit masks: JSON text inside a string has an escaped quote every few bytes, and
 /// stopping at each one, as the checking scan does, took most of the time of `--normalize`.
 pub fn written_string_end(text: &[u8], mut i: usize) -> Option<usize> {
-    const ONES: u64 = 0x0101_0101_0101_0101;
     // Most strings of a record (its kind, endpoints, names) are short and have no escape:
     // the first words that hold a quote end them, before any block is gathered.
     let short_until = i.saturating_add(32);
     while let Some(word) = text.get(i..i + 8) {
         let w = u64::from_le_bytes(word.try_into().unwrap_or([0; 8]));
-        let marks =
-            zero_bytes(w ^ (ONES * u64::from(b'"'))) | zero_bytes(w ^ (ONES * u64::from(b'\\')));
+        let marks = bytes_equal(w, b'"') | bytes_equal(w, b'\\');
         if marks != 0 {
             let at = i + (marks.trailing_zeros() / 8) as usize;
             if text.get(at) == Some(&b'"') {
@@ -183,22 +180,22 @@ pub fn written_string_end(text: &[u8], mut i: usize) -> Option<usize> {
 
 /// Bit `k` set where byte `k` of the block is a quote, and where it is a backslash.
 fn block_masks(block: &[u8; 64]) -> (u64, u64) {
-    const ONES: u64 = 0x0101_0101_0101_0101;
     // One bit per byte: the high bits of a word's bytes gathered into its low eight bits.
     let gather = |m: u64| ((m >> 7).wrapping_mul(0x0102_0408_1020_4080)) >> 56;
     let (mut quotes, mut backslashes) = (0u64, 0u64);
     for (k, word) in block.chunks_exact(8).enumerate() {
         let w = u64::from_le_bytes(word.try_into().unwrap_or([0; 8]));
-        quotes |= gather(zero_bytes(w ^ (ONES * u64::from(b'"')))) << (8 * k);
-        backslashes |= gather(zero_bytes(w ^ (ONES * u64::from(b'\\')))) << (8 * k);
+        quotes |= gather(bytes_equal(w, b'"')) << (8 * k);
+        backslashes |= gather(bytes_equal(w, b'\\')) << (8 * k);
     }
     (quotes, backslashes)
 }
 
-/// The high bit of each zero byte of `x`, exactly (no carry between bytes).
-fn zero_bytes(x: u64) -> u64 {
+/// The high bit of each byte of `w` that is `b`, exactly (no carry between bytes).
+fn bytes_equal(w: u64, b: u8) -> u64 {
     const LOW7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
     const HIGH: u64 = 0x8080_8080_8080_8080;
+    let x = w ^ (0x0101_0101_0101_0101 * u64::from(b));
     !(((x & LOW7) + LOW7) | x) & HIGH
 }
 

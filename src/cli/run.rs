@@ -212,19 +212,15 @@ fn run_diff(config: &Config) -> io::Result<ExitStatus> {
         })?
     } else {
         let base = side(&opts.base)?;
-        if base.1.is_err() {
-            (base, (Conversation::new(rules.clone()), Ok(())))
-        } else {
-            (base, side(&opts.new)?)
+        if let Err(errors) = &base.1 {
+            return Ok(input_errors(errors));
         }
+        (base, side(&opts.new)?)
     };
     let mut sides = Vec::new();
     for (conv, ended) in [base, new] {
         if let Err(errors) = ended {
-            for e in &errors {
-                eprintln!("wsdissect: {e}");
-            }
-            return Ok(ExitStatus::InputError);
+            return Ok(input_errors(&errors));
         }
         sides.push(conv);
     }
@@ -245,13 +241,16 @@ fn run_diff(config: &Config) -> io::Result<ExitStatus> {
 pub fn dissect(config: &Config, inputs: &[PathBuf], sink: &mut dyn Sink) -> io::Result<ExitStatus> {
     match dissect_quietly(config, inputs, sink)? {
         Ok(()) => Ok(ExitStatus::Ok),
-        Err(errors) => {
-            for e in &errors {
-                eprintln!("wsdissect: {e}");
-            }
-            Ok(ExitStatus::InputError)
-        }
+        Err(errors) => Ok(input_errors(&errors)),
     }
+}
+
+/// Prints input errors, one line each, and says how the run ended.
+fn input_errors(errors: &[String]) -> ExitStatus {
+    for e in errors {
+        eprintln!("wsdissect: {e}");
+    }
+    ExitStatus::InputError
 }
 
 /// [`dissect`], returning the input errors (each one line for standard error) instead of

@@ -67,9 +67,8 @@ pub struct Normalizer {
     ids: SessionIds,
     /// The record being rewritten by [`Normalizer::walk`].
     out: Vec<u8>,
-    /// Where the record's keys and values are (see [`members_into`]), and their roles.
-    members: Vec<(Range<usize>, Range<usize>)>,
-    roles: Vec<Role>,
+    /// The record's members (see [`members_into`]), kept between records to reuse the room.
+    members: Vec<Member>,
     sid: Finder<'static>,
     engine_io: Finder<'static>,
 }
@@ -80,7 +79,6 @@ impl Default for Normalizer {
             ids: SessionIds::default(),
             out: Vec::new(),
             members: Vec::new(),
-            roles: Vec::new(),
             sid: Finder::new(b"sid"),
             engine_io: Finder::new(b"EIO="),
         }
@@ -106,42 +104,37 @@ impl Normalizer {
     /// numbered no session id) when the record is not the one-line object the writers make.
     fn walk(&mut self, buf: &[u8]) -> Option<bool> {
         let record = buf.strip_suffix(b"\n")?;
-        // Kept between records only to reuse their room.
-        let (mut members, mut roles) =
-            (std::mem::take(&mut self.members), std::mem::take(&mut self.roles));
-        let walked = members_into(record, &mut members)
-            .and_then(|()| self.rewrite(record, &members, &mut roles));
-        (self.members, self.roles) = (members, roles);
+        let mut members = std::mem::take(&mut self.members);
+        let walked =
+            members_into(record, &mut members).and_then(|()| self.rewrite(record, &mut members));
+        self.members = members;
         walked
     }
 
-    fn rewrite(
-        &mut self,
-        record: &[u8],
-        members: &[(Range<usize>, Range<usize>)],
-        roles: &mut Vec<Role>,
-    ) -> Option<bool> {
+    fn rewrite(&mut self, record: &[u8], members: &mut [Member]) -> Option<bool> {
         let at = |r: &Range<usize>| record.get(r.clone()).unwrap_or_default();
         let kind = match members.first() {
-            Some((key, value)) if at(key) == b"type" => plain_string(at(value))?,
+            Some(m) if at(&m.key) == b"type" => plain_string(at(&m.value))?,
             _ => return None,
         };
         if kind == b"tcp" {
             return Some(false);
         }
-        let end_record = kind == b"end";
+        if kind == b"end" {
+            // The end record's totals go too.
+            for m in members.iter_mut() {
+                m.role = role(at(&m.key), true);
+            }
+        }
         // Written strings leave ASCII letters and `=` unescaped: a record whose text names
         // neither `sid` nor `EIO=` holds no session id.
         let ids = self.names_session_id(record);
         // Members to rewrite are parsed before any is numbered, so that a record that fails
         // to parse falls back with the numbering untouched.
         let mut parsed = Vec::new();
-        roles.clear();
-        for (n, (key, value)) in members.iter().enumerate() {
-            let (key, value) = (at(key), at(value));
-            let role = role(key, end_record);
-            roles.push(role);
-            let reparse = match role {
+        for (n, m) in members.iter().enumerate() {
+            let value = at(&m.value);
+            let reparse = match m.role {
                 Role::Dropped => false,
                 Role::Edited => true,
                 // One with an escape in it (a hostile Host) is unescaped before its port goes.
@@ -160,7 +153,8 @@ impl Normalizer {
         // Members that stay as written, from the quote of the first one's key to the end of
         // the last one's value: copied at once.
         let mut verbatim: Option<Range<usize>> = None;
-        for (n, ((key, value), &role)) in members.iter().zip(roles.iter()).enumerate() {
+        for (n, m) in members.iter().enumerate() {
+            let (key, value, role) = (&m.key, &m.value, m.role);
             let rewritten = parsed.next_if(|(index, _)| *index == n).map(|(_, v)| v);
             let endpoint = match role {
                 Role::Endpoint if rewritten.is_none() => plain_string(at(value)),
@@ -327,9 +321,18 @@ impl SessionIds {
     }
 }
 
-/// The key and value of each member of a one-line object without whitespace between its
-/// tokens, in order; `None` for anything else, or a key with an escape in it.
-fn members_into(record: &[u8], members: &mut Vec<(Range<usize>, Range<usize>)>) -> Option<()> {
+/// One `"key":value` of a record: where its key's text and its value are.
+#[derive(Debug)]
+struct Member {
+    key: Range<usize>,
+    value: Range<usize>,
+    /// As in any record but `end`.
+    role: Role,
+}
+
+/// The members of a one-line object without whitespace between its tokens, in order; `None`
+/// for anything else, or a key with an escape in it.
+fn members_into(record: &[u8], members: &mut Vec<Member>) -> Option<()> {
     members.clear();
     if record.first() != Some(&b'{') {
         return None;
@@ -355,7 +358,8 @@ fn members_into(record: &[u8], members: &mut Vec<(Range<usize>, Range<usize>)>) 
             Some(b'"') => json_text::written_string_end(record, value_start + 1)?,
             _ => json_text::value_end(record, value_start)?,
         };
-        members.push((i + 1..key_end, value_start..end));
+        let role = role(record.get(i + 1..key_end)?, false);
+        members.push(Member { key: i + 1..key_end, value: value_start..end, role });
         match record.get(end) {
             Some(b',') => i = end + 1,
             Some(b'}') if end + 1 == record.len() => return Some(()),
