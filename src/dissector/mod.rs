@@ -470,8 +470,9 @@ struct Sequencer<'s> {
     spent: Option<Spent>,
 }
 
-/// Records the sink is done with, held for the thread that made them to free, and what they
-/// weigh ([`payload_size`]).
+/// Records the sink is done with after the sequencer held them back, kept for the thread that
+/// made them to free (the others go back in the chunks they came in), and what they weigh
+/// ([`payload_size`]).
 #[derive(Default)]
 struct Spent {
     records: Vec<Event<'static>>,
@@ -587,28 +588,39 @@ impl<'s> Sequencer<'s> {
     /// Delivers a record if it is shown (the sink may keep it without copying it); a
     /// connection record retires its stream's class.
     fn pass_owned(&mut self, ev: Event<'static>) {
-        let retired = match &ev {
-            Event::Connection(c) => Some(c.stream),
-            _ => None,
-        };
-        let shown = self.shown(&ev) && self.error.is_none();
-        let result = match self.spent.as_mut() {
-            Some(spent) => {
-                let result = if shown { self.sink.event(&ev) } else { Ok(()) };
+        if self.spent.is_some() {
+            self.pass_by_ref(&ev);
+            if let Some(spent) = self.spent.as_mut() {
                 spent.push(ev);
                 if spent.is_full() {
                     *spent = Spent::default();
                 }
-                result
             }
-            None if shown => self.sink.event_owned(ev),
-            None => Ok(()),
+            return;
+        }
+        let retired = match &ev {
+            Event::Connection(c) => Some(c.stream),
+            _ => None,
         };
-        if let Err(e) = result {
-            self.error = Some(e);
+        if self.shown(&ev) && self.error.is_none() {
+            if let Err(e) = self.sink.event_owned(ev) {
+                self.error = Some(e);
+            }
         }
         if let Some(stream) = retired {
             self.class.remove(&stream);
+        }
+    }
+
+    /// [`Sequencer::pass_owned`] of a record whose maker frees it.
+    fn pass_by_ref(&mut self, ev: &Event<'_>) {
+        if self.shown(ev) && self.error.is_none() {
+            if let Err(e) = self.sink.event(ev) {
+                self.error = Some(e);
+            }
+        }
+        if let Event::Connection(c) = ev {
+            self.class.remove(&c.stream);
         }
     }
 
@@ -674,6 +686,26 @@ impl Sequencer<'_> {
             self.pass_owned(ev);
             return;
         }
+        self.hold(ev, size);
+    }
+
+    /// [`Sequencer::emit_owned`] of a record that stays where it is, to be freed by the
+    /// thread that made it: counted, and shown by reference unless it must wait behind (or
+    /// for) held records. Says whether it was; if not, the caller passes it to
+    /// [`Sequencer::hold`].
+    fn emit_in_place(&mut self, ev: &mut Event<'static>) -> bool {
+        self.count(ev);
+        self.classify_at_end(ev);
+        if self.held.is_empty() && !self.must_hold(ev) {
+            self.pass_by_ref(ev);
+            return true;
+        }
+        false
+    }
+
+    /// Holds a counted record until its connection is classified, or the records before it
+    /// are released.
+    fn hold(&mut self, ev: Event<'static>, size: usize) {
         self.held_bytes += size;
         self.held.push_back((Some(ev), size));
         self.release(false);

@@ -20,7 +20,8 @@
 //! Work moves in epochs: the reader fills one batch per worker and a route list (which worker
 //! produced the records of each event, interleaved with the reader's own records), then
 //! sends each worker its batch and the calling thread the routes. Workers send their records
-//! back in chunks of bounded size, a chunk at the end of each batch. Every channel is bounded
+//! back in chunks of bounded size, a chunk at the end of each batch, and the calling thread
+//! returns each chunk once replayed (see [`merge`]). Every channel is bounded
 //! and first-in first-out, and the calling thread only ever waits for records that come
 //! before any a blocked thread holds, so memory stays bounded and no thread waits on another
 //! in a cycle.
@@ -112,6 +113,8 @@ enum Item {
         message: bool,
         size: usize,
     },
+    /// A record the calling thread took out of its chunk to hold back.
+    Taken,
 }
 
 /// A worker's records, sent in chunks: `ends` lists where the records of each of its events
@@ -127,7 +130,16 @@ impl Records {
     fn with_capacity() -> Records {
         Records { items: Vec::with_capacity(CHUNK_ITEMS), ends: Vec::with_capacity(CHUNK_ITEMS) }
     }
+
+    /// Records that went back to their worker outside a chunk (see [`merge`]).
+    fn of_spent(records: Vec<Event<'static>>) -> Records {
+        Records { items: records.into_iter().map(|ev| Item::Record(ev, 0)).collect(), ends: vec![] }
+    }
 }
+
+/// Emptied chunks a worker keeps to fill again: a fresh one is two allocations, and its
+/// first records land on pages the allocator has to map again.
+const SPARE_CHUNKS: usize = 2;
 
 /// Records of at most this many items or payload bytes are sent in one chunk: an event may
 /// make any number of records (a segment of a million empty frames), and what waits between
@@ -138,6 +150,8 @@ const CHUNK_BYTES: usize = 1 << 20;
 /// The worker's emitter: collects records and sends them on in chunks.
 struct Chunker {
     chunk: Records,
+    /// Emptied chunks back from the calling thread.
+    spare: Vec<Records>,
     bytes: usize,
     tx: SyncSender<Records>,
     /// The calling thread has stopped taking records.
@@ -157,7 +171,8 @@ impl Chunker {
         if self.chunk.items.is_empty() && self.chunk.ends.is_empty() {
             return;
         }
-        let chunk = std::mem::replace(&mut self.chunk, Records::with_capacity());
+        let fresh = self.spare.pop().unwrap_or_else(Records::with_capacity);
+        let chunk = std::mem::replace(&mut self.chunk, fresh);
         self.bytes = 0;
         if !self.closed && self.tx.send(chunk).is_err() {
             self.closed = true;
@@ -406,8 +421,9 @@ struct WorkerLinks {
     records: SyncSender<Records>,
     /// Emptied batches back to the reader.
     spare: SyncSender<Batch>,
-    /// Records the sink is done with, back from the calling thread (see [`merge`]).
-    spent: Receiver<Vec<Event<'static>>>,
+    /// Chunks of records the sink is done with, back from the calling thread (see
+    /// [`merge`]).
+    spent: Receiver<Records>,
 }
 
 /// Dissects the connections of one shard, batch by batch, until the reader is done.
@@ -424,6 +440,7 @@ fn work(
     let mut sids = SidTable::default();
     let mut out = Chunker {
         chunk: Records::with_capacity(),
+        spare: Vec::with_capacity(SPARE_CHUNKS),
         bytes: 0,
         tx,
         closed: false,
@@ -433,8 +450,12 @@ fn work(
     };
     for mut batch in rx {
         // Freed here, where they were allocated: see [`merge`].
-        while let Ok(spent) = spent.try_recv() {
-            drop(spent);
+        while let Ok(mut chunk) = spent.try_recv() {
+            chunk.items.clear();
+            chunk.ends.clear();
+            if out.spare.len() < SPARE_CHUNKS && chunk.items.capacity() >= CHUNK_ITEMS {
+                out.spare.push(chunk);
+            }
         }
         let Batch { work, data } = &mut batch;
         for w in work.drain(..) {
@@ -480,75 +501,108 @@ fn work(
 /// The calling thread's view of one worker's chunks.
 struct Incoming {
     rx: Receiver<Records>,
-    items: std::vec::IntoIter<Item>,
-    ends: std::vec::IntoIter<usize>,
-    /// Items of the current chunk taken so far.
+    /// Where chunks go back once replayed.
+    back: SyncSender<Records>,
+    chunk: Records,
+    /// Items of the current chunk replayed so far, and events ended so far.
     at: usize,
+    ended: usize,
+    /// Records are shown by reference and go back to the worker in their chunk (the sink
+    /// keeps nothing); otherwise the sink is handed them.
+    by_ref: bool,
 }
 
 impl Incoming {
     /// Passes the records of the worker's next event to the sequencer.
     fn next_event(&mut self, seq: &mut Sequencer<'_>) -> io::Result<()> {
         loop {
-            if let Some(end) = self.ends.next() {
-                for item in self.items.by_ref().take(end - self.at) {
-                    replay(seq, item);
-                }
-                self.at = end;
+            if let Some(&end) = self.chunk.ends.get(self.ended) {
+                self.ended += 1;
+                self.replay_to(seq, end);
                 return Ok(());
             }
             // The event's records go on in the next chunk.
-            for item in self.items.by_ref() {
-                replay(seq, item);
-            }
-            let chunk =
+            self.replay_to(seq, self.chunk.items.len());
+            let next =
                 self.rx.recv().map_err(|_| io::Error::other("a dissecting thread stopped"))?;
-            self.items = chunk.items.into_iter();
-            self.ends = chunk.ends.into_iter();
-            self.at = 0;
+            self.give_back(next);
         }
+    }
+
+    fn replay_to(&mut self, seq: &mut Sequencer<'_>, end: usize) {
+        for item in self.chunk.items.get_mut(self.at..end).unwrap_or_default() {
+            replay(seq, item, self.by_ref);
+        }
+        self.at = self.at.max(end);
+    }
+
+    /// Sends the current chunk back to be freed and refilled, and goes on with `next`.
+    fn give_back(&mut self, next: Records) {
+        let done = std::mem::replace(&mut self.chunk, next);
+        (self.at, self.ended) = (0, 0);
+        // A worker that lags in taking chunks back leaves this one to be freed here.
+        let _ = self.back.try_send(done);
     }
 }
 
-fn replay(seq: &mut Sequencer<'_>, item: Item) {
+/// Passes an item to the sequencer: a record by reference where it lies, unless it is to be
+/// held or handed over, when it is taken out of its chunk.
+fn replay(seq: &mut Sequencer<'_>, item: &mut Item, by_ref: bool) {
     match item {
-        Item::Record(ev, size) => seq.emit_owned(ev, size),
-        Item::Classify(stream, websocket) => seq.classify(stream, websocket),
-        Item::Unread { message, size } => seq.unread(message, size),
+        Item::Record(ev, _) if by_ref => {
+            if !seq.emit_in_place(ev) {
+                // Counted by `emit_in_place` already.
+                if let Item::Record(ev, size) = std::mem::replace(item, Item::Taken) {
+                    seq.hold(ev, size);
+                }
+            }
+        }
+        Item::Record(..) => {
+            if let Item::Record(ev, size) = std::mem::replace(item, Item::Taken) {
+                seq.emit_owned(ev, size);
+            }
+        }
+        Item::Classify(stream, websocket) => seq.classify(*stream, *websocket),
+        Item::Unread { message, size } => seq.unread(*message, *size),
+        Item::Taken => {}
     }
 }
 
 /// Replays the epochs into the sequencer until the reader is done or the output fails.
 ///
-/// With `give_back`, the records a worker made go back to it once the sink is done with
-/// them, to be freed there: a thread that frees what another allocated takes the allocator's
-/// lock of the other's arena (glibc), and the workers waited on it (the table view took 5 %
-/// longer, `messages` 15 %). Records the sequencer held back are sent with those of the event
-/// that released them, whichever worker made them. A worker's records go back at the end of
-/// each epoch, or as soon as they weigh [`Spent::MAX_BYTES`]. Not for sinks that keep what
-/// they are given ([`Sink::keeps_records`]): they would copy it instead.
+/// Chunks go back to the worker that filled them once replayed, to be refilled. With
+/// `give_back`, the records in them go back too, to be freed there: a thread that frees what
+/// another allocated takes the allocator's lock of the other's arena (glibc), and the
+/// workers waited on it (the table view took 5 % longer, `messages` 15 %). The sink reads
+/// those records where they lie, in the chunk: moved out of it, through the sequencer and
+/// into a vector of spent records, each record (a couple of hundred bytes) was copied five
+/// times on this thread. Records the sequencer held back are sent with those of the event
+/// that released them, whichever worker made them, at the end of each epoch or as soon as
+/// they weigh [`Spent::MAX_BYTES`]. Not for sinks that keep what they are given
+/// ([`Sink::keeps_records`]): they would copy it instead, and are handed the records.
 fn merge(
     seq: &mut Sequencer<'_>,
     routes: Receiver<Vec<Route>>,
-    workers: Vec<(Receiver<Records>, SyncSender<Vec<Event<'static>>>)>,
+    workers: Vec<(Receiver<Records>, SyncSender<Records>)>,
     give_back: bool,
 ) -> io::Result<()> {
     if give_back {
         seq.spent = Some(Spent::default());
     }
-    let (workers, spent_txs): (Vec<_>, Vec<_>) = workers.into_iter().unzip();
-    let mut spent: Vec<Spent> = spent_txs.iter().map(|_| Spent::default()).collect();
-    let give = |to: &mut Spent, tx: &SyncSender<Vec<Event<'static>>>| {
+    let mut spent: Vec<Spent> = workers.iter().map(|_| Spent::default()).collect();
+    let give = |to: &mut Spent, tx: &SyncSender<Records>| {
         // A worker that lags in taking them back leaves them to be freed here.
-        let _ = tx.try_send(std::mem::take(to).records);
+        let _ = tx.try_send(Records::of_spent(std::mem::take(to).records));
     };
     let mut workers: Vec<Incoming> = workers
         .into_iter()
-        .map(|rx| Incoming {
+        .map(|(rx, back)| Incoming {
             rx,
-            items: Vec::new().into_iter(),
-            ends: Vec::new().into_iter(),
+            back,
+            chunk: Records::default(),
             at: 0,
+            ended: 0,
+            by_ref: give_back,
         })
         .collect();
     for epoch in routes {
@@ -561,24 +615,27 @@ fn merge(
                     seq.emit_owned(*ev, size)
                 }
                 Route::Worker(w) => {
-                    workers[w].next_event(seq)?;
-                    if let (Some(done), Some(to), Some(tx)) =
-                        (seq.spent.as_mut(), spent.get_mut(w), spent_txs.get(w))
-                    {
+                    let Some(from) = workers.get_mut(w) else { continue };
+                    from.next_event(seq)?;
+                    if let (Some(done), Some(to)) = (seq.spent.as_mut(), spent.get_mut(w)) {
                         to.append(done);
                         if to.is_full() {
-                            give(to, tx);
+                            give(to, &from.back);
                         }
                     }
                 }
             }
         }
-        for (to, tx) in spent.iter_mut().zip(&spent_txs) {
+        for (to, from) in spent.iter_mut().zip(&workers) {
             if !to.records.is_empty() {
-                give(to, tx);
+                give(to, &from.back);
             }
         }
         seq.flush_error()?;
+    }
+    // The last chunks, whose records the sink is done with too.
+    for from in &mut workers {
+        from.give_back(Records::default());
     }
     Ok(())
 }
@@ -609,7 +666,7 @@ where
     for _ in 0..workers {
         let (btx, brx) = sync_channel::<Batch>(EPOCHS_IN_FLIGHT);
         let (rtx, rrx) = sync_channel::<Records>(CHUNKS_IN_FLIGHT);
-        let (stx, srx) = sync_channel::<Vec<Event<'static>>>(EPOCHS_IN_FLIGHT);
+        let (stx, srx) = sync_channel::<Records>(CHUNKS_IN_FLIGHT);
         batch_txs.push(btx);
         record_rxs.push((rrx, stx));
         shards.push((brx, rtx, srx));
@@ -741,19 +798,29 @@ mod tests {
         assert_eq!(used.len(), 4);
     }
 
-    /// Counts records given by reference and by value; keeps those given by value if told to.
+    /// Counts records given by reference and by value, and lists their packets; keeps those
+    /// given by value if told to.
     struct Taker {
         keeps: bool,
         by_ref: usize,
         by_value: usize,
+        packets: Vec<u64>,
+    }
+
+    impl Taker {
+        fn new(keeps: bool) -> Taker {
+            Taker { keeps, by_ref: 0, by_value: 0, packets: Vec::new() }
+        }
     }
 
     impl Sink for Taker {
-        fn event(&mut self, _ev: &Event<'_>) -> io::Result<()> {
+        fn event(&mut self, ev: &Event<'_>) -> io::Result<()> {
             self.by_ref += 1;
+            self.packets.push(ev.packet());
             Ok(())
         }
-        fn event_owned(&mut self, _ev: Event<'static>) -> io::Result<()> {
+        fn event_owned(&mut self, ev: Event<'static>) -> io::Result<()> {
+            self.packets.push(ev.packet());
             self.by_value += 1;
             Ok(())
         }
@@ -772,32 +839,100 @@ mod tests {
         })
     }
 
-    /// Merges one epoch of three events, two from worker 1 and one from worker 0; returns
-    /// what the sink was given and what went back to each worker.
-    fn merge_one_epoch(keeps: bool) -> (Taker, Vec<Vec<u64>>) {
-        let mut sink = Taker { keeps, by_ref: 0, by_value: 0 };
+    /// Merges one epoch of the given routes over one chunk per worker; returns what the sink
+    /// was given, what went back to each worker, and how many records were counted.
+    fn merge_chunks(
+        keeps: bool,
+        routes: Vec<Route>,
+        chunks: Vec<Records>,
+    ) -> (Taker, Vec<Vec<u64>>, u64) {
+        let mut sink = Taker::new(keeps);
         let mut seq = Sequencer::new(&mut sink, false);
         let (route_tx, route_rx) = sync_channel(1);
-        route_tx.send(vec![Route::Worker(1), Route::Worker(0), Route::Worker(1)]).unwrap();
+        route_tx.send(routes).unwrap();
         drop(route_tx);
         let mut workers = Vec::new();
         let mut spent = Vec::new();
-        for packets in [vec![2], vec![1, 3]] {
+        for chunk in chunks {
             let (tx, rx) = sync_channel(1);
-            let ends = (1..=packets.len()).collect();
-            let items = packets.iter().map(|&p| Item::Record(problem(p), 0)).collect();
-            tx.send(Records { items, ends }).unwrap();
-            let (spent_tx, spent_rx) = sync_channel(EPOCHS_IN_FLIGHT);
+            tx.send(chunk).unwrap();
+            let (spent_tx, spent_rx) = sync_channel(CHUNKS_IN_FLIGHT);
             workers.push((rx, spent_tx));
             spent.push(spent_rx);
         }
         merge(&mut seq, route_rx, workers, !keeps).unwrap();
+        seq.drain_all();
+        let counted = seq.emitted;
         drop(seq);
+        let records = |chunk: Records| chunk.items.into_iter();
         let back = spent
             .iter()
-            .map(|rx| rx.try_iter().flatten().map(|ev| ev.packet()).collect())
+            .map(|rx| {
+                rx.try_iter()
+                    .flat_map(records)
+                    .filter_map(|item| match item {
+                        Item::Record(ev, _) => Some(ev.packet()),
+                        _ => None,
+                    })
+                    .collect()
+            })
             .collect();
+        (sink, back, counted)
+    }
+
+    /// Merges one epoch of three events, two from worker 1 and one from worker 0.
+    fn merge_one_epoch(keeps: bool) -> (Taker, Vec<Vec<u64>>) {
+        let chunk = |packets: &[u64]| Records {
+            items: packets.iter().map(|&p| Item::Record(problem(p), 0)).collect(),
+            ends: (1..=packets.len()).collect(),
+        };
+        let routes = vec![Route::Worker(1), Route::Worker(0), Route::Worker(1)];
+        let (sink, back, _) = merge_chunks(keeps, routes, vec![chunk(&[2]), chunk(&[1, 3])]);
         (sink, back)
+    }
+
+    /// A SYN of stream 5 (not yet known to be WebSocket) at packet 1.
+    fn syn(packet: u64) -> Event<'static> {
+        let end = Endpoint { addr: std::net::Ipv4Addr::LOCALHOST.into(), port: 80 };
+        Event::Tcp(crate::event::TcpRecord {
+            meta: Meta { packet, ..Meta::default() },
+            stream: 5,
+            from: Side::Client,
+            src: end,
+            dst: end,
+            kind: crate::event::TcpKind::Syn,
+            ack: false,
+            bytes: None,
+            problems: vec![],
+        })
+    }
+
+    #[test]
+    fn records_held_back_are_taken_from_their_chunk_and_shown_in_order() {
+        // One event makes the SYN (held: its stream is not classified) and a record held
+        // behind it; the next classifies the stream, releasing both, and makes one more.
+        let chunk = || Records {
+            items: vec![
+                Item::Record(syn(1), 0),
+                Item::Record(problem(2), 0),
+                Item::Classify(5, true),
+                Item::Record(problem(3), 0),
+            ],
+            ends: vec![2, 4],
+        };
+        for keeps in [false, true] {
+            let routes = vec![Route::Worker(0), Route::Worker(0)];
+            let (sink, back, counted) = merge_chunks(keeps, routes, vec![chunk()]);
+            assert_eq!(sink.packets, vec![1, 2, 3], "keeps: {keeps}");
+            assert_eq!(counted, 3, "keeps: {keeps}");
+            let back: Vec<u64> = back.into_iter().flatten().collect();
+            if keeps {
+                assert!(back.is_empty());
+            } else {
+                // The two held records by way of the sequencer, the last in its chunk.
+                assert_eq!(back, vec![1, 2, 3]);
+            }
+        }
     }
 
     #[test]
@@ -816,7 +951,7 @@ mod tests {
 
     #[test]
     fn records_held_to_go_back_stay_bounded() {
-        let mut sink = Taker { keeps: false, by_ref: 0, by_value: 0 };
+        let mut sink = Taker::new(false);
         let mut seq = Sequencer::new(&mut sink, false);
         seq.spent = Some(Spent::default());
         for p in 1..=5000 {
