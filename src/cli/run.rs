@@ -282,6 +282,7 @@ fn dissect_quietly(
         keep_message_payload: !matches!(config.view, View::Conns | View::Check(_))
             || config.filter.grep.is_some()
             || !config.filter.wheres.is_empty(),
+        frame_payload_prefix: sink.payload_prefix(),
     };
     let keys = match load_keys(config) {
         Ok(k) => k,

@@ -38,6 +38,14 @@ struct FrameInProgress {
     header: FrameHeader,
     first_packet: u64,
     kept: Vec<u8>,
+    /// At most this many payload bytes are kept (see [`Options::frame_payload_prefix`]).
+    keep_at_most: usize,
+    /// Payload bytes past `keep_at_most`, within the keep limit, not kept: the sink reads no
+    /// further. The record counts them as missing.
+    cut: u64,
+    /// After a TCP gap in a cut frame: its own UTF-8 validator, from where the message's
+    /// (which stops at a gap) left off, and whether it failed (see `emit_frame`).
+    own_utf8: Option<(Utf8Stream, bool)>,
     received: u64,
     missing: u64,
     problems: Vec<ProblemCode>,
@@ -312,18 +320,42 @@ impl DirState {
             }
             _ => {}
         }
+        let keep_at_most = self.frame_keep_at_most(h.opcode, ctx);
         self.frame = Some(FrameInProgress {
             header: h,
             first_packet: meta.packet,
             kept: Vec::with_capacity(if ctx.opts.keep_frame_payload || h.opcode.is_control() {
-                initial_capacity(h.payload_len, ctx)
+                initial_capacity(h.payload_len, ctx).min(keep_at_most)
             } else {
                 0
             }),
+            keep_at_most,
+            cut: 0,
+            own_utf8: None,
             received: 0,
             missing: 0,
             problems,
         });
+    }
+
+    /// How many payload bytes of a frame starting now to keep: all, unless the sink reads
+    /// only a prefix and the frame's record needs no more. Whether a frame's payload is text
+    /// depends on all its bytes; the message's validator has seen exactly those of the first
+    /// frame of an uncompressed text message (and `emit_frame` asks it), but not those of a
+    /// later fragment, which is kept whole. Binary and compressed payloads are never text.
+    /// Control frames are kept whole: close reasons and ping payloads are read here.
+    fn frame_keep_at_most(&self, opcode: OpCode, ctx: &Ctx<'_>) -> usize {
+        let Some(prefix) = ctx.opts.frame_payload_prefix else { return usize::MAX };
+        let needs_own_bytes = match (opcode, &self.message) {
+            (OpCode::Text | OpCode::Binary, Some(_)) => false,
+            (OpCode::Continuation, Some(m)) => m.opcode == OpCode::Text && !m.compressed,
+            _ => true,
+        };
+        if needs_own_bytes {
+            usize::MAX
+        } else {
+            prefix
+        }
     }
 
     fn on_payload(&mut self, chunk: &[u8], ctx: &mut Ctx<'_>) {
@@ -331,10 +363,18 @@ impl DirState {
         frame.received = frame.received.saturating_add(chunk.len() as u64);
         let is_control = frame.header.opcode.is_control();
         if ctx.opts.keep_frame_payload || is_control {
-            let room = ctx.opts.limits.max_message.saturating_sub(frame.kept.len());
+            // What the frame would keep whole, and how much of that it keeps.
+            let whole =
+                frame.kept.len().saturating_add(usize::try_from(frame.cut).unwrap_or(usize::MAX));
+            let room = ctx.opts.limits.max_message.saturating_sub(whole);
             let take = chunk.len().min(room);
-            frame.kept.extend_from_slice(&chunk[..take]);
+            let keep = take.min(frame.keep_at_most.saturating_sub(frame.kept.len()));
+            frame.kept.extend_from_slice(&chunk[..keep]);
+            frame.cut += (take - keep) as u64;
             frame.missing += (chunk.len() - take) as u64;
+            if let Some((utf8, failed)) = frame.own_utf8.as_mut() {
+                *failed = *failed || utf8.feed(&chunk[..take]).is_err();
+            }
         }
         let is_data =
             matches!(frame.header.opcode, OpCode::Text | OpCode::Binary | OpCode::Continuation);
@@ -398,6 +438,14 @@ impl DirState {
             frame.received = frame.received.saturating_add(len);
             frame.missing = frame.missing.saturating_add(len);
             push_once(&mut frame.problems, ProblemCode::TcpGap);
+            if frame.keep_at_most != usize::MAX && frame.own_utf8.is_none() {
+                // The message's validator is about to stop; the frame's text is judged
+                // without the hole, by a validator that goes on from it.
+                frame.own_utf8 = Some(match &self.message {
+                    Some(m) if !m.utf8_failed => (m.utf8.clone(), false),
+                    _ => (Utf8Stream::new(), true),
+                });
+            }
         }
         if let Some(msg) = self.message.as_mut() {
             msg.missing = msg.missing.saturating_add(len);
@@ -446,7 +494,16 @@ impl DirState {
         ctx: &mut Ctx<'_>,
         incomplete: bool,
     ) {
-        let FrameInProgress { header: h, first_packet, kept, missing, mut problems, .. } = frame;
+        let FrameInProgress {
+            header: h,
+            first_packet,
+            kept,
+            cut,
+            own_utf8,
+            missing,
+            mut problems,
+            ..
+        } = frame;
         let stats = &mut self.stats;
         stats.frames += 1;
         let op = h.opcode.as_u8();
@@ -512,11 +569,20 @@ impl DirState {
                     && !m.compressed
                     && !m.utf8_failed
                     && m.utf8.at_char_boundary()
-                    && m.len == kept.len() as u64
+                    && m.len == kept.len() as u64 + cut
             });
+        // Whether the bytes the frame would keep whole are UTF-8 by themselves. Only the first
+        // frame of an uncompressed text message is cut (`frame_keep_at_most`), and the message's
+        // validator has seen exactly its bytes, up to a gap, and the frame's own from there.
+        let own_bytes_valid = || match (&own_utf8, &self.message) {
+            _ if cut == 0 => crate::ws::utf8::is_valid(&kept),
+            (Some((utf8, failed)), _) => !failed && utf8.at_char_boundary(),
+            (None, Some(m)) => !m.utf8_failed && m.utf8.at_char_boundary(),
+            (None, None) => false,
+        };
         if payload_is_text
             && (self.message.as_ref().is_some_and(|m| m.compressed)
-                || !(validated || crate::ws::utf8::is_valid(&kept)))
+                || !(validated || own_bytes_valid()))
         {
             payload_is_text = false;
         }
@@ -541,7 +607,7 @@ impl DirState {
             // then takes the bytes without a copy.
             payload: Cow::Owned(kept),
             payload_is_text,
-            payload_missing: missing,
+            payload_missing: missing.saturating_add(cut),
             app: None,
             problems,
         };

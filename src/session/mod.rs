@@ -47,11 +47,20 @@ pub struct Options {
     pub keep_frame_payload: bool,
     /// Keep message payloads for message records.
     pub keep_message_payload: bool,
+    /// Keep at most this many bytes of a data frame's payload where the rest would not
+    /// change the record but for its length ([`crate::sink::Sink::payload_prefix`]: a table
+    /// shows previews). The bytes not kept count as missing.
+    pub frame_payload_prefix: Option<usize>,
 }
 
 impl Default for Options {
     fn default() -> Self {
-        Options { limits: Limits::default(), keep_frame_payload: true, keep_message_payload: true }
+        Options {
+            limits: Limits::default(),
+            keep_frame_payload: true,
+            keep_message_payload: true,
+            frame_payload_prefix: None,
+        }
     }
 }
 
@@ -1323,5 +1332,155 @@ mod tests {
                 (&b"bad \xff"[..], false)
             ]
         );
+    }
+    /// A frame record's opcode, payload, whether it is text, missing bytes and problems.
+    type FrameSays = (u8, Vec<u8>, bool, u64, Vec<ProblemCode>);
+
+    /// Everything a frame record says, and what a message record says, for comparing runs.
+    #[derive(Default)]
+    struct Records {
+        frames: Vec<FrameSays>,
+        messages: Vec<String>,
+    }
+
+    impl Emitter for Records {
+        fn emit(&mut self, ev: Event<'_>) {
+            match ev {
+                Event::Frame(f) => self.frames.push((
+                    f.opcode,
+                    f.payload.to_vec(),
+                    f.payload_is_text,
+                    f.payload_missing,
+                    f.problems,
+                )),
+                Event::Message(m) => self.messages.push(format!("{m:?}")),
+                _ => {}
+            }
+        }
+        fn classify(&mut self, _stream: u64, _websocket: bool) {}
+    }
+
+    /// Runs a server stream, with some byte ranges lost, through a session.
+    fn run_server_stream(
+        opts: &Options,
+        deflate: bool,
+        stream: &[u8],
+        lost: &[(usize, usize)],
+    ) -> Records {
+        let at = |port| Endpoint { addr: Ipv4Addr::LOCALHOST.into(), port };
+        let info = ConnInfo {
+            stream: 0,
+            client: at(40000),
+            server: at(80),
+            roles_from_syn: true,
+            first_packet: 1,
+            first_ts: Timestamp::default(),
+        };
+        let request = b"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+            Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\
+            Sec-WebSocket-Extensions: permessage-deflate\r\n\r\n";
+        let mut response = b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\
+            Connection: Upgrade\r\nSec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n"
+            .to_vec();
+        if deflate {
+            response.extend_from_slice(b"Sec-WebSocket-Extensions: permessage-deflate\r\n");
+        }
+        response.extend_from_slice(b"\r\n");
+        let base = response.len();
+        response.extend_from_slice(stream);
+        let mut events = vec![TcpEvent::Data { from: Side::Client, offset: 0, data: request }];
+        let mut pos = 0;
+        for &(start, len) in lost {
+            let start = (base + start).clamp(pos, response.len());
+            let end = (start + len).min(response.len());
+            if start > pos {
+                events.push(TcpEvent::Data {
+                    from: Side::Server,
+                    offset: pos as u64,
+                    data: &response[pos..start],
+                });
+            }
+            if end > start {
+                events.push(TcpEvent::Gap {
+                    from: Side::Server,
+                    offset: start as u64,
+                    len: (end - start) as u64,
+                    reason: crate::tcp::GapReason::AckedUnseen,
+                });
+            }
+            pos = end;
+        }
+        events.push(TcpEvent::Data {
+            from: Side::Server,
+            offset: pos as u64,
+            data: &response[pos..],
+        });
+        events.push(TcpEvent::Closed { reason: crate::tcp::CloseReason::Fin });
+        let (mut seen, mut acct, mut sids) =
+            (Records::default(), Accounting::default(), SidTable::default());
+        let mut session = Session::default();
+        for (i, ev) in events.into_iter().enumerate() {
+            let meta = Meta { packet: i as u64 + 1, ..Meta::default() };
+            let mut ctx = Ctx { opts, out: &mut seen, acct: &mut acct, sids: &mut sids };
+            session.on_tcp(&info, meta, ev, &mut ctx);
+        }
+        seen
+    }
+
+    #[test]
+    fn frames_kept_to_a_prefix_are_whole_frames_cut_there() {
+        use proptest::prelude::*;
+        let piece = proptest::sample::select(vec![
+            &b"ab"[..],
+            "é".as_bytes(),
+            "日本".as_bytes(),
+            b"\xff",
+            b"\xc3",
+            b"\xe6\x97",
+            b"xyz012",
+        ]);
+        let payload = proptest::collection::vec(piece, 0..12).prop_map(|p| p.concat());
+        // fin, opcode (text, binary, continuation, ping), RSV1, payload
+        let opcode = proptest::sample::select(vec![1u8, 2, 0, 0, 9]);
+        let frame = (proptest::bool::weighted(0.7), opcode, proptest::bool::weighted(0.2), payload);
+        let lost = proptest::collection::vec((0..300usize, 1..6usize), 0..3);
+        let mut runner = proptest::test_runner::TestRunner::new(ProptestConfig {
+            cases: 2000,
+            ..ProptestConfig::default()
+        });
+        let cases = (proptest::collection::vec(frame, 1..8), lost, 0..10usize, any::<bool>());
+        runner
+            .run(&cases, |(frames, mut lost, prefix, deflate)| {
+                lost.sort_unstable();
+                let mut stream = Vec::new();
+                for (fin, opcode, rsv1, payload) in &frames {
+                    let first = u8::from(*fin) << 7 | u8::from(*rsv1) << 6 | opcode;
+                    stream.extend([first, payload.len() as u8]);
+                    stream.extend_from_slice(payload);
+                }
+                let whole = run_server_stream(&Options::default(), deflate, &stream, &lost);
+                let opts = Options { frame_payload_prefix: Some(prefix), ..Options::default() };
+                let cut = run_server_stream(&opts, deflate, &stream, &lost);
+                // What a sink that reads the prefix sees (`Event::cut_payload`); the session
+                // may keep more than the prefix of a frame, never less.
+                let seen = |records: &Records| -> Vec<_> {
+                    records
+                        .frames
+                        .iter()
+                        .cloned()
+                        .map(|(op, mut payload, text, mut missing, problems)| {
+                            if payload.len() > prefix {
+                                missing += (payload.len() - prefix) as u64;
+                                payload.truncate(prefix);
+                            }
+                            (op, payload, text, missing, problems)
+                        })
+                        .collect()
+                };
+                prop_assert_eq!(seen(&cut), seen(&whole));
+                prop_assert_eq!(&cut.messages, &whole.messages);
+                Ok(())
+            })
+            .unwrap();
     }
 }
