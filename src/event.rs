@@ -152,6 +152,9 @@ pub struct FrameRecord<'a> {
     pub payload_is_text: bool,
     /// Payload bytes that were not kept (limit) or never captured (gap, end of capture).
     pub payload_missing: u64,
+    /// Of the missing bytes, those not kept because the sink reads no further (see
+    /// [`Event::cut_payload`]): what holding the whole record would weigh counts them.
+    pub payload_cut: u64,
     /// A single-frame message's `app` object, repeated on its frame.
     pub app: Option<Box<App>>,
     pub problems: Vec<ProblemCode>,
@@ -178,6 +181,7 @@ impl FrameRecord<'_> {
             payload: Cow::Owned(self.payload.into_owned()),
             payload_is_text: self.payload_is_text,
             payload_missing: self.payload_missing,
+            payload_cut: self.payload_cut,
             app: self.app,
             problems: self.problems,
         }
@@ -203,6 +207,9 @@ pub struct MessageRecord<'a> {
     pub is_text: bool,
     /// Application bytes not kept (limit) or lost (gap, inflate failure).
     pub payload_missing: u64,
+    /// Of the missing bytes, those not kept because the sink reads no further (as for
+    /// frames).
+    pub payload_cut: u64,
     /// Whether it is text that is one JSON value, once decided: `None` until asked (see
     /// [`MessageRecord::is_json`]), so that the check runs where the record is formatted, off
     /// the dissecting thread, and only for views that show it; a `-j` worker that cuts the
@@ -246,6 +253,7 @@ impl MessageRecord<'_> {
             payload: Cow::Owned(self.payload.into_owned()),
             is_text: self.is_text,
             payload_missing: self.payload_missing,
+            payload_cut: self.payload_cut,
             json: self.json,
             app: self.app,
             problems: self.problems,
@@ -453,20 +461,22 @@ impl Event<'_> {
     /// `json_marks` (the sink shows them), a message's JSON mark is decided on the whole
     /// payload first.
     pub fn cut_payload(&mut self, keep: usize, json_marks: bool) {
-        let (payload, missing) = match self {
-            Event::Frame(r) => (&mut r.payload, &mut r.payload_missing),
+        let (payload, missing, cut) = match self {
+            Event::Frame(r) => (&mut r.payload, &mut r.payload_missing, &mut r.payload_cut),
             Event::Message(r) => {
                 if json_marks && r.payload.len() > keep {
                     r.json = Some(r.is_json());
                 }
-                (&mut r.payload, &mut r.payload_missing)
+                (&mut r.payload, &mut r.payload_missing, &mut r.payload_cut)
             }
             _ => return,
         };
         if payload.len() <= keep {
             return;
         }
-        *missing = missing.saturating_add((payload.len() - keep) as u64);
+        let not_kept = (payload.len() - keep) as u64;
+        *missing = missing.saturating_add(not_kept);
+        *cut = cut.saturating_add(not_kept);
         match payload {
             Cow::Borrowed(b) => *b = &b[..keep],
             // A fresh buffer: the old one's capacity would stay with the few bytes kept.
@@ -515,6 +525,7 @@ impl FrameRecord<'static> {
             payload,
             payload_is_text: true,
             payload_missing: 0,
+            payload_cut: 0,
             app: None,
             problems: Vec::new(),
         }
@@ -541,6 +552,7 @@ impl MessageRecord<'static> {
             payload,
             is_text: true,
             payload_missing: 0,
+            payload_cut: 0,
             json: None,
             app: None,
             problems: Vec::new(),

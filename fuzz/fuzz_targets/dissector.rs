@@ -21,6 +21,7 @@ fuzz_target!(|data: &[u8]| {
         keep_frame_payload: true,
         keep_message_payload: true,
         frame_payload_prefix: None,
+        message_payload_prefix: None,
     };
     let mut sink = NullSink::default();
     let mut dissector = Dissector::new(opts, data.len() % 2 == 1, &mut sink);

@@ -83,6 +83,7 @@ fuzz_target!(|data: &[u8]| {
         keep_message_payload: o & 2 != 0,
         // No bit of its own left: with frames kept and the small inflate limit.
         frame_payload_prefix: (o & 0x81 == 0x81).then_some(5),
+        message_payload_prefix: (o & 0x81 == 0x81).then_some(5),
     };
     let a = Endpoint { addr: IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1)), port: 40000 };
     let b = Endpoint { addr: IpAddr::V4(Ipv4Addr::new(10, 0, 0, 2)), port: 80 };

@@ -74,6 +74,7 @@ fuzz_target!(|data: &[u8]| {
         keep_frame_payload: true,
         keep_message_payload: true,
         frame_payload_prefix: None,
+        message_payload_prefix: None,
     };
     for prefix in [None, Some(data.len() % 7)] {
         let mut one = Recorder { records: Vec::new(), prefix };

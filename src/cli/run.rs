@@ -283,6 +283,8 @@ fn dissect_quietly(
             || config.filter.grep.is_some()
             || !config.filter.wheres.is_empty(),
         frame_payload_prefix: sink.payload_prefix(),
+        // JSON marks are decided on whole messages.
+        message_payload_prefix: sink.payload_prefix().filter(|_| !sink.reads_json_marks()),
     };
     let keys = match load_keys(config) {
         Ok(k) => k,

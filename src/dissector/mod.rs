@@ -471,8 +471,8 @@ struct Sequencer<'s> {
 }
 
 /// Records the sink is done with after the sequencer held them back, kept for the thread that
-/// made them to free (the others go back in the chunks they came in), and what they weigh
-/// ([`payload_size`]).
+/// made them to free (the others go back in the chunks they came in), and the memory they
+/// take ([`kept_size`]).
 #[derive(Default)]
 struct Spent {
     records: Vec<Event<'static>>,
@@ -485,7 +485,7 @@ impl Spent {
     const MAX_BYTES: usize = 1 << 20;
 
     fn push(&mut self, ev: Event<'static>) {
-        self.bytes += payload_size(&ev);
+        self.bytes += kept_size(&ev);
         self.records.push(ev);
     }
 
@@ -662,11 +662,20 @@ fn tcp_packet_record(meta: Meta, stream: Option<u64>, seg: &TcpSegment<'_>) -> P
     }
 }
 
-/// What a record weighs while it is held back: computed on the whole record, before a
-/// dissecting thread cuts payloads the sink does not read (so that `-j` holds exactly what one
-/// thread holds).
+/// What a record weighs while it is held back: computed on the whole record, its payload as
+/// the session would have kept it whole before it, or a dissecting thread, cut what the sink
+/// does not read (so that every view and `-j` hold exactly the same records).
 fn payload_size(ev: &Event<'_>) -> usize {
-    // What holding it takes: the record, and the larger parts it owns.
+    let cut = match ev {
+        Event::Frame(f) => f.payload_cut,
+        Event::Message(m) => m.payload_cut,
+        _ => 0,
+    };
+    kept_size(ev).saturating_add(usize::try_from(cut).unwrap_or(usize::MAX))
+}
+
+/// What holding a record takes: the record, and the larger parts it owns.
+fn kept_size(ev: &Event<'_>) -> usize {
     const RECORD: usize = std::mem::size_of::<Event<'static>>();
     match ev {
         Event::Frame(f) => f.payload.len() + RECORD,

@@ -205,7 +205,7 @@ impl Emitter for Chunker {
         if let Some(keep) = self.payload_prefix {
             ev.cut_payload(keep, self.reads_json_marks);
         }
-        let bytes = super::payload_size(&ev);
+        let bytes = super::kept_size(&ev);
         self.push(Item::Record(ev.into_owned(), size), bytes);
     }
     fn classify(&mut self, stream: u64, websocket: bool) {

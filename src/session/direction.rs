@@ -61,6 +61,12 @@ struct MessageInProgress {
     /// Application bytes produced so far (kept or not).
     len: u64,
     kept: Vec<u8>,
+    /// As for frames: at most this many bytes are kept (see
+    /// [`Options::message_payload_prefix`]), the others within the keep limit are cut, and a
+    /// validator of the message's own takes over from its UTF-8 validator at a TCP gap.
+    keep_at_most: usize,
+    cut: u64,
+    own_utf8: Option<(Utf8Stream, bool)>,
     missing: u64,
     utf8: Utf8Stream,
     utf8_failed: bool,
@@ -299,6 +305,12 @@ impl DirState {
                     self.abort_message(meta, ends, ctx);
                 }
                 let compressed = rsv1 && self.deflate.negotiated;
+                // Inflated text past the keep limit is not validated, so the kept part is
+                // judged by itself: a compressed message is kept whole.
+                let keep_at_most = match ctx.opts.message_payload_prefix {
+                    Some(prefix) if !compressed => prefix,
+                    _ => usize::MAX,
+                };
                 self.message = Some(MessageInProgress {
                     opcode: h.opcode,
                     first_packet: meta.packet,
@@ -309,8 +321,11 @@ impl DirState {
                     kept: Vec::with_capacity(if compressed || !ctx.opts.keep_message_payload {
                         0
                     } else {
-                        initial_capacity(h.payload_len, ctx)
+                        initial_capacity(h.payload_len, ctx).min(keep_at_most)
                     }),
+                    keep_at_most,
+                    cut: 0,
+                    own_utf8: None,
                     missing: 0,
                     utf8: Utf8Stream::new(),
                     utf8_failed: false,
@@ -410,16 +425,26 @@ impl DirState {
             msg.len = msg.len.saturating_add(chunk.len() as u64);
             let keep = ctx.opts.keep_message_payload || msg.opcode == OpCode::Text;
             if keep {
-                let room = ctx.opts.limits.max_message.saturating_sub(msg.kept.len());
+                let whole =
+                    msg.kept.len().saturating_add(usize::try_from(msg.cut).unwrap_or(usize::MAX));
+                let room = ctx.opts.limits.max_message.saturating_sub(whole);
                 let take = chunk.len().min(room);
-                if ctx.opts.keep_message_payload {
+                let kept = take.min(msg.keep_at_most.saturating_sub(msg.kept.len()));
+                if ctx.opts.keep_message_payload && kept == take {
                     let before = msg.kept.len();
                     msg.kept.extend_from_slice(&chunk[..take]);
                     validate_text(msg, before);
+                } else if ctx.opts.keep_message_payload {
+                    msg.kept.extend_from_slice(&chunk[..kept]);
+                    msg.cut += (take - kept) as u64;
+                    validate_text_bytes(msg, &chunk[..take]);
                 } else {
                     // Only UTF-8 validation needs the bytes: validated where they are, not
                     // copied to be dropped (the views that show no payload).
                     validate_text_bytes(msg, &chunk[..take]);
+                }
+                if let Some((utf8, failed)) = msg.own_utf8.as_mut() {
+                    *failed = *failed || utf8.feed(&chunk[..take]).is_err();
                 }
                 if take < chunk.len() && !msg.problems.contains(&ProblemCode::MessageLimit) {
                     msg.problems.push(ProblemCode::MessageLimit);
@@ -456,6 +481,13 @@ impl DirState {
                 if let Some(inflater) = self.inflater.as_mut() {
                     inflater.reset();
                 }
+            }
+            if msg.keep_at_most != usize::MAX
+                && msg.opcode == OpCode::Text
+                && msg.own_utf8.is_none()
+            {
+                // The kept text is judged without the hole (see `emit_message`).
+                msg.own_utf8 = Some((msg.utf8.clone(), msg.utf8_failed));
             }
             // UTF-8 can no longer be judged across the hole.
             msg.utf8_failed = true;
@@ -608,6 +640,7 @@ impl DirState {
             payload: Cow::Owned(kept),
             payload_is_text,
             payload_missing: missing.saturating_add(cut),
+            payload_cut: cut,
             app: None,
             problems,
         };
@@ -674,10 +707,17 @@ impl DirState {
         let not_kept = msg.len.saturating_sub(kept_len);
         // Every kept byte went through the streaming validator; only a message cut short
         // (by a limit, or unfinished) may end inside a character and needs another look.
-        let validated_whole = !incomplete && !msg.utf8_failed && kept_len == msg.len;
+        let validated_whole = !incomplete && !msg.utf8_failed && kept_len + msg.cut == msg.len;
+        // Whether the bytes the message would keep whole are UTF-8 by themselves: when some
+        // are cut, the validator that saw them all says (its own from a gap on).
+        let kept_valid = || match &msg.own_utf8 {
+            _ if msg.cut == 0 => crate::ws::utf8::is_valid(&msg.kept),
+            Some((utf8, failed)) => !failed && utf8.at_char_boundary(),
+            None => !msg.utf8_failed && msg.utf8.at_char_boundary(),
+        };
         let is_text = msg.opcode == OpCode::Text
             && !msg.problems.contains(&ProblemCode::InvalidUtf8)
-            && (validated_whole || crate::ws::utf8::is_valid(&msg.kept));
+            && (validated_whole || kept_valid());
         let stats = &mut self.stats;
         stats.messages += 1;
         stats.app_bytes = stats.app_bytes.saturating_add(msg.len);
@@ -704,6 +744,7 @@ impl DirState {
             payload,
             is_text,
             payload_missing: msg.missing.saturating_add(not_kept),
+            payload_cut: msg.cut,
             json: None,
             app: None,
             problems: msg.problems,
