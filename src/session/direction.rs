@@ -463,7 +463,8 @@ impl DirState {
             frame.received = frame.received.saturating_add(len);
             frame.missing = frame.missing.saturating_add(len);
             push_once(&mut frame.problems, ProblemCode::TcpGap);
-            if frame.keep_at_most != usize::MAX && frame.own_utf8.is_none() {
+            let cut_text = frame.keep_at_most != usize::MAX && frame.header.opcode == OpCode::Text;
+            if cut_text && frame.own_utf8.is_none() {
                 // The message's validator is about to stop; the frame's text is judged
                 // without the hole, by a validator that goes on from it.
                 frame.own_utf8 = Some(match &self.message {
