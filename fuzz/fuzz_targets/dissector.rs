@@ -16,13 +16,8 @@ fuzz_target!(|data: &[u8]| {
     let Ok(mut reader) = CaptureReader::from_reader(Path::new("fuzz"), input) else { return };
     // Smaller limits than the defaults so that inputs of fuzzer size reach them.
     let limits = small_limits(64);
-    let opts = Options {
-        limits,
-        keep_frame_payload: true,
-        keep_message_payload: true,
-        frame_payload_prefix: None,
-        message_payload_prefix: None,
-    };
+    // Every payload kept whole.
+    let opts = Options { limits, ..Options::default() };
     let mut sink = NullSink::default();
     let mut dissector = Dissector::new(opts, data.len() % 2 == 1, &mut sink);
     let mut packets = 0u64;

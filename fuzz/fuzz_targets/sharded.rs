@@ -69,13 +69,8 @@ fn read(data: &[u8], d: &mut dyn Dissect) {
 fuzz_target!(|data: &[u8]| {
     // Small limits, so that evictions and buffer limits happen at fuzzer sizes.
     let limits = small_limits(16);
-    let opts = Options {
-        limits,
-        keep_frame_payload: true,
-        keep_message_payload: true,
-        frame_payload_prefix: None,
-        message_payload_prefix: None,
-    };
+    // Every payload kept whole.
+    let opts = Options { limits, ..Options::default() };
     for prefix in [None, Some(data.len() % 7)] {
         let mut one = Recorder { records: Vec::new(), prefix };
         let one_totals = {

@@ -1289,17 +1289,22 @@ mod tests {
         f
     }
 
-    #[test]
-    fn a_text_frame_is_text_by_itself_only_when_its_own_bytes_are_valid() {
+    /// A connection from 127.0.0.1:40000 to port 80 whose SYN was seen.
+    fn test_connection() -> ConnInfo {
         let at = |port| Endpoint { addr: Ipv4Addr::LOCALHOST.into(), port };
-        let info = ConnInfo {
+        ConnInfo {
             stream: 0,
             client: at(40000),
             server: at(80),
             roles_from_syn: true,
             first_packet: 1,
             first_ts: Timestamp::default(),
-        };
+        }
+    }
+
+    #[test]
+    fn a_text_frame_is_text_by_itself_only_when_its_own_bytes_are_valid() {
+        let info = test_connection();
         let request = b"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
             Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n";
         let response = b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\
@@ -1382,15 +1387,7 @@ mod tests {
         stream: &[u8],
         lost: &[(usize, usize)],
     ) -> Records {
-        let at = |port| Endpoint { addr: Ipv4Addr::LOCALHOST.into(), port };
-        let info = ConnInfo {
-            stream: 0,
-            client: at(40000),
-            server: at(80),
-            roles_from_syn: true,
-            first_packet: 1,
-            first_ts: Timestamp::default(),
-        };
+        let info = test_connection();
         let request = b"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
             Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\
             Sec-WebSocket-Extensions: permessage-deflate\r\n\r\n";
