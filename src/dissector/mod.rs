@@ -720,16 +720,15 @@ impl Sequencer<'_> {
         self.release(false);
     }
 
-    /// A frame or message record that was not handed over, because the sink does not read
-    /// it (`Sink::reads_frames`): counted, and held in its place while records are held, so
-    /// that what is held weighs what it weighs with the record.
-    fn unread(&mut self, message: bool, size: usize) {
-        self.emitted += 1;
-        if message {
-            self.messages += 1;
-        } else {
-            self.frames += 1;
-        }
+    /// Frame and message records of one event that were not handed over, because the sink
+    /// does not read them (`Sink::reads_frames`): counted, and held in their place while
+    /// records are held, so that what is held weighs what it weighs with the records (as one
+    /// entry: nothing is released between the records of one event that is not released
+    /// after the last of them).
+    fn unread(&mut self, frames: u32, messages: u32, size: usize) {
+        self.emitted += u64::from(frames) + u64::from(messages);
+        self.frames += u64::from(frames);
+        self.messages += u64::from(messages);
         if !self.held.is_empty() {
             self.held_bytes += size;
             self.held.push_back((None, size));

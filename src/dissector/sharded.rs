@@ -107,10 +107,11 @@ enum Item {
     /// A record and its [`super::payload_size`] before any cut.
     Record(Event<'static>, usize),
     Classify(u64, bool),
-    /// A frame (or message) record without problems that the sink does not read: counted,
-    /// and weighed while records are held, but not handed over.
+    /// Frame and message records without problems that the sink does not read, made in a
+    /// row by one event: counted, and weighed while records are held, but not handed over.
     Unread {
-        message: bool,
+        frames: u32,
+        messages: u32,
         size: usize,
     },
     /// A record the calling thread took out of its chunk to hold back.
@@ -190,6 +191,26 @@ impl Chunker {
     fn end_of_event(&mut self) {
         self.chunk.ends.push(self.chunk.items.len());
     }
+
+    /// Counts an unread record into the item before it when that one counts unread records
+    /// of the same event: a segment carries dozens of frames, and `conns` reads none.
+    fn unread(&mut self, message: bool, size: usize) {
+        let event_start = self.chunk.ends.last().copied().unwrap_or(0);
+        if self.chunk.items.len() > event_start {
+            if let Some(Item::Unread { frames, messages, size: total }) =
+                self.chunk.items.last_mut()
+            {
+                let count = if message { messages } else { frames };
+                if let Some(n) = count.checked_add(1) {
+                    *count = n;
+                    *total = total.saturating_add(size);
+                    return;
+                }
+            }
+        }
+        let (frames, messages) = if message { (0, 1) } else { (1, 0) };
+        self.push(Item::Unread { frames, messages, size }, 16);
+    }
 }
 
 impl Emitter for Chunker {
@@ -197,7 +218,7 @@ impl Emitter for Chunker {
         if !self.reads_frames && ev.problems().is_empty() {
             if let Event::Frame(_) | Event::Message(_) = ev {
                 let message = matches!(ev, Event::Message(_));
-                self.push(Item::Unread { message, size: super::payload_size(&ev) }, 16);
+                self.unread(message, super::payload_size(&ev));
                 return;
             }
         }
@@ -563,7 +584,7 @@ fn replay(seq: &mut Sequencer<'_>, item: &mut Item, by_ref: bool) {
             }
         }
         Item::Classify(stream, websocket) => seq.classify(*stream, *websocket),
-        Item::Unread { message, size } => seq.unread(*message, *size),
+        Item::Unread { frames, messages, size } => seq.unread(*frames, *messages, *size),
         Item::Taken => {}
     }
 }
@@ -933,6 +954,49 @@ mod tests {
                 assert_eq!(back, vec![1, 2, 3]);
             }
         }
+    }
+
+    #[test]
+    fn unread_records_of_one_event_are_counted_in_one_item() {
+        let (tx, rx) = sync_channel(4);
+        let mut out = Chunker {
+            chunk: Records::with_capacity(),
+            spare: Vec::new(),
+            bytes: 0,
+            tx,
+            closed: false,
+            payload_prefix: Some(0),
+            reads_frames: false,
+            reads_json_marks: false,
+        };
+        let frame = || Event::Frame(crate::event::FrameRecord::text_for_test(b"ab"[..].into()));
+        let message =
+            || Event::Message(crate::event::MessageRecord::text_for_test(b"abcd"[..].into()));
+        // One event: two frames, a message, a record the sink reads, a frame; then another.
+        out.emit(frame());
+        out.emit(frame());
+        out.emit(message());
+        out.emit(problem(9));
+        out.emit(frame());
+        out.end_of_event();
+        out.emit(frame());
+        out.end_of_event();
+        out.send();
+        let chunk = rx.try_recv().unwrap();
+        let unread: Vec<_> = chunk
+            .items
+            .iter()
+            .map(|item| match item {
+                Item::Unread { frames, messages, .. } => Some((*frames, *messages)),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(unread, [Some((2, 1)), None, Some((1, 0)), Some((1, 0))]);
+        assert_eq!(chunk.ends, [3, 4]);
+        // The sequencer counts what they stand for.
+        let (sink, _, counted) =
+            merge_chunks(false, vec![Route::Worker(0), Route::Worker(0)], vec![chunk]);
+        assert_eq!((counted, sink.packets), (6, vec![9]));
     }
 
     #[test]
