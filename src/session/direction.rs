@@ -38,14 +38,9 @@ struct FrameInProgress {
     header: FrameHeader,
     first_packet: u64,
     kept: Vec<u8>,
-    /// At most this many payload bytes are kept (see [`Options::frame_payload_prefix`]).
-    keep_at_most: usize,
-    /// Payload bytes past `keep_at_most`, within the keep limit, not kept: the sink reads no
-    /// further. The record counts them as missing.
-    cut: u64,
-    /// After a TCP gap in a cut frame: its own UTF-8 validator, from where the message's
-    /// (which stops at a gap) left off, and whether it failed (see `emit_frame`).
-    own_utf8: Option<(Utf8Stream, bool)>,
+    /// What is kept of a payload the sink reads only a prefix of
+    /// ([`Options::frame_payload_prefix`]).
+    cut: Cut,
     received: u64,
     missing: u64,
     problems: Vec<ProblemCode>,
@@ -61,17 +56,70 @@ struct MessageInProgress {
     /// Application bytes produced so far (kept or not).
     len: u64,
     kept: Vec<u8>,
-    /// As for frames: at most this many bytes are kept (see
-    /// [`Options::message_payload_prefix`]), the others within the keep limit are cut, and a
-    /// validator of the message's own takes over from its UTF-8 validator at a TCP gap.
-    keep_at_most: usize,
-    cut: u64,
-    own_utf8: Option<(Utf8Stream, bool)>,
+    /// As for frames ([`Options::message_payload_prefix`]).
+    cut: Cut,
     missing: u64,
     utf8: Utf8Stream,
     utf8_failed: bool,
     inflate_failed: bool,
     problems: Vec<ProblemCode>,
+}
+
+/// The prefix of a payload kept when the sink reads no further, and what judges whether the
+/// payload kept whole would be text. A payload is cut only where the message's UTF-8 validator
+/// sees every byte the payload would keep (see `frame_keep_at_most`); from a TCP gap on, where
+/// that validator stops, a validator of the payload's own goes on from its state.
+struct Cut {
+    /// At most this many bytes are kept (`usize::MAX`: all).
+    keep_at_most: usize,
+    /// Bytes past `keep_at_most`, within the keep limit, not kept. Records count them as
+    /// missing.
+    bytes: u64,
+    /// The payload's own validator after a gap, and whether it failed.
+    own_utf8: Option<(Utf8Stream, bool)>,
+}
+
+impl Cut {
+    fn at(keep_at_most: usize) -> Cut {
+        Cut { keep_at_most, bytes: 0, own_utf8: None }
+    }
+
+    /// How long the payload would be kept whole, `kept` bytes being kept.
+    fn whole(&self, kept: usize) -> usize {
+        kept.saturating_add(usize::try_from(self.bytes).unwrap_or(usize::MAX))
+    }
+
+    /// How many of the `taken` bytes (within the keep limit) arriving after `kept` kept ones
+    /// to keep; the others are cut.
+    fn keep(&mut self, kept: usize, taken: &[u8]) -> usize {
+        let keep = taken.len().min(self.keep_at_most.saturating_sub(kept));
+        self.bytes += (taken.len() - keep) as u64;
+        if let Some((utf8, failed)) = self.own_utf8.as_mut() {
+            *failed = *failed || utf8.feed(taken).is_err();
+        }
+        keep
+    }
+
+    /// At a gap in a text payload that is being cut: the message's validator (its state and
+    /// whether it failed) is about to stop, and the payload's own goes on from it.
+    fn gap(&mut self, message: Option<(&Utf8Stream, bool)>) {
+        if self.keep_at_most != usize::MAX && self.own_utf8.is_none() {
+            self.own_utf8 = Some(match message {
+                Some((utf8, false)) => (utf8.clone(), false),
+                _ => (Utf8Stream::new(), true),
+            });
+        }
+    }
+
+    /// Whether the bytes the payload would keep whole are UTF-8 by themselves, given the kept
+    /// ones and the message's validator.
+    fn whole_is_valid(&self, kept: &[u8], message: Option<(&Utf8Stream, bool)>) -> bool {
+        if self.bytes == 0 {
+            return crate::ws::utf8::is_valid(kept);
+        }
+        let own = self.own_utf8.as_ref().map(|(utf8, failed)| (utf8, *failed));
+        own.or(message).is_some_and(|(utf8, failed)| !failed && utf8.at_char_boundary())
+    }
 }
 
 /// Whether the byte stream is at a known frame boundary.
@@ -308,7 +356,7 @@ impl DirState {
                 // Inflated text past the keep limit is not validated, so the kept part is
                 // judged by itself: a compressed message is kept whole.
                 let keep_at_most = match ctx.opts.message_payload_prefix {
-                    Some(prefix) if !compressed => prefix,
+                    Some(prefix) if !compressed && ctx.opts.keep_message_payload => prefix,
                     _ => usize::MAX,
                 };
                 self.message = Some(MessageInProgress {
@@ -323,9 +371,7 @@ impl DirState {
                     } else {
                         initial_capacity(h.payload_len, ctx).min(keep_at_most)
                     }),
-                    keep_at_most,
-                    cut: 0,
-                    own_utf8: None,
+                    cut: Cut::at(keep_at_most),
                     missing: 0,
                     utf8: Utf8Stream::new(),
                     utf8_failed: false,
@@ -344,9 +390,7 @@ impl DirState {
             } else {
                 0
             }),
-            keep_at_most,
-            cut: 0,
-            own_utf8: None,
+            cut: Cut::at(keep_at_most),
             received: 0,
             missing: 0,
             problems,
@@ -360,7 +404,10 @@ impl DirState {
     /// later fragment, which is kept whole. Binary and compressed payloads are never text.
     /// Control frames are kept whole: close reasons and ping payloads are read here.
     fn frame_keep_at_most(&self, opcode: OpCode, ctx: &Ctx<'_>) -> usize {
-        let Some(prefix) = ctx.opts.frame_payload_prefix else { return usize::MAX };
+        let Some(prefix) = ctx.opts.frame_payload_prefix.filter(|_| ctx.opts.keep_frame_payload)
+        else {
+            return usize::MAX;
+        };
         let needs_own_bytes = match (opcode, &self.message) {
             (OpCode::Text | OpCode::Binary, Some(_)) => false,
             (OpCode::Continuation, Some(m)) => m.opcode == OpCode::Text && !m.compressed,
@@ -378,18 +425,12 @@ impl DirState {
         frame.received = frame.received.saturating_add(chunk.len() as u64);
         let is_control = frame.header.opcode.is_control();
         if ctx.opts.keep_frame_payload || is_control {
-            // What the frame would keep whole, and how much of that it keeps.
-            let whole =
-                frame.kept.len().saturating_add(usize::try_from(frame.cut).unwrap_or(usize::MAX));
-            let room = ctx.opts.limits.max_message.saturating_sub(whole);
+            let room =
+                ctx.opts.limits.max_message.saturating_sub(frame.cut.whole(frame.kept.len()));
             let take = chunk.len().min(room);
-            let keep = take.min(frame.keep_at_most.saturating_sub(frame.kept.len()));
+            let keep = frame.cut.keep(frame.kept.len(), &chunk[..take]);
             frame.kept.extend_from_slice(&chunk[..keep]);
-            frame.cut += (take - keep) as u64;
             frame.missing += (chunk.len() - take) as u64;
-            if let Some((utf8, failed)) = frame.own_utf8.as_mut() {
-                *failed = *failed || utf8.feed(&chunk[..take]).is_err();
-            }
         }
         let is_data =
             matches!(frame.header.opcode, OpCode::Text | OpCode::Binary | OpCode::Continuation);
@@ -425,27 +466,16 @@ impl DirState {
             msg.len = msg.len.saturating_add(chunk.len() as u64);
             let keep = ctx.opts.keep_message_payload || msg.opcode == OpCode::Text;
             if keep {
-                let whole =
-                    msg.kept.len().saturating_add(usize::try_from(msg.cut).unwrap_or(usize::MAX));
-                let room = ctx.opts.limits.max_message.saturating_sub(whole);
+                let room =
+                    ctx.opts.limits.max_message.saturating_sub(msg.cut.whole(msg.kept.len()));
                 let take = chunk.len().min(room);
-                let kept = take.min(msg.keep_at_most.saturating_sub(msg.kept.len()));
-                if ctx.opts.keep_message_payload && kept == take {
-                    let before = msg.kept.len();
-                    msg.kept.extend_from_slice(&chunk[..take]);
-                    validate_text(msg, before);
-                } else if ctx.opts.keep_message_payload {
-                    msg.kept.extend_from_slice(&chunk[..kept]);
-                    msg.cut += (take - kept) as u64;
-                    validate_text_bytes(msg, &chunk[..take]);
-                } else {
-                    // Only UTF-8 validation needs the bytes: validated where they are, not
-                    // copied to be dropped (the views that show no payload).
-                    validate_text_bytes(msg, &chunk[..take]);
+                if ctx.opts.keep_message_payload {
+                    let keep = msg.cut.keep(msg.kept.len(), &chunk[..take]);
+                    msg.kept.extend_from_slice(&chunk[..keep]);
                 }
-                if let Some((utf8, failed)) = msg.own_utf8.as_mut() {
-                    *failed = *failed || utf8.feed(&chunk[..take]).is_err();
-                }
+                // Validated where they are: a view that shows no payload keeps none, and a cut
+                // one only a prefix.
+                validate_text_bytes(msg, &chunk[..take]);
                 if take < chunk.len() && !msg.problems.contains(&ProblemCode::MessageLimit) {
                     msg.problems.push(ProblemCode::MessageLimit);
                 }
@@ -463,14 +493,8 @@ impl DirState {
             frame.received = frame.received.saturating_add(len);
             frame.missing = frame.missing.saturating_add(len);
             push_once(&mut frame.problems, ProblemCode::TcpGap);
-            let cut_text = frame.keep_at_most != usize::MAX && frame.header.opcode == OpCode::Text;
-            if cut_text && frame.own_utf8.is_none() {
-                // The message's validator is about to stop; the frame's text is judged
-                // without the hole, by a validator that goes on from it.
-                frame.own_utf8 = Some(match &self.message {
-                    Some(m) if !m.utf8_failed => (m.utf8.clone(), false),
-                    _ => (Utf8Stream::new(), true),
-                });
+            if frame.header.opcode == OpCode::Text {
+                frame.cut.gap(self.message.as_ref().map(|m| (&m.utf8, m.utf8_failed)));
             }
         }
         if let Some(msg) = self.message.as_mut() {
@@ -483,12 +507,8 @@ impl DirState {
                     inflater.reset();
                 }
             }
-            if msg.keep_at_most != usize::MAX
-                && msg.opcode == OpCode::Text
-                && msg.own_utf8.is_none()
-            {
-                // The kept text is judged without the hole (see `emit_message`).
-                msg.own_utf8 = Some((msg.utf8.clone(), msg.utf8_failed));
+            if msg.opcode == OpCode::Text {
+                msg.cut.gap(Some((&msg.utf8, msg.utf8_failed)));
             }
             // UTF-8 can no longer be judged across the hole.
             msg.utf8_failed = true;
@@ -527,16 +547,8 @@ impl DirState {
         ctx: &mut Ctx<'_>,
         incomplete: bool,
     ) {
-        let FrameInProgress {
-            header: h,
-            first_packet,
-            kept,
-            cut,
-            own_utf8,
-            missing,
-            mut problems,
-            ..
-        } = frame;
+        let FrameInProgress { header: h, first_packet, kept, cut, missing, mut problems, .. } =
+            frame;
         let stats = &mut self.stats;
         stats.frames += 1;
         let op = h.opcode.as_u8();
@@ -602,17 +614,12 @@ impl DirState {
                     && !m.compressed
                     && !m.utf8_failed
                     && m.utf8.at_char_boundary()
-                    && m.len == kept.len() as u64 + cut
+                    && m.len == kept.len() as u64 + cut.bytes
             });
-        // Whether the bytes the frame would keep whole are UTF-8 by themselves. Only the first
-        // frame of an uncompressed text message is cut (`frame_keep_at_most`), and the message's
-        // validator has seen exactly its bytes, up to a gap, and the frame's own from there.
-        let own_bytes_valid = || match (&own_utf8, &self.message) {
-            _ if cut == 0 => crate::ws::utf8::is_valid(&kept),
-            (Some((utf8, failed)), _) => !failed && utf8.at_char_boundary(),
-            (None, Some(m)) => !m.utf8_failed && m.utf8.at_char_boundary(),
-            (None, None) => false,
-        };
+        // Only the first frame of an uncompressed text message is cut (`frame_keep_at_most`):
+        // the message's validator has seen exactly its bytes.
+        let own_bytes_valid =
+            || cut.whole_is_valid(&kept, self.message.as_ref().map(|m| (&m.utf8, m.utf8_failed)));
         if payload_is_text
             && (self.message.as_ref().is_some_and(|m| m.compressed)
                 || !(validated || own_bytes_valid()))
@@ -640,8 +647,8 @@ impl DirState {
             // then takes the bytes without a copy.
             payload: Cow::Owned(kept),
             payload_is_text,
-            payload_missing: missing.saturating_add(cut),
-            payload_cut: cut,
+            payload_missing: missing.saturating_add(cut.bytes),
+            payload_cut: cut.bytes,
             app: None,
             problems,
         };
@@ -708,14 +715,9 @@ impl DirState {
         let not_kept = msg.len.saturating_sub(kept_len);
         // Every kept byte went through the streaming validator; only a message cut short
         // (by a limit, or unfinished) may end inside a character and needs another look.
-        let validated_whole = !incomplete && !msg.utf8_failed && kept_len + msg.cut == msg.len;
-        // Whether the bytes the message would keep whole are UTF-8 by themselves: when some
-        // are cut, the validator that saw them all says (its own from a gap on).
-        let kept_valid = || match &msg.own_utf8 {
-            _ if msg.cut == 0 => crate::ws::utf8::is_valid(&msg.kept),
-            Some((utf8, failed)) => !failed && utf8.at_char_boundary(),
-            None => !msg.utf8_failed && msg.utf8.at_char_boundary(),
-        };
+        let validated_whole =
+            !incomplete && !msg.utf8_failed && kept_len + msg.cut.bytes == msg.len;
+        let kept_valid = || msg.cut.whole_is_valid(&msg.kept, Some((&msg.utf8, msg.utf8_failed)));
         let is_text = msg.opcode == OpCode::Text
             && !msg.problems.contains(&ProblemCode::InvalidUtf8)
             && (validated_whole || kept_valid());
@@ -745,7 +747,7 @@ impl DirState {
             payload,
             is_text,
             payload_missing: msg.missing.saturating_add(not_kept),
-            payload_cut: msg.cut,
+            payload_cut: msg.cut.bytes,
             json: None,
             app: None,
             problems: msg.problems,
