@@ -11,6 +11,7 @@ rounds=${ROUNDS:-3}
 dir=${WSDISSECT_BENCH_DIR:-/tmp/wsdissect-bench}
 gen=../shared/bench/gen_capture.py
 mkdir -p "$dir"
+scripts/setup.sh --bench
 export JOBS_SHOWN=$(nproc)  # the default -j: one dissecting thread per core
 cargo build --release --quiet
 bin=target/release/wsdissect

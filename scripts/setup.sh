@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Installs what building and testing wsdissect needs on a fresh Debian machine that has only
 # the Rust toolchain. Idempotent: does nothing when everything is already there.
+# `scripts/setup.sh --bench` also installs what bench/run.sh compares against and measures
+# with: tshark, tcpdump and GNU time.
 set -euo pipefail
 
 need_apt=()
@@ -14,6 +16,11 @@ command -v c++ >/dev/null 2>&1 || need_apt+=(g++)
 command -v cmake >/dev/null 2>&1 || need_apt+=(cmake)
 # Node.js runs the real peers of the live-capture tests over TLS (testdata/gen/node_wss.js).
 command -v npm >/dev/null 2>&1 || need_apt+=(nodejs npm)
+if [ "${1:-}" = --bench ]; then
+    command -v tshark >/dev/null 2>&1 || need_apt+=(tshark)
+    command -v tcpdump >/dev/null 2>&1 || need_apt+=(tcpdump)
+    [ -x /usr/bin/time ] || need_apt+=(time)
+fi
 
 if [ "$(id -u)" -ne 0 ]; then
     SUDO=sudo
