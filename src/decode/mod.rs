@@ -3,11 +3,13 @@
 //! Turns a [`CaptureRecord`] into a [`TcpSegment`] (or says why not). Link layers: Ethernet
 //! (with 802.1Q/802.1ad tags), Linux SLL and SLL2, raw IPv4/IPv6 (101, 228, 229), BSD NULL
 //! (0) and OpenBSD LOOP (108). IPv4 options, IPv6 extension headers and bounded IPv4/IPv6
-//! fragment reassembly. Checksums are not verified: offload makes them wrong in captures taken
+//! fragment reassembly. Tunnels (IP in IP, GRE, ERSPAN, VXLAN, Geneve; [`tunnel`]) are
+//! opened, up to [`MAX_TUNNELS`] deep, and the packet inside decoded. Checksums are not verified: offload makes them wrong in captures taken
 //! on the sending host.
 
 pub mod ipfrag;
 pub mod link;
+pub mod tunnel;
 
 use crate::capture::{CaptureRecord, LinkType};
 use crate::limits::Limits;
@@ -114,6 +116,10 @@ pub enum DecodeNotice {
     /// A datagram's fragments were given up on (evicted incomplete).
     FragmentIncomplete { dropped_bytes: usize },
 }
+
+/// Tunnels opened inside one another at most: a mirror of tunnelled traffic (VXLAN around
+/// GRE, say) is two; more is not traffic anyone records.
+pub const MAX_TUNNELS: u8 = 2;
 
 /// Decodes packets; keeps the IP fragment pool between calls.
 pub struct Decoder {
@@ -240,22 +246,20 @@ impl Decoder {
                 Some(datagram) if key.proto == IpNumber::TCP.0 => {
                     tcp_from_owned(src, dst, datagram)
                 }
-                Some(datagram) if depth == 0 && (key.proto == 4 || key.proto == 41) => {
-                    match LaxSlicedPacket::from_ip(&datagram) {
-                        Ok(inner) => self.decode_sliced(inner, now, depth + 1).into_owned(),
-                        Err(e) => err(Layer::Ip, format!("tunnelled {e}")),
+                Some(datagram) if depth < MAX_TUNNELS && tunnel::may_carry(key.proto) => {
+                    match tunnel::open(key.proto, &datagram) {
+                        Some(inner) => self.decode_tunnelled(inner, now, depth + 1).into_owned(),
+                        None => Decoded::NotTcp,
                     }
                 }
                 Some(_) => Decoded::NotTcp,
                 None => Decoded::FragmentHeld,
             };
         }
-        // IP in IP (4) and IPv6 in IP (41): decode the inner packet (one level).
-        if depth == 0 && (payload.ip_number.0 == 4 || payload.ip_number.0 == 41) {
-            return match LaxSlicedPacket::from_ip(payload.payload) {
-                Ok(inner) => self.decode_sliced(inner, now, depth + 1),
-                Err(e) => err(Layer::Ip, format!("tunnelled {e}")),
-            };
+        if depth < MAX_TUNNELS {
+            if let Some(inner) = tunnel::open(payload.ip_number.0, payload.payload) {
+                return self.decode_tunnelled(inner, now, depth + 1);
+            }
         }
         if payload.ip_number != IpNumber::TCP {
             return Decoded::NotTcp;
@@ -287,6 +291,25 @@ impl Decoder {
             payload: Cow::Borrowed(tcp.payload()),
             missing: u32::try_from(missing).unwrap_or(u32::MAX),
         })
+    }
+
+    /// Decodes the packet a tunnel carried; `depth` counts the tunnels around it.
+    fn decode_tunnelled<'a>(
+        &mut self,
+        inner: tunnel::Inner<'a>,
+        now: i64,
+        depth: u8,
+    ) -> Decoded<'a> {
+        let sliced = match inner {
+            tunnel::Inner::Ethernet(frame) => LaxSlicedPacket::from_ethernet(frame)
+                .map_err(|e| err(Layer::Link, format!("tunnelled Ethernet header: {e}"))),
+            tunnel::Inner::Ip(packet) => LaxSlicedPacket::from_ip(packet)
+                .map_err(|e| err(Layer::Ip, format!("tunnelled {e}"))),
+        };
+        match sliced {
+            Ok(p) => self.decode_sliced(p, now, depth),
+            Err(e) => e,
+        }
     }
 
     /// Notices gathered since the last call.
@@ -624,5 +647,126 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
+    }
+
+    /// `inner` in an IPv4 packet of protocol `proto` (no fragmentation).
+    fn ipv4_around(proto: u8, inner: &[u8]) -> Vec<u8> {
+        let mut out = Vec::new();
+        PacketBuilder::ipv4([192, 0, 2, 1], [192, 0, 2, 2], 64)
+            .write(&mut out, IpNumber(proto), inner)
+            .unwrap();
+        out
+    }
+
+    fn vxlan_around(frame: &[u8]) -> Vec<u8> {
+        let mut out = Vec::new();
+        let body = [&[0x08, 0, 0, 0, 0, 0, 42, 0][..], frame].concat();
+        PacketBuilder::ipv4([192, 0, 2, 1], [192, 0, 2, 2], 64)
+            .udp(40000, tunnel::VXLAN_PORT)
+            .write(&mut out, &body)
+            .unwrap();
+        out
+    }
+
+    #[test]
+    fn tunnels_are_opened_to_the_tcp_inside() {
+        let v4 = ipv4_tcp();
+        let v6 = ipv6_tcp();
+        let gre = |ether_type: u16, inner: &[u8]| {
+            ipv4_around(
+                47,
+                &[&[0x20, 0][..], &ether_type.to_be_bytes(), &[0, 0, 0, 9], inner].concat(),
+            )
+        };
+        let cases: Vec<(&str, Vec<u8>)> = vec![
+            ("ip in ip", ipv4_around(4, &v4)),
+            ("ipv6 in ip", ipv4_around(41, &v6)),
+            ("gre", gre(0x0800, &v4)),
+            ("gre ethernet", gre(0x6558, &ether(0x86dd, &[(0x8100, 5)], &v6))),
+            ("vxlan", vxlan_around(&ether(0x0800, &[], &v4))),
+            ("vxlan around gre", vxlan_around(&ether(0x0800, &[], &gre(0x0800, &v4)))),
+        ];
+        for (name, data) in cases {
+            assert_eq!(
+                decode(LinkType::ETHERNET, &ether(0x0800, &[], &data)),
+                Ok((40000, 8080, PAYLOAD.to_vec())),
+                "{name}"
+            );
+            assert_eq!(
+                decode(LinkType::RAW, &data),
+                Ok((40000, 8080, PAYLOAD.to_vec())),
+                "raw {name}"
+            );
+        }
+        // A third tunnel is not opened; UDP elsewhere is UDP.
+        let three = vxlan_around(&ether(0x0800, &[], &gre(0x0800, &ipv4_around(4, &v4))));
+        assert_eq!(decode(LinkType::RAW, &three), Err("NotTcp".into()));
+        let mut dns = Vec::new();
+        PacketBuilder::ipv4([1, 1, 1, 1], [2, 2, 2, 2], 64)
+            .udp(5353, 53)
+            .write(&mut dns, &v4)
+            .unwrap();
+        assert_eq!(decode(LinkType::RAW, &dns), Err("NotTcp".into()));
+    }
+
+    #[test]
+    fn a_tunnel_cut_by_the_capture_counts_the_inner_bytes_missing() {
+        let full = vxlan_around(&ether(0x0800, &[], &ipv4_tcp()));
+        let cut = &full[..full.len() - 3];
+        let rec = CaptureRecord {
+            ts: Timestamp::new(1, 0),
+            precision: TsPrecision::Micro,
+            link: LinkType::RAW,
+            interface: 0,
+            origlen: full.len() as u32,
+            data: cut,
+        };
+        match Decoder::new(&Limits::default()).decode(&rec) {
+            Decoded::Tcp(t) => {
+                assert_eq!(t.payload.as_ref(), &PAYLOAD[..1]);
+                assert_eq!(t.missing, 3);
+            }
+            other => panic!("{other:?}"),
+        }
+        for at in 0..full.len() {
+            let _ = decode(LinkType::RAW, &full[..at]);
+        }
+    }
+
+    #[test]
+    fn tunnelled_fragments_are_reassembled_then_opened() {
+        let datagram = [
+            &[0x9c, 0x40, 0x12, 0xb5, 0, 0, 0, 0][..],
+            &[0x08, 0, 0, 0, 0, 0, 42, 0],
+            &ether(0x0800, &[], &ipv4_tcp()),
+        ]
+        .concat();
+        let mut decoder = Decoder::new(&Limits::default());
+        let mut results = Vec::new();
+        for (offset, more) in [(0usize, true), (32, false)] {
+            let part = if more { &datagram[..32] } else { &datagram[32..] };
+            let mut header = ipv4_around(17, part)[..20].to_vec();
+            let flags_offset = (if more { 0x2000 } else { 0 }) | (offset / 8) as u16;
+            header[4..6].copy_from_slice(&7u16.to_be_bytes());
+            header[6..8].copy_from_slice(&flags_offset.to_be_bytes());
+            header[10..12].copy_from_slice(&[0, 0]);
+            let sum =
+                etherparse::checksum::Sum16BitWords::new().add_slice(&header).ones_complement();
+            header[10..12].copy_from_slice(&sum.to_be_bytes());
+            let packet = [&header[..], part].concat();
+            let rec = CaptureRecord {
+                ts: Timestamp::new(1, 0),
+                precision: TsPrecision::Micro,
+                link: LinkType::RAW,
+                interface: 0,
+                origlen: packet.len() as u32,
+                data: &packet,
+            };
+            results.push(match decoder.decode(&rec) {
+                Decoded::Tcp(t) => Ok((t.src_port, t.dst_port, t.payload.to_vec())),
+                other => Err(format!("{other:?}")),
+            });
+        }
+        assert_eq!(results, vec![Err("FragmentHeld".into()), Ok((40000, 8080, PAYLOAD.to_vec()))]);
     }
 }

@@ -1,6 +1,6 @@
 """Hand-crafted captures for what real peers will not produce: protocol violations, broken
 handshakes, hostile TCP (reordering, overlaps, wraparound, gaps), mid-stream starts, deflate
-bombs, and the capture formats and link types real loopback recordings do not cover.
+bombs, and the capture formats, link types and tunnels real loopback recordings do not cover.
 
 Usage: python3 testdata/gen/craft.py        (standard library only; rewrites the crafted-*
                                              and file-* cases under testdata/)
@@ -248,6 +248,9 @@ def deflate(data, z=None):
 
 
 def text(frm, s):
+    if len(s.encode()) > 512:
+        return {"from": frm, "opcode": "text", "len": len(s.encode()),
+                "sha1": hashlib.sha1(s.encode()).hexdigest()}
     return {"from": frm, "opcode": "text", "text": s}
 
 
@@ -586,6 +589,141 @@ def link_types():
     }, name="capture.pcapng")
 
 
+def ip_datagram(src, dst, proto, payload, v6, ident=1):
+    """An IPv4 or IPv6 packet of any protocol (don't-fragment clear, so it may be cut)."""
+    if v6:
+        return struct.pack("!IHBB", 6 << 28, len(payload), proto, 64) + src + dst + payload
+    h = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(payload), ident, 0, 64, proto, 0, src, dst)
+    return h[:10] + struct.pack("!H", csum(h)) + h[12:] + payload
+
+
+def ip4_datagram_fragments(src, dst, proto, payload, ident, cut=1200):
+    """An IPv4 datagram cut into fragments of `cut` bytes (a multiple of 8), in order."""
+    out = []
+    for off in range(0, len(payload), cut):
+        part = payload[off:off + cut]
+        more = 0x2000 if off + cut < len(payload) else 0
+        h = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(part), ident, more | (off // 8), 64,
+                        proto, 0, src, dst)
+        out.append(h[:10] + struct.pack("!H", csum(h)) + h[12:] + part)
+    return out
+
+
+ETH_HDR = b"\x02\0\0\0\0\x0a\x02\0\0\0\0\x0b"
+
+
+def ethernet(pkt, v6=None, tags=b""):
+    kind = b"\x86\xdd" if (pkt[0] >> 4 == 6 if v6 is None else v6) else b"\x08\x00"
+    return ETH_HDR + tags + kind + pkt
+
+
+def tunnels():
+    """One short WebSocket conversation inside each tunnel that carries mirrored or routed
+    traffic: VXLAN (AWS Traffic Mirroring), Geneve with options (AWS Gateway Load Balancer),
+    GRE with checksum, key and sequence number, ERSPAN type II over IPv6 with an 802.1Q tag
+    inside, ERSPAN type III with its platform subheader, VXLAN whose outer datagrams are
+    IPv4 fragments (a 3000-byte message over a 1500-byte path), and IP in IP inside VXLAN
+    (two tunnels). Beside them, UDP to the VXLAN port that is not VXLAN, and GRE version 1
+    (PPTP), which are left alone."""
+    cap = Pcap(link=1)
+    outer4 = (ip4("192.0.2.200"), ip4("192.0.2.201"))
+    outer6 = (ip6("2001:db8:ff::1"), ip6("2001:db8:ff::2"))
+    ident = [100]
+
+    def udp(dport, body):
+        return struct.pack("!HHHH", 40000, dport, 8 + len(body), 0) + body
+
+    def vxlan(pkt):
+        return [ethernet(ip_datagram(*outer4, 17, udp(4789, b"\x08\0\0\0\0\x00\x2a\0" + ethernet(pkt)),
+                                     False))]
+
+    def geneve(pkt):
+        opts = struct.pack("!HBB", 0x0108, 0x01, 1) + b"\xab\xcd\xef\x01"  # one 4-byte option
+        hdr = struct.pack("!BBH", len(opts) // 4, 0, 0x6558) + b"\0\0\x07\0"
+        return [ethernet(ip_datagram(*outer4, 17, udp(6081, hdr + opts + ethernet(pkt)), False))]
+
+    def gre_full(pkt):
+        hdr = struct.pack("!BBH", 0xB0, 0, 0x0800) + b"\0\0\0\0" + struct.pack("!II", 77, ident[0])
+        ident[0] += 1
+        return [ethernet(ip_datagram(*outer4, 47, hdr + pkt, False))]
+
+    def erspan2(pkt):
+        gre = struct.pack("!BBHI", 0x10, 0, 0x88BE, ident[0])
+        ident[0] += 1
+        span = struct.pack("!HHI", 0x1000 | 42, 0x0005, 0)
+        inner = ethernet(pkt, tags=struct.pack("!HH", 0x8100, 42))
+        return [ethernet(ip_datagram(*outer6, 47, gre + span + inner, True))]
+
+    def erspan3(pkt):
+        gre = struct.pack("!BBHI", 0x10, 0, 0x22EB, ident[0])
+        ident[0] += 1
+        span = struct.pack("!HHIHBB", 0x2000, 0x0007, 123456, 0, 0x00, 0x01) + b"\x5a" * 8
+        return [ethernet(ip_datagram(*outer4, 47, gre + span + ethernet(pkt), False))]
+
+    def vxlan_fragmented(pkt):
+        ident[0] += 1
+        body = udp(4789, b"\x08\0\0\0\0\x00\x2b\0" + ethernet(pkt))
+        return [ethernet(f) for f in ip4_datagram_fragments(*outer4, 17, body, ident[0])]
+
+    def ipip_in_vxlan(pkt):
+        inner = ip_datagram(ip4("198.51.100.1"), ip4("198.51.100.2"), 4, pkt, False)
+        return vxlan(inner)
+
+    setups = [
+        ("10.7.0.1", "10.7.0.2", vxlan, 1),
+        ("2001:db8:7:1::1", "2001:db8:7:1::2", geneve, 1),
+        ("10.7.2.1", "10.7.2.2", gre_full, 1),
+        ("10.7.3.1", "10.7.3.2", erspan2, 1),
+        ("10.7.4.1", "10.7.4.2", erspan3, 1),
+        ("10.7.5.1", "10.7.5.2", vxlan_fragmented, 125),
+        ("10.7.6.1", "10.7.6.2", ipip_in_vxlan, 1),
+    ]
+
+    class Tunnelled(Conn):
+        def packet(self, side, flags, payload=b"", seq=None, dt=0.001, advance=True):
+            other = "s" if side == "c" else "c"
+            (src, sp), (dst, dp) = self.addr[side], self.addr[other]
+            rel = self.nxt[side] if seq is None else seq
+            seg = tcp_segment(src, dst, sp, dp, self.isn[side] + rel,
+                              self.isn[other] + self.nxt[other], flags, payload, self.v6)
+            self.t += dt
+            for frame_bytes in self.wrap(ip_packet(src, dst, seg, self.v6)):
+                self.cap.add(self.t, frame_bytes)
+            if advance and seq is None:
+                self.nxt[side] += len(payload) + (1 if flags & (SYN | FIN) else 0)
+
+    conns = []
+    for i, (cl, sv, wrap, repeat) in enumerate(setups):
+        port = 7200 + i
+        c = Tunnelled(cap, cl, sv, 55000 + i, port, t=1_700_000_600.0 + i)
+        c.wrap = wrap
+        c.open()
+        k = base64.b64encode(bytes([0x40 + i]) * 16).decode()
+        c.send("c", request(f"/tunnel{i}", key=k))
+        c.send("s", response(key=k))
+        hello = (f"hello through tunnel {i} " * repeat)[: 24 * repeat]
+        c.send("c", cf(1, hello), mss=4000)
+        c.send("s", frame(1, f"reply through tunnel {i}"))
+        c.send("c", cf(8, struct.pack("!H", 1000)))
+        c.send("s", frame(8, struct.pack("!H", 1000)))
+        c.close("s")
+        conns.append({
+            "server_port": port,
+            "messages": [text("client", hello), text("server", f"reply through tunnel {i}")],
+            "close": {"initiator": "client", "code": 1000, "echoed": True},
+            "tcp_end": "fin",
+        })
+    # Left alone: UDP to the VXLAN port without the I flag, and PPTP's GRE version 1.
+    cap.add(1_700_000_700.0, ethernet(ip_datagram(*outer4, 17, udp(4789, b"\0" * 8 + b"junk"), False)))
+    pptp = struct.pack("!BBHHH", 0x30, 0x81, 0x880B, 4, 9) + struct.pack("!I", 1) + b"\xff\x03ppp"
+    cap.add(1_700_000_700.1, ethernet(ip_datagram(*outer4, 47, pptp, False)))
+    save("crafted-tunnels", cap, {
+        "description": "VXLAN, Geneve, GRE with checksum/key/sequence, ERSPAN II over IPv6, ERSPAN III, VXLAN in IPv4 fragments, IP in IP inside VXLAN",
+        "connections": conns,
+        "expect_problems": [],
+    })
+
+
 def hostile_text():
     """Payloads written to attack a terminal (ESC sequences that clear the screen, set the
     window title or hide text; a bidi override; C1 CSI) in text frames, a close reason and
@@ -779,3 +917,4 @@ if __name__ == "__main__":
     app_errors()
     polling_chunked()
     bad_files()
+    tunnels()
