@@ -1,12 +1,13 @@
 //! Tunnels that carry traffic to where it is recorded, opened to the packet inside.
 //!
 //! Mirrored traffic rarely arrives bare: switches send port mirrors as GRE with ERSPAN type II
-//! or III, AWS VPC Traffic Mirroring as VXLAN (UDP 4789), AWS Gateway Load Balancer as
-//! Geneve (UDP 6081), and routers tunnel IP in IP (4, 41) or in plain GRE (RFC 2784 with the
-//! key and sequence number of RFC 2890). Each header is a few fixed fields that etherparse
-//! does not read (it stops at the GRE or UDP payload), so they are read here, every length
-//! checked against the bytes captured. GRE version 1 (PPTP's PPP) and the source routes of
-//! RFC 1701 are not opened, nor VXLAN on any other port.
+//! or III, AWS VPC Traffic Mirroring as VXLAN (UDP 4789), Kubernetes overlays (Flannel,
+//! Cilium) as VXLAN on Linux's port 8472, AWS Gateway Load Balancer as Geneve (UDP 6081), and
+//! routers tunnel IP in IP (4, 41) or in plain GRE (RFC 2784 with the key and sequence number
+//! of RFC 2890). Each header is a few fixed fields that etherparse does not read (it stops at
+//! the GRE or UDP payload), so they are read here, every length checked against the bytes
+//! captured. GRE version 1 (PPTP's PPP) and the source routes of RFC 1701 are not opened, nor
+//! VXLAN on other ports.
 
 /// What a tunnel carries.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -18,6 +19,8 @@ pub enum Inner<'a> {
 
 /// The IANA port of VXLAN (RFC 7348).
 pub const VXLAN_PORT: u16 = 4789;
+/// The port Linux's VXLAN driver used before IANA's, still Flannel's and Cilium's default.
+pub const VXLAN_LINUX_PORT: u16 = 8472;
 /// The IANA port of Geneve (RFC 8926).
 pub const GENEVE_PORT: u16 = 6081;
 
@@ -103,7 +106,7 @@ fn erspan_3(b: &[u8]) -> Option<Inner<'_>> {
 fn udp(b: &[u8]) -> Option<Inner<'_>> {
     let rest = b.get(8..)?;
     match be16(b, 2)? {
-        VXLAN_PORT => vxlan(rest),
+        VXLAN_PORT | VXLAN_LINUX_PORT => vxlan(rest),
         GENEVE_PORT => geneve(rest),
         _ => None,
     }
@@ -205,6 +208,7 @@ mod tests {
     fn vxlan_and_geneve_by_port() {
         let vxlan = [&[0x08, 0, 0, 0, 0, 0x12, 0x34, 0][..], INNER].concat();
         assert_eq!(open(17, &udp_to(VXLAN_PORT, &vxlan)), Some(Inner::Ethernet(INNER)));
+        assert_eq!(open(17, &udp_to(VXLAN_LINUX_PORT, &vxlan)), Some(Inner::Ethernet(INNER)));
         assert_eq!(open(17, &udp_to(53, &vxlan)), None);
         // Without the I flag it is not a VXLAN header.
         let no_vni = [&[0, 0, 0, 0, 0, 0x12, 0x34, 0][..], INNER].concat();
