@@ -724,6 +724,63 @@ def tunnels():
     })
 
 
+def big_tcp():
+    """Segments over 64 KB as a sender's capture shows them with Linux BIG TCP (GSO): IPv4
+    with a total length of 0, and an IPv6 jumbogram (payload length 0 and a hop-by-hop jumbo
+    payload option, RFC 2675). TCP checksums are left 0 (offloaded). Gzip'd: the payloads
+    are one letter repeated."""
+    cap = Pcap(link=1)
+
+    class Big(Conn):
+        def packet(self, side, flags, payload=b"", seq=None, dt=0.001, advance=True):
+            other = "s" if side == "c" else "c"
+            (src, sp), (dst, dp) = self.addr[side], self.addr[other]
+            rel = self.nxt[side] if seq is None else seq
+            seg = struct.pack("!HHIIBBHHH", sp, dp, (self.isn[side] + rel) & 0xFFFFFFFF,
+                              (self.isn[other] + self.nxt[other]) & 0xFFFFFFFF, 5 << 4, flags,
+                              65535, 0, 0) + payload
+            self.t += dt
+            big = len(seg) > 0xFFFF - 40
+            if self.v6 and big:
+                hbh = struct.pack("!BBBBI", 6, 0, 0xC2, 4, len(seg) + 8)
+                pkt = struct.pack("!IHBB", 6 << 28, 0, 0, 64) + src + dst + hbh + seg
+            elif self.v6:
+                pkt = struct.pack("!IHBB", 6 << 28, len(seg), 6, 64) + src + dst + seg
+            else:
+                total = 0 if big else 20 + len(seg)
+                h = struct.pack("!BBHHHBBH4s4s", 0x45, 0, total, 1, 0x4000, 64, 6, 0, src, dst)
+                pkt = h[:10] + struct.pack("!H", csum(h)) + h[12:] + seg
+            self.cap.add(self.t, link_frame(1, pkt, self.v6))
+            if advance and seq is None:
+                self.nxt[side] += len(payload) + (1 if flags & (SYN | FIN) else 0)
+
+    conns = []
+    for i, (cl, sv) in enumerate([("10.9.0.1", "10.9.0.2"), ("2001:db8:9::1", "2001:db8:9::2")]):
+        port = 7300 + i
+        c = Big(cap, cl, sv, 56000 + i, port, t=1_700_000_800.0 + i)
+        c.open()
+        k = base64.b64encode(bytes([0x60 + i]) * 16).decode()
+        c.send("c", request(f"/big{i}", key=k))
+        c.send("s", response(key=k))
+        big = "xy"[i] * 100_000
+        c.send("s", frame(1, big), mss=70_000)
+        c.send("c", cf(1, "thanks"))
+        c.send("c", cf(8, struct.pack("!H", 1000)))
+        c.send("s", frame(8, struct.pack("!H", 1000)))
+        c.close("s")
+        conns.append({
+            "server_port": port,
+            "messages": [text("server", big), text("client", "thanks")],
+            "close": {"initiator": "client", "code": 1000, "echoed": True},
+            "tcp_end": "fin",
+        })
+    save("crafted-big-tcp", cap, {
+        "description": "BIG TCP: IPv4 total length 0 and an IPv6 jumbogram, segments of 70,000 bytes",
+        "connections": conns,
+        "expect_problems": [],
+    }, name="capture.pcap.gz", gz=True)
+
+
 def hostile_text():
     """Payloads written to attack a terminal (ESC sequences that clear the screen, set the
     window title or hide text; a bidi override; C1 CSI) in text frames, a close reason and
@@ -918,3 +975,4 @@ if __name__ == "__main__":
     polling_chunked()
     bad_files()
     tunnels()
+    big_tcp()
