@@ -3,8 +3,8 @@
 //! Turns a [`CaptureRecord`] into a [`TcpSegment`] (or says why not). Link layers: Ethernet
 //! (with 802.1Q/802.1ad tags), Linux SLL and SLL2, raw IPv4/IPv6 (101, 228, 229), BSD NULL
 //! (0) and OpenBSD LOOP (108). IPv4 options, IPv6 extension headers and bounded IPv4/IPv6
-//! fragment reassembly. Tunnels (IP in IP, GRE, ERSPAN, VXLAN, Geneve; [`tunnel`]) are
-//! opened, up to [`MAX_TUNNELS`] deep, and the packet inside decoded. Checksums are not verified: offload makes them wrong in captures taken
+//! fragment reassembly. Tunnels (IP in IP, GRE, ERSPAN, VXLAN, Geneve, and below IP MPLS and
+//! PPPoE; [`tunnel`]) are opened, up to [`MAX_TUNNELS`] deep, and the packet inside decoded. Checksums are not verified: offload makes them wrong in captures taken
 //! on the sending host.
 
 pub mod ipfrag;
@@ -235,6 +235,12 @@ impl Decoder {
             }
             Some(LaxNetSlice::Arp(_)) => return Decoded::NotTcp,
             None => {
+                let below_ip = p.ether_payload().filter(|_| depth < MAX_TUNNELS);
+                if let Some(inner) =
+                    below_ip.and_then(|e| tunnel::open_link(e.ether_type.0, e.payload))
+                {
+                    return self.decode_tunnelled(inner, now, depth + 1);
+                }
                 return match &p.stop_err {
                     Some((e, layer)) => err(Layer::Ip, format!("{layer:?}: {e}")),
                     None => Decoded::NotTcp,
@@ -686,6 +692,28 @@ mod tests {
             ("vxlan", vxlan_around(&ether(0x0800, &[], &v4))),
             ("vxlan around gre", vxlan_around(&ether(0x0800, &[], &gre(0x0800, &v4)))),
         ];
+        let mpls = [&[0, 0x10, 0x01, 64][..], &v4].concat();
+        let pppoe =
+            [&[0x11, 0, 0, 7][..], &(v6.len() as u16 + 2).to_be_bytes(), &[0, 0x57], &v6].concat();
+        for (name, data) in [
+            ("mpls", ether(0x8847, &[], &mpls)),
+            ("mpls in a vlan", ether(0x8847, &[(0x8100, 9)], &mpls)),
+            ("pppoe", ether(0x8864, &[], &pppoe)),
+            (
+                "mpls around ethernet",
+                ether(
+                    0x8847,
+                    &[],
+                    &[&[0, 0x10, 0x01, 64, 0, 0, 0, 0][..], &ether(0x0800, &[], &v4)].concat(),
+                ),
+            ),
+        ] {
+            assert_eq!(
+                decode(LinkType::ETHERNET, &data),
+                Ok((40000, 8080, PAYLOAD.to_vec())),
+                "{name}"
+            );
+        }
         for (name, data) in cases {
             assert_eq!(
                 decode(LinkType::ETHERNET, &ether(0x0800, &[], &data)),

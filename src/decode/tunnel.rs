@@ -8,6 +8,9 @@
 //! the GRE or UDP payload), so they are read here, every length checked against the bytes
 //! captured. GRE version 1 (PPTP's PPP) and the source routes of RFC 1701 are not opened, nor
 //! VXLAN on other ports.
+//!
+//! Below IP, an MPLS label stack (carrier links) and a PPPoE session (DSL access links) are
+//! link-layer encapsulations etherparse does not read either: [`open_link`] takes them off.
 
 /// What a tunnel carries.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -43,6 +46,47 @@ pub fn open(proto: u8, payload: &[u8]) -> Option<Inner<'_>> {
         4 | 41 => Some(Inner::Ip(payload)),
         47 => gre(payload),
         17 => udp(payload),
+        _ => None,
+    }
+}
+
+/// The packet inside an Ethernet payload of an ether type etherparse stops at: an MPLS label
+/// stack, or a PPPoE session carrying IP.
+pub fn open_link(ether_type: u16, payload: &[u8]) -> Option<Inner<'_>> {
+    match ether_type {
+        ETHERTYPE_MPLS | ETHERTYPE_MPLS_MULTICAST => mpls(payload),
+        ETHERTYPE_PPPOE_SESSION => pppoe(payload),
+        _ => None,
+    }
+}
+
+const ETHERTYPE_MPLS: u16 = 0x8847;
+const ETHERTYPE_MPLS_MULTICAST: u16 = 0x8848;
+const ETHERTYPE_PPPOE_SESSION: u16 = 0x8864;
+/// Label stack entries read at most before giving up on finding the bottom of the stack.
+const MPLS_MAX_LABELS: usize = 16;
+
+/// MPLS: four-byte label stack entries down to the one with the bottom-of-stack bit, then
+/// IPv4 or IPv6 (by the first nibble, as routers decide), or a pseudowire control word (first
+/// nibble 0) and an Ethernet frame.
+fn mpls(b: &[u8]) -> Option<Inner<'_>> {
+    let bottom = (0..MPLS_MAX_LABELS).find(|i| b.get(i * 4 + 2).is_some_and(|x| x & 0x01 != 0))?;
+    let rest = b.get((bottom + 1) * 4..)?;
+    match rest.first()? >> 4 {
+        4 | 6 => Some(Inner::Ip(rest)),
+        0 => Some(Inner::Ethernet(rest.get(4..)?)),
+        _ => None,
+    }
+}
+
+/// PPPoE session stage (RFC 2516): six bytes of version 1, type 1, code 0, then PPP's
+/// protocol field, IPv4 (0x0021) or IPv6 (0x0057).
+fn pppoe(b: &[u8]) -> Option<Inner<'_>> {
+    if b.first()? != &0x11 || b.get(1)? != &0 {
+        return None;
+    }
+    match be16(b, 6)? {
+        0x0021 | 0x0057 => Some(Inner::Ip(b.get(8..)?)),
         _ => None,
     }
 }
@@ -202,6 +246,29 @@ mod tests {
         assert_eq!(open(47, &iii([0, 1], &[0xee; 8])), Some(Inner::Ethernet(INNER)));
         assert_eq!(open(47, &iii([0x04, 0], &[])), None);
         assert_eq!(open(47, &iii([0, 1], &[])[..23]), None);
+    }
+
+    #[test]
+    fn mpls_and_pppoe() {
+        let labels = [0, 0x10, 0x00, 64, 0, 0x20, 0x01, 64];
+        assert_eq!(open_link(0x8847, &[&labels[..], INNER].concat()), Some(Inner::Ip(INNER)));
+        let v6 = [0x60, 1, 2, 3];
+        assert_eq!(open_link(0x8848, &[&labels[4..], &v6].concat()), Some(Inner::Ip(&v6)));
+        let pseudowire = [&labels[..], &[0, 0, 0, 5], INNER].concat();
+        assert_eq!(open_link(0x8847, &pseudowire), Some(Inner::Ethernet(INNER)));
+        // No bottom of stack within the bytes, or within the labels read; an unknown nibble.
+        assert_eq!(open_link(0x8847, &labels[..4]), None);
+        assert_eq!(open_link(0x8847, &[0u8; 4 * MPLS_MAX_LABELS + 8]), None);
+        assert_eq!(open_link(0x8847, &[&labels[4..], &[0x90u8][..]].concat()), None);
+        let session =
+            |proto: u16| [&[0x11, 0, 0, 7, 0, 10][..], &proto.to_be_bytes(), INNER].concat();
+        assert_eq!(open_link(0x8864, &session(0x0021)), Some(Inner::Ip(INNER)));
+        assert_eq!(open_link(0x8864, &session(0x0057)), Some(Inner::Ip(INNER)));
+        // LCP, a discovery code, a cut header; other ether types.
+        assert_eq!(open_link(0x8864, &session(0xc021)), None);
+        assert_eq!(open_link(0x8864, &[&[0x11, 0x09][..], &session(0x0021)[2..]].concat()), None);
+        assert_eq!(open_link(0x8864, &session(0x0021)[..7]), None);
+        assert_eq!(open_link(0x0806, &session(0x0021)), None);
     }
 
     #[test]

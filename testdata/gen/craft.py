@@ -622,8 +622,8 @@ def tunnels():
     traffic: VXLAN (AWS Traffic Mirroring), Geneve with options (AWS Gateway Load Balancer),
     GRE with checksum, key and sequence number, ERSPAN type II over IPv6 with an 802.1Q tag
     inside, ERSPAN type III with its platform subheader, VXLAN whose outer datagrams are
-    IPv4 fragments (a 3000-byte message over a 1500-byte path), and IP in IP inside VXLAN
-    (two tunnels). Beside them, UDP to the VXLAN port that is not VXLAN, and GRE version 1
+    IPv4 fragments (a 3000-byte message over a 1500-byte path), IP in IP inside VXLAN (two
+    tunnels), an MPLS label stack, and a PPPoE session in an 802.1Q tag. Beside them, UDP to the VXLAN port that is not VXLAN, and GRE version 1
     (PPTP), which are left alone."""
     cap = Pcap(link=1)
     outer4 = (ip4("192.0.2.200"), ip4("192.0.2.201"))
@@ -669,6 +669,14 @@ def tunnels():
         inner = ip_datagram(ip4("198.51.100.1"), ip4("198.51.100.2"), 4, pkt, False)
         return vxlan(inner)
 
+    def mpls(pkt):
+        labels = struct.pack("!II", (1000 << 12) | 64, (2000 << 12) | 0x100 | 64)
+        return [ETH_HDR + b"\x88\x47" + labels + pkt]
+
+    def pppoe(pkt):
+        session = struct.pack("!BBHHH", 0x11, 0, 0x1234, len(pkt) + 2, 0x0021)
+        return [ETH_HDR + b"\x81\x00\x00\x07\x88\x64" + session + pkt]
+
     setups = [
         ("10.7.0.1", "10.7.0.2", vxlan, 1),
         ("2001:db8:7:1::1", "2001:db8:7:1::2", geneve, 1),
@@ -677,6 +685,8 @@ def tunnels():
         ("10.7.4.1", "10.7.4.2", erspan3, 1),
         ("10.7.5.1", "10.7.5.2", vxlan_fragmented, 125),
         ("10.7.6.1", "10.7.6.2", ipip_in_vxlan, 1),
+        ("10.7.7.1", "10.7.7.2", mpls, 1),
+        ("10.7.8.1", "10.7.8.2", pppoe, 1),
     ]
 
     class Tunnelled(Conn):
@@ -718,7 +728,7 @@ def tunnels():
     pptp = struct.pack("!BBHHH", 0x30, 0x81, 0x880B, 4, 9) + struct.pack("!I", 1) + b"\xff\x03ppp"
     cap.add(1_700_000_700.1, ethernet(ip_datagram(*outer4, 47, pptp, False)))
     save("crafted-tunnels", cap, {
-        "description": "VXLAN, Geneve, GRE with checksum/key/sequence, ERSPAN II over IPv6, ERSPAN III, VXLAN in IPv4 fragments, IP in IP inside VXLAN",
+        "description": "VXLAN, Geneve, GRE with checksum/key/sequence, ERSPAN II over IPv6, ERSPAN III, VXLAN in IPv4 fragments, IP in IP inside VXLAN, MPLS, PPPoE",
         "connections": conns,
         "expect_problems": [],
     })
