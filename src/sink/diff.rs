@@ -42,7 +42,8 @@ pub struct DiffRules {
 
 #[derive(Clone, Debug, Default)]
 struct Item {
-    render: String,
+    /// Exactly as long as it is: a conversation holds one per message until the report.
+    render: Box<str>,
     /// Milliseconds since the epoch, for `--ignore-order` windows.
     at_ms: f64,
 }
@@ -119,7 +120,7 @@ impl Conversation {
     fn push(&mut self, stream: u64, from: Side, at_ms: f64, render: String) {
         self.messages += 1;
         let side = from as usize;
-        self.conn(stream).items[side].push(Item { render, at_ms });
+        self.conn(stream).items[side].push(Item { render: render.into_boxed_str(), at_ms });
     }
 }
 
@@ -258,7 +259,7 @@ fn pair(base: &Conversation, new: &Conversation) -> Vec<(Option<u64>, Option<u64
 }
 
 fn lines(items: &[Item]) -> Vec<&str> {
-    items.iter().map(|i| i.render.as_str()).collect()
+    items.iter().map(|i| &*i.render).collect()
 }
 
 /// Writes the report (text or JSON Lines) and says whether the conversations are equal.
@@ -428,7 +429,7 @@ mod tests {
         let mut v =
             vec![mk("b", 0.0), mk("a", 10.0), mk("d", 5000.0), mk("c", 5001.0), mk("e", 9000.0)];
         sort_within_windows(&mut v, 100.0);
-        let got: Vec<&str> = v.iter().map(|i| i.render.as_str()).collect();
+        let got: Vec<&str> = v.iter().map(|i| &*i.render).collect();
         assert_eq!(got, ["a", "b", "c", "d", "e"]);
     }
 }
