@@ -290,3 +290,42 @@ fn output_is_deterministic() {
         assert_eq!(a.stdout, b.stdout, "{}", dir.display());
     }
 }
+
+/// A refused upgrade is followed on the connection only when the refusal's end is known: each
+/// connection of `crafted-upgrade-retry` shows its handshakes in order, and the refusals
+/// whose body runs to the end, or that the client answered with frames, decode nothing.
+#[test]
+fn refused_upgrades_are_asked_again_where_the_refusal_ends() {
+    let capture = testdata("crafted-upgrade-retry/capture.pcap");
+    let recs = json_of(&capture, &[]);
+    let conns = json_of(&capture, &["conns"]);
+    let stream_of = |port: u16| {
+        of_type(&recs, "handshake")
+            .iter()
+            .find(|h| h["server"].as_str().unwrap().ends_with(&format!(":{port}")))
+            .map(|h| h["stream"].as_u64().unwrap())
+            .unwrap_or_else(|| panic!("no handshake to port {port}"))
+    };
+    for (port, statuses, messages) in [
+        (6200, vec![401, 101], 2),
+        (6201, vec![407, 101], 2),
+        (6202, vec![401, 101], 1),
+        (6204, vec![403], 0),
+        (6203, vec![401], 0),
+    ] {
+        let stream = stream_of(port);
+        let of_stream = |kind| -> Vec<&Value> {
+            of_type(&recs, kind).into_iter().filter(|r| r["stream"] == stream).collect()
+        };
+        let got: Vec<u64> =
+            of_stream("handshake").iter().map(|h| h["status"].as_u64().unwrap()).collect();
+        assert_eq!(got, statuses, "handshakes to port {port}");
+        assert_eq!(of_stream("message").len(), messages, "messages to port {port}");
+        let websocket = conns.iter().find(|c| c["stream"] == stream);
+        if statuses.contains(&101) {
+            assert_eq!(websocket.map(|c| c["status"].clone()), Some(101.into()), "port {port}");
+        } else {
+            assert!(websocket.is_none(), "a refused connection to port {port} is not WebSocket");
+        }
+    }
+}

@@ -97,6 +97,19 @@ impl ResponseHead {
     }
 }
 
+impl ResponseHead {
+    /// Whether the response ends before the connection does (RFC 9112 6.3: a chunked body, a
+    /// Content-Length, or a status without a body), so that what follows on the connection is
+    /// the next exchange. A client refused an upgrade (401 or 407 with a challenge, say) asks
+    /// again on the same connection; even after `Connection: close`, a request that follows is
+    /// read, since the bytes show the connection did not close.
+    pub fn ends_before_the_connection(&self) -> bool {
+        self.has_token("transfer-encoding", "chunked")
+            || self.header("content-length").is_some_and(|v| v.trim().parse::<u64>().is_ok())
+            || matches!(self.status, 204 | 304)
+    }
+}
+
 const METHODS: &[&[u8]] = &[
     b"GET ",
     b"POST ",
@@ -332,5 +345,20 @@ mod tests {
         assert!(!looks_like_request(b"\x81\x05"));
         assert!(looks_like_response(b"HTTP/1.1 101"));
         assert!(!looks_like_response(b"HTTP/2"));
+    }
+
+    #[test]
+    fn a_response_with_a_delimited_body_ends_before_the_connection() {
+        let ends = |head: &str| match parse_response(head.as_bytes(), 4096) {
+            HeadParse::Complete(r) => r.ends_before_the_connection(),
+            other => panic!("{other:?}"),
+        };
+        assert!(ends("HTTP/1.1 401 Unauthorized\r\nContent-Length: 5\r\n\r\n"));
+        assert!(ends("HTTP/1.1 407 Proxy\r\nTransfer-Encoding: gzip, chunked\r\n\r\n"));
+        assert!(ends("HTTP/1.1 304 Not Modified\r\n\r\n"));
+        assert!(ends("HTTP/1.0 401 No\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"));
+        // A body that runs to the end of the connection.
+        assert!(!ends("HTTP/1.1 403 Forbidden\r\n\r\n"));
+        assert!(!ends("HTTP/1.1 401 No\r\nContent-Length: x\r\n\r\n"));
     }
 }

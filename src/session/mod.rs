@@ -167,6 +167,9 @@ pub struct Session {
     /// A chunked HTTP body in progress, per side.
     chunked: [Option<ChunkedDecoder>; 2],
     http_seen: bool,
+    /// An upgrade was refused with a response whose end is known: the client may ask again on
+    /// the connection, and what is not a request after it stays the refused connection's.
+    refused_may_retry: bool,
     /// Boxed, as the frame scanners above and the ping table below: over a hundred bytes
     /// each that most connections of a busy capture never use, held per tracked connection.
     request: Option<Box<(RequestHead, Meta)>>,
@@ -609,6 +612,10 @@ impl Session {
         }
         self.pending = Default::default();
         self.scans = None;
+        if self.refused_may_retry {
+            self.phase = Phase::Rejected;
+            return;
+        }
         self.phase = Phase::Opaque;
         ctx.out.classify(self.ends().stream, false);
     }
@@ -849,7 +856,17 @@ impl Session {
         }
         let request = self.request.take();
         self.report_handshake(request.as_deref(), Some((&resp, meta)), meta, ctx);
-        Step::Done
+        if self.phase != Phase::Detecting {
+            return Step::Done;
+        }
+        // Refused, and the connection stays open: skip the refusal's body, then take the
+        // client's next request, which may already be held (pipelined).
+        self.start_body(1, resp.header("content-length"), resp.header("transfer-encoding"));
+        self.skip_pending_body(1, meta, ctx);
+        if !self.pending[0].is_empty() {
+            let _ = self.detect(Side::Client, &[], meta, ctx);
+        }
+        Step::Again
     }
 
     /// Builds and emits the handshake record; starts WebSocket decoding after a 101.
@@ -939,6 +956,9 @@ impl Session {
                 no_context_takeover: deflate.is_some_and(|d| d.server_no_context_takeover),
             };
             self.start_websocket(client, server, true, meta, ctx);
+        } else if response.is_some_and(|(r, _)| r.ends_before_the_connection()) {
+            self.phase = Phase::Detecting;
+            self.refused_may_retry = true;
         } else if response.is_some() {
             self.phase = Phase::Rejected;
             let held: usize = self.pending.iter().map(Vec::len).sum();

@@ -381,6 +381,82 @@ def handshakes():
     })
 
 
+def upgrade_retry():
+    """Upgrades refused, then asked again on the same connection, as clients do after an
+    authentication challenge: a 401 with a Content-Length body, then the request with
+    credentials and a 101; a 407 with a chunked body and the retry already sent behind the
+    first request's answer (pipelined in one segment with nothing between); a 401 that says
+    `Connection: close` on a connection that carries on; a 403 whose body runs to the end of
+    the connection, after which nothing is decoded; and a 401 whose client had already sent
+    frames behind its request (not a request: the connection stays refused)."""
+    cap = Pcap()
+    t = 1_700_000_900.0
+    keys = [base64.b64encode(bytes([0x70 + i]) * 16).decode() for i in range(8)]
+    conns = []
+
+    # 1. 401 with a body, then the retry with credentials.
+    c = Conn(cap, "192.0.2.31", "192.0.2.32", 43000, 6200, t=t)
+    c.open()
+    c.send("c", request("/auth", key=keys[0]))
+    c.send("s", b"HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: Basic realm=\"ws\"\r\n"
+                b"Content-Length: 12\r\n\r\nlog in first")
+    c.send("c", request("/auth", key=keys[1], extra="Authorization: Basic dXNlcjpwdw==\r\n"))
+    c.send("s", response(key=keys[1]))
+    c.send("c", cf(1, "hello after 401"))
+    c.send("s", frame(1, "welcome back"))
+    c.send("c", cf(8, struct.pack("!H", 1000)))
+    c.send("s", frame(8, struct.pack("!H", 1000)))
+    c.close("s")
+    conns.append({"server_port": 6200,
+                  "messages": [text("client", "hello after 401"), text("server", "welcome back")],
+                  "close": {"initiator": "client", "code": 1000, "echoed": True}, "tcp_end": "fin"})
+
+    # 2. 407 with a chunked body; the 101 for the retry follows in the same segment.
+    c = Conn(cap, "192.0.2.33", "192.0.2.34", 43001, 6201, t=t + 1)
+    c.open()
+    c.send("c", request("/proxy", key=keys[2]))
+    c.send("c", request("/proxy", key=keys[3], extra="Proxy-Authorization: Basic dTpw\r\n"))
+    c.send("s", b"HTTP/1.1 407 Proxy Authentication Required\r\nProxy-Authenticate: Basic\r\n"
+                b"Transfer-Encoding: chunked\r\n\r\n5\r\nproxy\r\n0\r\n\r\n" + response(key=keys[3])
+                + frame(1, "through the proxy"))
+    c.send("c", cf(2, b"\x00\x01\x02"))
+    c.close("s")
+    conns.append({"server_port": 6201,
+                  "messages": [text("server", "through the proxy"), binary("client", b"\x00\x01\x02")],
+                  "tcp_end": "fin"})
+
+    # 3. A 401 that says it closes the connection, which then carries on: what is on the wire
+    # is decoded.
+    c = Conn(cap, "192.0.2.35", "192.0.2.36", 43002, 6202, t=t + 2)
+    c.open()
+    c.send("c", request("/closing", key=keys[4]))
+    c.send("s", b"HTTP/1.1 401 Unauthorized\r\nConnection: close\r\nContent-Length: 0\r\n\r\n")
+    c.send("c", request("/closing", key=keys[5]))
+    c.send("s", response(key=keys[5]) + frame(1, "it did not close"))
+    c.close("s")
+    conns.append({"server_port": 6202, "messages": [text("server", "it did not close")],
+                  "tcp_end": "fin"})
+
+    # 3b. A 403 whose body runs to the end of the connection: nothing after it is decoded.
+    c = Conn(cap, "192.0.2.39", "192.0.2.40", 43004, 6204, t=t + 2.5)
+    c.open()
+    c.send("c", request("/forbidden", key=keys[7]))
+    c.send("s", b"HTTP/1.1 403 Forbidden\r\n\r\n" + response(key=keys[7]) + frame(1, "body"))
+    c.close("s")
+
+    # 4. Frames sent behind the request, then a 401: no retry, nothing decoded.
+    c = Conn(cap, "192.0.2.37", "192.0.2.38", 43003, 6203, t=t + 3)
+    c.open()
+    c.send("c", request("/eager", key=keys[6]) + cf(1, "too early"))
+    c.send("s", b"HTTP/1.1 401 Unauthorized\r\nContent-Length: 0\r\n\r\n")
+    c.close("c")
+    save("crafted-upgrade-retry", cap, {
+        "description": "upgrades refused (401, 407) and asked again on the same connection; refusals after which nothing is decoded",
+        "connections": conns,
+        "expect_problems": ["upgrade-rejected"],
+    })
+
+
 def tcp_hostile():
     """Reordering, retransmissions, overlaps, byte-by-byte frames, a 64-bit length frame and
     sequence numbers wrapping past 2^32, in a pcapng with two interfaces of different link
@@ -986,3 +1062,4 @@ if __name__ == "__main__":
     bad_files()
     tunnels()
     big_tcp()
+    upgrade_retry()
