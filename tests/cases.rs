@@ -293,7 +293,8 @@ fn output_is_deterministic() {
 
 /// A refused upgrade is followed on the connection only when the refusal's end is known: each
 /// connection of `crafted-upgrade-retry` shows its handshakes in order, and the refusals
-/// whose body runs to the end, or that the client answered with frames, decode nothing.
+/// whose body runs to the end, or that the client answered with frames, decode nothing; nor
+/// does a 101 to HTTP/2.
 #[test]
 fn refused_upgrades_are_asked_again_where_the_refusal_ends() {
     let capture = testdata("crafted-upgrade-retry/capture.pcap");
@@ -328,4 +329,10 @@ fn refused_upgrades_are_asked_again_where_the_refusal_ends() {
             assert!(websocket.is_none(), "a refused connection to port {port} is not WebSocket");
         }
     }
+    // The h2c upgrade: a 101 to HTTP/2, so no handshake, no frames, and `check` passes.
+    let to_h2c = |r: &&Value| {
+        ["dst", "server"].iter().any(|k| r[k].as_str().is_some_and(|s| s.ends_with(":6205")))
+    };
+    assert!(!recs.iter().filter(to_h2c).any(|r| r["type"] != "tcp"), "h2c taken for WebSocket");
+    assert!(run_path(&["check"], &capture).status.success());
 }

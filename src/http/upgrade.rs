@@ -98,6 +98,14 @@ impl ResponseHead {
 }
 
 impl ResponseHead {
+    /// Whether a 101 switches to another protocol than WebSocket: its `Upgrade` names others
+    /// (`h2c`, `TLS/1.2`...) and not `websocket`.
+    pub fn switches_to_another_protocol(&self) -> bool {
+        self.status == 101
+            && self.header("upgrade").is_some()
+            && !self.has_token("upgrade", "websocket")
+    }
+
     /// Whether the response ends before the connection does (RFC 9112 6.3: a chunked body, a
     /// Content-Length, or a status without a body), so that what follows on the connection is
     /// the next exchange. A client refused an upgrade (401 or 407 with a challenge, say) asks
@@ -345,6 +353,22 @@ mod tests {
         assert!(!looks_like_request(b"\x81\x05"));
         assert!(looks_like_response(b"HTTP/1.1 101"));
         assert!(!looks_like_response(b"HTTP/2"));
+    }
+
+    #[test]
+    fn a_101_to_another_protocol_is_not_websocket() {
+        let switch = |head: &str| match parse_response(head.as_bytes(), 4096) {
+            HeadParse::Complete(r) => r.switches_to_another_protocol(),
+            other => panic!("{other:?}"),
+        };
+        assert!(switch(
+            "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n\r\n"
+        ));
+        assert!(!switch("HTTP/1.1 101 OK\r\nUpgrade: WebSocket\r\n\r\n"));
+        assert!(!switch("HTTP/1.1 101 OK\r\nUpgrade: h2c, websocket\r\n\r\n"));
+        // Without an Upgrade header a 101 is a broken WebSocket answer, not another protocol.
+        assert!(!switch("HTTP/1.1 101 OK\r\n\r\n"));
+        assert!(!switch("HTTP/1.1 200 OK\r\nUpgrade: h2c\r\n\r\n"));
     }
 
     #[test]

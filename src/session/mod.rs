@@ -854,6 +854,12 @@ impl Session {
             self.skip_pending_body(1, meta, ctx);
             return Step::Again;
         }
+        if self.request.is_none() && resp.switches_to_another_protocol() {
+            // An upgrade to HTTP/2 (h2c) or TLS, asked for by a request that was not
+            // WebSocket's: the connection carries that protocol from here.
+            self.give_up(ctx);
+            return Step::Done;
+        }
         let request = self.request.take();
         self.report_handshake(request.as_deref(), Some((&resp, meta)), meta, ctx);
         if self.phase != Phase::Detecting {

@@ -388,7 +388,8 @@ def upgrade_retry():
     first request's answer (pipelined in one segment with nothing between); a 401 that says
     `Connection: close` on a connection that carries on; a 403 whose body runs to the end of
     the connection, after which nothing is decoded; and a 401 whose client had already sent
-    frames behind its request (not a request: the connection stays refused)."""
+    frames behind its request (not a request: the connection stays refused). Last, an upgrade
+    to HTTP/2 (h2c), whose 101 does not make the connection WebSocket."""
     cap = Pcap()
     t = 1_700_000_900.0
     keys = [base64.b64encode(bytes([0x70 + i]) * 16).decode() for i in range(8)]
@@ -450,8 +451,17 @@ def upgrade_retry():
     c.send("c", request("/eager", key=keys[6]) + cf(1, "too early"))
     c.send("s", b"HTTP/1.1 401 Unauthorized\r\nContent-Length: 0\r\n\r\n")
     c.close("c")
+    # 5. An upgrade to HTTP/2 (h2c): a 101, but not to WebSocket; its bytes are not frames.
+    c = Conn(cap, "192.0.2.41", "192.0.2.42", 43005, 6205, t=t + 4)
+    c.open()
+    c.send("c", b"GET / HTTP/1.1\r\nHost: x\r\nConnection: Upgrade, HTTP2-Settings\r\n"
+                b"Upgrade: h2c\r\nHTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\n\r\n")
+    c.send("s", b"HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n\r\n"
+                + b"\x00\x00\x00\x04\x00\x00\x00\x00\x00")
+    c.send("c", b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x04\x00\x00\x00\x00\x00")
+    c.close("s")
     save("crafted-upgrade-retry", cap, {
-        "description": "upgrades refused (401, 407) and asked again on the same connection; refusals after which nothing is decoded",
+        "description": "upgrades refused (401, 407) and asked again on the same connection; refusals after which nothing is decoded; an h2c upgrade",
         "connections": conns,
         "expect_problems": ["upgrade-rejected"],
     })
