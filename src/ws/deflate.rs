@@ -47,6 +47,9 @@ pub struct Inflater {
     dropped: bool,
     /// A failed stream cannot continue; it is reset at the next message.
     failed: bool,
+    /// The message's data so far ended with a final block (BFINAL, RFC 7692 §7.2.3.3): the
+    /// stream is over, and the tail the receiver appends is not part of it.
+    ended: bool,
 }
 
 impl Inflater {
@@ -59,6 +62,7 @@ impl Inflater {
             scratch: vec![0; SCRATCH],
             dropped: false,
             failed: false,
+            ended: false,
         }
     }
 
@@ -94,9 +98,13 @@ impl Inflater {
     ) -> Result<InflateProgress, InflateError> {
         let r = if self.failed {
             Err(InflateError::Corrupt("deflate stream already broken".into()))
+        } else if self.ended {
+            // A sender that ends messages with a final block removes no tail: none is fed.
+            Ok(InflateProgress { produced: self.produced, kept_all: !self.dropped })
         } else {
             self.run(&TAIL, out, keep_limit)
         };
+        self.ended = false;
         let kept_all = r.as_ref().map(|p| p.kept_all).unwrap_or(false);
         let produced = self.produced;
         if r.is_err() || self.no_context_takeover {
@@ -119,6 +127,7 @@ impl Inflater {
         self.produced = 0;
         self.dropped = false;
         self.failed = false;
+        self.ended = false;
     }
 
     fn run(
@@ -163,13 +172,18 @@ impl Inflater {
             let used = (self.z.total_in() - before_in) as usize;
             let made = self.z.total_out() - before_out;
             input = input.get(used..).unwrap_or_default();
+            if used > 0 {
+                self.ended = false;
+            }
             self.produced += made;
             if self.produced > self.max_output {
                 return Err(InflateError::Limit);
             }
             if status == Status::StreamEnd {
-                // A final block (BFINAL) ends the stream; start afresh for what follows.
+                // A final block (BFINAL) ends the stream; start afresh for what follows. The
+                // window goes with it: a sender that ends messages so starts each afresh.
                 self.z.reset(false);
+                self.ended = true;
                 if input.is_empty() {
                     break;
                 }
@@ -287,5 +301,32 @@ mod tests {
         assert!(matches!(r, Err(InflateError::Corrupt(_))));
         inf.reset();
         assert_eq!(inflate_all(&mut inf, &[0xf2, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00]), b"Hello");
+    }
+
+    /// Messages that end with a final block (RFC 7692 §7.2.3.3), as one-shot compressors
+    /// write them, whole or in pieces, then one with the usual sync-flush ending.
+    #[test]
+    fn messages_ending_with_a_final_block() {
+        let finished = |d: &[u8]| {
+            let mut c = Compress::new(Compression::default(), false);
+            let mut out = Vec::with_capacity(d.len() + 64);
+            c.compress_vec(d, &mut out, FlushCompress::Finish).unwrap();
+            out
+        };
+        for step in [1, 2, 5, 1000] {
+            let mut inf = Inflater::new(false);
+            for m in [&b"first message, first message"[..], b"second", b"", b"third third third"] {
+                let mut out = Vec::new();
+                for piece in finished(m).chunks(step) {
+                    inf.inflate(piece, &mut out, usize::MAX).unwrap();
+                }
+                let p = inf.finish_message(&mut out, usize::MAX).unwrap();
+                assert_eq!((out.as_slice(), p.produced), (m, m.len() as u64), "step {step}");
+            }
+            assert_eq!(
+                inflate_all(&mut inf, &compress(b"then sync-flushed")),
+                b"then sync-flushed"
+            );
+        }
     }
 }

@@ -604,6 +604,39 @@ def deflate_case():
     }, name="capture.pcap.gz", gz=True)
 
 
+def deflate_final_blocks():
+    """Compressed messages that end with a final block (BFINAL, RFC 7692 7.2.3.3) instead of
+    a sync flush, as one-shot compressors write them: a new stream each, no tail removed; one
+    of them in three fragments."""
+    cap = Pcap()
+    c = Conn(cap, "10.1.1.1", "10.1.1.2", 52002, 8445, t=1_700_000_020.0)
+    c.open()
+    c.send("c", request("/z3", extra="Sec-WebSocket-Extensions: permessage-deflate\r\n"))
+    c.send("s", response(extra="Sec-WebSocket-Extensions: permessage-deflate\r\n"))
+    finals = []
+    for s_ in ["final block " * 8, "another final block", "final block " * 3]:
+        z = zlib.compressobj(6, zlib.DEFLATED, -15)
+        c.send("s", frame(1, z.compress(s_.encode()) + z.flush(zlib.Z_FINISH), rsv=4))
+        finals.append(text("server", s_))
+    z = zlib.compressobj(6, zlib.DEFLATED, -15)
+    body = z.compress(b"in three fragments " * 4) + z.flush(zlib.Z_FINISH)
+    c.send("c", cf(1, body[:3], fin=False, rsv=4) + cf(0, body[3:9], fin=False) + cf(0, body[9:]))
+    finals.append(text("client", "in three fragments " * 4))
+    c.send("c", cf(8, struct.pack("!H", 1000)))
+    c.send("s", frame(8, struct.pack("!H", 1000)))
+    c.close("s")
+    save("crafted-deflate-final-blocks", cap, {
+        "description": "permessage-deflate messages ending with a final block (BFINAL) instead of a sync flush",
+        "connections": [{
+            "server_port": 8445,
+            "messages": finals,
+            "close": {"initiator": "client", "code": 1000, "echoed": True},
+            "tcp_end": "fin",
+        }],
+        "expect_problems": [],
+    })
+
+
 def bad_files():
     """Inputs that are not (whole) captures."""
     d = os.path.join(TESTDATA, "file-not-a-capture")
@@ -1073,3 +1106,4 @@ if __name__ == "__main__":
     tunnels()
     big_tcp()
     upgrade_retry()
+    deflate_final_blocks()
