@@ -329,6 +329,20 @@ fn refused_upgrades_are_asked_again_where_the_refusal_ends() {
             assert!(websocket.is_none(), "a refused connection to port {port} is not WebSocket");
         }
     }
+    // Bytes read after they arrived keep their packet: the retry pipelined behind the first
+    // request (port 6201), and a frame sent behind its request before the 101 (port 6206).
+    let packets = |kind: &str, key: &str, port: u16| -> Vec<u64> {
+        let stream = stream_of(port);
+        of_type(&recs, kind)
+            .iter()
+            .filter(|r| r["stream"] == stream && r["from"] != "server")
+            .map(|r| r[key].as_u64().unwrap())
+            .collect()
+    };
+    assert_eq!(packets("handshake", "request_packet", 6201), [18, 19]);
+    let request = packets("handshake", "request_packet", 6206);
+    let frame = packets("frame", "packet", 6206);
+    assert_eq!((request.len(), frame.first()), (1, request.first()), "early frame's packet");
     // The h2c upgrade: a 101 to HTTP/2, so no handshake, no frames, and `check` passes.
     let to_h2c = |r: &&Value| {
         ["dst", "server"].iter().any(|k| r[k].as_str().is_some_and(|s| s.ends_with(":6205")))

@@ -160,6 +160,12 @@ pub struct Session {
     /// Stream bytes before detection finished were lost: a handshake may have been in them.
     lost_start: bool,
     pending: [Vec<u8>; 2],
+    /// Where each packet's bytes start in `pending`, as stream offsets counted from the first
+    /// byte ever held: bytes read later (frames behind a request, a request pipelined behind
+    /// another) keep the packet and time they arrived in.
+    arrivals: [Vec<(u64, Meta)>; 2],
+    /// The stream offset of `pending[side][0]`.
+    held_from: [u64; 2],
     /// Incremental frame searches over `pending`, reset whenever it is not just appended to.
     scans: Option<Box<[FrameScan; 2]>>,
     /// HTTP body bytes still to skip, per side.
@@ -381,7 +387,7 @@ impl Session {
             }
             Phase::Detecting | Phase::AwaitingResponse => {
                 // What was held cannot be continued across the hole; start detection afresh.
-                let held = std::mem::take(&mut self.pending[idx(from)]);
+                let (held, _, _) = self.take_held(idx(from));
                 self.reset_scan(idx(from));
                 ctx.acct.skipped_bytes += held.len() as u64;
                 self.body_skip[idx(from)] = 0;
@@ -494,6 +500,9 @@ impl Session {
             self.body_bytes(idx(from), data.get(..skip).unwrap_or_default(), meta, ctx);
             data = data.get(skip..).unwrap_or_default();
         }
+        if !data.is_empty() {
+            self.note_arrival(idx(from), meta);
+        }
         let buf = &mut self.pending[idx(from)];
         let room = ctx
             .opts
@@ -591,6 +600,8 @@ impl Session {
             std::mem::swap(&mut e.client, &mut e.server);
         }
         self.pending.swap(0, 1);
+        self.arrivals.swap(0, 1);
+        self.held_from.swap(0, 1);
         if let Some(scans) = self.scans.as_mut() {
             scans.swap(0, 1);
         }
@@ -603,6 +614,48 @@ impl Session {
         Side::Client
     }
 
+    /// Notes that bytes of the packet `meta` are about to be appended to `pending[i]`.
+    fn note_arrival(&mut self, i: usize, meta: Meta) {
+        let at = self.held_from[i] + self.pending[i].len() as u64;
+        let arrivals = &mut self.arrivals[i];
+        if arrivals.last().is_none_or(|&(_, m)| m.packet != meta.packet) {
+            arrivals.push((at, meta));
+        }
+    }
+
+    /// Forgets the first `n` held bytes of side `i` (consumed or dropped).
+    fn forget_held(&mut self, i: usize, n: usize) {
+        self.held_from[i] += n as u64;
+        let from = self.held_from[i];
+        let arrivals = &mut self.arrivals[i];
+        // Keep the arrival the new first byte belongs to.
+        let gone = arrivals.iter().take_while(|&&(at, _)| at <= from).count().saturating_sub(1);
+        arrivals.drain(..gone);
+    }
+
+    /// The packet that brought held byte `at` of side `i`.
+    fn arrival_of(&self, i: usize, at: usize) -> Option<Meta> {
+        let abs = self.held_from[i] + at as u64;
+        self.arrivals[i].iter().rev().find(|&&(start, _)| start <= abs).map(|&(_, m)| m)
+    }
+
+    /// Takes all held bytes of side `i`, with their arrivals.
+    fn take_held(&mut self, i: usize) -> (Vec<u8>, Vec<(u64, Meta)>, u64) {
+        let held = std::mem::take(&mut self.pending[i]);
+        let arrivals = std::mem::take(&mut self.arrivals[i]);
+        let from = self.held_from[i];
+        self.held_from[i] += held.len() as u64;
+        (held, arrivals, from)
+    }
+
+    /// Drops everything held on both sides.
+    fn drop_held(&mut self) {
+        for i in 0..2 {
+            let _ = self.take_held(i);
+        }
+        self.scans = None;
+    }
+
     fn give_up(&mut self, ctx: &mut Ctx<'_>) {
         let held: usize = self.pending.iter().map(Vec::len).sum();
         if self.http_seen {
@@ -610,8 +663,7 @@ impl Session {
         } else {
             ctx.acct.other_bytes += held as u64;
         }
-        self.pending = Default::default();
-        self.scans = None;
+        self.drop_held();
         if self.refused_may_retry {
             self.phase = Phase::Rejected;
             return;
@@ -659,7 +711,9 @@ impl Session {
                     .into(),
             );
         }
+        let meta = self.arrival_of(0, head_len.saturating_sub(1)).unwrap_or(meta);
         self.pending[0].drain(..head_len);
+        self.forget_held(0, head_len);
         self.reset_scan(0);
         ctx.acct.http_bytes += head_len as u64;
         let ends = self.ends();
@@ -756,6 +810,9 @@ impl Session {
             if let Some(n) = self.chunked_input(i, &held, meta, ctx) {
                 self.pending[i] = held;
                 self.pending[i].drain(..n);
+                self.forget_held(i, n);
+            } else {
+                self.forget_held(i, held.len());
             }
             return;
         }
@@ -765,6 +822,7 @@ impl Session {
         self.body_bytes(i, body.get(..n).unwrap_or_default(), meta, ctx);
         self.pending[i] = body;
         self.pending[i].drain(..n);
+        self.forget_held(i, n);
         self.reset_scan(i);
         ctx.acct.http_bytes += n as u64;
     }
@@ -837,7 +895,9 @@ impl Session {
         };
         self.http_seen = true;
         let head_len = resp.head_len.min(buf.len());
+        let meta = self.arrival_of(1, head_len.saturating_sub(1)).unwrap_or(meta);
         self.pending[1].drain(..head_len);
+        self.forget_held(1, head_len);
         self.reset_scan(1);
         ctx.acct.http_bytes += head_len as u64;
         if (100..200).contains(&resp.status) && resp.status != 101 {
@@ -969,8 +1029,7 @@ impl Session {
             self.phase = Phase::Rejected;
             let held: usize = self.pending.iter().map(Vec::len).sum();
             ctx.acct.http_bytes += held as u64;
-            self.pending = Default::default();
-            self.scans = None;
+            self.drop_held();
         }
     }
 
@@ -997,9 +1056,24 @@ impl Session {
         self.scans = None;
         // Bytes that arrived with or after the handshake heads are the first frames.
         for side in [Side::Server, Side::Client] {
-            let held = std::mem::take(&mut self.pending[idx(side)]);
-            if !held.is_empty() {
-                self.feed_ws(side, &held, meta, ctx);
+            let (held, arrivals, from) = self.take_held(idx(side));
+            // Each packet's bytes with its own packet number and time.
+            let mut at = 0;
+            while at < held.len() {
+                let abs = from + at as u64;
+                let meta = arrivals
+                    .iter()
+                    .rev()
+                    .find(|&&(start, _)| start <= abs)
+                    .map_or(meta, |&(_, m)| m);
+                let end = arrivals.iter().find(|&&(start, _)| start > abs).map_or(
+                    held.len(),
+                    |&(start, _)| {
+                        usize::try_from(start - from).unwrap_or(held.len()).min(held.len())
+                    },
+                );
+                self.feed_ws(side, held.get(at..end).unwrap_or_default(), meta, ctx);
+                at = end;
             }
         }
     }
@@ -1068,8 +1142,7 @@ impl Session {
             } else {
                 ctx.acct.other_bytes += leftover as u64;
             }
-            self.pending = Default::default();
-            self.scans = None;
+            self.drop_held();
         }
         let websocket = self.dirs.is_some();
         let ended = matches!(reason, CloseReason::Fin | CloseReason::Rst | CloseReason::Reused);

@@ -389,7 +389,8 @@ def upgrade_retry():
     `Connection: close` on a connection that carries on; a 403 whose body runs to the end of
     the connection, after which nothing is decoded; and a 401 whose client had already sent
     frames behind its request (not a request: the connection stays refused). Last, an upgrade
-    to HTTP/2 (h2c), whose 101 does not make the connection WebSocket."""
+    to HTTP/2 (h2c), whose 101 does not make the connection WebSocket, and a client frame
+    sent behind the request before the 101."""
     cap = Pcap()
     t = 1_700_000_900.0
     keys = [base64.b64encode(bytes([0x70 + i]) * 16).decode() for i in range(8)]
@@ -460,6 +461,17 @@ def upgrade_retry():
                 + b"\x00\x00\x00\x04\x00\x00\x00\x00\x00")
     c.send("c", b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x04\x00\x00\x00\x00\x00")
     c.close("s")
+    # 6. A client that sends its first frame right behind its request, before the 101: the
+    # frame is decoded once the 101 arrives, at the packet and time it was sent.
+    c = Conn(cap, "192.0.2.43", "192.0.2.44", 43006, 6206, t=t + 5)
+    c.open()
+    c.send("c", request("/eager-ok", key=keys[0]) + cf(1, "sent before the 101"))
+    c.send("s", response(key=keys[0]))
+    c.send("s", frame(1, "answer"))
+    c.close("s")
+    conns.append({"server_port": 6206,
+                  "messages": [text("client", "sent before the 101"), text("server", "answer")],
+                  "tcp_end": "fin"})
     save("crafted-upgrade-retry", cap, {
         "description": "upgrades refused (401, 407) and asked again on the same connection; refusals after which nothing is decoded; an h2c upgrade",
         "connections": conns,
