@@ -121,6 +121,22 @@ impl Endpoints {
     }
 }
 
+/// Where each packet's bytes start in a session's held bytes (`pending`), so that bytes read
+/// later than they arrived (frames behind a request, a request pipelined behind another) keep
+/// the packet and time they came in.
+#[derive(Default)]
+struct Arrivals {
+    /// Per side: stream offsets (counted from the first byte ever held) and packets.
+    at: [Vec<(u64, Meta)>; 2],
+    /// Per side: the stream offset of the first byte held now.
+    held_from: [u64; 2],
+}
+
+/// Packets remembered per side while bytes are held: held bytes are bounded by the scan
+/// window, but one packet per byte would make this forty times that; past the cap the last
+/// entry stands for every later packet (their bytes are reported at the newest packet).
+const MAX_ARRIVALS: usize = 32;
+
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 enum Phase {
     #[default]
@@ -160,12 +176,8 @@ pub struct Session {
     /// Stream bytes before detection finished were lost: a handshake may have been in them.
     lost_start: bool,
     pending: [Vec<u8>; 2],
-    /// Where each packet's bytes start in `pending`, as stream offsets counted from the first
-    /// byte ever held: bytes read later (frames behind a request, a request pipelined behind
-    /// another) keep the packet and time they arrived in.
-    arrivals: [Vec<(u64, Meta)>; 2],
-    /// The stream offset of `pending[side][0]`.
-    held_from: [u64; 2],
+    /// The packets `pending` came in: boxed, as it lives only while a handshake is read.
+    arrivals: Option<Box<Arrivals>>,
     /// Incremental frame searches over `pending`, reset whenever it is not just appended to.
     scans: Option<Box<[FrameScan; 2]>>,
     /// HTTP body bytes still to skip, per side.
@@ -600,8 +612,10 @@ impl Session {
             std::mem::swap(&mut e.client, &mut e.server);
         }
         self.pending.swap(0, 1);
-        self.arrivals.swap(0, 1);
-        self.held_from.swap(0, 1);
+        if let Some(arrivals) = self.arrivals.as_mut() {
+            arrivals.at.swap(0, 1);
+            arrivals.held_from.swap(0, 1);
+        }
         if let Some(scans) = self.scans.as_mut() {
             scans.swap(0, 1);
         }
@@ -616,43 +630,54 @@ impl Session {
 
     /// Notes that bytes of the packet `meta` are about to be appended to `pending[i]`.
     fn note_arrival(&mut self, i: usize, meta: Meta) {
-        let at = self.held_from[i] + self.pending[i].len() as u64;
-        let arrivals = &mut self.arrivals[i];
-        if arrivals.last().is_none_or(|&(_, m)| m.packet != meta.packet) {
-            arrivals.push((at, meta));
+        let held = self.pending[i].len() as u64;
+        let arrivals = self.arrivals.get_or_insert_with(Default::default);
+        let at = arrivals.held_from[i] + held;
+        let list = &mut arrivals.at[i];
+        let full = list.len() >= MAX_ARRIVALS;
+        match list.last_mut() {
+            Some((_, last)) if last.packet == meta.packet => {}
+            Some((_, last)) if full => *last = meta,
+            _ => list.push((at, meta)),
         }
     }
 
     /// Forgets the first `n` held bytes of side `i` (consumed or dropped).
     fn forget_held(&mut self, i: usize, n: usize) {
-        self.held_from[i] += n as u64;
-        let from = self.held_from[i];
-        let arrivals = &mut self.arrivals[i];
+        let Some(arrivals) = self.arrivals.as_mut() else { return };
+        arrivals.held_from[i] += n as u64;
+        let from = arrivals.held_from[i];
+        let list = &mut arrivals.at[i];
         // Keep the arrival the new first byte belongs to.
-        let gone = arrivals.iter().take_while(|&&(at, _)| at <= from).count().saturating_sub(1);
-        arrivals.drain(..gone);
+        let gone = list.iter().take_while(|&&(at, _)| at <= from).count().saturating_sub(1);
+        list.drain(..gone);
     }
 
     /// The packet that brought held byte `at` of side `i`.
     fn arrival_of(&self, i: usize, at: usize) -> Option<Meta> {
-        let abs = self.held_from[i] + at as u64;
-        self.arrivals[i].iter().rev().find(|&&(start, _)| start <= abs).map(|&(_, m)| m)
+        let arrivals = self.arrivals.as_ref()?;
+        let abs = arrivals.held_from[i] + at as u64;
+        arrivals.at[i].iter().rev().find(|&&(start, _)| start <= abs).map(|&(_, m)| m)
     }
 
-    /// Takes all held bytes of side `i`, with their arrivals.
+    /// Takes all held bytes of side `i`, with the packets they came in (stream offsets, and
+    /// the offset of the first byte).
     fn take_held(&mut self, i: usize) -> (Vec<u8>, Vec<(u64, Meta)>, u64) {
         let held = std::mem::take(&mut self.pending[i]);
-        let arrivals = std::mem::take(&mut self.arrivals[i]);
-        let from = self.held_from[i];
-        self.held_from[i] += held.len() as u64;
-        (held, arrivals, from)
+        let Some(arrivals) = self.arrivals.as_mut() else { return (held, Vec::new(), 0) };
+        let list = std::mem::take(&mut arrivals.at[i]);
+        let from = arrivals.held_from[i];
+        arrivals.held_from[i] += held.len() as u64;
+        if self.pending.iter().all(Vec::is_empty) {
+            self.arrivals = None;
+        }
+        (held, list, from)
     }
 
     /// Drops everything held on both sides.
     fn drop_held(&mut self) {
-        for i in 0..2 {
-            let _ = self.take_held(i);
-        }
+        self.pending = Default::default();
+        self.arrivals = None;
         self.scans = None;
     }
 
