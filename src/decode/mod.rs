@@ -502,15 +502,20 @@ mod tests {
         out
     }
 
-    fn decode(link: LinkType, data: &[u8]) -> Result<(u16, u16, Vec<u8>), String> {
-        let rec = CaptureRecord {
+    /// A record of `data`, which was `origlen` bytes on the wire.
+    fn record(link: LinkType, data: &[u8], origlen: usize) -> CaptureRecord<'_> {
+        CaptureRecord {
             ts: Timestamp::new(1, 0),
             precision: TsPrecision::Micro,
             link,
             interface: 0,
-            origlen: data.len() as u32,
+            origlen: origlen as u32,
             data,
-        };
+        }
+    }
+
+    fn decode(link: LinkType, data: &[u8]) -> Result<(u16, u16, Vec<u8>), String> {
+        let rec = record(link, data, data.len());
         match Decoder::new(&Limits::default()).decode(&rec) {
             Decoded::Tcp(t) => Ok((t.src_port, t.dst_port, t.payload.to_vec())),
             other => Err(format!("{other:?}")),
@@ -634,25 +639,20 @@ mod tests {
         }
     }
 
+    /// Decodes `full` with its last `cut` bytes not captured: the payload kept, and how many
+    /// bytes are missing.
+    fn decode_cut(link: LinkType, full: &[u8], cut: usize) -> (Vec<u8>, u32) {
+        let rec = record(link, &full[..full.len() - cut], full.len());
+        match Decoder::new(&Limits::default()).decode(&rec) {
+            Decoded::Tcp(t) => (t.payload.to_vec(), t.missing),
+            other => panic!("{other:?}"),
+        }
+    }
+
     #[test]
     fn truncated_payload_is_counted_missing_not_decoded() {
         let full = ether(0x0800, &[], &ipv4_tcp());
-        let cut = &full[..full.len() - 2];
-        let rec = CaptureRecord {
-            ts: Timestamp::new(1, 0),
-            precision: TsPrecision::Micro,
-            link: LinkType::ETHERNET,
-            interface: 0,
-            origlen: full.len() as u32,
-            data: cut,
-        };
-        match Decoder::new(&Limits::default()).decode(&rec) {
-            Decoded::Tcp(t) => {
-                assert_eq!(t.payload.as_ref(), &PAYLOAD[..2]);
-                assert_eq!(t.missing, 2);
-            }
-            other => panic!("{other:?}"),
-        }
+        assert_eq!(decode_cut(LinkType::ETHERNET, &full, 2), (PAYLOAD[..2].to_vec(), 2));
     }
 
     /// `inner` in an IPv4 packet of protocol `proto` (no fragmentation).
@@ -740,22 +740,7 @@ mod tests {
     #[test]
     fn a_tunnel_cut_by_the_capture_counts_the_inner_bytes_missing() {
         let full = vxlan_around(&ether(0x0800, &[], &ipv4_tcp()));
-        let cut = &full[..full.len() - 3];
-        let rec = CaptureRecord {
-            ts: Timestamp::new(1, 0),
-            precision: TsPrecision::Micro,
-            link: LinkType::RAW,
-            interface: 0,
-            origlen: full.len() as u32,
-            data: cut,
-        };
-        match Decoder::new(&Limits::default()).decode(&rec) {
-            Decoded::Tcp(t) => {
-                assert_eq!(t.payload.as_ref(), &PAYLOAD[..1]);
-                assert_eq!(t.missing, 3);
-            }
-            other => panic!("{other:?}"),
-        }
+        assert_eq!(decode_cut(LinkType::RAW, &full, 3), (PAYLOAD[..1].to_vec(), 3));
         for at in 0..full.len() {
             let _ = decode(LinkType::RAW, &full[..at]);
         }
@@ -782,15 +767,7 @@ mod tests {
                 etherparse::checksum::Sum16BitWords::new().add_slice(&header).ones_complement();
             header[10..12].copy_from_slice(&sum.to_be_bytes());
             let packet = [&header[..], part].concat();
-            let rec = CaptureRecord {
-                ts: Timestamp::new(1, 0),
-                precision: TsPrecision::Micro,
-                link: LinkType::RAW,
-                interface: 0,
-                origlen: packet.len() as u32,
-                data: &packet,
-            };
-            results.push(match decoder.decode(&rec) {
+            results.push(match decoder.decode(&record(LinkType::RAW, &packet, packet.len())) {
                 Decoded::Tcp(t) => Ok((t.src_port, t.dst_port, t.payload.to_vec())),
                 other => Err(format!("{other:?}")),
             });

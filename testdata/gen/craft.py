@@ -277,6 +277,13 @@ def save(case, cap, truth, name="capture.pcap", gz=False):
     print(f"{case}: {len(data)} bytes")
 
 
+def close_normally(c, closer="s"):
+    """The client sends close 1000, the server echoes it, then TCP closes (`closer` first)."""
+    c.send("c", cf(8, struct.pack("!H", 1000)))
+    c.send("s", frame(8, struct.pack("!H", 1000)))
+    c.close(closer)
+
+
 # --- cases --------------------------------------------------------------------------------
 
 
@@ -406,9 +413,7 @@ def upgrade_retry():
     c.send("s", response(key=keys[1]))
     c.send("c", cf(1, "hello after 401"))
     c.send("s", frame(1, "welcome back"))
-    c.send("c", cf(8, struct.pack("!H", 1000)))
-    c.send("s", frame(8, struct.pack("!H", 1000)))
-    c.close("s")
+    close_normally(c)
     conns.append({"server_port": 6200,
                   "messages": [text("client", "hello after 401"), text("server", "welcome back")],
                   "close": {"initiator": "client", "code": 1000, "echoed": True}, "tcp_end": "fin"})
@@ -634,9 +639,7 @@ def deflate_final_blocks():
     body = z.compress(b"in three fragments " * 4) + z.flush(zlib.Z_FINISH)
     c.send("c", cf(1, body[:3], fin=False, rsv=4) + cf(0, body[3:9], fin=False) + cf(0, body[9:]))
     finals.append(text("client", "in three fragments " * 4))
-    c.send("c", cf(8, struct.pack("!H", 1000)))
-    c.send("s", frame(8, struct.pack("!H", 1000)))
-    c.close("s")
+    close_normally(c)
     save("crafted-deflate-final-blocks", cap, {
         "description": "permessage-deflate messages ending with a final block (BFINAL) instead of a sync flush",
         "connections": [{
@@ -845,9 +848,7 @@ def tunnels():
         hello = (f"hello through tunnel {i} " * repeat)[: 24 * repeat]
         c.send("c", cf(1, hello), mss=4000)
         c.send("s", frame(1, f"reply through tunnel {i}"))
-        c.send("c", cf(8, struct.pack("!H", 1000)))
-        c.send("s", frame(8, struct.pack("!H", 1000)))
-        c.close("s")
+        close_normally(c)
         conns.append({
             "server_port": port,
             "messages": [text("client", hello), text("server", f"reply through tunnel {i}")],
@@ -906,9 +907,7 @@ def big_tcp():
         big = "xy"[i] * 100_000
         c.send("s", frame(1, big), mss=70_000)
         c.send("c", cf(1, "thanks"))
-        c.send("c", cf(8, struct.pack("!H", 1000)))
-        c.send("s", frame(8, struct.pack("!H", 1000)))
-        c.close("s")
+        close_normally(c)
         conns.append({
             "server_port": port,
             "messages": [text("server", big), text("client", "thanks")],
