@@ -310,6 +310,9 @@ impl Conn {
             *acct = (*acct + overhead).saturating_sub(self.tls_accounted);
             self.tls_accounted = overhead;
         }
+        if self.session.take_tunnel_opened() {
+            self.tls.reopen();
+        }
         // Roles come from the ClientHello on a TLS connection; the session only sees the
         // decrypted bytes, which cannot change them.
         if swap {
@@ -392,6 +395,14 @@ impl LazyTls {
             self.plain = true;
         }
         step
+    }
+
+    /// An HTTP CONNECT tunnel opened on a plain connection: what follows may be TLS from its
+    /// start (wss:// through a proxy), decided again by the next bytes.
+    fn reopen(&mut self) {
+        if self.plain {
+            self.plain = false;
+        }
     }
 
     fn take_outputs(&mut self) -> Vec<TlsOut> {

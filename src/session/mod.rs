@@ -188,6 +188,11 @@ pub struct Session {
     /// An upgrade was refused with a response whose end is known: the client may ask again on
     /// the connection, and what is not a request after it stays the refused connection's.
     refused_may_retry: bool,
+    /// A CONNECT request waits for its answer; a 2xx opens a tunnel, and the bytes after it
+    /// are the tunnelled connection's (TLS, for wss:// through a proxy, or HTTP).
+    connect_asked: bool,
+    /// A tunnel opened since the caller last asked ([`Session::take_tunnel_opened`]).
+    tunnel_opened: bool,
     /// Boxed, as the frame scanners above and the ping table below: over a hundred bytes
     /// each that most connections of a busy capture never use, held per tracked connection.
     request: Option<Box<(RequestHead, Meta)>>,
@@ -596,6 +601,12 @@ impl Session {
         }
     }
 
+    /// Whether an HTTP CONNECT tunnel opened since the last call: the stage below may find
+    /// TLS starting in the bytes that follow.
+    pub fn take_tunnel_opened(&mut self) -> bool {
+        std::mem::take(&mut self.tunnel_opened)
+    }
+
     /// A later stage found the roles the TCP stage guessed to be wrong (a TLS ClientHello
     /// from the supposed server) before any stream bytes reached the session.
     pub fn swap_roles_before_data(&mut self) {
@@ -760,6 +771,7 @@ impl Session {
             // Bytes the client sent after its request wait for the response's verdict.
             Step::Again
         } else {
+            self.connect_asked = req.method.eq_ignore_ascii_case("CONNECT");
             let body_len =
                 self.start_body(0, req.header("content-length"), req.header("transfer-encoding"));
             if is_polling_request(&req.path) {
@@ -927,6 +939,13 @@ impl Session {
         ctx.acct.http_bytes += head_len as u64;
         if (100..200).contains(&resp.status) && resp.status != 101 {
             // 100 Continue and friends come before the real answer.
+            return Step::Again;
+        }
+        if self.connect_asked && (200..300).contains(&resp.status) {
+            // RFC 9110 9.3.6: the tunnel starts right after the head (a 2xx to CONNECT has
+            // no body, whatever its headers say).
+            self.connect_asked = false;
+            self.tunnel_opened = true;
             return Step::Again;
         }
         if self.request.is_none() && resp.status != 101 {

@@ -271,6 +271,78 @@ def py_wss(port):
     }
 
 
+def py_wss_proxy(port):
+    """wss:// through an HTTP proxy, as corporate networks carry it: Python websockets
+    connects through a small CONNECT proxy listening on `port` (the leg recorded: CONNECT,
+    200, then TLS end to end), to the server on `port + 1`. The client's SSLContext writes
+    the key log; text both ways and a clean close."""
+    import ssl
+    from websockets.asyncio.client import connect
+    from websockets.asyncio.server import serve
+
+    tls_dir = os.path.join(HERE, "tls")
+    keylog = os.path.join(TESTDATA, CURRENT_CASE[0], "keylog.txt")
+    if os.path.exists(keylog):
+        os.remove(keylog)
+    server_ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server_ctx.load_cert_chain(os.path.join(tls_dir, "cert.pem"), os.path.join(tls_dir, "key.pem"))
+    client_ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    client_ctx.load_verify_locations(os.path.join(tls_dir, "cert.pem"))
+    client_ctx.keylog_filename = keylog
+    sent = []
+
+    async def pipe(reader, writer):
+        try:
+            while data := await reader.read(65536):
+                writer.write(data)
+                await writer.drain()
+        finally:
+            writer.close()
+
+    async def proxy(reader, writer):
+        head = await reader.readuntil(b"\r\n\r\n")
+        target = head.split(b" ")[1].decode()
+        host, _, tport = target.rpartition(":")
+        up_reader, up_writer = await asyncio.open_connection(host, int(tport))
+        writer.write(b"HTTP/1.1 200 Connection established\r\n\r\n")
+        await writer.drain()
+        await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
+
+    async def echo(ws):
+        async for m in ws:
+            await ws.send(m)
+
+    async def main():
+        proxy_server = await asyncio.start_server(proxy, "127.0.0.1", port)
+        async with proxy_server, serve(echo, "127.0.0.1", port + 1, ssl=server_ctx,
+                                       ping_interval=None):
+            async with connect(f"wss://127.0.0.1:{port + 1}/behind-proxy", ssl=client_ctx,
+                               server_hostname="wsdissect.test", ping_interval=None,
+                               proxy=f"http://127.0.0.1:{port}") as ws:
+                for m in ["hello through the proxy", "ünïcödé ✓ again"]:
+                    await ws.send(m)
+                    sent.append(msg("client", m))
+                    await ws.recv()
+                    sent.append(msg("server", m))
+                await ws.close(1000, "proxy bye")
+
+    asyncio.run(main())
+    return {
+        "description": "Python websockets 17 over TLS 1.3 through an HTTP CONNECT proxy, key log from SSLContext.keylog_filename",
+        "keylog": "keylog.txt",
+        "connections": [
+            {
+                "server_port": port,
+                "messages": sent,
+                "close": {"initiator": "client", "code": 1000, "reason": "proxy bye",
+                          "echoed": True},
+            }
+        ],
+        "expect_tls": {"version": "TLS 1.3", "sni": "wsdissect.test"},
+        "expect_problems": [],
+    }
+
+
 # --- headless Chromium -------------------------------------------------------------------
 
 CHROMIUM_PAGE = """<!doctype html><title>wsdissect</title><script>
@@ -751,6 +823,8 @@ SCENARIOS = {
     "py-websockets-basic": (8765, py_basic),
     "py-websockets-keepalive-rst": (8767, py_keepalive_rst),
     "py-websockets-rejected": (8768, py_rejected),
+    # wss:// through an HTTP CONNECT proxy on 8790 (the server on 8791 is not recorded).
+    "py-websockets-tls-proxy": (8790, py_wss_proxy),
     "node-ws-deflate": (8766, node_ws),
     "chromium-websockets": (8771, chromium),
     "node-ws-plain": (8770, lambda port: node_ws(port, "plain")),
