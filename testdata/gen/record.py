@@ -206,15 +206,10 @@ def py_rejected(port):
     }
 
 
-def py_wss(port):
-    """Python websockets over TLS (wss://): the client's SSLContext writes the key log
-    (`keylog_filename`) into the case's keylog.txt; deflate on (the library's default), text,
-    binary, a 70000-byte message that deflate cannot shrink (its TLS records span TCP
-    segments), a ping, and a clean close by the client."""
-    import random
+def tls_contexts():
+    """TLS contexts of the Python peers (testdata/gen/tls's certificate for wsdissect.test);
+    the client's writes the key log into the current case's keylog.txt."""
     import ssl
-    from websockets.asyncio.client import connect
-    from websockets.asyncio.server import serve
 
     tls_dir = os.path.join(HERE, "tls")
     keylog = os.path.join(TESTDATA, CURRENT_CASE[0], "keylog.txt")
@@ -225,6 +220,19 @@ def py_wss(port):
     client_ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     client_ctx.load_verify_locations(os.path.join(tls_dir, "cert.pem"))
     client_ctx.keylog_filename = keylog
+    return server_ctx, client_ctx
+
+
+def py_wss(port):
+    """Python websockets over TLS (wss://): the client's SSLContext writes the key log
+    (`keylog_filename`) into the case's keylog.txt; deflate on (the library's default), text,
+    binary, a 70000-byte message that deflate cannot shrink (its TLS records span TCP
+    segments), a ping, and a clean close by the client."""
+    import random
+    from websockets.asyncio.client import connect
+    from websockets.asyncio.server import serve
+
+    server_ctx, client_ctx = tls_contexts()
     sent = []
 
     async def echo(ws):
@@ -276,19 +284,10 @@ def py_wss_proxy(port):
     connects through a small CONNECT proxy listening on `port` (the leg recorded: CONNECT,
     200, then TLS end to end), to the server on `port + 1`. The client's SSLContext writes
     the key log; text both ways and a clean close."""
-    import ssl
     from websockets.asyncio.client import connect
     from websockets.asyncio.server import serve
 
-    tls_dir = os.path.join(HERE, "tls")
-    keylog = os.path.join(TESTDATA, CURRENT_CASE[0], "keylog.txt")
-    if os.path.exists(keylog):
-        os.remove(keylog)
-    server_ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    server_ctx.load_cert_chain(os.path.join(tls_dir, "cert.pem"), os.path.join(tls_dir, "key.pem"))
-    client_ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    client_ctx.load_verify_locations(os.path.join(tls_dir, "cert.pem"))
-    client_ctx.keylog_filename = keylog
+    server_ctx, client_ctx = tls_contexts()
     sent = []
 
     async def pipe(reader, writer):
