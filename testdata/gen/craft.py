@@ -396,8 +396,9 @@ def upgrade_retry():
     `Connection: close` on a connection that carries on; a 403 whose body runs to the end of
     the connection, after which nothing is decoded; and a 401 whose client had already sent
     frames behind its request (not a request: the connection stays refused). Last, an upgrade
-    to HTTP/2 (h2c), whose 101 does not make the connection WebSocket, and a client frame
-    sent behind the request before the 101."""
+    to HTTP/2 (h2c), whose 101 does not make the connection WebSocket, a client frame sent
+    behind the request before the 101, and an upgrade inside an HTTP CONNECT tunnel opened
+    after a 407."""
     cap = Pcap()
     t = 1_700_000_900.0
     keys = [base64.b64encode(bytes([0x70 + i]) * 16).decode() for i in range(8)]
@@ -477,8 +478,25 @@ def upgrade_retry():
     conns.append({"server_port": 6206,
                   "messages": [text("client", "sent before the 101"), text("server", "answer")],
                   "tcp_end": "fin"})
+    # 7. Through an HTTP proxy: CONNECT refused with a 407, asked again with credentials,
+    # then a 200 whose Content-Length must be ignored (RFC 9110 9.3.6: the tunnel starts
+    # right after the head), and the upgrade inside the tunnel.
+    c = Conn(cap, "192.0.2.45", "192.0.2.46", 43007, 6207, t=t + 6)
+    c.open()
+    c.send("c", b"CONNECT chat.example:80 HTTP/1.1\r\nHost: chat.example:80\r\n\r\n")
+    c.send("s", b"HTTP/1.1 407 Proxy Authentication Required\r\nProxy-Authenticate: Basic\r\n"
+                b"Content-Length: 4\r\n\r\nauth")
+    c.send("c", b"CONNECT chat.example:80 HTTP/1.1\r\nHost: chat.example:80\r\n"
+                b"Proxy-Authorization: Basic dTpw\r\n\r\n")
+    c.send("s", b"HTTP/1.1 200 Connection established\r\nContent-Length: 999\r\n\r\n")
+    c.send("c", request("/tunnelled", key=keys[1]))
+    c.send("s", response(key=keys[1]))
+    c.send("c", cf(1, "through the tunnel"))
+    close_normally(c)
+    conns.append({"server_port": 6207, "messages": [text("client", "through the tunnel")],
+                  "close": {"initiator": "client", "code": 1000, "echoed": True}, "tcp_end": "fin"})
     save("crafted-upgrade-retry", cap, {
-        "description": "upgrades refused (401, 407) and asked again on the same connection; refusals after which nothing is decoded; an h2c upgrade",
+        "description": "upgrades refused (401, 407) and asked again on the same connection; refusals after which nothing is decoded; an h2c upgrade; an early frame; an upgrade inside a CONNECT tunnel",
         "connections": conns,
         "expect_problems": ["upgrade-rejected"],
     })
