@@ -14,14 +14,12 @@ pub enum Next<'a> {
 
 /// Linux "cooked" capture v1 (DLT 113): 16-byte header, protocol at bytes 14..16.
 pub fn sll(data: &[u8]) -> Option<Next<'_>> {
-    let proto = data.get(14..16)?;
-    Some(Next::EtherType(u16::from_be_bytes([proto[0], proto[1]]), data.get(16..)?))
+    Some(Next::EtherType(super::be16(data, 14)?, data.get(16..)?))
 }
 
 /// Linux "cooked" capture v2 (DLT 276): 20-byte header, protocol at bytes 0..2.
 pub fn sll2(data: &[u8]) -> Option<Next<'_>> {
-    let proto = data.get(0..2)?;
-    Some(Next::EtherType(u16::from_be_bytes([proto[0], proto[1]]), data.get(20..)?))
+    Some(Next::EtherType(super::be16(data, 0)?, data.get(20..)?))
 }
 
 /// BSD loopback: a 4-byte address family, in the capturing host's byte order for NULL

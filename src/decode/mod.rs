@@ -357,9 +357,6 @@ fn plain_tcp<'a>(record: &CaptureRecord<'a>) -> Option<TcpSegment<'a>> {
         LinkType::RAW | LinkType::IPV4 | LinkType::IPV6 => (data, data.first()? >> 4),
         _ => return None,
     };
-    let be16 = |b: &[u8], at: usize| -> Option<u16> {
-        b.get(at..at + 2).map(|x| u16::from_be_bytes([x[0], x[1]]))
-    };
     if ip.first()? >> 4 != version {
         return None;
     }
@@ -408,6 +405,11 @@ fn plain_tcp<'a>(record: &CaptureRecord<'a>) -> Option<TcpSegment<'a>> {
         payload: Cow::Borrowed(&tcp[header_len..]),
         missing: 0,
     })
+}
+
+/// The big-endian 16-bit field at `at`, when the bytes are there.
+fn be16(b: &[u8], at: usize) -> Option<u16> {
+    b.get(at..at.checked_add(2)?).map(|x| u16::from_be_bytes([x[0], x[1]]))
 }
 
 fn err(layer: Layer, reason: String) -> Decoded<'static> {

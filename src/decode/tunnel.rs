@@ -12,6 +12,8 @@
 //! Below IP, an MPLS label stack (carrier links) and a PPPoE session (DSL access links) are
 //! link-layer encapsulations etherparse does not read either: [`open_link`] takes them off.
 
+use super::be16;
+
 /// What a tunnel carries.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Inner<'a> {
@@ -89,10 +91,6 @@ fn pppoe(b: &[u8]) -> Option<Inner<'_>> {
         0x0021 | 0x0057 => Some(Inner::Ip(b.get(8..)?)),
         _ => None,
     }
-}
-
-fn be16(b: &[u8], at: usize) -> Option<u16> {
-    b.get(at..at + 2).map(|x| u16::from_be_bytes([x[0], x[1]]))
 }
 
 fn by_ether_type(ether_type: u16, rest: &[u8]) -> Option<Inner<'_>> {

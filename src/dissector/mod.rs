@@ -400,9 +400,7 @@ impl LazyTls {
     /// An HTTP CONNECT tunnel opened on a plain connection: what follows may be TLS from its
     /// start (wss:// through a proxy), decided again by the next bytes.
     fn reopen(&mut self) {
-        if self.plain {
-            self.plain = false;
-        }
+        self.plain = false;
     }
 
     fn take_outputs(&mut self) -> Vec<TlsOut> {
