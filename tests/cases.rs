@@ -201,10 +201,25 @@ fn check_case(dir: &Path) -> Result<(), String> {
                 }
             }
         }
+        if let Some(note) = tc["note"].as_str() {
+            let noted = of_type(&recs, "handshake").iter().any(|h| {
+                h["stream"] == stream
+                    && h["notes"].as_array().is_some_and(|n| n.iter().any(|x| x == note))
+            });
+            if !noted {
+                errs.push(format!("stream {stream}: no handshake note {note:?}"));
+            }
+        }
         if let Some(end) = tc["tcp_end"].as_str() {
             if conn["tcp_end"] != end {
                 errs.push(format!("tcp_end: got {} want {end}", conn["tcp_end"]));
             }
+        }
+    }
+    if let Some(n) = truth["expect_websocket_connections"].as_u64() {
+        let got = conns.iter().filter(|c| c["websocket"] == true).count() as u64;
+        if got != n {
+            errs.push(format!("{got} WebSocket connections, want {n}"));
         }
     }
     if let Some(hs) = truth.get("expect_handshake") {

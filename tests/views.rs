@@ -41,6 +41,7 @@ const GOLDEN: &[(&str, &str, &[&str])] = &[
     ("crafted-deflate", "messages.txt", &["messages", "-t", "ad"]),
     ("node-ws-deflate", "conns.txt", &["conns"]),
     ("crafted-midstream-gap", "follow-0.txt", &["follow", "0"]),
+    ("crafted-socks", "frames.txt", &[]),
     ("tour-upgrade-event", "frames.txt", &[]),
     ("tour-upgrade-event", "conns.txt", &["conns"]),
     ("tour-python-raw", "frames.txt", &[]),

@@ -9,6 +9,7 @@
 
 mod direction;
 mod pings;
+mod socks;
 
 use direction::push_once;
 pub use direction::{opcode_slot, DeflateSetup};
@@ -38,6 +39,7 @@ use crate::ws::opcode::OpCode;
 use crate::ws::sniff::{self, FrameScan};
 use direction::{ControlSeen, Direction};
 use pings::Pings;
+use socks::SocksHandshake;
 
 /// What the core keeps and reports; fixed for a run.
 #[derive(Clone, Debug)]
@@ -149,6 +151,22 @@ enum Phase {
     Opaque,
 }
 
+/// The proxies a connection was tunnelled through, outermost first.
+#[derive(Clone, Debug, Default)]
+struct Proxies {
+    /// A SOCKS handshake being read at the start of the connection (or of a tunnel).
+    socks: Option<SocksHandshake>,
+    /// The target of a CONNECT request waiting for its answer.
+    connect_target: Option<String>,
+    /// `SOCKS5 to host:port`, `HTTP CONNECT to host:port`, … per tunnel opened.
+    hops: Vec<String>,
+    /// Stream offset of each side where the innermost SOCKS tunnel starts.
+    tunnel_start: [u64; 2],
+}
+
+/// Proxy tunnels followed on one connection at most (proxychains-style chains nest them).
+const MAX_PROXY_HOPS: usize = 4;
+
 /// The handshake facts the connection record repeats.
 #[derive(Clone, Debug, Default)]
 struct HandshakeSummary {
@@ -193,6 +211,9 @@ pub struct Session {
     connect_asked: bool,
     /// A tunnel opened since the caller last asked ([`Session::take_tunnel_opened`]).
     tunnel_opened: bool,
+    /// Proxies the connection went through (SOCKS, HTTP CONNECT), and a SOCKS handshake
+    /// being read: boxed, as only proxied connections have one.
+    proxy: Option<Box<Proxies>>,
     /// Boxed, as the frame scanners above and the ping table below: over a hundred bytes
     /// each that most connections of a busy capture never use, held per tracked connection.
     request: Option<Box<(RequestHead, Meta)>>,
@@ -404,6 +425,9 @@ impl Session {
             }
             Phase::Detecting | Phase::AwaitingResponse => {
                 // What was held cannot be continued across the hole; start detection afresh.
+                if let Some(p) = self.proxy.as_mut() {
+                    p.socks = None;
+                }
                 let (held, _, _) = self.take_held(idx(from));
                 self.reset_scan(idx(from));
                 ctx.acct.skipped_bytes += held.len() as u64;
@@ -540,7 +564,18 @@ impl Session {
             let step = match self.phase {
                 Phase::AwaitingResponse if from == Side::Client => return feedback,
                 Phase::AwaitingResponse => self.try_response(meta, ctx),
+                Phase::Detecting if self.proxy.as_ref().is_some_and(|p| p.socks.is_some()) => {
+                    self.try_socks(meta, ctx)
+                }
                 Phase::Detecting => {
+                    if from == Side::Client
+                        && socks::looks_like_start(buf)
+                        && self.may_start_socks()
+                    {
+                        let hs = SocksHandshake::new(buf);
+                        self.proxy.get_or_insert_with(Default::default).socks = Some(hs);
+                        continue;
+                    }
                     if looks_like_request(buf) {
                         if from == Side::Server {
                             if self.roles_from_syn || self.http_seen {
@@ -597,6 +632,59 @@ impl Session {
                 }
                 Step::Again => continue,
                 Step::Done => return feedback,
+            }
+        }
+    }
+
+    /// Whether a SOCKS handshake may begin here: at the start of a connection seen from its
+    /// SYN, or right where a proxy tunnel opened, before any HTTP.
+    fn may_start_socks(&self) -> bool {
+        let (hops, start) =
+            self.proxy.as_ref().map_or((0, 0), |p| (p.hops.len(), p.tunnel_start[0]));
+        self.roles_from_syn
+            && !self.lost_start
+            && !self.http_seen
+            && hops < MAX_PROXY_HOPS
+            && self.stream_bytes[0].saturating_sub(self.pending[0].len() as u64) == start
+    }
+
+    /// Reads the SOCKS handshake in progress from both sides' held bytes.
+    fn try_socks(&mut self, meta: Meta, ctx: &mut Ctx<'_>) -> Step {
+        let Some(hs) = self.proxy.as_mut().and_then(|p| p.socks.as_mut()) else {
+            return Step::Done;
+        };
+        let (progress, used) = hs.advance(&self.pending[0], &self.pending[1]);
+        for (i, n) in used.into_iter().enumerate() {
+            let n = n.min(self.pending[i].len());
+            self.pending[i].drain(..n);
+            self.forget_held(i, n);
+            self.reset_scan(i);
+            ctx.acct.http_bytes += n as u64;
+            if let Some(p) = self.proxy.as_mut() {
+                p.tunnel_start[i] += n as u64;
+            }
+        }
+        match progress {
+            socks::Progress::Need => Step::Wait,
+            socks::Progress::Open => {
+                if let Some(p) = self.proxy.as_mut() {
+                    if let Some(hs) = p.socks.take() {
+                        p.hops.push(format!("{} to {}", hs.name(), hs.target().unwrap_or("?")));
+                    }
+                }
+                self.tunnel_opened = true;
+                // What either side sent after the handshake starts the tunnelled connection.
+                if !self.pending[0].is_empty() {
+                    let _ = self.detect(Side::Client, &[], meta, ctx);
+                }
+                Step::Again
+            }
+            socks::Progress::Failed(_) => {
+                if let Some(p) = self.proxy.as_mut() {
+                    p.socks = None;
+                }
+                self.give_up(ctx);
+                Step::Done
             }
         }
     }
@@ -772,6 +860,10 @@ impl Session {
             Step::Again
         } else {
             self.connect_asked = req.method.eq_ignore_ascii_case("CONNECT");
+            if self.connect_asked {
+                self.proxy.get_or_insert_with(Default::default).connect_target =
+                    Some(req.path.clone());
+            }
             let body_len =
                 self.start_body(0, req.header("content-length"), req.header("transfer-encoding"));
             if is_polling_request(&req.path) {
@@ -946,6 +1038,10 @@ impl Session {
             // no body, whatever its headers say).
             self.connect_asked = false;
             self.tunnel_opened = true;
+            if let Some(p) = self.proxy.as_mut() {
+                let target = p.connect_target.take().unwrap_or_default();
+                p.hops.push(format!("HTTP CONNECT to {target}"));
+            }
             return Step::Again;
         }
         if self.request.is_none() && resp.status != 101 {
@@ -1032,6 +1128,9 @@ impl Session {
                 websocket = resp.status == 101;
             }
             None => rec.notes.push("the connection ended before the server answered".into()),
+        }
+        if let Some(p) = self.proxy.as_ref().filter(|p| !p.hops.is_empty()) {
+            rec.notes.push(format!("through a proxy: {}", p.hops.join(", then ")));
         }
         self.summary = HandshakeSummary {
             path: rec.path.clone(),

@@ -15,6 +15,7 @@ import hashlib
 import json
 import os
 import random
+import socket
 import struct
 import zlib
 
@@ -494,6 +495,7 @@ def upgrade_retry():
     c.send("c", cf(1, "through the tunnel"))
     close_normally(c)
     conns.append({"server_port": 6207, "messages": [text("client", "through the tunnel")],
+                  "note": "through a proxy: HTTP CONNECT to chat.example:80",
                   "close": {"initiator": "client", "code": 1000, "echoed": True}, "tcp_end": "fin"})
     save("crafted-upgrade-retry", cap, {
         "description": "upgrades refused (401, 407) and asked again on the same connection; refusals after which nothing is decoded; an h2c upgrade; an early frame; an upgrade inside a CONNECT tunnel",
@@ -1120,6 +1122,107 @@ def polling_chunked():
     })
 
 
+def socks_case():
+    """WebSocket through SOCKS proxies, in the shapes real clients give them: SOCKS5 with
+    everything pipelined (greeting, request and the HTTP upgrade in one segment, answers in
+    one segment, as Tor's optimistic data does); SOCKS4 to an IPv4 address sent one byte per
+    segment; a proxychains-style chain (SOCKS5 to a second SOCKS5 proxy, to an IPv6 target);
+    SOCKS5 then an HTTP CONNECT; and a SOCKS5 proxy refusing the connection (nothing after it
+    is decoded)."""
+    cap = Pcap()
+    t = 1_700_001_000.0
+    keys = [base64.b64encode(bytes([0x40 + i]) * 16).decode() for i in range(5)]
+    conns = []
+
+    def socks5_connect(host, port):
+        if ":" in host:
+            addr = b"\x04" + socket.inet_pton(socket.AF_INET6, host)
+        else:
+            addr = b"\x03" + bytes([len(host)]) + host.encode()
+        return b"\x05\x01\x00" + addr + struct.pack("!H", port)
+
+    granted5 = b"\x05\x00\x00\x01\x0a\x00\x00\x01\x9c\x40"
+
+    # 1. SOCKS5, everything pipelined.
+    c = Conn(cap, "198.51.100.1", "198.51.100.2", 44000, 1080, t=t)
+    c.open()
+    c.send("c", b"\x05\x01\x00" + socks5_connect("chat.example", 80) + request("/optimistic", key=keys[0]))
+    c.send("s", b"\x05\x00" + granted5 + response(key=keys[0]) + frame(1, "pipelined hello"))
+    c.send("c", cf(1, "pipelined reply"))
+    close_normally(c)
+    conns.append({"server_port": 1080, "note": "through a proxy: SOCKS5 to chat.example:80",
+                  "messages": [text("server", "pipelined hello"), text("client", "pipelined reply")],
+                  "close": {"initiator": "client", "code": 1000, "echoed": True}, "tcp_end": "fin"})
+
+    # 2. SOCKS4 to an IPv4 address, one byte per segment.
+    c = Conn(cap, "198.51.100.3", "198.51.100.4", 44001, 1081, t=t + 1)
+    c.open()
+    c.send("c", b"\x04\x01\x1f\x90\xc0\x00\x02\x07user\0", mss=1)
+    c.send("s", b"\x00\x5a\x1f\x90\xc0\x00\x02\x07", mss=1)
+    c.send("c", request("/socks4", key=keys[1]))
+    c.send("s", response(key=keys[1]))
+    c.send("s", frame(2, b"\x04\x05"))
+    c.close("s")
+    conns.append({"server_port": 1081, "note": "through a proxy: SOCKS4 to 192.0.2.7:8080",
+                  "messages": [binary("server", b"\x04\x05")], "tcp_end": "fin"})
+
+    # 3. A chain: SOCKS5 (login) to a second SOCKS5 proxy, then to an IPv6 target.
+    c = Conn(cap, "198.51.100.5", "198.51.100.6", 44002, 1082, t=t + 2)
+    c.open()
+    c.send("c", b"\x05\x02\x00\x02")
+    c.send("s", b"\x05\x02")
+    c.send("c", b"\x01\x03bob\x02pw")
+    c.send("s", b"\x01\x00")
+    c.send("c", socks5_connect("proxy2.example", 1080))
+    c.send("s", granted5)
+    c.send("c", b"\x05\x01\x00")
+    c.send("s", b"\x05\x00")
+    c.send("c", socks5_connect("2001:db8::7", 8080))
+    c.send("s", granted5)
+    c.send("c", request("/chained", key=keys[2]))
+    c.send("s", response(key=keys[2]))
+    c.send("c", cf(1, "two proxies deep"))
+    close_normally(c)
+    conns.append({"server_port": 1082,
+                  "note": "through a proxy: SOCKS5 to proxy2.example:1080, then SOCKS5 to [2001:db8::7]:8080",
+                  "messages": [text("client", "two proxies deep")],
+                  "close": {"initiator": "client", "code": 1000, "echoed": True}, "tcp_end": "fin"})
+
+    # 4. SOCKS5, then an HTTP CONNECT through it.
+    c = Conn(cap, "198.51.100.7", "198.51.100.8", 44003, 1083, t=t + 3)
+    c.open()
+    c.send("c", b"\x05\x01\x00")
+    c.send("s", b"\x05\x00")
+    c.send("c", socks5_connect("corp-proxy.example", 3128))
+    c.send("s", granted5)
+    c.send("c", b"CONNECT chat.example:80 HTTP/1.1\r\nHost: chat.example:80\r\n\r\n")
+    c.send("s", b"HTTP/1.1 200 Connection established\r\n\r\n")
+    c.send("c", request("/socks-then-connect", key=keys[3]))
+    c.send("s", response(key=keys[3]))
+    c.send("s", frame(1, "socks, then connect"))
+    c.close("c")
+    conns.append({"server_port": 1083,
+                  "note": "through a proxy: SOCKS5 to corp-proxy.example:3128, then HTTP CONNECT to chat.example:80",
+                  "messages": [text("server", "socks, then connect")], "tcp_end": "fin"})
+
+    # 5. Refused by the proxy (connection refused): not WebSocket, nothing decoded.
+    c = Conn(cap, "198.51.100.9", "198.51.100.10", 44004, 1084, t=t + 4)
+    c.open()
+    c.send("c", b"\x05\x01\x00")
+    c.send("s", b"\x05\x00")
+    c.send("c", socks5_connect("down.example", 80))
+    c.send("s", b"\x05\x05\x00\x01\x00\x00\x00\x00\x00\x00")
+    c.send("c", request("/never", key=keys[4]))
+    c.send("s", response(key=keys[4]) + frame(1, "not decoded"))
+    c.close("s")
+    save("crafted-socks", cap, {
+        "description": "WebSocket through SOCKS5 (pipelined), SOCKS4 (one byte per segment), a chain of two SOCKS5 proxies, SOCKS5 then HTTP CONNECT, and a refused SOCKS5 connection",
+        "connections": conns,
+        "expect_websocket_connections": 4,
+        "expect_problems": [],
+    })
+
+
 if __name__ == "__main__":
     random.seed(1)
     violations()
@@ -1136,3 +1239,4 @@ if __name__ == "__main__":
     big_tcp()
     upgrade_retry()
     deflate_final_blocks()
+    socks_case()

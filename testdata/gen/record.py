@@ -9,7 +9,7 @@ on the scenario's port into `testdata/CASE/capture.pcap`, and writes `testdata/C
 from what the peers really sent (the format is described in tests/cases.rs).
 
 Requirements: tcpdump, python3 with `websockets` (pip install websockets), and for the Node
-scenarios `npm ci` in this folder; `node-mqtt` also needs `mosquitto` (apt-get install
+scenarios `npm ci` in this folder; `py-websockets-socks` needs `python-socks` (pip); `node-mqtt` also needs `mosquitto` (apt-get install
 mosquitto), the tour scenarios `websocket-client` (pip) and `chromium` (apt).
 """
 
@@ -332,6 +332,7 @@ def py_wss_proxy(port):
         "connections": [
             {
                 "server_port": port,
+                "note": f"through a proxy: HTTP CONNECT to 127.0.0.1:{port + 1}",
                 "messages": sent,
                 "close": {"initiator": "client", "code": 1000, "reason": "proxy bye",
                           "echoed": True},
@@ -798,6 +799,121 @@ def tour_python_raw(port):
     }
 
 
+def py_socks(port, tls=False):
+    """WebSocket through SOCKS proxies, as `ssh -D`, Tor or proxychains carry it: Python
+    websockets (its SOCKS support comes from `python-socks`: pip install python-socks)
+    connects through a small SOCKS server listening on `port` (the leg recorded) to an echo
+    server on `port + 1` (not recorded). Plain: ws:// by SOCKS5 with a login and the host
+    name resolved by the proxy, then by SOCKS4a. With `tls`: wss:// by SOCKS5 to an IPv4
+    address, the client's SSLContext writing the key log."""
+    from websockets.asyncio.client import connect
+    from websockets.asyncio.server import serve
+
+    server_ctx, client_ctx = tls_contexts() if tls else (None, None)
+    connections = []
+
+    async def pipe(reader, writer):
+        try:
+            while data := await reader.read(65536):
+                writer.write(data)
+                await writer.drain()
+        finally:
+            writer.close()
+
+    async def socks(reader, writer):
+        version = (await reader.readexactly(1))[0]
+        if version == 5:
+            methods = await reader.readexactly((await reader.readexactly(1))[0])
+            if 2 in methods:
+                writer.write(b"\x05\x02")
+                await reader.readexactly(1)
+                user = await reader.readexactly((await reader.readexactly(1))[0])
+                password = await reader.readexactly((await reader.readexactly(1))[0])
+                writer.write(b"\x01\x00" if (user, password) == (b"alice", b"s3cret") else b"\x01\x01")
+            else:
+                writer.write(b"\x05\x00")
+            _, _cmd, _, atyp = await reader.readexactly(4)
+            if atyp == 1:
+                host = socket.inet_ntoa(await reader.readexactly(4))
+            elif atyp == 4:
+                host = socket.inet_ntop(socket.AF_INET6, await reader.readexactly(16))
+            else:
+                host = (await reader.readexactly((await reader.readexactly(1))[0])).decode()
+            (tport,) = struct.unpack("!H", await reader.readexactly(2))
+            up_reader, up_writer = await asyncio.open_connection(host, tport)
+            bound_ip, bound_port = up_writer.get_extra_info("sockname")[:2]
+            writer.write(b"\x05\x00\x00\x01" + socket.inet_aton(bound_ip) + struct.pack("!H", bound_port))
+        else:
+            _cmd, tport, ip = struct.unpack("!BH4s", await reader.readexactly(7))
+            await reader.readuntil(b"\0")
+            if ip[:3] == b"\0\0\0" and ip[3]:
+                host = (await reader.readuntil(b"\0"))[:-1].decode()
+            else:
+                host = socket.inet_ntoa(ip)
+            up_reader, up_writer = await asyncio.open_connection(host, tport)
+            writer.write(b"\x00\x5a" + struct.pack("!H", tport) + ip)
+        await writer.drain()
+        await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
+
+    async def echo(ws):
+        async for m in ws:
+            await ws.send(m)
+
+    async def talk(uri, proxy, note, texts, **kw):
+        sent = []
+        async with connect(uri, proxy=proxy, ping_interval=None, **kw) as ws:
+            client_port = ws.local_address[1]
+            for m in texts:
+                await ws.send(m)
+                sent.append(msg("client", m))
+                await ws.recv()
+                sent.append(msg("server", m))
+            await ws.close(1000, "socks bye")
+        connections.append({
+            "server_port": port,
+            "client_port": client_port,
+            "note": note,
+            "messages": sent,
+            "close": {"initiator": "client", "code": 1000, "reason": "socks bye", "echoed": True},
+        })
+
+    async def main():
+        proxy_server = await asyncio.start_server(socks, "127.0.0.1", port)
+        async with proxy_server, serve(echo, "127.0.0.1", port + 1, ssl=server_ctx,
+                                       ping_interval=None):
+            if tls:
+                await talk(f"wss://127.0.0.1:{port + 1}/socks5-tls",
+                           f"socks5://127.0.0.1:{port}",
+                           f"through a proxy: SOCKS5 to 127.0.0.1:{port + 1}",
+                           ["wss through SOCKS5", "ünïcödé ✓ encrypted"], ssl=client_ctx,
+                           server_hostname="wsdissect.test")
+                return
+            await talk(f"ws://localhost:{port + 1}/socks5-login",
+                       f"socks5h://alice:s3cret@127.0.0.1:{port}",
+                       f"through a proxy: SOCKS5 to localhost:{port + 1}",
+                       ["hello through SOCKS5", "ünïcödé ✓ by name"])
+            await talk(f"ws://localhost:{port + 1}/socks4a",
+                       f"socks4a://127.0.0.1:{port}",
+                       f"through a proxy: SOCKS4a to localhost:{port + 1}",
+                       ["hello through SOCKS4a"])
+
+    asyncio.run(main())
+    if tls:
+        return {
+            "description": "Python websockets 17 over TLS 1.3 through a SOCKS5 server, key log from SSLContext.keylog_filename",
+            "keylog": "keylog.txt",
+            "connections": connections,
+            "expect_tls": {"version": "TLS 1.3", "sni": "wsdissect.test"},
+            "expect_problems": [],
+        }
+    return {
+        "description": "Python websockets 17 through a SOCKS server: SOCKS5 with a login and the name resolved by the proxy, then SOCKS4a",
+        "connections": connections,
+        "expect_websocket_connections": 2,
+        "expect_problems": [],
+    }
+
+
 # What each node_wss.js mode negotiates (Node 18+ with OpenSSL 3).
 NODE_WSS_SUITES = {
     "tls13": {"version": "TLS 1.3", "cipher_suite": "TLS_AES_256_GCM_SHA384"},
@@ -824,6 +940,10 @@ SCENARIOS = {
     "py-websockets-rejected": (8768, py_rejected),
     # wss:// through an HTTP CONNECT proxy on 8790 (the server on 8791 is not recorded).
     "py-websockets-tls-proxy": (8790, py_wss_proxy),
+    # SOCKS5 and SOCKS4a on 8792, SOCKS5 then TLS on 8794 (the echo servers on the next
+    # ports are not recorded).
+    "py-websockets-socks": (8792, py_socks),
+    "py-websockets-tls-socks": (8794, lambda port: py_socks(port, tls=True)),
     "node-ws-deflate": (8766, node_ws),
     "chromium-websockets": (8771, chromium),
     "node-ws-plain": (8770, lambda port: node_ws(port, "plain")),
