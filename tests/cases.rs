@@ -216,6 +216,16 @@ fn check_case(dir: &Path) -> Result<(), String> {
             }
         }
     }
+    if let Some(want) = truth["expect_stream_bytes"].as_u64() {
+        let end = recs.last().map(|e| &e["stream_bytes"]);
+        let got: u64 = end
+            .and_then(Value::as_object)
+            .map(|o| o.values().filter_map(Value::as_u64).sum())
+            .unwrap_or(0);
+        if got != want {
+            errs.push(format!("stream bytes accounted {got}, want every one of {want}"));
+        }
+    }
     if let Some(n) = truth["expect_websocket_connections"].as_u64() {
         let got = conns.iter().filter(|c| c["websocket"] == true).count() as u64;
         if got != n {

@@ -13,8 +13,9 @@ use crate::event::{ConnectionRecord, Event, Meta, PacketRecord, ProblemRecord, T
 use crate::problem::ProblemCode;
 use crate::session::{Accounting, Ctx, Emitter, Options, Session};
 use crate::sink::{RunTotals, Sink};
-use crate::tcp::Endpoint;
+use crate::tcp::proxy_protocol::{self, ProxyHeaderStage};
 use crate::tcp::{ConnInfo, Feedback, FlowTable, PacketMeta, TcpEvent};
+use crate::tcp::{Endpoint, Side};
 use crate::tls::{KeyLog, Step, TlsConn, TlsInfo, TlsOut};
 use foldhash::HashMap;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
@@ -256,6 +257,8 @@ impl Dissect for Dissector<'_> {
 /// HTTP/WebSocket session, which sees decrypted bytes as if they were the TCP stream.
 #[derive(Default)]
 pub struct Conn {
+    /// A load balancer's PROXY protocol header, taken off before TLS and HTTP look.
+    lb_header: ProxyHeaderStage,
     tls: LazyTls,
     session: Session,
     /// Decrypted bytes handed to the session, and TLS bytes counted as overhead so far
@@ -274,6 +277,36 @@ impl Conn {
         keys: &mut KeyLog,
     ) -> Feedback {
         ctx.sids.set_scope(info.client.addr, info.server.addr);
+        let rest;
+        let ev = match ev {
+            TcpEvent::Data { from: Side::Client, offset, data } if self.lb_header.active() => {
+                match self.lb_header.client_data(offset, data, info.roles_from_syn) {
+                    proxy_protocol::Verdict::Pass => ev,
+                    proxy_protocol::Verdict::Held => return Feedback::Continue,
+                    proxy_protocol::Verdict::Replace { header, consumed, rest: r, offset } => {
+                        ctx.acct.http_bytes += consumed;
+                        self.session.note_proxy_header(header.map(|h| h.summary), consumed);
+                        if r.is_empty() {
+                            return Feedback::Continue;
+                        }
+                        rest = r;
+                        TcpEvent::Data { from: Side::Client, offset, data: &rest }
+                    }
+                }
+            }
+            TcpEvent::Gap { from: Side::Client, .. }
+            | TcpEvent::Fin { from: Side::Client, .. }
+            | TcpEvent::Rst { .. }
+            | TcpEvent::Closed { .. } => {
+                // The client's stream does not go on where a partial header was held.
+                if let Some((held, offset)) = self.lb_header.flush() {
+                    let data = TcpEvent::Data { from: Side::Client, offset, data: &held };
+                    self.on_tcp(info, meta, data, ctx, keys);
+                }
+                ev
+            }
+            _ => ev,
+        };
         let mut step = self.tls.on_tcp(&ev, info.roles_from_syn, keys);
         if self.tls.is_tls() {
             self.session.set_decrypted();

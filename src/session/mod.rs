@@ -636,6 +636,15 @@ impl Session {
         }
     }
 
+    /// A load balancer's PROXY protocol header (`summary`, when complete) took `len` bytes
+    /// off the start of the client's stream, before this session saw any.
+    pub fn note_proxy_header(&mut self, summary: Option<String>, len: u64) {
+        self.stream_bytes[0] += len;
+        let proxy = self.proxy.get_or_insert_with(Default::default);
+        proxy.tunnel_start[0] += len;
+        proxy.hops.extend(summary);
+    }
+
     /// Whether a SOCKS handshake may begin here: at the start of a connection seen from its
     /// SYN, or right where a proxy tunnel opened, before any HTTP.
     fn may_start_socks(&self) -> bool {

@@ -13,6 +13,7 @@
 //! their state inside the connection without this module knowing what it is.
 
 pub mod flow;
+pub mod proxy_protocol;
 pub mod reassembler;
 pub mod seq;
 pub mod table;

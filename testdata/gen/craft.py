@@ -172,6 +172,8 @@ class Conn:
             self.cap.add(self.t, link_frame(self.link, p, self.v6, self.vlans), self.iface)
         if advance and seq is None:
             self.nxt[side] += len(payload) + (1 if flags & (SYN | FIN) else 0)
+        # Every TCP payload byte written, for truths that check none goes unaccounted.
+        self.cap.tcp_payload = getattr(self.cap, "tcp_payload", 0) + len(payload)
 
     def open(self):
         self.isn_raw = dict(self.isn)
@@ -1216,9 +1218,82 @@ def socks_case():
     c.send("s", response(key=keys[4]) + frame(1, "not decoded"))
     c.close("s")
     save("crafted-socks", cap, {
+        "expect_stream_bytes": cap.tcp_payload,
         "description": "WebSocket through SOCKS5 (pipelined), SOCKS4 (one byte per segment), a chain of two SOCKS5 proxies, SOCKS5 then HTTP CONNECT, and a refused SOCKS5 connection",
         "connections": conns,
         "expect_websocket_connections": 4,
+        "expect_problems": [],
+    })
+
+
+def proxy_protocol_case():
+    """Connections from a load balancer that puts a PROXY protocol header first, in the
+    shapes HAProxy (tests recorded with it) does not give: a version 1 header in the same
+    segment as the upgrade (nginx, ELB); a version 2 header with an AWS VPC endpoint TLV sent
+    one byte per segment; version 2 for IPv6; and a version 2 LOCAL health check followed by
+    plain HTTP (not WebSocket)."""
+    cap = Pcap()
+    t = 1_700_002_000.0
+    keys = [base64.b64encode(bytes([0x50 + i]) * 16).decode() for i in range(3)]
+    sig = b"\r\n\r\n\0\r\nQUIT\n"
+
+    def v2(cmd, family, addrs, tlvs=b""):
+        return sig + bytes([0x20 | cmd, family]) + struct.pack("!H", len(addrs) + len(tlvs)) + addrs + tlvs
+
+    conns = []
+    c = Conn(cap, "10.1.0.10", "10.1.0.20", 45000, 8080, t=t)
+    c.open()
+    c.send("c", b"PROXY TCP4 203.0.113.7 10.1.0.5 51234 443\r\n" + request("/lb-v1", key=keys[0]))
+    c.send("s", response(key=keys[0]) + frame(1, "real client 203.0.113.7"))
+    close_normally(c)
+    conns.append({"server_port": 8080, "client_port": 45000,
+                  "note": "through a proxy: PROXY protocol v1 from 203.0.113.7:51234 to 10.1.0.5:443",
+                  "messages": [text("server", "real client 203.0.113.7")],
+                  "close": {"initiator": "client", "code": 1000, "echoed": True}, "tcp_end": "fin"})
+
+    c = Conn(cap, "10.1.0.11", "10.1.0.20", 45001, 8080, t=t + 1)
+    c.open()
+    vpce = b"vpce-0123456789abcdef0"
+    tlv = bytes([0xEA]) + struct.pack("!H", len(vpce) + 1) + b"\x01" + vpce
+    addrs = socket.inet_aton("198.51.100.77") + socket.inet_aton("10.1.0.5") + struct.pack("!HH", 40000, 80)
+    c.send("c", v2(1, 0x11, addrs, tlv), mss=1)
+    c.send("c", request("/lb-v2", key=keys[1]))
+    c.send("s", response(key=keys[1]))
+    c.send("c", cf(1, "through an NLB"))
+    close_normally(c)
+    conns.append({"server_port": 8080, "client_port": 45001,
+                  "note": "through a proxy: PROXY protocol v2 from 198.51.100.77:40000 to 10.1.0.5:80",
+                  "messages": [text("client", "through an NLB")],
+                  "close": {"initiator": "client", "code": 1000, "echoed": True}, "tcp_end": "fin"})
+
+    c = Conn(cap, "fd00::10", "fd00::20", 45002, 8080, t=t + 2)
+    c.open()
+    addrs = (socket.inet_pton(socket.AF_INET6, "2001:db8::77") + socket.inet_pton(socket.AF_INET6, "2001:db8::5")
+             + struct.pack("!HH", 40001, 443))
+    c.send("c", v2(1, 0x21, addrs) + request("/lb-v6", key=keys[2]))
+    c.send("s", response(key=keys[2]))
+    c.send("s", frame(2, b"\x06"))
+    c.close("s")
+    conns.append({"server_port": 8080, "client_port": 45002,
+                  "note": "through a proxy: PROXY protocol v2 from [2001:db8::77]:40001 to [2001:db8::5]:443",
+                  "messages": [binary("server", b"\x06")], "tcp_end": "fin"})
+
+    c = Conn(cap, "10.1.0.12", "10.1.0.20", 45003, 8080, t=t + 3)
+    c.open()
+    c.send("c", v2(0, 0, b"") + b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+    c.send("s", b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+    c.close("s")
+
+    # A header cut short by the end of the connection: its bytes are still accounted for.
+    c = Conn(cap, "10.1.0.13", "10.1.0.20", 45004, 8080, t=t + 4)
+    c.open()
+    c.send("c", b"PROXY TCP4 192.0.2", mss=6)
+    c.close("c")
+    save("crafted-proxy-protocol", cap, {
+        "expect_stream_bytes": cap.tcp_payload,
+        "description": "PROXY protocol headers from load balancers: v1 with the upgrade in one segment, v2 with an AWS TLV one byte per segment, v2 over IPv6, a v2 LOCAL health check",
+        "connections": conns,
+        "expect_websocket_connections": 3,
         "expect_problems": [],
     })
 
@@ -1240,3 +1315,4 @@ if __name__ == "__main__":
     upgrade_retry()
     deflate_final_blocks()
     socks_case()
+    proxy_protocol_case()

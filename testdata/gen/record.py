@@ -9,7 +9,7 @@ on the scenario's port into `testdata/CASE/capture.pcap`, and writes `testdata/C
 from what the peers really sent (the format is described in tests/cases.rs).
 
 Requirements: tcpdump, python3 with `websockets` (pip install websockets), and for the Node
-scenarios `npm ci` in this folder; `py-websockets-socks` needs `python-socks` (pip); `node-mqtt` also needs `mosquitto` (apt-get install
+scenarios `npm ci` in this folder; `py-websockets-socks` needs `python-socks` (pip), the `haproxy-*` scenarios `haproxy` (apt); `node-mqtt` also needs `mosquitto` (apt-get install
 mosquitto), the tour scenarios `websocket-client` (pip) and `chromium` (apt).
 """
 
@@ -914,6 +914,124 @@ def py_socks(port, tls=False):
     }
 
 
+def py_haproxy(port, tls=False):
+    """A WebSocket server behind HAProxy 2.6 (Debian's `haproxy`) in TCP mode, which puts a
+    PROXY protocol header in front of each connection: the leg recorded is HAProxy's to the
+    backend on `port`, a small relay that reads the header off and forwards to Python
+    websockets on `port + 1`. Plain: one connection through `send-proxy` (version 1), one
+    through `send-proxy-v2`. With `tls`: wss:// passed through HAProxy with `send-proxy-v2`
+    (the PROXY header, then the ClientHello), the client's SSLContext writing the key log.
+    HAProxy listens on `port + 10` and `port + 11`."""
+    import tempfile
+    from websockets.asyncio.client import connect
+    from websockets.asyncio.server import serve
+
+    server_ctx, client_ctx = tls_contexts() if tls else (None, None)
+    connections = []
+    # HAProxy's ports on the recorded leg, in the order of the connections.
+    backend_ports = []
+
+    async def pipe(reader, writer):
+        try:
+            while data := await reader.read(65536):
+                writer.write(data)
+                await writer.drain()
+        finally:
+            writer.close()
+
+    async def relay(reader, writer):
+        backend_ports.append(writer.get_extra_info("peername")[1])
+        start = await reader.readexactly(6)
+        if start == b"PROXY ":
+            await reader.readuntil(b"\r\n")
+        else:
+            rest = await reader.readexactly(10)
+            (length,) = struct.unpack("!H", rest[-2:])
+            await reader.readexactly(length)
+        up_reader, up_writer = await asyncio.open_connection("127.0.0.1", port + 1)
+        await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
+
+    async def echo(ws):
+        async for m in ws:
+            await ws.send(m)
+
+    async def talk(uri, version, texts, **kw):
+        sent = []
+        async with connect(uri, ping_interval=None, **kw) as ws:
+            client_port = ws.local_address[1]
+            for m in texts:
+                await ws.send(m)
+                sent.append(msg("client", m))
+                await ws.recv()
+                sent.append(msg("server", m))
+            await ws.close(1000, "lb bye")
+        front = int(uri.split(":")[2].split("/")[0])
+        connections.append({
+            "server_port": port,
+            "client_port": backend_ports[len(connections)],
+            "note": f"through a proxy: PROXY protocol v{version} from 127.0.0.1:{client_port} to 127.0.0.1:{front}",
+            "messages": sent,
+            "close": {"initiator": "client", "code": 1000, "reason": "lb bye", "echoed": True},
+        })
+
+    cfg = tempfile.NamedTemporaryFile("w", suffix=".cfg", delete=False)
+    cfg.write(f"""defaults
+    mode tcp
+    timeout connect 5s
+    timeout client 10s
+    timeout server 10s
+frontend v1
+    bind 127.0.0.1:{port + 10}
+    default_backend v1
+backend v1
+    server relay 127.0.0.1:{port} send-proxy
+frontend v2
+    bind 127.0.0.1:{port + 11}
+    default_backend v2
+backend v2
+    server relay 127.0.0.1:{port} send-proxy-v2
+""")
+    cfg.close()
+    haproxy = subprocess.Popen(["haproxy", "-db", "-f", cfg.name], stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)
+    time.sleep(1.0)
+
+    async def main():
+        relay_server = await asyncio.start_server(relay, "127.0.0.1", port)
+        async with relay_server, serve(echo, "127.0.0.1", port + 1, ssl=server_ctx,
+                                       ping_interval=None):
+            if tls:
+                await talk(f"wss://127.0.0.1:{port + 11}/behind-haproxy-tls", 2,
+                           ["wss behind a load balancer", "ünïcödé ✓ v2"], ssl=client_ctx,
+                           server_hostname="wsdissect.test")
+                return
+            await talk(f"ws://127.0.0.1:{port + 10}/behind-haproxy-v1", 1,
+                       ["hello behind HAProxy", "PROXY protocol v1"])
+            await talk(f"ws://127.0.0.1:{port + 11}/behind-haproxy-v2", 2,
+                       ["hello again", "PROXY protocol v2"])
+
+    try:
+        asyncio.run(main())
+    finally:
+        haproxy.terminate()
+        haproxy.wait()
+        os.remove(cfg.name)
+    if tls:
+        return {
+            "description": "Python websockets 17 over TLS 1.3 behind HAProxy 2.6 with send-proxy-v2 (PROXY protocol header, then the ClientHello), key log from SSLContext.keylog_filename",
+            "keylog": "keylog.txt",
+            "connections": connections,
+            "expect_tls": {"version": "TLS 1.3", "sni": "wsdissect.test"},
+            "expect_problems": [],
+        }
+    return {
+        "description": "Python websockets 17 behind HAProxy 2.6: PROXY protocol version 1 (send-proxy) and version 2 (send-proxy-v2) headers before the upgrade",
+        "connections": connections,
+        "expect_websocket_connections": 2,
+        "expect_problems": [],
+    }
+
+
 # What each node_wss.js mode negotiates (Node 18+ with OpenSSL 3).
 NODE_WSS_SUITES = {
     "tls13": {"version": "TLS 1.3", "cipher_suite": "TLS_AES_256_GCM_SHA384"},
@@ -944,6 +1062,9 @@ SCENARIOS = {
     # ports are not recorded).
     "py-websockets-socks": (8792, py_socks),
     "py-websockets-tls-socks": (8794, lambda port: py_socks(port, tls=True)),
+    # Behind HAProxy (PROXY protocol): the backend legs on 8796 and 8798 are recorded.
+    "haproxy-proxy-protocol": (8796, py_haproxy),
+    "haproxy-proxy-protocol-tls": (8798, lambda port: py_haproxy(port, tls=True)),
     "node-ws-deflate": (8766, node_ws),
     "chromium-websockets": (8771, chromium),
     "node-ws-plain": (8770, lambda port: node_ws(port, "plain")),
