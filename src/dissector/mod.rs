@@ -345,6 +345,17 @@ impl Conn {
         }
         if self.session.take_tunnel_opened() {
             self.tls.reopen();
+            // A ClientHello the client sent before the proxy answered was held by the
+            // session: it starts the tunnelled TLS connection.
+            for (from, at, bytes) in self.session.take_tunnel_start() {
+                let _ = self.on_tcp(
+                    info,
+                    at,
+                    TcpEvent::Data { from, offset: 0, data: &bytes },
+                    ctx,
+                    keys,
+                );
+            }
         }
         // Roles come from the ClientHello on a TLS connection; the session only sees the
         // decrypted bytes, which cannot change them.

@@ -162,6 +162,9 @@ struct Proxies {
     hops: Vec<String>,
     /// Stream offset of each side where the innermost SOCKS tunnel starts.
     tunnel_start: [u64; 2],
+    /// A client sent its TLS ClientHello before the tunnel opened: what is held goes back to
+    /// the TLS stage ([`Session::take_tunnel_start`]).
+    tls_held: bool,
 }
 
 /// Proxy tunnels followed on one connection at most (proxychains-style chains nest them).
@@ -564,6 +567,9 @@ impl Session {
             let step = match self.phase {
                 Phase::AwaitingResponse if from == Side::Client => return feedback,
                 Phase::AwaitingResponse => self.try_response(meta, ctx),
+                // A client may send what goes through the tunnel (a ClientHello) before the
+                // proxy answers its CONNECT: held until the answer says what it is.
+                Phase::Detecting if from == Side::Client && self.connect_asked => Step::Wait,
                 Phase::Detecting if self.proxy.as_ref().is_some_and(|p| p.socks.is_some()) => {
                     self.try_socks(meta, ctx)
                 }
@@ -645,6 +651,47 @@ impl Session {
         proxy.hops.extend(summary);
     }
 
+    /// Whether the client's bytes held when a tunnel opened begin a TLS record (a ClientHello
+    /// sent before the proxy answered): they are then left for the TLS stage.
+    fn tunnel_starts_with_tls(&mut self) -> bool {
+        let tls = !self.decrypted && self.pending[0].first() == Some(&0x16);
+        if let Some(p) = self.proxy.as_mut().filter(|_| tls) {
+            p.tls_held = true;
+        }
+        tls
+    }
+
+    /// The bytes each side sent after a tunnel opened, when they begin with TLS: taken back,
+    /// one piece per packet they came in (client first), for the caller to hand to the TLS
+    /// stage as if they had just arrived. Empty otherwise.
+    pub fn take_tunnel_start(&mut self) -> Vec<(Side, Meta, Vec<u8>)> {
+        if !self.proxy.as_mut().is_some_and(|p| std::mem::take(&mut p.tls_held)) {
+            return Vec::new();
+        }
+        let mut out = Vec::new();
+        for (i, side) in [(0, Side::Client), (1, Side::Server)] {
+            let (held, spans, from) = self.take_held(i);
+            self.reset_scan(i);
+            self.stream_bytes[i] = self.stream_bytes[i].saturating_sub(held.len() as u64);
+            // The first remembered packet holds the first byte (forget_held keeps it).
+            let mut starts: Vec<(usize, Meta)> = spans
+                .iter()
+                .map(|&(at, m)| (at.saturating_sub(from).min(held.len() as u64) as usize, m))
+                .collect();
+            match starts.first_mut() {
+                Some(first) => first.0 = 0,
+                None => starts.push((0, self.last_meta)),
+            }
+            for (k, &(start, meta)) in starts.iter().enumerate() {
+                let end = starts.get(k + 1).map_or(held.len(), |&(next, _)| next);
+                if let Some(piece) = held.get(start..end).filter(|p| !p.is_empty()) {
+                    out.push((side, meta, piece.to_vec()));
+                }
+            }
+        }
+        out
+    }
+
     /// Whether a SOCKS handshake may begin here: at the start of a connection seen from its
     /// SYN, or right where a proxy tunnel opened, before any HTTP.
     fn may_start_socks(&self) -> bool {
@@ -682,6 +729,9 @@ impl Session {
                     }
                 }
                 self.tunnel_opened = true;
+                if self.tunnel_starts_with_tls() {
+                    return Step::Done;
+                }
                 // What either side sent after the handshake starts the tunnelled connection.
                 if !self.pending[0].is_empty() {
                     let _ = self.detect(Side::Client, &[], meta, ctx);
@@ -1051,8 +1101,15 @@ impl Session {
                 let target = p.connect_target.take().unwrap_or_default();
                 p.hops.push(format!("HTTP CONNECT to {target}"));
             }
+            if self.tunnel_starts_with_tls() {
+                return Step::Done;
+            }
+            if !self.pending[0].is_empty() {
+                let _ = self.detect(Side::Client, &[], meta, ctx);
+            }
             return Step::Again;
         }
+        let connect_refused = std::mem::take(&mut self.connect_asked) && resp.status >= 200;
         if self.request.is_none() && resp.status != 101 {
             // An ordinary HTTP response on a connection we joined late.
             let body_len =
@@ -1061,6 +1118,10 @@ impl Session {
                 poll.response(resp.status, body_len);
             }
             self.skip_pending_body(1, meta, ctx);
+            if connect_refused && !self.pending[0].is_empty() {
+                // The retry the client sent before the refusal arrived.
+                let _ = self.detect(Side::Client, &[], meta, ctx);
+            }
             return Step::Again;
         }
         if self.request.is_none() && resp.switches_to_another_protocol() {

@@ -499,6 +499,18 @@ def upgrade_retry():
     conns.append({"server_port": 6207, "messages": [text("client", "through the tunnel")],
                   "note": "through a proxy: HTTP CONNECT to chat.example:80",
                   "close": {"initiator": "client", "code": 1000, "echoed": True}, "tcp_end": "fin"})
+    # 8. The upgrade sent right behind the CONNECT, before the proxy answered: held until
+    # the 200 opens the tunnel (not taken for the CONNECT's answer's request).
+    c = Conn(cap, "192.0.2.47", "192.0.2.48", 43008, 6208, t=t + 7)
+    c.open()
+    c.send("c", b"CONNECT chat.example:80 HTTP/1.1\r\nHost: chat.example:80\r\n\r\n"
+                + request("/eager-tunnel", key=keys[2]))
+    c.send("s", b"HTTP/1.1 200 Connection established\r\n\r\n" + response(key=keys[2])
+                + frame(1, "tunnel opened late"))
+    close_normally(c)
+    conns.append({"server_port": 6208, "messages": [text("server", "tunnel opened late")],
+                  "note": "through a proxy: HTTP CONNECT to chat.example:80",
+                  "close": {"initiator": "client", "code": 1000, "echoed": True}, "tcp_end": "fin"})
     save("crafted-upgrade-retry", cap, {
         "description": "upgrades refused (401, 407) and asked again on the same connection; refusals after which nothing is decoded; an h2c upgrade; an early frame; an upgrade inside a CONNECT tunnel",
         "connections": conns,

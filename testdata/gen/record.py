@@ -1151,6 +1151,58 @@ def drop_tcp_handshake(src, dst):
     print(f"{dst}: {os.path.getsize(pcap)} bytes")
 
 
+def pipeline_client_hello(src, dst):
+    """Another case's capture (a TLS client through a proxy) with the client's ClientHello
+    moved in front of the proxy's answer, as a client that does not wait for the tunnel to
+    open sends it: the packet goes just before the proxy's last answer, with the ACK the
+    client had sent by then. TCP checksums are left as they were (nothing checks them)."""
+    src_dir = os.path.join(TESTDATA, src)
+    out = os.path.join(TESTDATA, dst)
+    os.makedirs(out, exist_ok=True)
+    with open(os.path.join(src_dir, "capture.pcap"), "rb") as f:
+        raw = f.read()
+    head, at, packets = raw[:24], 24, []
+    while at + 16 <= len(raw):
+        ts, us, incl, orig = struct.unpack("<IIII", raw[at:at + 16])
+        packets.append([ts, us, bytearray(raw[at + 16:at + 16 + incl]), orig])
+        at += 16 + incl
+
+    def tcp(p):  # Ethernet, IPv4: (sport, dport, payload, offset of the ACK field)
+        ip = 14
+        t = ip + (p[ip] & 0x0F) * 4
+        total = struct.unpack("!H", p[ip + 2:ip + 4])[0]
+        sport, dport = struct.unpack("!HH", p[t:t + 4])
+        return sport, dport, p[t + (p[t + 12] >> 4) * 4:ip + total], t + 8
+
+    hello = next(i for i, p in enumerate(packets) if tcp(p[2])[2][:1] == b"\x16")
+    client = tcp(packets[hello][2])[0]
+    answers = [i for i in range(hello) if tcp(packets[i][2])[1] == client and tcp(packets[i][2])[2]]
+    before = answers[-1]
+    last_client = [i for i in range(before) if tcp(packets[i][2])[0] == client][-1]
+    ack_at = tcp(packets[hello][2])[3]
+    packets[hello][2][ack_at:ack_at + 4] = packets[last_client][2][ack_at:ack_at + 4]
+    moved = packets.pop(hello)
+    moved[0], moved[1] = packets[before][0], packets[before][1]
+    packets.insert(before, moved)
+    with open(os.path.join(out, "capture.pcap"), "wb") as f:
+        f.write(head)
+        for ts, us, data, orig in packets:
+            f.write(struct.pack("<IIII", ts, us, len(data), orig) + bytes(data))
+    with open(os.path.join(src_dir, "keylog.txt")) as f, \
+            open(os.path.join(out, "keylog.txt"), "w") as g:
+        g.write(f.read())
+    with open(os.path.join(src_dir, "truth.json")) as f:
+        truth = json.load(f)
+    truth["description"] = f"{src} with the ClientHello sent before the proxy answered"
+    if b"CONNECT " in raw:
+        truth["tshark_differs"] = ("tshark 4.0 takes the ClientHello for the CONNECT's "
+                                   "continuation and decodes nothing (docs/tshark-differences.md)")
+    with open(os.path.join(out, "truth.json"), "w") as f:
+        json.dump(truth, f, indent=1)
+        f.write("\n")
+    print(f"{dst}: ClientHello moved from packet {hello + 1} to {before + 1}")
+
+
 def socketio_midstream():
     """`node-socketio` joined mid-stream: its capture from the packet after the WebSocket's
     Engine.IO upgrade packet on (editcap, from the tshark suite), so the WebSocket has no
@@ -1185,6 +1237,8 @@ def socketio_midstream():
 DERIVED = {
     "py-websockets-tls-dsb": (inject_secrets, "py-websockets-tls"),
     "node-wss-tls13-no-syn": (drop_tcp_handshake, "node-wss-tls13-lowport"),
+    "py-websockets-tls-proxy-pipelined": (pipeline_client_hello, "py-websockets-tls-proxy"),
+    "py-websockets-tls-socks-pipelined": (pipeline_client_hello, "py-websockets-tls-socks"),
 }
 
 if __name__ == "__main__":
