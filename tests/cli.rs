@@ -93,6 +93,34 @@ fn gzip_capture_from_stdin_is_detected_by_content() {
 }
 
 #[test]
+fn zstd_and_lz4_captures_are_read_like_wireshark_reads_them() {
+    use std::io::Write as _;
+    let src = testdata("py-websockets-basic/capture.pcap");
+    let plain = std::fs::read(&src).unwrap();
+    let want = json_of(&src, &[]);
+    let dir = std::env::temp_dir().join(format!("wsdissect-compressed-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let zst = dir.join("capture.pcap.zst");
+    std::fs::write(&zst, zstd::stream::encode_all(&plain[..], 19).unwrap()).unwrap();
+    let lz4 = dir.join("capture.pcap.lz4");
+    let mut enc = lz4_flex::frame::FrameEncoder::new(Vec::new());
+    enc.write_all(&plain).unwrap();
+    std::fs::write(&lz4, enc.finish().unwrap()).unwrap();
+    for path in [&zst, &lz4] {
+        let got = json_of(path, &[]);
+        // Only the begin record names the input.
+        assert_eq!(got[1..], want[1..], "{}", path.display());
+    }
+    // Cut short: the packets before the cut, then the truncated-capture exit code.
+    let z = std::fs::read(&zst).unwrap();
+    std::fs::write(&zst, &z[..z.len() / 2]).unwrap();
+    let out = run_path(&["--json"], &zst);
+    assert_eq!(out.status.code(), Some(2), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("truncated"));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
 fn several_files_are_one_run_and_r_is_an_alias() {
     let a = testdata("py-websockets-basic/capture.pcap");
     let b = testdata("node-ws-deflate/capture.pcap");

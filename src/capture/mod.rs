@@ -84,7 +84,7 @@ pub enum CaptureError {
     NotFound { path: PathBuf },
     #[error("{path}: {source}")]
     Io { path: PathBuf, source: std::io::Error },
-    #[error("{path}: not a capture file (expected pcap, pcapng or gzip; starts with {magic})")]
+    #[error("{path}: not a capture file (expected pcap or pcapng, maybe gzip, zstd or lz4 compressed; starts with {magic})")]
     NotACapture { path: PathBuf, magic: String },
     #[error("{path}: capture is truncated at byte {offset} (in the middle of a record); {packets} packets read before it are valid")]
     Truncated { path: PathBuf, offset: u64, packets: u64 },

@@ -20,6 +20,8 @@ const BUFFER: usize = 1 << 20;
 pub use crate::limits::{MAX_BLOCK, MAX_SECRETS};
 
 const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
+const ZSTD_MAGIC: [u8; 4] = [0x28, 0xb5, 0x2f, 0xfd];
+const LZ4_MAGIC: [u8; 4] = [0x04, 0x22, 0x4d, 0x18];
 
 /// A pcapng interface description, as far as timestamps and link types need it.
 #[derive(Clone, Copy, Debug)]
@@ -137,7 +139,7 @@ fn hex(bytes: &[u8]) -> String {
 }
 
 impl CaptureReader {
-    /// Opens a path (`-` is standard input); gzip is detected by magic bytes.
+    /// Opens a path (`-` is standard input); gzip, zstd and LZ4 are detected by magic bytes.
     pub fn open(path: &Path) -> Result<CaptureReader, CaptureError> {
         if path.as_os_str() == "-" {
             return Self::from_reader(path, Box::new(io::stdin()));
@@ -159,18 +161,30 @@ impl CaptureReader {
     pub fn from_reader(name: &Path, input: Box<dyn Read>) -> Result<CaptureReader, CaptureError> {
         let path = name.to_path_buf();
         let io_err = |e: io::Error| CaptureError::Io { path: path.clone(), source: e };
-        let (head, mut input) = peek(input, 4).map_err(io_err)?;
-        if head.starts_with(&GZIP_MAGIC) {
-            let gz: Box<dyn Read> = Box::new(flate2::read::MultiGzDecoder::new(input));
-            let (inner_head, inner) = peek(gz, 4).map_err(|e| CaptureError::Corrupt {
+        let (head, input) = peek(input, 4).map_err(io_err)?;
+        let (kind, inner): (&str, Box<dyn Read>) = if head.starts_with(&GZIP_MAGIC) {
+            ("gzip", Box::new(flate2::read::MultiGzDecoder::new(input)))
+        } else if head.starts_with(&ZSTD_MAGIC) {
+            // Decodes every frame of the file, as `zstd -d` does.
+            let zstd = zstd::stream::read::Decoder::new(input).map_err(io_err)?;
+            ("zstd", Box::new(zstd))
+        } else if head.starts_with(&LZ4_MAGIC) {
+            ("lz4", Box::new(lz4_flex::frame::FrameDecoder::new(input)))
+        } else {
+            return Self::from_sniffed(path, &head, input);
+        };
+        let (inner_head, inner) = peek(inner, 4).map_err(|e| match e.kind() {
+            // Cut before its first block ended.
+            io::ErrorKind::UnexpectedEof => {
+                CaptureError::Truncated { path: path.clone(), offset: 0, packets: 0 }
+            }
+            _ => CaptureError::Corrupt {
                 path: path.clone(),
                 offset: 0,
-                reason: format!("bad gzip data: {e}"),
-            })?;
-            return Self::from_sniffed(path, &inner_head, inner);
-        }
-        input = Box::new(input);
-        Self::from_sniffed(path, &head, input)
+                reason: format!("bad {kind} data: {e}"),
+            },
+        })?;
+        Self::from_sniffed(path, &inner_head, inner)
     }
 
     fn from_sniffed(
@@ -664,6 +678,47 @@ mod tests {
         let (_, err) = read_all(bad);
         let text = err.map(|e| e.to_string()).unwrap_or_default();
         assert!(!text.is_empty() && !text.ends_with("read error"), "{text}");
+    }
+
+    #[test]
+    fn zstd_and_lz4_captures_read_whole_and_cut_short_is_truncated() {
+        use std::io::Write;
+        let mut f = shb();
+        f.extend(idb(1, None, None));
+        for i in 0..3000u32 {
+            f.extend(epb(0, u64::from(i), &[i as u8; 60]));
+        }
+        let (plain, err) = read_all(f.clone());
+        assert!(err.is_none());
+        let zstd_file = {
+            // Two frames, as concatenated or parallel compressors write them.
+            let half = f.len() / 2;
+            let mut z = zstd::stream::encode_all(&f[..half], 3).unwrap();
+            z.extend(zstd::stream::encode_all(&f[half..], 3).unwrap());
+            z
+        };
+        let lz4_file = {
+            use lz4_flex::frame::{BlockSize, FrameEncoder, FrameInfo};
+            let info = FrameInfo::new().block_size(BlockSize::Max64KB);
+            let mut w = FrameEncoder::with_frame_info(info, Vec::new());
+            w.write_all(&f).unwrap();
+            w.finish().unwrap()
+        };
+        for (name, file) in [("zstd", zstd_file), ("lz4", lz4_file)] {
+            let (packets, err) = read_all(file.clone());
+            assert!(err.is_none(), "{name}: {err:?}");
+            assert_eq!(packets.len(), plain.len(), "{name}");
+            let (packets, err) = read_all(file[..file.len() * 2 / 3].to_vec());
+            assert!(!packets.is_empty() && packets.len() < plain.len(), "{name}");
+            assert!(matches!(err, Some(CaptureError::Truncated { .. })), "{name}: {err:?}");
+            let mut bad = file.clone();
+            for b in &mut bad[12..40] {
+                *b ^= 0x55;
+            }
+            let (_, err) = read_all(bad);
+            let text = err.map(|e| e.to_string()).unwrap_or_default();
+            assert!(!text.is_empty() && !text.ends_with("read error"), "{name}: {text}");
+        }
     }
 
     #[test]

@@ -23,7 +23,7 @@ Examples:
 
 Exit codes: 0 ok; 1 check found problems / diff found differences; 2 usage or input error.";
 
-/// Dissect WebSocket traffic in packet captures (pcap, pcapng, gzip'd, stdin) or live.
+/// Dissect WebSocket traffic in packet captures (pcap, pcapng, compressed, stdin) or live.
 #[derive(Parser, Debug, Clone)]
 #[command(
     name = "wsdissect",
