@@ -202,6 +202,18 @@ fn megabytes_of_http_headers() {
 }
 
 #[test]
+fn proxy_tunnels_nested_thousands_deep() {
+    let recs = run_json(&["--json", &hostile("nested-proxies.pcap.gz")], 0, RSS_MIB);
+    assert_eq!(texts(&recs), ["at the bottom"], "the upgrade under 5,000 CONNECTs is decoded");
+    let hs = of_type(&recs, "handshake");
+    assert_eq!(hs.len(), 1);
+    let note = hs[0]["notes"][0].as_str().unwrap();
+    assert_eq!(note.matches("HTTP CONNECT to").count(), 4, "{}", &note[..note.len().min(200)]);
+    // The fifth nested SOCKS5 handshake is not followed: that connection is not WebSocket.
+    assert_eq!(end(&recs)["websocket_connections"], 1);
+}
+
+#[test]
 fn captures_truncated_mid_record() {
     for name in ["truncated.pcapng", "pcapng-absurd-length.pcapng"] {
         let recs = run_json(&["--json", &hostile(name)], 2, RSS_MIB);

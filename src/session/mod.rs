@@ -167,7 +167,8 @@ struct Proxies {
     tls_held: bool,
 }
 
-/// Proxy tunnels followed on one connection at most (proxychains-style chains nest them).
+/// Proxy tunnels named on one connection at most (proxychains-style chains nest them); SOCKS
+/// handshakes past it are not followed.
 const MAX_PROXY_HOPS: usize = 4;
 
 /// The handshake facts the connection record repeats.
@@ -1099,7 +1100,10 @@ impl Session {
             self.tunnel_opened = true;
             if let Some(p) = self.proxy.as_mut() {
                 let target = p.connect_target.take().unwrap_or_default();
-                p.hops.push(format!("HTTP CONNECT to {target}"));
+                // Tunnels inside tunnels are named up to a bound, whatever a stream repeats.
+                if p.hops.len() < MAX_PROXY_HOPS {
+                    p.hops.push(format!("HTTP CONNECT to {target}"));
+                }
             }
             if self.tunnel_starts_with_tls() {
                 return Step::Done;

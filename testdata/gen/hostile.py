@@ -284,6 +284,29 @@ def ping_flood():
     save("ping-flood.pcap", cap.buf, gz=True)
 
 
+def nested_proxies():
+    """Tunnels without end on one connection: 5,000 CONNECT requests each answered 200
+    (every one opens a tunnel inside the last), then an upgrade; and five SOCKS5 handshakes
+    nested on another (the fifth is not followed): what is remembered of the proxies stays
+    bounded."""
+    cap = Pcap()
+    c = Conn(cap, "10.8.18.1", "10.8.18.2", 40018, 3128)
+    c.open()
+    for _ in range(5000):
+        c.send("c", b"CONNECT a.example:1 HTTP/1.1\r\n\r\n")
+        c.send("s", b"HTTP/1.1 200 OK\r\n\r\n")
+    c.send("c", request("/deep"))
+    c.send("s", response() + frame(1, "at the bottom"))
+    c.close("s")
+    c = Conn(cap, "10.8.19.1", "10.8.19.2", 40019, 1080)
+    c.open()
+    hop = b"\x05\x01\x00\x05\x01\x00\x03\x01b\x00\x50"
+    c.send("c", hop * 5 + request("/socks"))
+    c.send("s", b"\x05\x00\x05\x00\x00\x01\x00\x00\x00\x00\x00\x00" * 5 + response() + frame(1, "not reached"))
+    c.close("s")
+    save("nested-proxies.pcap", cap.buf, gz=True)
+
+
 if __name__ == "__main__":
     os.makedirs(OUT, exist_ok=True)
     huge_lengths()
@@ -300,3 +323,4 @@ if __name__ == "__main__":
     timestamps_backwards()
     ip_impossible()
     ping_flood()
+    nested_proxies()
