@@ -337,6 +337,9 @@ pub struct ConnectionRecord {
     pub sid: Option<String>,
     /// Streams that carried the same session so far (this one included).
     pub sid_streams: Vec<u64>,
+    /// The proxies the connection went through, outermost first (`SOCKS5 to host:port`,
+    /// `HTTP CONNECT to host:port`, `PROXY protocol v2 from client to server`).
+    pub proxies: Vec<String>,
     pub problems: Vec<ProblemCode>,
     /// The connection is TLS (wss://).
     pub tls: Option<TlsInfo>,

@@ -209,6 +209,13 @@ fn check_case(dir: &Path) -> Result<(), String> {
             if !noted {
                 errs.push(format!("stream {stream}: no handshake note {note:?}"));
             }
+            let proxies: Vec<&str> = conn["proxies"]
+                .as_array()
+                .map(|a| a.iter().filter_map(Value::as_str).collect())
+                .unwrap_or_default();
+            if note.strip_prefix("through a proxy: ") != Some(proxies.join(", then ").as_str()) {
+                errs.push(format!("stream {stream}: connection proxies {proxies:?} for {note:?}"));
+            }
         }
         if let Some(end) = tc["tcp_end"].as_str() {
             if conn["tcp_end"] != end {

@@ -1460,6 +1460,7 @@ impl Session {
                 .and_then(|a| a.protocol())
                 .or(self.polling.as_ref().map(|_| "engine.io")),
             sid,
+            proxies: self.proxy.as_mut().map(|p| std::mem::take(&mut p.hops)).unwrap_or_default(),
             problems: self.problems.clone(),
             tls: None,
         })));

@@ -215,6 +215,11 @@ impl<W: Write> ConnsTable<W> {
             let streams: Vec<String> = r.sid_streams.iter().map(u64::to_string).collect();
             let _ = write!(line, " sid={esc} streams={}", streams.join(","));
         }
+        if !r.proxies.is_empty() {
+            let mut esc = String::new();
+            escape_text(&r.proxies.join(", then "), &mut esc);
+            let _ = write!(line, " via {esc}");
+        }
         if self.opts.normalize {
             self.session_ids.number_in(&mut line);
         }

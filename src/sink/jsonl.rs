@@ -789,6 +789,9 @@ pub fn write_connection(buf: &mut Vec<u8>, r: &ConnectionRecord) {
     if let Some(p) = r.app_protocol {
         o.str("app_protocol", p);
     }
+    if !r.proxies.is_empty() {
+        o.str_array("proxies", r.proxies.iter().map(String::as_str));
+    }
     if let Some(sid) = &r.sid {
         o.str("sid", sid).raw("sid_streams", |b| {
             b.push(b'[');
