@@ -1,5 +1,6 @@
-//! Link-layer headers etherparse does not cover (Linux SLL and SLL2, BSD NULL/LOOP), as
-//! checked views: each returns the protocol and the payload, or `None` when too short.
+//! Link-layer headers etherparse does not cover (Linux SLL, SLL2 and NFLOG, BSD NULL/LOOP,
+//! Apple PKTAP), as checked views: each returns the protocol and the payload, or `None` when
+//! too short.
 
 /// What follows a link header.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -20,6 +21,53 @@ pub fn sll(data: &[u8]) -> Option<Next<'_>> {
 /// Linux "cooked" capture v2 (DLT 276): 20-byte header, protocol at bytes 0..2.
 pub fn sll2(data: &[u8]) -> Option<Next<'_>> {
     Some(Next::EtherType(super::be16(data, 0)?, data.get(20..)?))
+}
+
+/// Apple PKTAP (LINKTYPE 258; macOS `tcpdump -i any`): a little-endian header whose first
+/// word is its length and whose second is 1 when a packet follows, whose third is that
+/// packet's own DLT. Returns the DLT and the packet; `Some(None)` for other record types.
+pub fn pktap(data: &[u8]) -> Option<Option<(u32, &[u8])>> {
+    let len = le32(data, 0)? as usize;
+    if le32(data, 4)? != 1 {
+        return Some(None);
+    }
+    let dlt = le32(data, 8)?;
+    if len < 12 {
+        return None;
+    }
+    Some(Some((dlt, data.get(len..)?)))
+}
+
+/// Linux NFLOG (LINKTYPE 239; `tcpdump -i nflog:N`): family, version and resource id, then
+/// type-length-value attributes in the capturing host's byte order, padded to 4 bytes; the
+/// packet is the payload attribute (type 9).
+pub fn nflog(data: &[u8]) -> Option<Next<'_>> {
+    const PAYLOAD: u16 = 9;
+    let mut at = 4;
+    let tlvs = data.get(at..)?;
+    // The host order is unknown: take the reading whose first length fits.
+    let little = tlvs.get(0..2).map(|l| usize::from(u16::from_le_bytes([l[0], l[1]])));
+    let le = little.is_some_and(|n| (4..=tlvs.len()).contains(&n));
+    let read16 = |at: usize| -> Option<u16> {
+        let b = data.get(at..at.checked_add(2)?)?;
+        Some(if le { u16::from_le_bytes([b[0], b[1]]) } else { u16::from_be_bytes([b[0], b[1]]) })
+    };
+    while at < data.len() {
+        let len = usize::from(read16(at)?);
+        let kind = read16(at + 2)? & 0x7fff;
+        if len < 4 || at.checked_add(len)? > data.len() {
+            return None;
+        }
+        if kind == PAYLOAD {
+            return Some(Next::Ip(data.get(at + 4..at.checked_add(len)?)?));
+        }
+        at = at.checked_add(len.div_ceil(4) * 4)?;
+    }
+    Some(Next::Other)
+}
+
+fn le32(b: &[u8], at: usize) -> Option<u32> {
+    b.get(at..at.checked_add(4)?).map(|x| u32::from_le_bytes([x[0], x[1], x[2], x[3]]))
 }
 
 /// BSD loopback: a 4-byte address family, in the capturing host's byte order for NULL
@@ -62,6 +110,33 @@ mod tests {
         v2.extend_from_slice(b"v6");
         assert_eq!(sll2(&v2), Some(Next::EtherType(0x86dd, b"v6")));
         assert_eq!(sll2(&v2[..19]), None);
+    }
+
+    #[test]
+    fn pktap_records_and_nflog_attributes_in_either_byte_order() {
+        let mut p = [20u32.to_le_bytes(), 1u32.to_le_bytes(), 1u32.to_le_bytes()].concat();
+        p.resize(20, 0);
+        p.extend_from_slice(b"frame");
+        assert_eq!(pktap(&p), Some(Some((1, &b"frame"[..]))));
+        p[4] = 2; // not a packet record
+        assert_eq!(pktap(&p), Some(None));
+        p[4] = 1;
+        assert_eq!(pktap(&p[..11]), None);
+        p[0] = 200; // a header longer than the record
+        assert_eq!(pktap(&p), None);
+        // NFLOG: a prefix attribute of 7 bytes (padded to 8), then the payload; both orders.
+        for be in [false, true] {
+            let w = |v: u16| if be { v.to_be_bytes() } else { v.to_le_bytes() };
+            let mut n = vec![10, 0, 0, 1];
+            n.extend_from_slice(&[w(7), w(10)].concat());
+            n.extend_from_slice(b"ab\0\0");
+            n.extend_from_slice(&[w(6), w(9)].concat());
+            n.extend_from_slice(b"IP\0\0");
+            assert_eq!(nflog(&n), Some(Next::Ip(b"IP")), "big-endian {be}");
+            assert_eq!(nflog(&n[..14]), None);
+            assert_eq!(nflog(&n[..12]), Some(Next::Other));
+        }
+        assert_eq!(nflog(&[2, 0, 0, 1, 2, 0, 9, 0]), None, "an attribute shorter than its header");
     }
 
     #[test]

@@ -178,6 +178,29 @@ impl Decoder {
                 Ok(p) => p,
                 Err(e) => return err(Layer::Ip, format!("{e}")),
             },
+            LinkType::NFLOG => match link::nflog(data) {
+                Some(link::Next::Ip(rest)) => match LaxSlicedPacket::from_ip(rest) {
+                    Ok(p) => p,
+                    Err(e) => return err(Layer::Ip, format!("{e}")),
+                },
+                Some(_) => return Decoded::NotTcp,
+                None => return err(Layer::Link, "NFLOG attributes cut short".into()),
+            },
+            LinkType::PKTAP => match link::pktap(data) {
+                Some(Some((dlt, rest))) => {
+                    // The packet's own link type: BSD DLT_RAW numbers differ from LINKTYPE_RAW.
+                    let link = match dlt {
+                        12 | 14 => LinkType::RAW,
+                        n => LinkType(n),
+                    };
+                    if link == LinkType::PKTAP {
+                        return err(Layer::Link, "PKTAP inside PKTAP".into());
+                    }
+                    return self.decode(&CaptureRecord { link, data: rest, ..*record });
+                }
+                Some(None) => return Decoded::NotTcp,
+                None => return err(Layer::Link, "PKTAP header cut short".into()),
+            },
             other => return Decoded::UnsupportedLink(other),
         };
         self.decode_sliced(sliced, record.ts.secs, 0)
@@ -538,7 +561,22 @@ mod tests {
         null_v6.extend_from_slice(&v6);
         let mut lo = 24u32.to_be_bytes().to_vec();
         lo.extend_from_slice(&v6);
+        // PKTAP: a 108-byte header naming Ethernet (DLT 1), or BSD DLT_RAW (12).
+        let pktap = |dlt: u32, inner: &[u8]| {
+            let mut h = [108u32.to_le_bytes(), 1u32.to_le_bytes(), dlt.to_le_bytes()].concat();
+            h.resize(108, 0);
+            h.extend_from_slice(inner);
+            h
+        };
+        // NFLOG: a header, a packet-header attribute, then the payload (type 9), little-endian.
+        let mut nflog = vec![2, 0, 0, 1, 8, 0, 1, 0, 0x08, 0x00, 3, 0];
+        nflog.extend_from_slice(&(4 + v4.len() as u16).to_le_bytes());
+        nflog.extend_from_slice(&9u16.to_le_bytes());
+        nflog.extend_from_slice(&v4);
         let cases: Vec<(&str, LinkType, Vec<u8>)> = vec![
+            ("pktap ethernet", LinkType::PKTAP, pktap(1, &ether(0x0800, &[], &v4))),
+            ("pktap raw", LinkType::PKTAP, pktap(12, &v6)),
+            ("nflog", LinkType::NFLOG, nflog),
             ("ethernet ipv4", LinkType::ETHERNET, ether(0x0800, &[], &v4)),
             ("ethernet ipv4 options", LinkType::ETHERNET, ether(0x0800, &[], &ipv4_options_tcp())),
             ("802.1Q", LinkType::ETHERNET, ether(0x0800, &[(0x8100, 42)], &v4)),

@@ -125,6 +125,19 @@ def link_frame(link, pkt, v6, vlans=()):
         return pkt
     if link == 0:  # BSD loopback
         return struct.pack("<I", 30 if v6 else 2) + pkt
+    if link == 258:  # Apple PKTAP (macOS `tcpdump -i any`): little-endian header, then Ethernet
+        inner = link_frame(1, pkt, v6)
+        head = struct.pack("<III24sIIIIi17s3xIHHi17s3x", 108, 1, 1, b"en0", 0, 30 if v6 else 2,
+                           0, 0, 4242, b"node", 0, 6, 0, 4242, b"node")
+        assert len(head) == 108
+        return head + inner
+    if link == 239:  # Linux NFLOG: family, version, resource id, then TLVs in host order
+        def tlv(kind, value):
+            raw = struct.pack("<HH", 4 + len(value), kind) + value
+            return raw + b"\0" * (-len(raw) % 4)
+        return (struct.pack("!BBH", 10 if v6 else 2, 0, 7)
+                + tlv(1, struct.pack("!HBx", 0x86DD if v6 else 0x0800, 3))
+                + tlv(10, b"ws-log\0") + tlv(9, pkt))
     raise ValueError(link)
 
 
@@ -717,8 +730,9 @@ def bad_files():
 def link_types():
     """One short WebSocket conversation per link type real loopback recordings do not give:
     SLL2, Ethernet with 802.1ad+802.1Q tags, IPv6 extension headers, OpenBSD loop, raw IPv4
-    (DLT 228), and IPv4 fragments; all in one pcapng with an interface each."""
-    cap = PcapNg([(276, 6), (1, 6), (1, 6), (108, 6), (228, 6), (1, 6)])
+    (DLT 228), IPv4 fragments, Apple PKTAP (macOS `tcpdump -i any`) and Linux NFLOG over IPv6;
+    all in one pcapng with an interface each."""
+    cap = PcapNg([(276, 6), (1, 6), (1, 6), (108, 6), (228, 6), (1, 6), (258, 6), (239, 6)])
     conns = []
     setups = [
         ("10.3.0.1", "10.3.0.2", {"link": 276}),
@@ -727,6 +741,8 @@ def link_types():
         ("2001:db8:4::1", "2001:db8:4::2", {"link": 108}),
         ("10.3.4.1", "10.3.4.2", {"link": 228}),
         ("10.3.5.1", "10.3.5.2", {"link": 1, "fragment": True}),
+        ("10.3.6.1", "10.3.6.2", {"link": 258}),
+        ("2001:db8:7::1", "2001:db8:7::2", {"link": 239}),
     ]
     for i, (cl, sv, opts) in enumerate(setups):
         port = 7100 + i
@@ -751,7 +767,7 @@ def link_types():
             "tcp_end": "fin",
         })
     save("crafted-link-types", cap, {
-        "description": "SLL2, 802.1ad/802.1Q, IPv6 extension headers, OpenBSD loop, DLT 228, IPv4 fragments",
+        "description": "SLL2, 802.1ad/802.1Q, IPv6 extension headers, OpenBSD loop, DLT 228, IPv4 fragments, PKTAP, NFLOG",
         "connections": conns,
         "expect_problems": [],
     }, name="capture.pcapng")
