@@ -300,6 +300,16 @@ fn stomp_frames_match_the_peers() {
 }
 
 #[test]
+fn stomp_over_sockjs_matches_the_peers() {
+    // sockjs-client's websocket transport, chosen by its path; STOMP found inside by content.
+    check_app_truth("node-sockjs-stomp", "sockjs", "stomp");
+    let recs = json_of(&testdata("node-sockjs-stomp/capture.pcap"), &[]);
+    let apps: Vec<&Value> = of_type(&recs, "message").iter().map(|m| &m["app"]).collect();
+    assert_eq!(apps[0]["sockjs"], "open");
+    assert!(apps[1..].iter().all(|a| a["inner_protocol"] == "stomp"), "{apps:#?}");
+}
+
+#[test]
 fn stomp_frames_split_over_messages_by_the_client_are_joined() {
     // stompjs with splitLargeFrames sent a 3000-byte SEND as messages of 1024, 1024 and 1003
     // bytes: the first two complete nothing, the third carries the whole frame.

@@ -18,6 +18,7 @@ pub mod graphql;
 pub mod json_text;
 pub mod mqtt;
 pub mod polling;
+pub mod sockjs;
 pub mod stomp;
 
 use crate::tcp::Side;
@@ -48,6 +49,7 @@ impl App {
             Some("engine.io") => "Engine.IO",
             Some("mqtt") => "MQTT",
             Some("stomp") => "STOMP",
+            Some("sockjs") => "SockJS",
             Some(p) if p.starts_with("graphql") => "GraphQL",
             _ => "WebSocket",
         }
@@ -120,8 +122,13 @@ pub struct Registration {
 }
 
 /// Every decoder, in the order they are tried.
-pub const DECODERS: &[Registration] =
-    &[engineio::REGISTRATION, mqtt::REGISTRATION, stomp::REGISTRATION, graphql::REGISTRATION];
+pub const DECODERS: &[Registration] = &[
+    engineio::REGISTRATION,
+    sockjs::REGISTRATION,
+    mqtt::REGISTRATION,
+    stomp::REGISTRATION,
+    graphql::REGISTRATION,
+];
 
 /// Messages looked at for a protocol by content before giving up.
 const CONTENT_TRIES: u32 = 4;
