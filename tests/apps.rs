@@ -300,6 +300,31 @@ fn stomp_frames_match_the_peers() {
 }
 
 #[test]
+fn json_rpc_messages_match_what_the_peers_sent() {
+    // rpc-websockets, found by content; the truth is every message as it went on the wire.
+    let t = truth("node-jsonrpc");
+    let recs = json_of(&testdata("node-jsonrpc/capture.pcap"), &[]);
+    let msgs = of_type(&recs, "message");
+    let want = t["app"].as_array().unwrap();
+    assert_eq!(msgs.len(), want.len());
+    for (m, w) in msgs.iter().zip(want) {
+        assert_eq!(m["from"], w["from"], "{m}");
+        let app = &m["app"];
+        assert_eq!(app["protocol"], "jsonrpc", "{m}");
+        let undecodable = m["problems"].as_array().unwrap().iter().any(|p| p == "app-decode-error");
+        if w["jsonrpc"].is_null() {
+            // rpc-websockets sends events as {"notification": …}, which is not JSON-RPC.
+            assert!(undecodable, "{m}");
+            continue;
+        }
+        assert!(!undecodable, "{m}");
+        for k in ["jsonrpc", "method", "id", "error_code"] {
+            assert_eq!(app[k], w[k], "{k}: {m}");
+        }
+    }
+}
+
+#[test]
 fn stomp_over_sockjs_matches_the_peers() {
     // sockjs-client's websocket transport, chosen by its path; STOMP found inside by content.
     check_app_truth("node-sockjs-stomp", "sockjs", "stomp");

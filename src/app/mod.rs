@@ -16,6 +16,7 @@
 pub mod engineio;
 pub mod graphql;
 pub mod json_text;
+pub mod jsonrpc;
 pub mod mqtt;
 pub mod polling;
 pub mod sockjs;
@@ -50,6 +51,7 @@ impl App {
             Some("mqtt") => "MQTT",
             Some("stomp") => "STOMP",
             Some("sockjs") => "SockJS",
+            Some("jsonrpc") => "JSON-RPC",
             Some(p) if p.starts_with("graphql") => "GraphQL",
             _ => "WebSocket",
         }
@@ -128,6 +130,7 @@ pub const DECODERS: &[Registration] = &[
     mqtt::REGISTRATION,
     stomp::REGISTRATION,
     graphql::REGISTRATION,
+    jsonrpc::REGISTRATION,
 ];
 
 /// Messages looked at for a protocol by content before giving up.
