@@ -325,6 +325,31 @@ fn json_rpc_messages_match_what_the_peers_sent() {
 }
 
 #[test]
+fn signalr_hub_messages_match_what_the_peers_sent() {
+    // @microsoft/signalr, found by content (its handshake record); a message may carry
+    // several hub messages, listed under `more`.
+    let t = truth("node-signalr");
+    let recs = json_of(&testdata("node-signalr/capture.pcap"), &[]);
+    let mut got = Vec::new();
+    for m in of_type(&recs, "message") {
+        assert_eq!(m["app"]["protocol"], "signalr", "{m}");
+        assert!(m["problems"].as_array().unwrap().is_empty(), "{m}");
+        let more = m["app"]["more"].as_array().cloned().unwrap_or_default();
+        for unit in std::iter::once(m["app"].clone()).chain(more) {
+            let mut e = serde_json::Map::new();
+            e.insert("from".into(), m["from"].clone());
+            for k in ["signalr", "target", "invocation_id"] {
+                if !unit[k].is_null() {
+                    e.insert(k.into(), unit[k].clone());
+                }
+            }
+            got.push(Value::Object(e));
+        }
+    }
+    assert_eq!(&got, t["app"].as_array().unwrap());
+}
+
+#[test]
 fn stomp_over_sockjs_matches_the_peers() {
     // sockjs-client's websocket transport, chosen by its path; STOMP found inside by content.
     check_app_truth("node-sockjs-stomp", "sockjs", "stomp");

@@ -19,6 +19,7 @@ pub mod json_text;
 pub mod jsonrpc;
 pub mod mqtt;
 pub mod polling;
+pub mod signalr;
 pub mod sockjs;
 pub mod stomp;
 
@@ -52,6 +53,7 @@ impl App {
             Some("stomp") => "STOMP",
             Some("sockjs") => "SockJS",
             Some("jsonrpc") => "JSON-RPC",
+            Some("signalr") => "SignalR",
             Some(p) if p.starts_with("graphql") => "GraphQL",
             _ => "WebSocket",
         }
@@ -131,6 +133,7 @@ pub const DECODERS: &[Registration] = &[
     stomp::REGISTRATION,
     graphql::REGISTRATION,
     jsonrpc::REGISTRATION,
+    signalr::REGISTRATION,
 ];
 
 /// Messages looked at for a protocol by content before giving up.
