@@ -350,6 +350,12 @@ fn signalr_hub_messages_match_what_the_peers_sent() {
 }
 
 #[test]
+fn phoenix_channel_messages_match_the_peers() {
+    // The phoenix client, chosen by its socket path (vsn=2.0.0).
+    check_app_truth("node-phoenix", "phoenix", "phoenix");
+}
+
+#[test]
 fn stomp_over_sockjs_matches_the_peers() {
     // sockjs-client's websocket transport, chosen by its path; STOMP found inside by content.
     check_app_truth("node-sockjs-stomp", "sockjs", "stomp");

@@ -18,6 +18,7 @@ pub mod graphql;
 pub mod json_text;
 pub mod jsonrpc;
 pub mod mqtt;
+pub mod phoenix;
 pub mod polling;
 pub mod signalr;
 pub mod sockjs;
@@ -54,6 +55,7 @@ impl App {
             Some("sockjs") => "SockJS",
             Some("jsonrpc") => "JSON-RPC",
             Some("signalr") => "SignalR",
+            Some("phoenix") => "Phoenix",
             Some(p) if p.starts_with("graphql") => "GraphQL",
             _ => "WebSocket",
         }
@@ -129,6 +131,7 @@ pub struct Registration {
 pub const DECODERS: &[Registration] = &[
     engineio::REGISTRATION,
     sockjs::REGISTRATION,
+    phoenix::REGISTRATION,
     mqtt::REGISTRATION,
     stomp::REGISTRATION,
     graphql::REGISTRATION,
