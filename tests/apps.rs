@@ -356,6 +356,12 @@ fn phoenix_channel_messages_match_the_peers() {
 }
 
 #[test]
+fn action_cable_messages_match_the_peers() {
+    // The @rails/actioncable client, chosen by its subprotocol.
+    check_app_truth("node-actioncable", "actioncable", "actioncable");
+}
+
+#[test]
 fn stomp_over_sockjs_matches_the_peers() {
     // sockjs-client's websocket transport, chosen by its path; STOMP found inside by content.
     check_app_truth("node-sockjs-stomp", "sockjs", "stomp");

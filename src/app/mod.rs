@@ -13,6 +13,7 @@
 //! `max_message`. A payload that does not decode gives an `app-decode-error` problem on its
 //! message, never a panic.
 
+pub mod actioncable;
 pub mod engineio;
 pub mod graphql;
 pub mod json_text;
@@ -56,6 +57,7 @@ impl App {
             Some("jsonrpc") => "JSON-RPC",
             Some("signalr") => "SignalR",
             Some("phoenix") => "Phoenix",
+            Some("actioncable") => "Cable",
             Some(p) if p.starts_with("graphql") => "GraphQL",
             _ => "WebSocket",
         }
@@ -137,6 +139,7 @@ pub const DECODERS: &[Registration] = &[
     graphql::REGISTRATION,
     jsonrpc::REGISTRATION,
     signalr::REGISTRATION,
+    actioncable::REGISTRATION,
 ];
 
 /// Messages looked at for a protocol by content before giving up.
