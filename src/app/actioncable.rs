@@ -18,6 +18,7 @@ pub const REGISTRATION: Registration = Registration {
     by_content: |m: &AppMessage<'_>| {
         m.from == Side::Server
             && m.text
+            && memchr::memmem::find(m.payload, b"\"welcome\"").is_some()
             && serde_json::from_slice::<Map<String, Value>>(m.payload)
                 .is_ok_and(|o| o.get("type").and_then(Value::as_str) == Some("welcome"))
     },

@@ -13,6 +13,8 @@ pub const REGISTRATION: Registration = Registration {
     by_handshake: |h: &Hints<'_>| h.path.is_some_and(is_socket_path),
     by_content: |m: &AppMessage<'_>| {
         m.text
+            && (memchr::memmem::find(m.payload, b"\"phx_").is_some()
+                || memchr::memmem::find(m.payload, b"\"heartbeat\"").is_some())
             && serde_json::from_slice::<Value>(m.payload).ok().as_ref().and_then(parts).is_some_and(
                 |p| p.event.starts_with("phx_") || (p.topic == "phoenix" && p.event == "heartbeat"),
             )
