@@ -362,6 +362,12 @@ fn action_cable_messages_match_the_peers() {
 }
 
 #[test]
+fn pusher_events_match_the_peers() {
+    // pusher-js, chosen by its /app/<key>?protocol=7 path.
+    check_app_truth("node-pusher", "pusher", "pusher");
+}
+
+#[test]
 fn stomp_over_sockjs_matches_the_peers() {
     // sockjs-client's websocket transport, chosen by its path; STOMP found inside by content.
     check_app_truth("node-sockjs-stomp", "sockjs", "stomp");

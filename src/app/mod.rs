@@ -21,6 +21,7 @@ pub mod jsonrpc;
 pub mod mqtt;
 pub mod phoenix;
 pub mod polling;
+pub mod pusher;
 pub mod signalr;
 pub mod sockjs;
 pub mod stomp;
@@ -58,6 +59,7 @@ impl App {
             Some("signalr") => "SignalR",
             Some("phoenix") => "Phoenix",
             Some("actioncable") => "Cable",
+            Some("pusher") => "Pusher",
             Some(p) if p.starts_with("graphql") => "GraphQL",
             _ => "WebSocket",
         }
@@ -140,6 +142,7 @@ pub const DECODERS: &[Registration] = &[
     jsonrpc::REGISTRATION,
     signalr::REGISTRATION,
     actioncable::REGISTRATION,
+    pusher::REGISTRATION,
 ];
 
 /// Messages looked at for a protocol by content before giving up.

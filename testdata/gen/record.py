@@ -1088,6 +1088,7 @@ SCENARIOS = {
     "node-signalr": (8804, node_app("node_signalr.js", "ASP.NET Core SignalR JSON hub protocol: the @microsoft/signalr 8 client against a small hub on ws (handshake, invocations, completions with a result and an error, pings, close)")),
     "node-phoenix": (8805, node_app("node_phoenix.js", "Phoenix Channels: the phoenix 1.7 JavaScript client (serializer 2.0.0) against a small channel server on ws (join, push and reply, broadcast, heartbeat, leave)")),
     "node-actioncable": (8806, node_app("node_actioncable.js", "Rails Action Cable: the @rails/actioncable 8 client (actioncable-v1-json) against a small cable server on ws (welcome, subscribe, perform, broadcast, pings, unsubscribe)")),
+    "node-pusher": (8807, node_app("node_pusher.js", "The Pusher Channels protocol: the pusher-js 8 client against a small Pusher server on ws (connection_established, subscribe, a channel event, ping/pong, unsubscribe)")),
     # Spring's shape: STOMP over SockJS (sockjs-client's websocket transport, sockjs server).
     "node-sockjs-stomp": (8802, node_app("node_sockjs.js", "STOMP 1.2 over SockJS: @stomp/stompjs over sockjs-client 1.6 against a sockjs 0.3 server with a small broker")),
     "tour-upgrade-event": (8090, tour_upgrade_event),
