@@ -90,12 +90,7 @@ impl AppDecoder for ActionCable {
         }
         if kind == "broadcast" {
             if let Some(v) = o.get("message") {
-                let json = v.to_string();
-                let shown = super::cut(&json, 80);
-                summary.push_str(&format!(
-                    " {shown}{}",
-                    if shown.len() < json.len() { "…" } else { "" }
-                ));
+                super::push_json(&mut summary, v, 80);
             }
         }
         app.summary = summary;

@@ -279,6 +279,17 @@ pub fn preview(b: &[u8], max: usize) -> String {
     }
 }
 
+/// A JSON value for a summary, after a space: its text cut to `max` bytes (ended by `…`).
+pub fn push_json(summary: &mut String, v: &Value, max: usize) {
+    let json = v.to_string();
+    let shown = cut(&json, max);
+    summary.push(' ');
+    summary.push_str(shown);
+    if shown.len() < json.len() {
+        summary.push('…');
+    }
+}
+
 /// At most `max` bytes of `s`, on a character boundary.
 pub fn cut(s: &str, max: usize) -> &str {
     let mut end = s.len().min(max);

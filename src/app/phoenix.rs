@@ -94,10 +94,7 @@ impl AppDecoder for Phoenix {
                 summary.push_str(&format!(" {status}"));
             }
         } else if p.payload.as_object().is_some_and(|o| !o.is_empty()) {
-            let json = p.payload.to_string();
-            let shown = super::cut(&json, 80);
-            summary
-                .push_str(&format!(" {shown}{}", if shown.len() < json.len() { "…" } else { "" }));
+            super::push_json(&mut summary, p.payload, 80);
         }
         app.set("payload", p.payload.clone());
         app.summary = summary;

@@ -79,10 +79,7 @@ impl AppDecoder for Pusher {
             }
         }
         if !event.starts_with("pusher") && !data.is_null() {
-            let json = data.to_string();
-            let shown = super::cut(&json, 80);
-            summary
-                .push_str(&format!(" {shown}{}", if shown.len() < json.len() { "…" } else { "" }));
+            super::push_json(&mut summary, &data, 80);
         }
         if !data.is_null() {
             app.set("data", data);

@@ -98,13 +98,7 @@ fn unit(from: Side, r: &Map<String, Value>) -> Result<(Fields, String), String> 
     }
     for key in ["arguments", "item", "result"] {
         if let Some(v) = f.get(key) {
-            let json = v.to_string();
-            let shown = super::cut(&json, 80);
-            summary.push(' ');
-            summary.push_str(shown);
-            if shown.len() < json.len() {
-                summary.push('…');
-            }
+            super::push_json(&mut summary, v, 80);
         }
     }
     if let Some(e) = f.get("error_message").and_then(Value::as_str) {
