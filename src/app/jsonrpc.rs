@@ -3,7 +3,7 @@
 //! responses (`result` or `error`, and the request's `id`), and batches (arrays of them).
 //! A response is named by the method of the request it answers, remembered per side.
 
-use super::{set_units, App, AppDecoder, AppMessage, Decoded, Fields, Hints, Registration};
+use super::{App, AppDecoder, AppMessage, Decoded, Fields, Hints, Registration};
 use crate::tcp::Side;
 use serde_json::{Map, Value};
 use std::collections::VecDeque;
@@ -143,14 +143,7 @@ impl AppDecoder for JsonRpc {
         if batch {
             app.set("batch", done.len());
         }
-        let mut it = done.into_iter();
-        if let Some(first) = it.next() {
-            set_units(&mut app, first, it);
-        }
-        match error {
-            Some(why) => Decoded::error(Some(app), why),
-            None => Decoded::app(app),
-        }
+        super::units_decoded(app, done, error)
     }
 }
 
@@ -159,17 +152,7 @@ mod tests {
     use super::*;
 
     fn run(msgs: &[(Side, &str)]) -> Vec<Decoded> {
-        let mut d = JsonRpc::default();
-        msgs.iter()
-            .map(|(from, p)| {
-                d.decode(&AppMessage {
-                    from: *from,
-                    text: true,
-                    payload: p.as_bytes(),
-                    first_packet: 1,
-                })
-            })
-            .collect()
+        crate::app::decode_texts(&mut JsonRpc::default(), msgs)
     }
 
     #[test]

@@ -249,6 +249,34 @@ pub fn set_units(
     }
 }
 
+/// The verdict on a message of one or more units (see [`set_units`]): `error` when one of
+/// them did not decode.
+pub fn units_decoded(mut app: App, units: Vec<(Fields, String)>, error: Option<String>) -> Decoded {
+    let mut it = units.into_iter();
+    if let Some(first) = it.next() {
+        set_units(&mut app, first, it);
+    }
+    match error {
+        Some(why) => Decoded::error(Some(app), why),
+        None => Decoded::app(app),
+    }
+}
+
+/// Decodes text messages in order with one decoder (the decoders' unit tests).
+#[cfg(test)]
+pub fn decode_texts(d: &mut dyn AppDecoder, msgs: &[(Side, &str)]) -> Vec<Decoded> {
+    msgs.iter()
+        .map(|(from, p)| {
+            d.decode(&AppMessage {
+                from: *from,
+                text: true,
+                payload: p.as_bytes(),
+                first_packet: 1,
+            })
+        })
+        .collect()
+}
+
 /// Sets a payload in an `app` object the way records carry payloads: UTF-8 text under
 /// `key`, other bytes base64-encoded under `key_bytes`.
 pub fn set_payload(fields: &mut Fields, key: &str, b: &[u8]) {

@@ -5,7 +5,7 @@
 //! record separator 0x1E, and a WebSocket message may carry several. The MessagePack
 //! encoding (binary messages) is named, not decoded.
 
-use super::{preview, set_units, App, AppDecoder, AppMessage, Decoded, Fields, Registration};
+use super::{preview, App, AppDecoder, AppMessage, Decoded, Fields, Registration};
 use crate::tcp::Side;
 use serde_json::{Map, Value};
 
@@ -137,14 +137,7 @@ impl AppDecoder for SignalR {
                 Err(why) => error = error.or(Some(why)),
             }
         }
-        let mut it = units.into_iter();
-        if let Some(first) = it.next() {
-            set_units(&mut app, first, it);
-        }
-        match error {
-            Some(why) => Decoded::error(Some(app), why),
-            None => Decoded::app(app),
-        }
+        super::units_decoded(app, units, error)
     }
 }
 
@@ -153,17 +146,7 @@ mod tests {
     use super::*;
 
     fn run(msgs: &[(Side, &str)]) -> Vec<Decoded> {
-        let mut d = SignalR;
-        msgs.iter()
-            .map(|(from, p)| {
-                d.decode(&AppMessage {
-                    from: *from,
-                    text: true,
-                    payload: p.as_bytes(),
-                    first_packet: 1,
-                })
-            })
-            .collect()
+        crate::app::decode_texts(&mut SignalR, msgs)
     }
 
     #[test]

@@ -899,17 +899,24 @@ def py_socks(port, tls=False):
 
     asyncio.run(main())
     if tls:
+        return proxied_truth("Python websockets 17 over TLS 1.3 through a SOCKS5 server", connections)
+    return proxied_truth("Python websockets 17 through a SOCKS server: SOCKS5 with a login and the name resolved by the proxy, then SOCKS4a", connections, tls=False)
+
+
+def proxied_truth(description, connections, tls=True):
+    """The truth of a recording through a proxy: TLS ones name the client's key log."""
+    if tls:
         return {
-            "description": "Python websockets 17 over TLS 1.3 through a SOCKS5 server, key log from SSLContext.keylog_filename",
+            "description": description + ", key log from SSLContext.keylog_filename",
             "keylog": "keylog.txt",
             "connections": connections,
             "expect_tls": {"version": "TLS 1.3", "sni": "wsdissect.test"},
             "expect_problems": [],
         }
     return {
-        "description": "Python websockets 17 through a SOCKS server: SOCKS5 with a login and the name resolved by the proxy, then SOCKS4a",
+        "description": description,
         "connections": connections,
-        "expect_websocket_connections": 2,
+        "expect_websocket_connections": len(connections),
         "expect_problems": [],
     }
 
@@ -1017,19 +1024,8 @@ backend v2
         haproxy.wait()
         os.remove(cfg.name)
     if tls:
-        return {
-            "description": "Python websockets 17 over TLS 1.3 behind HAProxy 2.6 with send-proxy-v2 (PROXY protocol header, then the ClientHello), key log from SSLContext.keylog_filename",
-            "keylog": "keylog.txt",
-            "connections": connections,
-            "expect_tls": {"version": "TLS 1.3", "sni": "wsdissect.test"},
-            "expect_problems": [],
-        }
-    return {
-        "description": "Python websockets 17 behind HAProxy 2.6: PROXY protocol version 1 (send-proxy) and version 2 (send-proxy-v2) headers before the upgrade",
-        "connections": connections,
-        "expect_websocket_connections": 2,
-        "expect_problems": [],
-    }
+        return proxied_truth("Python websockets 17 over TLS 1.3 behind HAProxy 2.6 with send-proxy-v2 (PROXY protocol header, then the ClientHello)", connections)
+    return proxied_truth("Python websockets 17 behind HAProxy 2.6: PROXY protocol version 1 (send-proxy) and version 2 (send-proxy-v2) headers before the upgrade", connections, tls=False)
 
 
 # What each node_wss.js mode negotiates (Node 18+ with OpenSSL 3).
