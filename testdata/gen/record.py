@@ -206,6 +206,16 @@ def py_rejected(port):
     }
 
 
+async def pipe(reader, writer):
+    """Copies one direction of a proxied connection (the recipes' proxies)."""
+    try:
+        while data := await reader.read(65536):
+            writer.write(data)
+            await writer.drain()
+    finally:
+        writer.close()
+
+
 def tls_contexts():
     """TLS contexts of the Python peers (testdata/gen/tls's certificate for wsdissect.test);
     the client's writes the key log into the current case's keylog.txt."""
@@ -289,14 +299,6 @@ def py_wss_proxy(port):
 
     server_ctx, client_ctx = tls_contexts()
     sent = []
-
-    async def pipe(reader, writer):
-        try:
-            while data := await reader.read(65536):
-                writer.write(data)
-                await writer.drain()
-        finally:
-            writer.close()
 
     async def proxy(reader, writer):
         head = await reader.readuntil(b"\r\n\r\n")
@@ -812,14 +814,6 @@ def py_socks(port, tls=False):
     server_ctx, client_ctx = tls_contexts() if tls else (None, None)
     connections = []
 
-    async def pipe(reader, writer):
-        try:
-            while data := await reader.read(65536):
-                writer.write(data)
-                await writer.drain()
-        finally:
-            writer.close()
-
     async def socks(reader, writer):
         version = (await reader.readexactly(1))[0]
         if version == 5:
@@ -937,14 +931,6 @@ def py_haproxy(port, tls=False):
     connections = []
     # HAProxy's ports on the recorded leg, in the order of the connections.
     backend_ports = []
-
-    async def pipe(reader, writer):
-        try:
-            while data := await reader.read(65536):
-                writer.write(data)
-                await writer.drain()
-        finally:
-            writer.close()
 
     async def relay(reader, writer):
         backend_ports.append(writer.get_extra_info("peername")[1])
