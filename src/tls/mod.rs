@@ -12,7 +12,7 @@
 //! moved on by KeyUpdate. If a side's handshake secret is missing, its handshake records are
 //! skipped until one opens with the application key. TLS 1.2: the `CLIENT_RANDOM` master
 //! secret's key block, each side from its ChangeCipherSpec on. Not decrypted: TLS 1.0/1.1
-//! (another PRF), 0-RTT early data (counted as undecrypted records), renegotiation. The
+//! (another PRF), 0-RTT early data (counted as undecrypted records), renegotiation.
 //! In a live capture the key log is written while packets arrive, so records whose
 //! secrets are not logged yet are held (bounded) and replayed once they are. The
 //! ClientHello names the client: when the TCP stage only guessed the roles (no SYN), a
