@@ -7,6 +7,9 @@ pub struct LinkType(pub u32);
 impl LinkType {
     pub const NULL: LinkType = LinkType(0);
     pub const ETHERNET: LinkType = LinkType(1);
+    pub const PPP: LinkType = LinkType(9);
+    pub const PPP_HDLC: LinkType = LinkType(50);
+    pub const C_HDLC: LinkType = LinkType(104);
     pub const RAW: LinkType = LinkType(101);
     pub const LOOP: LinkType = LinkType(108);
     pub const LINUX_SLL: LinkType = LinkType(113);

@@ -1,5 +1,5 @@
 //! Link-layer headers etherparse does not cover (Linux SLL, SLL2 and NFLOG, BSD NULL/LOOP,
-//! Apple PKTAP), as checked views: each returns the protocol and the payload, or `None` when
+//! Apple PKTAP, PPP and Cisco HDLC), as checked views: each returns the protocol and the payload, or `None` when
 //! too short.
 
 /// What follows a link header.
@@ -64,6 +64,26 @@ pub fn nflog(data: &[u8]) -> Option<Next<'_>> {
         at = at.checked_add(len.div_ceil(4) * 4)?;
     }
     Some(Next::Other)
+}
+
+/// PPP (LINKTYPE 9, and 50 as HDLC-framed): an optional `FF 03` address and control, then
+/// the protocol in two bytes, or one when compressed (an odd first byte).
+pub fn ppp(data: &[u8]) -> Option<Next<'_>> {
+    let data = data.strip_prefix(&[0xff, 0x03]).unwrap_or(data);
+    let (protocol, rest) = match *data.first()? {
+        b if b & 1 == 1 => (u16::from(b), data.get(1..)?),
+        _ => (super::be16(data, 0)?, data.get(2..)?),
+    };
+    Some(match protocol {
+        0x0021 | 0x0057 => Next::Ip(rest),
+        _ => Next::Other,
+    })
+}
+
+/// Cisco HDLC (LINKTYPE 104, router and serial-link captures): address, control, then an
+/// EtherType.
+pub fn chdlc(data: &[u8]) -> Option<Next<'_>> {
+    Some(Next::EtherType(super::be16(data, 2)?, data.get(4..)?))
 }
 
 fn le32(b: &[u8], at: usize) -> Option<u32> {
@@ -137,6 +157,17 @@ mod tests {
             assert_eq!(nflog(&n[..12]), Some(Next::Other));
         }
         assert_eq!(nflog(&[2, 0, 0, 1, 2, 0, 9, 0]), None, "an attribute shorter than its header");
+    }
+
+    #[test]
+    fn ppp_with_and_without_address_and_compressed_protocols_and_cisco_hdlc() {
+        assert_eq!(ppp(&[0xff, 0x03, 0x00, 0x21, 0x45]), Some(Next::Ip(&[0x45])));
+        assert_eq!(ppp(&[0x00, 0x57, 0x60]), Some(Next::Ip(&[0x60])));
+        assert_eq!(ppp(&[0x21, 0x45]), Some(Next::Ip(&[0x45])));
+        assert_eq!(ppp(&[0xc0, 0x21, 1]), Some(Next::Other), "LCP");
+        assert_eq!(ppp(&[0xff, 0x03]), None);
+        assert_eq!(chdlc(&[0x0f, 0, 0x08, 0x00, 0x45]), Some(Next::EtherType(0x0800, &[0x45])));
+        assert_eq!(chdlc(&[0x0f, 0, 0x08]), None);
     }
 
     #[test]

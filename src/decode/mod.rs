@@ -163,6 +163,20 @@ impl Decoder {
                     _ => return err(Layer::Link, "Linux cooked header cut short".into()),
                 }
             }
+            LinkType::PPP | LinkType::PPP_HDLC => match link::ppp(data) {
+                Some(link::Next::Ip(rest)) => match LaxSlicedPacket::from_ip(rest) {
+                    Ok(p) => p,
+                    Err(e) => return err(Layer::Ip, format!("{e}")),
+                },
+                Some(_) => return Decoded::NotTcp,
+                None => return err(Layer::Link, "PPP header cut short".into()),
+            },
+            LinkType::C_HDLC => match link::chdlc(data) {
+                Some(link::Next::EtherType(t, rest)) => {
+                    LaxSlicedPacket::from_ether_type(EtherType(t), rest)
+                }
+                _ => return err(Layer::Link, "Cisco HDLC header cut short".into()),
+            },
             LinkType::NULL | LinkType::LOOP => {
                 match link::null(data, record.link == LinkType::LOOP) {
                     Some(link::Next::Ip(rest)) => match LaxSlicedPacket::from_ip(rest) {
@@ -573,7 +587,13 @@ mod tests {
         nflog.extend_from_slice(&(4 + v4.len() as u16).to_le_bytes());
         nflog.extend_from_slice(&9u16.to_le_bytes());
         nflog.extend_from_slice(&v4);
+        let mut ppp = vec![0xff, 0x03, 0x00, 0x21];
+        ppp.extend_from_slice(&v4);
+        let mut chdlc = vec![0x0f, 0x00, 0x86, 0xdd];
+        chdlc.extend_from_slice(&v6);
         let cases: Vec<(&str, LinkType, Vec<u8>)> = vec![
+            ("ppp", LinkType::PPP, ppp),
+            ("cisco hdlc", LinkType::C_HDLC, chdlc),
             ("pktap ethernet", LinkType::PKTAP, pktap(1, &ether(0x0800, &[], &v4))),
             ("pktap raw", LinkType::PKTAP, pktap(12, &v6)),
             ("nflog", LinkType::NFLOG, nflog),

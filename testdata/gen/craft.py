@@ -138,6 +138,10 @@ def link_frame(link, pkt, v6, vlans=()):
         return (struct.pack("!BBH", 10 if v6 else 2, 0, 7)
                 + tlv(1, struct.pack("!HBx", 0x86DD if v6 else 0x0800, 3))
                 + tlv(10, b"ws-log\0") + tlv(9, pkt))
+    if link == 9:  # PPP with address and control
+        return b"\xff\x03" + struct.pack("!H", 0x0057 if v6 else 0x0021) + pkt
+    if link == 104:  # Cisco HDLC
+        return struct.pack("!BBH", 0x0F, 0, 0x86DD if v6 else 0x0800) + pkt
     raise ValueError(link)
 
 
@@ -730,9 +734,10 @@ def bad_files():
 def link_types():
     """One short WebSocket conversation per link type real loopback recordings do not give:
     SLL2, Ethernet with 802.1ad+802.1Q tags, IPv6 extension headers, OpenBSD loop, raw IPv4
-    (DLT 228), IPv4 fragments, Apple PKTAP (macOS `tcpdump -i any`) and Linux NFLOG over IPv6;
-    all in one pcapng with an interface each."""
-    cap = PcapNg([(276, 6), (1, 6), (1, 6), (108, 6), (228, 6), (1, 6), (258, 6), (239, 6)])
+    (DLT 228), IPv4 fragments, Apple PKTAP (macOS `tcpdump -i any`), Linux NFLOG over IPv6,
+    PPP and Cisco HDLC (router captures); all in one pcapng with an interface each."""
+    cap = PcapNg([(276, 6), (1, 6), (1, 6), (108, 6), (228, 6), (1, 6), (258, 6), (239, 6),
+                  (9, 6), (104, 6)])
     conns = []
     setups = [
         ("10.3.0.1", "10.3.0.2", {"link": 276}),
@@ -743,6 +748,8 @@ def link_types():
         ("10.3.5.1", "10.3.5.2", {"link": 1, "fragment": True}),
         ("10.3.6.1", "10.3.6.2", {"link": 258}),
         ("2001:db8:7::1", "2001:db8:7::2", {"link": 239}),
+        ("10.3.8.1", "10.3.8.2", {"link": 9}),
+        ("2001:db8:9::1", "2001:db8:9::2", {"link": 104}),
     ]
     for i, (cl, sv, opts) in enumerate(setups):
         port = 7100 + i
@@ -767,7 +774,7 @@ def link_types():
             "tcp_end": "fin",
         })
     save("crafted-link-types", cap, {
-        "description": "SLL2, 802.1ad/802.1Q, IPv6 extension headers, OpenBSD loop, DLT 228, IPv4 fragments, PKTAP, NFLOG",
+        "description": "SLL2, 802.1ad/802.1Q, IPv6 extension headers, OpenBSD loop, DLT 228, IPv4 fragments, PKTAP, NFLOG, PPP, Cisco HDLC",
         "connections": conns,
         "expect_problems": [],
     }, name="capture.pcapng")
