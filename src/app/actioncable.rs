@@ -39,12 +39,10 @@ impl AppDecoder for ActionCable {
     }
 
     fn decode(&mut self, m: &AppMessage<'_>) -> Decoded {
-        let mut app = App::new("actioncable");
         if !m.text {
-            app.set("encoding", "messagepack");
-            app.summary = "actioncable (MessagePack, not decoded)".into();
-            return Decoded::app(app);
+            return super::binary_not_decoded("actioncable", "messagepack", "MessagePack");
         }
+        let mut app = App::new("actioncable");
         let Ok(o) = serde_json::from_slice::<Map<String, Value>>(m.payload) else {
             return Decoded::error(Some(app), "not an Action Cable message (a JSON object)");
         };

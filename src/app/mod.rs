@@ -262,6 +262,15 @@ pub fn units_decoded(mut app: App, units: Vec<(Fields, String)>, error: Option<S
     }
 }
 
+/// A binary message of a protocol whose binary encoding (`encoding`, shown as `shown`) is
+/// named, not decoded.
+pub fn binary_not_decoded(protocol: &str, encoding: &str, shown: &str) -> Decoded {
+    let mut app = App::new(protocol);
+    app.set("encoding", encoding);
+    app.summary = format!("{protocol} ({shown}, not decoded)");
+    Decoded::app(app)
+}
+
 /// Decodes text messages in order with one decoder (the decoders' unit tests).
 #[cfg(test)]
 pub fn decode_texts(d: &mut dyn AppDecoder, msgs: &[(Side, &str)]) -> Vec<Decoded> {

@@ -65,12 +65,10 @@ impl AppDecoder for Phoenix {
     }
 
     fn decode(&mut self, m: &AppMessage<'_>) -> Decoded {
-        let mut app = App::new("phoenix");
         if !m.text {
-            app.set("encoding", "binary");
-            app.summary = "phoenix (binary message, not decoded)".into();
-            return Decoded::app(app);
+            return super::binary_not_decoded("phoenix", "binary", "binary message");
         }
+        let mut app = App::new("phoenix");
         let value = serde_json::from_slice::<Value>(m.payload).ok();
         let Some(p) = value.as_ref().and_then(parts) else {
             return Decoded::error(

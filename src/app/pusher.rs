@@ -78,10 +78,10 @@ impl AppDecoder for Pusher {
                 }
             }
         }
-        if !event.starts_with("pusher") && !data.is_null() {
-            super::push_json(&mut summary, &data, 80);
-        }
         if !data.is_null() {
+            if !event.starts_with("pusher") {
+                super::push_json(&mut summary, &data, 80);
+            }
             app.set("data", data);
         }
         app.summary = summary;

@@ -59,36 +59,34 @@ fn records(payload: &[u8]) -> Option<Vec<Map<String, Value>>> {
 }
 
 fn unit(from: Side, r: &Map<String, Value>) -> Result<(Fields, String), String> {
+    // The keys each kind of record carries: (wire name, name in the app object).
+    const HANDSHAKE: &[(&str, &str)] = &[("protocol", "hub_protocol"), ("version", "version")];
+    const RESPONSE: &[(&str, &str)] = &[("error", "error_message")];
+    const HUB: &[(&str, &str)] = &[
+        ("target", "target"),
+        ("invocationId", "invocation_id"),
+        ("arguments", "arguments"),
+        ("item", "item"),
+        ("result", "result"),
+        ("error", "error_message"),
+        ("allowReconnect", "allow_reconnect"),
+    ];
+    let (kind, keys) = match r.get("type") {
+        None if from == Side::Client && r.contains_key("protocol") => ("handshake", HANDSHAKE),
+        None if from == Side::Server => ("handshake-response", RESPONSE),
+        None => return Err("a hub message without a type".into()),
+        Some(t) => match t.as_u64().and_then(|t| TYPES.get((t as usize).checked_sub(1)?)) {
+            Some(name) => (*name, HUB),
+            None => return Err(format!("an unknown hub message type {t}")),
+        },
+    };
     let mut f = Fields::new();
-    let copy = |f: &mut Fields, key: &str, name: &str| {
+    f.insert("signalr".into(), Value::from(kind));
+    for &(key, name) in keys {
         if let Some(v) = r.get(key) {
             f.insert(name.into(), v.clone());
         }
-    };
-    let kind = match r.get("type") {
-        None if from == Side::Client && r.contains_key("protocol") => {
-            copy(&mut f, "protocol", "hub_protocol");
-            copy(&mut f, "version", "version");
-            "handshake"
-        }
-        None if from == Side::Server => {
-            copy(&mut f, "error", "error_message");
-            "handshake-response"
-        }
-        None => return Err("a hub message without a type".into()),
-        Some(t) => {
-            let name = t.as_u64().and_then(|t| TYPES.get((t as usize).checked_sub(1)?));
-            let Some(name) = name else { return Err(format!("an unknown hub message type {t}")) };
-            copy(&mut f, "target", "target");
-            copy(&mut f, "invocationId", "invocation_id");
-            copy(&mut f, "arguments", "arguments");
-            copy(&mut f, "item", "item");
-            copy(&mut f, "result", "result");
-            copy(&mut f, "error", "error_message");
-            copy(&mut f, "allowReconnect", "allow_reconnect");
-            name
-        }
-    };
+    }
     let mut summary = format!("signalr {kind}");
     for key in ["invocation_id", "target"] {
         if let Some(v) = f.get(key).and_then(Value::as_str) {
@@ -104,11 +102,7 @@ fn unit(from: Side, r: &Map<String, Value>) -> Result<(Fields, String), String> 
     if let Some(e) = f.get("error_message").and_then(Value::as_str) {
         summary.push_str(&format!(" error {}", preview(e.as_bytes(), 60)));
     }
-    // `signalr` first, as the other decoders put their kind first.
-    let mut ordered = Fields::new();
-    ordered.insert("signalr".into(), Value::from(kind));
-    ordered.extend(f);
-    Ok((ordered, summary))
+    Ok((f, summary))
 }
 
 impl AppDecoder for SignalR {
@@ -117,12 +111,10 @@ impl AppDecoder for SignalR {
     }
 
     fn decode(&mut self, m: &AppMessage<'_>) -> Decoded {
-        let mut app = App::new("signalr");
         if !m.text {
-            app.set("encoding", "messagepack");
-            app.summary = "signalr (MessagePack, not decoded)".into();
-            return Decoded::app(app);
+            return super::binary_not_decoded("signalr", "messagepack", "MessagePack");
         }
+        let app = App::new("signalr");
         let Some(rs) = records(m.payload) else {
             return Decoded::error(
                 Some(app),
@@ -206,5 +198,11 @@ mod tests {
         for p in ["{\"type\":6}", "[1]\x1e", "{\"type\":42}\x1e", "{\"a\":1}\x1e", "\x1e"] {
             assert!(run(&[(Side::Client, p)])[0].error.is_some(), "{p:?}");
         }
+        // The MessagePack encoding is named, not taken for broken JSON.
+        let binary =
+            AppMessage { from: Side::Server, text: false, payload: &[0x95, 1], first_packet: 1 };
+        let d = SignalR.decode(&binary);
+        assert!(d.error.is_none());
+        assert_eq!(d.app.unwrap().fields["encoding"], "messagepack");
     }
 }

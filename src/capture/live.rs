@@ -173,7 +173,7 @@ impl LiveSource {
             cap.filter(filter, true)
                 .map_err(|e| LiveError::BadFilter { filter: filter.clone(), detail: detail(&e) })?;
         }
-        let link = link_type_of_dlt(cap.get_datalink().0);
+        let link = LinkType::from_dlt(cap.get_datalink().0 as u32);
         let wait_fd = cap.as_fd().try_clone_to_owned().map_err(|e| LiveError::Open {
             interface: interface.clone(),
             detail: format!("cannot wait for packets: {e}"),
@@ -243,17 +243,6 @@ impl LiveSource {
     }
 }
 
-/// The LINKTYPE_ value of a live capture's DLT: they are the same numbers but for the few
-/// that files spell otherwise: raw IP (DLT 12, 14 on OpenBSD: Linux tun and WireGuard
-/// interfaces) and Apple's PKTAP (DLT 149 on macOS, `-i any`).
-fn link_type_of_dlt(dlt: i32) -> LinkType {
-    match dlt {
-        12 | 14 => LinkType::RAW,
-        149 if cfg!(target_os = "macos") => LinkType::PKTAP,
-        n => LinkType(n as u32),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -271,14 +260,5 @@ mod tests {
         assert_eq!(e.to_string(), "no interface \"nope0\" (available: lo, any)");
         let e = LiveError::Permission { interface: "lo".into(), detail: "x".into() };
         assert!(e.to_string().contains("CAP_NET_RAW") && !e.to_string().contains('\n'));
-    }
-
-    #[test]
-    fn live_dlts_become_the_link_types_files_use() {
-        // A tun or WireGuard interface reports DLT_RAW (12), which decodes as LINKTYPE_RAW.
-        assert_eq!(link_type_of_dlt(12), LinkType::RAW);
-        assert_eq!(link_type_of_dlt(14), LinkType::RAW);
-        assert_eq!(link_type_of_dlt(1), LinkType::ETHERNET);
-        assert_eq!(link_type_of_dlt(113), LinkType::LINUX_SLL);
     }
 }

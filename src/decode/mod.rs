@@ -145,68 +145,26 @@ impl Decoder {
     /// case (tags, options, extension headers, fragments, tunnels, cut packets).
     fn decode_layered<'a>(&mut self, record: &CaptureRecord<'a>) -> Decoded<'a> {
         let data = record.data;
-        let sliced = match record.link {
+        let (next, cut_short) = match record.link {
             LinkType::ETHERNET => match LaxSlicedPacket::from_ethernet(data) {
-                Ok(p) => p,
+                Ok(p) => return self.decode_sliced(p, record.ts.secs, 0),
                 Err(e) => return err(Layer::Link, format!("Ethernet header: {e}")),
             },
-            LinkType::LINUX_SLL | LinkType::LINUX_SLL2 => {
-                let next = if record.link == LinkType::LINUX_SLL {
-                    link::sll(data)
-                } else {
-                    link::sll2(data)
-                };
-                match next {
-                    Some(link::Next::EtherType(t, rest)) => {
-                        LaxSlicedPacket::from_ether_type(EtherType(t), rest)
-                    }
-                    _ => return err(Layer::Link, "Linux cooked header cut short".into()),
-                }
+            LinkType::RAW | LinkType::IPV4 | LinkType::IPV6 => {
+                (Some(link::Next::Ip(data)), "IP packet cut short")
             }
-            LinkType::PPP | LinkType::PPP_HDLC => match link::ppp(data) {
-                Some(link::Next::Ip(rest)) => match LaxSlicedPacket::from_ip(rest) {
-                    Ok(p) => p,
-                    Err(e) => return err(Layer::Ip, format!("{e}")),
-                },
-                Some(_) => return Decoded::NotTcp,
-                None => return err(Layer::Link, "PPP header cut short".into()),
-            },
-            LinkType::C_HDLC => match link::chdlc(data) {
-                Some(link::Next::EtherType(t, rest)) => {
-                    LaxSlicedPacket::from_ether_type(EtherType(t), rest)
-                }
-                _ => return err(Layer::Link, "Cisco HDLC header cut short".into()),
-            },
+            LinkType::LINUX_SLL => (link::sll(data), "Linux cooked header cut short"),
+            LinkType::LINUX_SLL2 => (link::sll2(data), "Linux cooked header cut short"),
+            LinkType::PPP | LinkType::PPP_HDLC => (link::ppp(data), "PPP header cut short"),
+            LinkType::C_HDLC => (link::chdlc(data), "Cisco HDLC header cut short"),
             LinkType::NULL | LinkType::LOOP => {
-                match link::null(data, record.link == LinkType::LOOP) {
-                    Some(link::Next::Ip(rest)) => match LaxSlicedPacket::from_ip(rest) {
-                        Ok(p) => p,
-                        Err(e) => return err(Layer::Ip, format!("{e}")),
-                    },
-                    Some(_) => return Decoded::NotTcp,
-                    None => return err(Layer::Link, "loopback header cut short".into()),
-                }
+                (link::null(data, record.link == LinkType::LOOP), "loopback header cut short")
             }
-            LinkType::RAW | LinkType::IPV4 | LinkType::IPV6 => match LaxSlicedPacket::from_ip(data)
-            {
-                Ok(p) => p,
-                Err(e) => return err(Layer::Ip, format!("{e}")),
-            },
-            LinkType::NFLOG => match link::nflog(data) {
-                Some(link::Next::Ip(rest)) => match LaxSlicedPacket::from_ip(rest) {
-                    Ok(p) => p,
-                    Err(e) => return err(Layer::Ip, format!("{e}")),
-                },
-                Some(_) => return Decoded::NotTcp,
-                None => return err(Layer::Link, "NFLOG attributes cut short".into()),
-            },
+            LinkType::NFLOG => (link::nflog(data), "NFLOG attributes cut short"),
             LinkType::PKTAP => match link::pktap(data) {
                 Some(Some((dlt, rest))) => {
-                    // The packet's own link type: BSD DLT_RAW numbers differ from LINKTYPE_RAW.
-                    let link = match dlt {
-                        12 | 14 => LinkType::RAW,
-                        n => LinkType(n),
-                    };
+                    // The packet's own link type, as its DLT names it.
+                    let link = LinkType::from_dlt(dlt);
                     if link == LinkType::PKTAP {
                         return err(Layer::Link, "PKTAP inside PKTAP".into());
                     }
@@ -216,6 +174,17 @@ impl Decoder {
                 None => return err(Layer::Link, "PKTAP header cut short".into()),
             },
             other => return Decoded::UnsupportedLink(other),
+        };
+        let sliced = match next {
+            Some(link::Next::Ip(ip)) => match LaxSlicedPacket::from_ip(ip) {
+                Ok(p) => p,
+                Err(e) => return err(Layer::Ip, format!("{e}")),
+            },
+            Some(link::Next::EtherType(t, rest)) => {
+                LaxSlicedPacket::from_ether_type(EtherType(t), rest)
+            }
+            Some(link::Next::Other) => return Decoded::NotTcp,
+            None => return err(Layer::Link, cut_short.into()),
         };
         self.decode_sliced(sliced, record.ts.secs, 0)
     }

@@ -343,11 +343,11 @@ impl Conn {
             *acct = (*acct + overhead).saturating_sub(self.tls_accounted);
             self.tls_accounted = overhead;
         }
-        if self.session.take_tunnel_opened() {
+        if let Some(held) = self.session.take_tunnel_opened() {
             self.tls.reopen();
             // A ClientHello the client sent before the proxy answered was held by the
             // session: it starts the tunnelled TLS connection.
-            for (from, at, bytes) in self.session.take_tunnel_start() {
+            for (from, at, bytes) in held {
                 let _ = self.on_tcp(
                     info,
                     at,
@@ -441,8 +441,8 @@ impl LazyTls {
         step
     }
 
-    /// An HTTP CONNECT tunnel opened on a plain connection: what follows may be TLS from its
-    /// start (wss:// through a proxy), decided again by the next bytes.
+    /// A proxy tunnel (HTTP CONNECT, SOCKS) opened on a plain connection: what follows may be
+    /// TLS from its start (wss:// through a proxy), decided again by the next bytes.
     fn reopen(&mut self) {
         self.plain = false;
     }

@@ -160,11 +160,19 @@ struct Proxies {
     connect_target: Option<String>,
     /// `SOCKS5 to host:port`, `HTTP CONNECT to host:port`, … per tunnel opened.
     hops: Vec<String>,
-    /// Stream offset of each side where the innermost SOCKS tunnel starts.
-    tunnel_start: [u64; 2],
-    /// A client sent its TLS ClientHello before the tunnel opened: what is held goes back to
-    /// the TLS stage ([`Session::take_tunnel_start`]).
-    tls_held: bool,
+    /// Offset in the client's stream where the innermost tunnel (SOCKS, or after a PROXY
+    /// protocol header) starts: a SOCKS handshake may begin only there.
+    tunnel_start: u64,
+}
+
+/// A proxy tunnel opened, for the stage below to look for TLS again ([`Session::take_tunnel_opened`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum TunnelOpened {
+    /// What follows is left to the session (HTTP), or has not arrived yet.
+    Empty,
+    /// The client sent its ClientHello before the proxy answered: the held bytes go back to
+    /// the TLS stage.
+    TlsHeld,
 }
 
 /// Proxy tunnels named on one connection at most (proxychains-style chains nest them); SOCKS
@@ -210,13 +218,11 @@ pub struct Session {
     /// An upgrade was refused with a response whose end is known: the client may ask again on
     /// the connection, and what is not a request after it stays the refused connection's.
     refused_may_retry: bool,
-    /// A CONNECT request waits for its answer; a 2xx opens a tunnel, and the bytes after it
-    /// are the tunnelled connection's (TLS, for wss:// through a proxy, or HTTP).
-    connect_asked: bool,
     /// A tunnel opened since the caller last asked ([`Session::take_tunnel_opened`]).
-    tunnel_opened: bool,
-    /// Proxies the connection went through (SOCKS, HTTP CONNECT), and a SOCKS handshake
-    /// being read: boxed, as only proxied connections have one.
+    tunnel_opened: Option<TunnelOpened>,
+    /// Proxies the connection went through (SOCKS, HTTP CONNECT), a SOCKS handshake being
+    /// read, and a CONNECT waiting for its answer (a 2xx opens a tunnel, and the bytes after
+    /// it are the tunnelled connection's): boxed, as only proxied connections have one.
     proxy: Option<Box<Proxies>>,
     /// Boxed, as the frame scanners above and the ping table below: over a hundred bytes
     /// each that most connections of a busy capture never use, held per tracked connection.
@@ -570,7 +576,7 @@ impl Session {
                 Phase::AwaitingResponse => self.try_response(meta, ctx),
                 // A client may send what goes through the tunnel (a ClientHello) before the
                 // proxy answers its CONNECT: held until the answer says what it is.
-                Phase::Detecting if from == Side::Client && self.connect_asked => Step::Wait,
+                Phase::Detecting if from == Side::Client && self.connect_asked() => Step::Wait,
                 Phase::Detecting if self.proxy.as_ref().is_some_and(|p| p.socks.is_some()) => {
                     self.try_socks(meta, ctx)
                 }
@@ -648,56 +654,47 @@ impl Session {
     pub fn note_proxy_header(&mut self, summary: Option<String>, len: u64) {
         self.stream_bytes[0] += len;
         let proxy = self.proxy.get_or_insert_with(Default::default);
-        proxy.tunnel_start[0] += len;
+        proxy.tunnel_start += len;
         proxy.hops.extend(summary);
     }
 
-    /// Whether the client's bytes held when a tunnel opened begin a TLS record (a ClientHello
-    /// sent before the proxy answered): they are then left for the TLS stage.
-    fn tunnel_starts_with_tls(&mut self) -> bool {
+    /// A proxy tunnel opened. Returns whether the client's held bytes begin a TLS record (a
+    /// ClientHello sent before the proxy answered): they are then left for the TLS stage, and
+    /// the session stops reading them.
+    fn open_tunnel(&mut self) -> bool {
         let tls = !self.decrypted && self.pending[0].first() == Some(&0x16);
-        if let Some(p) = self.proxy.as_mut().filter(|_| tls) {
-            p.tls_held = true;
-        }
+        self.tunnel_opened = Some(if tls { TunnelOpened::TlsHeld } else { TunnelOpened::Empty });
         tls
     }
 
-    /// The bytes each side sent after a tunnel opened, when they begin with TLS: taken back,
-    /// one piece per packet they came in (client first), for the caller to hand to the TLS
-    /// stage as if they had just arrived. Empty otherwise.
-    pub fn take_tunnel_start(&mut self) -> Vec<(Side, Meta, Vec<u8>)> {
-        if !self.proxy.as_mut().is_some_and(|p| std::mem::take(&mut p.tls_held)) {
-            return Vec::new();
-        }
+    /// Whether a proxy tunnel (HTTP CONNECT, SOCKS) opened since the last call, for the stage
+    /// below to look for TLS again in what follows; with the bytes each side sent after it
+    /// when they begin with TLS, taken back one piece per packet they came in (client
+    /// first), to be handed to the TLS stage as if they had just arrived.
+    pub fn take_tunnel_opened(&mut self) -> Option<Vec<(Side, Meta, Vec<u8>)>> {
+        let opened = self.tunnel_opened.take()?;
         let mut out = Vec::new();
-        for (i, side) in [(0, Side::Client), (1, Side::Server)] {
-            let (held, spans, from) = self.take_held(i);
-            self.reset_scan(i);
-            self.stream_bytes[i] = self.stream_bytes[i].saturating_sub(held.len() as u64);
-            // The first remembered packet holds the first byte (forget_held keeps it).
-            let mut starts: Vec<(usize, Meta)> = spans
-                .iter()
-                .map(|&(at, m)| (at.saturating_sub(from).min(held.len() as u64) as usize, m))
-                .collect();
-            match starts.first_mut() {
-                Some(first) => first.0 = 0,
-                None => starts.push((0, self.last_meta)),
-            }
-            for (k, &(start, meta)) in starts.iter().enumerate() {
-                let end = starts.get(k + 1).map_or(held.len(), |&(next, _)| next);
-                if let Some(piece) = held.get(start..end).filter(|p| !p.is_empty()) {
-                    out.push((side, meta, piece.to_vec()));
-                }
+        if opened == TunnelOpened::TlsHeld {
+            for side in [Side::Client, Side::Server] {
+                let i = idx(side);
+                let (held, spans) = self.take_held_spans(i, self.last_meta);
+                self.reset_scan(i);
+                self.stream_bytes[i] = self.stream_bytes[i].saturating_sub(held.len() as u64);
+                out.extend(spans.into_iter().map(|(r, meta)| (side, meta, held[r].to_vec())));
             }
         }
-        out
+        Some(out)
+    }
+
+    /// Whether a CONNECT request waits for its answer.
+    fn connect_asked(&self) -> bool {
+        self.proxy.as_ref().is_some_and(|p| p.connect_target.is_some())
     }
 
     /// Whether a SOCKS handshake may begin here: at the start of a connection seen from its
     /// SYN, or right where a proxy tunnel opened, before any HTTP.
     fn may_start_socks(&self) -> bool {
-        let (hops, start) =
-            self.proxy.as_ref().map_or((0, 0), |p| (p.hops.len(), p.tunnel_start[0]));
+        let (hops, start) = self.proxy.as_ref().map_or((0, 0), |p| (p.hops.len(), p.tunnel_start));
         self.roles_from_syn
             && !self.lost_start
             && !self.http_seen
@@ -717,8 +714,8 @@ impl Session {
             self.forget_held(i, n);
             self.reset_scan(i);
             ctx.acct.http_bytes += n as u64;
-            if let Some(p) = self.proxy.as_mut() {
-                p.tunnel_start[i] += n as u64;
+            if let Some(p) = self.proxy.as_mut().filter(|_| i == 0) {
+                p.tunnel_start += n as u64;
             }
         }
         match progress {
@@ -729,8 +726,7 @@ impl Session {
                         p.hops.push(format!("{} to {}", hs.name(), hs.target().unwrap_or("?")));
                     }
                 }
-                self.tunnel_opened = true;
-                if self.tunnel_starts_with_tls() {
+                if self.open_tunnel() {
                     return Step::Done;
                 }
                 // What either side sent after the handshake starts the tunnelled connection.
@@ -747,12 +743,6 @@ impl Session {
                 Step::Done
             }
         }
-    }
-
-    /// Whether an HTTP CONNECT tunnel opened since the last call: the stage below may find
-    /// TLS starting in the bytes that follow.
-    pub fn take_tunnel_opened(&mut self) -> bool {
-        std::mem::take(&mut self.tunnel_opened)
     }
 
     /// A later stage found the roles the TCP stage guessed to be wrong (a TLS ClientHello
@@ -831,6 +821,35 @@ impl Session {
             self.arrivals = None;
         }
         (held, list, from)
+    }
+
+    /// Takes all held bytes of side `i`, cut where each packet's bytes begin: the non-empty
+    /// ranges with the packet they came in (`fallback` when none was remembered).
+    fn take_held_spans(
+        &mut self,
+        i: usize,
+        fallback: Meta,
+    ) -> (Vec<u8>, Vec<(std::ops::Range<usize>, Meta)>) {
+        let (held, arrivals, from) = self.take_held(i);
+        let len = held.len();
+        // The first remembered packet holds the first byte (forget_held keeps it).
+        let mut starts: Vec<(usize, Meta)> = arrivals
+            .iter()
+            .map(|&(at, m)| (usize::try_from(at.saturating_sub(from)).unwrap_or(len).min(len), m))
+            .collect();
+        match starts.first_mut() {
+            Some(first) => first.0 = 0,
+            None => starts.push((0, fallback)),
+        }
+        let spans = starts
+            .iter()
+            .enumerate()
+            .filter_map(|(k, &(start, meta))| {
+                let end = starts.get(k + 1).map_or(len, |&(next, _)| next);
+                (start < end).then_some((start..end, meta))
+            })
+            .collect();
+        (held, spans)
     }
 
     /// Drops everything held on both sides.
@@ -919,10 +938,11 @@ impl Session {
             // Bytes the client sent after its request wait for the response's verdict.
             Step::Again
         } else {
-            self.connect_asked = req.method.eq_ignore_ascii_case("CONNECT");
-            if self.connect_asked {
+            if req.method.eq_ignore_ascii_case("CONNECT") {
                 self.proxy.get_or_insert_with(Default::default).connect_target =
                     Some(req.path.clone());
+            } else if let Some(p) = self.proxy.as_mut() {
+                p.connect_target = None;
             }
             let body_len =
                 self.start_body(0, req.header("content-length"), req.header("transfer-encoding"));
@@ -1093,27 +1113,26 @@ impl Session {
             // 100 Continue and friends come before the real answer.
             return Step::Again;
         }
-        if self.connect_asked && (200..300).contains(&resp.status) {
-            // RFC 9110 9.3.6: the tunnel starts right after the head (a 2xx to CONNECT has
-            // no body, whatever its headers say).
-            self.connect_asked = false;
-            self.tunnel_opened = true;
-            if let Some(p) = self.proxy.as_mut() {
-                let target = p.connect_target.take().unwrap_or_default();
-                // Tunnels inside tunnels are named up to a bound, whatever a stream repeats.
+        // The answer to a CONNECT, when one was asked (1xx other than 101 returned above).
+        let connect_target = self.proxy.as_mut().and_then(|p| p.connect_target.take());
+        if let (Some(target), Some(p)) = (&connect_target, self.proxy.as_mut()) {
+            if (200..300).contains(&resp.status) {
+                // RFC 9110 9.3.6: the tunnel starts right after the head (a 2xx to CONNECT
+                // has no body, whatever its headers say). Tunnels inside tunnels are named
+                // up to a bound, whatever a stream repeats.
                 if p.hops.len() < MAX_PROXY_HOPS {
                     p.hops.push(format!("HTTP CONNECT to {target}"));
                 }
+                if self.open_tunnel() {
+                    return Step::Done;
+                }
+                if !self.pending[0].is_empty() {
+                    let _ = self.detect(Side::Client, &[], meta, ctx);
+                }
+                return Step::Again;
             }
-            if self.tunnel_starts_with_tls() {
-                return Step::Done;
-            }
-            if !self.pending[0].is_empty() {
-                let _ = self.detect(Side::Client, &[], meta, ctx);
-            }
-            return Step::Again;
         }
-        let connect_refused = std::mem::take(&mut self.connect_asked) && resp.status >= 200;
+        let connect_refused = connect_target.is_some() && resp.status >= 200;
         if self.request.is_none() && resp.status != 101 {
             // An ordinary HTTP response on a connection we joined late.
             let body_len =
@@ -1273,24 +1292,10 @@ impl Session {
         self.scans = None;
         // Bytes that arrived with or after the handshake heads are the first frames.
         for side in [Side::Server, Side::Client] {
-            let (held, arrivals, from) = self.take_held(idx(side));
             // Each packet's bytes with its own packet number and time.
-            let mut at = 0;
-            while at < held.len() {
-                let abs = from + at as u64;
-                let meta = arrivals
-                    .iter()
-                    .rev()
-                    .find(|&&(start, _)| start <= abs)
-                    .map_or(meta, |&(_, m)| m);
-                let end = arrivals.iter().find(|&&(start, _)| start > abs).map_or(
-                    held.len(),
-                    |&(start, _)| {
-                        usize::try_from(start - from).unwrap_or(held.len()).min(held.len())
-                    },
-                );
-                self.feed_ws(side, held.get(at..end).unwrap_or_default(), meta, ctx);
-                at = end;
+            let (held, spans) = self.take_held_spans(idx(side), meta);
+            for (range, meta) in spans {
+                self.feed_ws(side, &held[range], meta, ctx);
             }
         }
     }

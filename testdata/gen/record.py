@@ -328,21 +328,12 @@ def py_wss_proxy(port):
                 await ws.close(1000, "proxy bye")
 
     asyncio.run(main())
-    return {
-        "description": "Python websockets 17 over TLS 1.3 through an HTTP CONNECT proxy, key log from SSLContext.keylog_filename",
-        "keylog": "keylog.txt",
-        "connections": [
-            {
-                "server_port": port,
-                "note": f"through a proxy: HTTP CONNECT to 127.0.0.1:{port + 1}",
-                "messages": sent,
-                "close": {"initiator": "client", "code": 1000, "reason": "proxy bye",
-                          "echoed": True},
-            }
-        ],
-        "expect_tls": {"version": "TLS 1.3", "sni": "wsdissect.test"},
-        "expect_problems": [],
-    }
+    return proxied_truth("Python websockets 17 over TLS 1.3 through an HTTP CONNECT proxy", [{
+        "server_port": port,
+        "note": f"through a proxy: HTTP CONNECT to 127.0.0.1:{port + 1}",
+        "messages": sent,
+        "close": {"initiator": "client", "code": 1000, "reason": "proxy bye", "echoed": True},
+    }])
 
 
 # --- headless Chromium -------------------------------------------------------------------
