@@ -11,6 +11,10 @@ use crate::tcp::{Endpoint, Side};
 use crate::tls::TlsInfo;
 use std::borrow::Cow;
 
+/// An HTTP/2 stream identifier (never 0, which is the connection's own), four bytes in an
+/// `Option`: every frame and message record carries one.
+pub type H2StreamId = std::num::NonZeroU32;
+
 /// The packet a record belongs to.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Meta {
@@ -90,6 +94,8 @@ pub struct RequestRecord {
 pub struct HandshakeRecord {
     pub meta: Meta,
     pub stream: u64,
+    /// The HTTP/2 stream of a WebSocket over HTTP/2 (RFC 8441); `None` over HTTP/1.1.
+    pub h2_stream: Option<H2StreamId>,
     pub request_packet: Option<u64>,
     pub response_packet: Option<u64>,
     pub client: Option<Endpoint>,
@@ -134,6 +140,8 @@ pub struct FrameRecord<'a> {
     /// Packet in which the frame's first byte arrived.
     pub first_packet: u64,
     pub stream: u64,
+    /// See [`HandshakeRecord::h2_stream`].
+    pub h2_stream: Option<H2StreamId>,
     pub from: Side,
     pub src: Endpoint,
     pub dst: Endpoint,
@@ -166,6 +174,7 @@ impl FrameRecord<'_> {
             meta: self.meta,
             first_packet: self.first_packet,
             stream: self.stream,
+            h2_stream: self.h2_stream,
             from: self.from,
             src: self.src,
             dst: self.dst,
@@ -194,6 +203,8 @@ pub struct MessageRecord<'a> {
     pub meta: Meta,
     pub first_packet: u64,
     pub stream: u64,
+    /// See [`HandshakeRecord::h2_stream`].
+    pub h2_stream: Option<H2StreamId>,
     pub from: Side,
     pub src: Endpoint,
     pub dst: Endpoint,
@@ -241,6 +252,7 @@ impl MessageRecord<'_> {
             meta: self.meta,
             first_packet: self.first_packet,
             stream: self.stream,
+            h2_stream: self.h2_stream,
             from: self.from,
             src: self.src,
             dst: self.dst,
@@ -266,6 +278,8 @@ impl MessageRecord<'_> {
 pub struct ProblemRecord {
     pub meta: Meta,
     pub stream: Option<u64>,
+    /// See [`HandshakeRecord::h2_stream`].
+    pub h2_stream: Option<H2StreamId>,
     pub from: Option<Side>,
     pub code: ProblemCode,
     pub detail: String,
@@ -303,6 +317,12 @@ pub struct CloseInfo {
 pub struct ConnectionRecord {
     pub meta: Meta,
     pub stream: u64,
+    /// See [`HandshakeRecord::h2_stream`]: the record is that WebSocket's, and the TCP
+    /// connection has one of its own.
+    pub h2_stream: Option<H2StreamId>,
+    /// A TCP connection that carried HTTP/2: the WebSockets it carried (each with a record
+    /// of its own).
+    pub h2_websockets: Option<u32>,
     pub client: Endpoint,
     pub server: Endpoint,
     pub first_packet: u64,
@@ -444,6 +464,18 @@ impl Event<'_> {
         }
     }
 
+    /// The HTTP/2 stream of a WebSocket over HTTP/2's records.
+    pub fn h2_stream(&self) -> Option<H2StreamId> {
+        match self {
+            Event::Handshake(r) => r.h2_stream,
+            Event::Frame(r) => r.h2_stream,
+            Event::Message(r) => r.h2_stream,
+            Event::Connection(r) => r.h2_stream,
+            Event::Problem(r) => r.h2_stream,
+            _ => None,
+        }
+    }
+
     pub fn problems(&self) -> &[ProblemCode] {
         match self {
             Event::Tcp(r) => &r.problems,
@@ -513,6 +545,7 @@ impl FrameRecord<'static> {
             meta: Meta::default(),
             first_packet: 1,
             stream: 0,
+            h2_stream: None,
             from: Side::Client,
             src: at,
             dst: at,
@@ -543,6 +576,7 @@ impl MessageRecord<'static> {
             meta: f.meta,
             first_packet: f.first_packet,
             stream: f.stream,
+            h2_stream: None,
             from: f.from,
             src: f.src,
             dst: f.dst,

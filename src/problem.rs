@@ -77,10 +77,11 @@ problem_codes! {
     BadVersion => "bad-version", Error, "Sec-WebSocket-Version is missing or not 13";
     ProtocolNotOffered => "protocol-not-offered", Error, "the server selected a subprotocol the client did not offer";
     ExtensionNotOffered => "extension-not-offered", Error, "the server accepted an extension the client did not offer";
-    UpgradeRejected => "upgrade-rejected", Warning, "the server answered the upgrade request with a status other than 101";
+    UpgradeRejected => "upgrade-rejected", Warning, "the server answered the upgrade request with a status other than 101 (over HTTP/2: other than 2xx)";
     ResponseWithoutRequest => "response-without-request", Error, "a 101 Switching Protocols response came without a WebSocket upgrade request";
     BadUpgradeHeaders => "bad-upgrade-headers", Error, "the upgrade request or response lacks `Upgrade: websocket` or `Connection: Upgrade`";
     MalformedHttp => "malformed-http", Error, "an HTTP request or response head could not be parsed";
+    H2StreamLimit => "h2-stream-limit", Warning, "an HTTP/2 connection had more WebSockets open (256), or more WebSocket CONNECTs awaiting an answer (16), than are followed at once; those past it were not decoded";
     HeaderLimit => "header-limit", Warning, "an HTTP head exceeded the header byte limit and was not parsed";
     HandshakeNotSeen => "handshake-not-seen", Info, "WebSocket was recognised by frame content; the upgrade handshake is not in the capture";
     // WebSocket frames.

@@ -125,6 +125,7 @@ fn check_case(dir: &Path) -> Result<(), String> {
             let client = c["client"].as_str().unwrap();
             port.is_none_or(|p| server.ends_with(&format!(":{p}")))
                 && cport.is_none_or(|p| client.ends_with(&format!(":{p}")))
+                && tc["path"].as_str().is_none_or(|p| c["path"] == p)
                 && c["websocket"] == true
         });
         let Some(conn) = found else {
@@ -132,6 +133,8 @@ fn check_case(dir: &Path) -> Result<(), String> {
             continue;
         };
         let stream = conn["stream"].as_u64().unwrap();
+        // Several WebSockets over HTTP/2 share a TCP stream: each has its HTTP/2 stream.
+        let h2_stream = &conn["h2_stream"];
         let sides: &[&str] = if tc["messages"].is_null() { &[] } else { &["client", "server"] };
         for &side in sides {
             let want: Vec<(String, Vec<u8>)> = tc["messages"]
@@ -144,7 +147,8 @@ fn check_case(dir: &Path) -> Result<(), String> {
             let has_control = want.iter().any(|(op, _)| op == "ping" || op == "pong");
             let got: Vec<(String, Vec<u8>)> = recs
                 .iter()
-                .filter(|r| r["stream"] == stream && r["from"] == side)
+                .filter(|r| r["stream"] == stream && r["h2_stream"] == *h2_stream)
+                .filter(|r| r["from"] == side)
                 .filter(|r| {
                     r["type"] == "message"
                         || (has_control

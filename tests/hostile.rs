@@ -213,6 +213,21 @@ fn proxy_tunnels_nested_thousands_deep() {
     assert_eq!(end(&recs)["websocket_connections"], 1);
 }
 
+/// HTTP/2 against memory: header blocks that decode to 8 MB each through HPACK's table,
+/// 1,000 CONNECTs never answered, 300 WebSockets on one connection; the WebSocket after them
+/// is decoded, and each bound is reported.
+#[test]
+fn http2_floods_stay_bounded() {
+    let recs = run_json(&["--json", &hostile("h2-floods.pcap.gz")], 0, RSS_MIB);
+    assert_eq!(texts(&recs).last(), Some(&"after the floods"));
+    let end = end(&recs);
+    assert_eq!(end["problems"]["header-limit"], 50, "{end}");
+    assert_eq!(end["problems"]["h2-stream-limit"], 2, "{end}");
+    // 256 of the 300 on one connection, and the last one.
+    assert_eq!(end["websocket_connections"], 257, "{end}");
+    assert_eq!(end["connections"], 4);
+}
+
 #[test]
 fn captures_truncated_mid_record() {
     for name in ["truncated.pcapng", "pcapng-absurd-length.pcapng"] {

@@ -5,6 +5,7 @@ mod cases;
 mod ci;
 mod cli;
 mod groundtruth;
+mod h2;
 mod hostile;
 mod live;
 mod regressions;

@@ -11,6 +11,7 @@ use crate::decode::TcpSegment;
 use crate::decode::{DecodeError, DecodeNotice, Decoded, Decoder};
 use crate::event::{ConnectionRecord, Event, Meta, PacketRecord, ProblemRecord, TlsRecord};
 use crate::problem::ProblemCode;
+use crate::session::h2::H2Conn;
 use crate::session::{Accounting, Ctx, Emitter, Options, Session};
 use crate::sink::{RunTotals, Sink};
 use crate::tcp::proxy_protocol::{self, ProxyHeaderStage};
@@ -183,6 +184,7 @@ fn unsupported_link_problem(meta: Meta, link: u32) -> Event<'static> {
     Event::Problem(ProblemRecord {
         meta,
         stream: None,
+        h2_stream: None,
         from: None,
         code: ProblemCode::UnsupportedLinkType,
         detail: format!("link type {link} is not decoded; its packets are counted and skipped"),
@@ -193,6 +195,7 @@ fn undecodable_problem(meta: Meta, e: &DecodeError) -> Event<'static> {
     Event::Problem(ProblemRecord {
         meta,
         stream: None,
+        h2_stream: None,
         from: None,
         code: ProblemCode::UndecodablePacket,
         detail: format!("{} layer: {}", e.layer.as_str(), e.reason),
@@ -210,7 +213,7 @@ fn decode_notice_problem(meta: Meta, notice: DecodeNotice) -> Event<'static> {
             format!("gave up on an IP datagram; {dropped_bytes} fragment bytes dropped"),
         ),
     };
-    Event::Problem(ProblemRecord { meta, stream: None, from: None, code, detail })
+    Event::Problem(ProblemRecord { meta, stream: None, h2_stream: None, from: None, code, detail })
 }
 
 fn capture_notice_problem(meta: Meta, notice: CaptureNotice) -> Event<'static> {
@@ -225,6 +228,7 @@ fn capture_notice_problem(meta: Meta, notice: CaptureNotice) -> Event<'static> {
     Event::Problem(ProblemRecord {
         meta,
         stream: None,
+        h2_stream: None,
         from: None,
         code: ProblemCode::UndecodablePacket,
         detail,
@@ -261,6 +265,8 @@ pub struct Conn {
     lb_header: ProxyHeaderStage,
     tls: LazyTls,
     session: Session,
+    /// An HTTP/2 connection: its frames, and the WebSockets they carry (RFC 8441).
+    h2: Option<Box<H2Conn>>,
     /// Decrypted bytes handed to the session, and TLS bytes counted as overhead so far
     /// (records held in a live capture count as overhead until they are decrypted).
     handed: u64,
@@ -326,14 +332,14 @@ impl Conn {
         let mut annotated = Annotate { inner: &mut *ctx.out, tls };
         let mut actx =
             Ctx { opts: ctx.opts, out: &mut annotated, acct: &mut *ctx.acct, sids: &mut *ctx.sids };
-        let session = &mut self.session;
+        let above = &mut Above { session: &mut self.session, h2: &mut self.h2 };
         if step == Step::Pass && !matches!(ev, TcpEvent::Closed { .. }) {
-            feedback = session.on_tcp(info, meta, ev, &mut actx);
-            tls_outputs(session, tls, info, meta, outputs, &mut actx, &mut handed_on);
+            feedback = above.on_tcp(info, meta, ev, &mut actx);
+            tls_outputs(above, tls, info, meta, outputs, &mut actx, &mut handed_on);
         } else {
-            tls_outputs(session, tls, info, meta, outputs, &mut actx, &mut handed_on);
+            tls_outputs(above, tls, info, meta, outputs, &mut actx, &mut handed_on);
             if step == Step::Pass {
-                feedback = session.on_tcp(info, meta, ev, &mut actx);
+                feedback = above.on_tcp(info, meta, ev, &mut actx);
             }
         }
         if let Some(t) = tls {
@@ -369,10 +375,52 @@ impl Conn {
     }
 }
 
+/// What reads a connection's stream above TLS: its session, and once the stream turns out to
+/// be HTTP/2, the reader of its frames, which takes the bytes (the session still hears of
+/// the rest: FIN, RST, keepalives, gaps).
+struct Above<'c> {
+    session: &'c mut Session,
+    h2: &'c mut Option<Box<H2Conn>>,
+}
+
+impl Above<'_> {
+    fn on_tcp(
+        &mut self,
+        info: &ConnInfo,
+        meta: Meta,
+        ev: TcpEvent<'_>,
+        ctx: &mut Ctx<'_>,
+    ) -> Feedback {
+        if let Some(h2) = self.h2.as_deref_mut() {
+            match ev {
+                TcpEvent::Data { .. } => {
+                    h2.on_tcp(info, meta, &ev, ctx);
+                    return Feedback::Continue;
+                }
+                TcpEvent::Gap { .. } => h2.on_tcp(info, meta, &ev, ctx),
+                TcpEvent::Closed { .. } => {
+                    h2.on_tcp(info, meta, &ev, ctx);
+                    self.session.set_h2_websockets(h2.websockets());
+                }
+                _ => {}
+            }
+        }
+        let feedback = self.session.on_tcp(info, meta, ev, ctx);
+        if let Some(held) = self.session.take_h2_opened() {
+            let mut h2 = Box::new(H2Conn::new(ctx.opts.limits.max_http_header));
+            for (from, at, bytes) in held {
+                h2.on_tcp(info, at, &TcpEvent::Data { from, offset: 0, data: &bytes }, ctx);
+            }
+            *self.h2 = Some(h2);
+        }
+        feedback
+    }
+}
+
 /// Hands what the TLS stage produced for one TCP event to the session (decrypted bytes, as
 /// if they were the TCP stream) and to the output (the TLS record, problems).
 fn tls_outputs(
-    session: &mut Session,
+    session: &mut Above<'_>,
     tls: Option<&TlsInfo>,
     info: &ConnInfo,
     meta: Meta,
@@ -404,6 +452,7 @@ fn tls_outputs(
                 ctx.out.emit(Event::Problem(ProblemRecord {
                     meta,
                     stream: Some(info.stream),
+                    h2_stream: None,
                     from,
                     code,
                     detail,
@@ -517,7 +566,9 @@ struct Sequencer<'s> {
     /// Problem codes of each open stream's records, for its connection record (which lists
     /// every problem seen on the connection: a frame's `invalid-utf8`, a message's
     /// `app-decode-error`, a TLS alert…).
-    seen: HashMap<u64, Vec<ProblemCode>>,
+    /// Keyed by TCP stream and HTTP/2 stream: a WebSocket over HTTP/2 has a record of its
+    /// own, and so has the TCP connection that carried it.
+    seen: HashMap<(u64, Option<crate::event::H2StreamId>), Vec<ProblemCode>>,
     /// Records the sink is done with, when whoever made them frees them (`-j`: a dissecting
     /// thread); `None`: they are freed here, or kept by the sink.
     spent: Option<Spent>,
@@ -609,6 +660,7 @@ impl<'s> Sequencer<'s> {
             // and turned out to be WebSocket is.
             Event::Connection(r) => {
                 r.websocket
+                    || r.h2_websockets.is_some_and(|n| n > 0)
                     || (r.tls.is_some() && self.class.get(&r.stream) == Some(&Class::WebSocket))
             }
             Event::Request(r) => self.class.get(&r.stream) == Some(&Class::WebSocket),
@@ -651,8 +703,9 @@ impl<'s> Sequencer<'s> {
             }
             return;
         }
+        // A WebSocket over HTTP/2 ends before the TCP connection that carried it.
         let retired = match &ev {
-            Event::Connection(c) => Some(c.stream),
+            Event::Connection(c) if c.h2_stream.is_none() => Some(c.stream),
             _ => None,
         };
         if self.shown(&ev) && self.error.is_none() {
@@ -673,7 +726,9 @@ impl<'s> Sequencer<'s> {
             }
         }
         if let Event::Connection(c) = ev {
-            self.class.remove(&c.stream);
+            if c.h2_stream.is_none() {
+                self.class.remove(&c.stream);
+            }
         }
     }
 
@@ -795,6 +850,9 @@ impl Sequencer<'_> {
     /// kilobyte per connection, before.)
     fn classify_at_end(&mut self, ev: &Event<'_>) {
         if let Event::Connection(c) = ev {
+            if c.h2_stream.is_some() {
+                return;
+            }
             let class = if c.websocket { Class::WebSocket } else { Class::Other };
             self.class.entry(c.stream).or_insert(class);
         }
@@ -808,13 +866,13 @@ impl Sequencer<'_> {
             *self.problems.entry(code).or_insert(0) += 1;
         }
         if let Event::Connection(c) = ev {
-            for p in self.seen.remove(&c.stream).unwrap_or_default() {
+            for p in self.seen.remove(&(c.stream, c.h2_stream)).unwrap_or_default() {
                 if !c.problems.contains(&p) {
                     c.problems.push(p);
                 }
             }
         } else if let Some(stream) = ev.stream().filter(|_| !ev.problems().is_empty()) {
-            let seen = self.seen.entry(stream).or_default();
+            let seen = self.seen.entry((stream, ev.h2_stream())).or_default();
             for p in ev.problems() {
                 if !seen.contains(p) {
                     seen.push(*p);
@@ -825,7 +883,10 @@ impl Sequencer<'_> {
             Event::Frame(_) => self.frames += 1,
             Event::Message(_) => self.messages += 1,
             Event::Connection(c) => {
-                self.connections += 1;
+                // TCP connections; a WebSocket over HTTP/2 is one of the WebSockets.
+                if c.h2_stream.is_none() {
+                    self.connections += 1;
+                }
                 if c.websocket {
                     self.websocket_connections += 1;
                 }

@@ -854,6 +854,7 @@ mod tests {
         Event::Problem(crate::event::ProblemRecord {
             meta: Meta { packet, ..Meta::default() },
             stream: None,
+            h2_stream: None,
             from: None,
             code: crate::problem::ProblemCode::ConnectionLimit,
             detail: String::new(),

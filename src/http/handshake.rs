@@ -78,6 +78,26 @@ pub fn check_handshake(req: Option<&RequestHead>, resp: &ResponseHead) -> Handsh
         }
         (Some(_), None) => {}
     }
+    negotiate(req, resp, &mut c);
+    c.notes.extend(unknown_websocket_headers(&resp.headers));
+    if !resp.reason.eq_ignore_ascii_case("Switching Protocols") {
+        c.notes.push(format!("reason phrase {:?}", resp.reason));
+    }
+    if let Some(u) = resp.header("upgrade") {
+        if u != "websocket" {
+            c.notes.push(format!("Upgrade value {u:?}"));
+        }
+    }
+    c.notes.extend(spelling_notes("response", &resp.headers, &resp.no_space_after_colon));
+    if let Some(r) = req {
+        c.notes.extend(spelling_notes("request", &r.headers, &r.no_space_after_colon));
+    }
+    c.problems.dedup();
+    c
+}
+
+/// The subprotocol and extensions the response selected, checked against the offer.
+fn negotiate(req: Option<&RequestHead>, resp: &ResponseHead, c: &mut HandshakeCheck) {
     c.protocol = resp.header("sec-websocket-protocol").map(|p| p.trim().to_string());
     if let (Some(p), Some(r)) = (&c.protocol, req) {
         // "the server MUST NOT send ... a value that was not present in the client's handshake"
@@ -108,19 +128,28 @@ pub fn check_handshake(req: Option<&RequestHead>, resp: &ResponseHead) -> Handsh
             }
         }
     }
+}
+
+/// Checks the extended CONNECT that opens a WebSocket over HTTP/2 (RFC 8441 5) and its
+/// answer, both decoded from header blocks (pseudo-headers included, names in lower case).
+/// There is no key and no accept: `accept_ok` stays `None`. `status`: the answer's, `None`
+/// while unanswered.
+pub fn check_h2_handshake(req: &RequestHead, resp: Option<&ResponseHead>) -> HandshakeCheck {
+    let mut c = HandshakeCheck::default();
+    if !req.has_token("sec-websocket-version", "13") {
+        c.problems.push(ProblemCode::BadVersion);
+    }
+    if req.header("sec-websocket-key").is_some() {
+        c.notes.push("Sec-WebSocket-Key sent over HTTP/2, where it has no use".into());
+    }
+    let Some(resp) = resp else { return c };
+    if !(200..300).contains(&resp.status) {
+        c.rejected = true;
+        c.problems.push(ProblemCode::UpgradeRejected);
+        return c;
+    }
+    negotiate(Some(req), resp, &mut c);
     c.notes.extend(unknown_websocket_headers(&resp.headers));
-    if !resp.reason.eq_ignore_ascii_case("Switching Protocols") {
-        c.notes.push(format!("reason phrase {:?}", resp.reason));
-    }
-    if let Some(u) = resp.header("upgrade") {
-        if u != "websocket" {
-            c.notes.push(format!("Upgrade value {u:?}"));
-        }
-    }
-    c.notes.extend(spelling_notes("response", &resp.headers, &resp.no_space_after_colon));
-    if let Some(r) = req {
-        c.notes.extend(spelling_notes("request", &r.headers, &r.no_space_after_colon));
-    }
     c.problems.dedup();
     c
 }

@@ -232,6 +232,7 @@ impl Direction {
         ctx.out.emit(Event::Problem(ProblemRecord {
             meta,
             stream: Some(ends.stream),
+            h2_stream: ends.h2_stream,
             from: Some(self.side),
             code: ProblemCode::Resync,
             detail: format!("skipped {bytes} bytes to reach a frame boundary"),
@@ -288,6 +289,7 @@ impl Direction {
                 ctx.out.emit(Event::Problem(ProblemRecord {
                     meta,
                     stream: Some(ends.stream),
+                    h2_stream: ends.h2_stream,
                     from: Some(self.side),
                     code: ProblemCode::UndecodableData,
                     detail: format!("{n} bytes at the end of the stream hold no complete frame"),
@@ -631,6 +633,7 @@ impl DirState {
             meta,
             first_packet,
             stream: ends.stream,
+            h2_stream: ends.h2_stream,
             from: self.side,
             src: ends.src(self.side),
             dst: ends.dst(self.side),
@@ -735,6 +738,7 @@ impl DirState {
             meta,
             first_packet: msg.first_packet,
             stream: ends.stream,
+            h2_stream: ends.h2_stream,
             from: self.side,
             src: ends.src(self.side),
             dst: ends.dst(self.side),

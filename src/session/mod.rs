@@ -8,6 +8,7 @@
 //! matched across the two directions here, and the connection record is built at the end.
 
 mod direction;
+pub mod h2;
 mod pings;
 mod socks;
 
@@ -23,6 +24,8 @@ use crate::event::{
     TcpKind, TcpRecord,
 };
 use crate::http::chunked::ChunkedDecoder;
+use crate::http::extensions::DeflateParams;
+use crate::http::h2 as h2_wire;
 use crate::http::handshake::{
     check_handshake, check_request, is_websocket_upgrade_request, offered_extensions,
     offered_protocols,
@@ -107,6 +110,8 @@ pub struct Ctx<'a> {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Endpoints {
     pub stream: u64,
+    /// The HTTP/2 stream, for a WebSocket over HTTP/2.
+    pub h2_stream: Option<crate::event::H2StreamId>,
     pub client: Endpoint,
     pub server: Endpoint,
 }
@@ -149,6 +154,9 @@ enum Phase {
     Rejected,
     /// Not WebSocket (or given up on).
     Opaque,
+    /// HTTP/2: the stage above reads the frames ([`Session::take_h2_opened`]), and the
+    /// WebSockets they carry each have a session of their own.
+    Http2,
 }
 
 /// The proxies a connection was tunnelled through, outermost first.
@@ -250,6 +258,10 @@ pub struct Session {
     app: Option<Box<AppConn>>,
     /// Engine.IO long-polling requests on this (plain HTTP) connection.
     polling: Option<Box<Polling>>,
+    /// The connection turned out to be HTTP/2, since the caller last asked.
+    h2_opened: bool,
+    /// An HTTP/2 connection: the WebSockets it carried.
+    h2_websockets: Option<u32>,
 }
 
 fn idx(side: Side) -> usize {
@@ -280,8 +292,12 @@ impl Session {
         ctx: &mut Ctx<'_>,
     ) -> Feedback {
         if self.ends.is_none() {
-            self.ends =
-                Some(Endpoints { stream: info.stream, client: info.client, server: info.server });
+            self.ends = Some(Endpoints {
+                stream: info.stream,
+                h2_stream: None,
+                client: info.client,
+                server: info.server,
+            });
             self.first_meta = meta;
         }
         self.roles_from_syn = info.roles_from_syn;
@@ -407,6 +423,7 @@ impl Session {
         ctx.out.emit(Event::Problem(ProblemRecord {
             meta,
             stream: self.ends.map(|e| e.stream),
+            h2_stream: self.ends.and_then(|e| e.h2_stream),
             from,
             code,
             detail,
@@ -444,7 +461,7 @@ impl Session {
                 self.body_skip[idx(from)] = 0;
                 self.lost_start = true;
             }
-            Phase::Rejected | Phase::Opaque => {}
+            Phase::Rejected | Phase::Opaque | Phase::Http2 => {}
         }
     }
 
@@ -461,6 +478,10 @@ impl Session {
             }
             Phase::Opaque => {
                 ctx.acct.other_bytes += data.len() as u64;
+                Feedback::Continue
+            }
+            Phase::Http2 => {
+                ctx.acct.http_bytes += data.len() as u64;
                 Feedback::Continue
             }
             Phase::Detecting | Phase::AwaitingResponse => self.detect(from, data, meta, ctx),
@@ -580,6 +601,17 @@ impl Session {
                 Phase::Detecting if self.proxy.as_ref().is_some_and(|p| p.socks.is_some()) => {
                     self.try_socks(meta, ctx)
                 }
+                Phase::Detecting if self.may_start_h2() && self.h2_start(from) => {
+                    if self.pending[0].len() < h2_wire::PREFACE.len() {
+                        Step::Wait
+                    } else {
+                        self.phase = Phase::Http2;
+                        self.h2_opened = true;
+                        self.http_seen = true;
+                        ctx.out.classify(self.ends().stream, false);
+                        return feedback;
+                    }
+                }
                 Phase::Detecting => {
                     if from == Side::Client
                         && socks::looks_like_start(buf)
@@ -632,7 +664,9 @@ impl Session {
                         }
                     }
                 }
-                Phase::WebSocket | Phase::Rejected | Phase::Opaque => return feedback,
+                Phase::WebSocket | Phase::Rejected | Phase::Opaque | Phase::Http2 => {
+                    return feedback
+                }
             };
             match step {
                 Step::Wait => {
@@ -646,6 +680,89 @@ impl Session {
                 Step::Again => continue,
                 Step::Done => return feedback,
             }
+        }
+    }
+
+    /// Whether the connection may begin with HTTP/2's preface here: seen from its start,
+    /// nothing else read on it yet.
+    fn may_start_h2(&self) -> bool {
+        !self.lost_start
+            && !self.http_seen
+            && !self.connect_asked()
+            && self.proxy.as_ref().is_none_or(|p| p.socks.is_none())
+    }
+
+    /// Whether the held bytes are HTTP/2's start: the client's preface (or a prefix of it),
+    /// or, before the client's preface arrived, the server's SETTINGS with nothing from the
+    /// client yet.
+    fn h2_start(&self, from: Side) -> bool {
+        let [client, server] = &self.pending;
+        match from {
+            Side::Client => h2_wire::starts_with_preface(client),
+            Side::Server => {
+                (client.is_empty() || h2_wire::starts_with_preface(client))
+                    && h2_wire::may_start_server_settings(server)
+            }
+        }
+    }
+
+    /// Whether the connection turned out to be HTTP/2 since the last call; with the bytes
+    /// each side sent so far, one piece per packet they came in, in capture order, for the
+    /// stage that reads HTTP/2's frames.
+    pub fn take_h2_opened(&mut self) -> Option<Vec<(Side, Meta, Vec<u8>)>> {
+        if !std::mem::take(&mut self.h2_opened) {
+            return None;
+        }
+        let mut out = Vec::new();
+        for side in [Side::Client, Side::Server] {
+            let (held, spans) = self.take_held_spans(idx(side), self.last_meta);
+            out.extend(spans.into_iter().map(|(r, meta)| (side, meta, held[r].to_vec())));
+        }
+        self.drop_held();
+        // Stable: a side's pieces keep their order within a packet.
+        out.sort_by_key(|(_, meta, _)| meta.packet);
+        Some(out)
+    }
+
+    /// The session of one WebSocket carried over HTTP/2 on the connection `info`.
+    pub fn for_h2_stream(
+        info: &ConnInfo,
+        h2_stream: crate::event::H2StreamId,
+        first: Meta,
+    ) -> Session {
+        Session {
+            ends: Some(Endpoints {
+                stream: info.stream,
+                h2_stream: Some(h2_stream),
+                client: info.client,
+                server: info.server,
+            }),
+            roles_from_syn: true,
+            http_seen: true,
+            first_meta: first,
+            last_meta: first,
+            ..Session::default()
+        }
+    }
+
+    /// An HTTP/2 connection's count of WebSockets, for its connection record.
+    pub fn set_h2_websockets(&mut self, n: u32) {
+        self.h2_websockets = Some(n);
+    }
+
+    /// A WebSocket over HTTP/2's handshake (built by the stage that read it): reported, and
+    /// the WebSocket started when it was accepted.
+    pub fn h2_handshake(
+        &mut self,
+        rec: HandshakeRecord,
+        deflate: Option<DeflateParams>,
+        accepted: bool,
+        ctx: &mut Ctx<'_>,
+    ) {
+        let meta = rec.meta;
+        self.finish_handshake(rec, deflate, accepted, meta, ctx);
+        if !accepted {
+            self.phase = Phase::Rejected;
         }
     }
 
@@ -1181,6 +1298,7 @@ impl Session {
         let mut rec = HandshakeRecord {
             meta,
             stream: ends.stream,
+            h2_stream: ends.h2_stream,
             request_packet: request.map(|(_, m)| m.packet),
             response_packet: response.map(|(_, m)| m.packet),
             client: Some(ends.client),
@@ -1225,6 +1343,31 @@ impl Session {
         if let Some(p) = self.proxy.as_ref().filter(|p| !p.hops.is_empty()) {
             rec.notes.push(format!("through a proxy: {}", p.hops.join(", then ")));
         }
+        self.finish_handshake(rec, deflate, websocket, meta, ctx);
+        if websocket {
+            return;
+        }
+        if response.is_some_and(|(r, _)| r.ends_before_the_connection()) {
+            self.phase = Phase::Detecting;
+            self.refused_may_retry = true;
+        } else if response.is_some() {
+            self.phase = Phase::Rejected;
+            let held: usize = self.pending.iter().map(Vec::len).sum();
+            ctx.acct.http_bytes += held as u64;
+            self.drop_held();
+        }
+    }
+
+    /// Reports a handshake and, when `websocket`, starts decoding frames.
+    fn finish_handshake(
+        &mut self,
+        rec: HandshakeRecord,
+        deflate: Option<DeflateParams>,
+        websocket: bool,
+        meta: Meta,
+        ctx: &mut Ctx<'_>,
+    ) {
+        let ends = self.ends();
         self.summary = HandshakeSummary {
             path: rec.path.clone(),
             status: rec.status,
@@ -1258,14 +1401,6 @@ impl Session {
                 no_context_takeover: deflate.is_some_and(|d| d.server_no_context_takeover),
             };
             self.start_websocket(client, server, true, meta, ctx);
-        } else if response.is_some_and(|(r, _)| r.ends_before_the_connection()) {
-            self.phase = Phase::Detecting;
-            self.refused_may_retry = true;
-        } else if response.is_some() {
-            self.phase = Phase::Rejected;
-            let held: usize = self.pending.iter().map(Vec::len).sum();
-            ctx.acct.http_bytes += held as u64;
-            self.drop_held();
         }
     }
 
@@ -1430,6 +1565,8 @@ impl Session {
         ctx.out.emit(Event::Connection(Box::new(ConnectionRecord {
             meta,
             stream: ends.stream,
+            h2_stream: ends.h2_stream,
+            h2_websockets: self.h2_websockets,
             client: ends.client,
             server: ends.server,
             first_packet: self.first_meta.packet,

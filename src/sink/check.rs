@@ -250,10 +250,12 @@ impl<W: Write> Sink for CheckSink<W> {
             }
             // A valid accept key with an error (a subprotocol the client never offered, say)
             // is not an ok handshake.
+            // Over HTTP/2 (RFC 8441) there is no accept key: a 2xx to the CONNECT is success.
             Event::Handshake(h)
-                if h.status == Some(101)
-                    && h.accept_ok == Some(true)
-                    && !h.problems.iter().any(|p| p.severity() == Severity::Error) =>
+                if match h.h2_stream {
+                    None => h.status == Some(101) && h.accept_ok == Some(true),
+                    Some(_) => h.status.is_some_and(|s| (200..300).contains(&s)),
+                } && !h.problems.iter().any(|p| p.severity() == Severity::Error) =>
             {
                 self.handshakes_ok += 1;
             }

@@ -220,6 +220,12 @@ impl<W: Write> ConnsTable<W> {
             escape_text(&r.proxies.join(", then "), &mut esc);
             let _ = write!(line, " via {esc}");
         }
+        if let Some(id) = r.h2_stream {
+            let _ = write!(line, " h2 stream {id}");
+        }
+        if let Some(n) = r.h2_websockets {
+            let _ = write!(line, " HTTP/2 with {n} WebSocket{}", if n == 1 { "" } else { "s" });
+        }
         if self.opts.normalize {
             self.session_ids.number_in(&mut line);
         }

@@ -50,17 +50,29 @@ struct Item {
 
 #[derive(Clone, Debug, Default)]
 struct Connection {
-    stream: u64,
+    stream: ConnKey,
     path: Option<String>,
     handshake: String,
     items: [Vec<Item>; 2],
+}
+
+/// A WebSocket: its TCP stream, and its HTTP/2 stream when it runs over HTTP/2 (several may
+/// share one TCP connection).
+type ConnKey = (u64, Option<crate::event::H2StreamId>);
+
+/// `7`, or `7 (h2 stream 3)`.
+fn key_text((stream, h2): ConnKey) -> String {
+    match h2 {
+        Some(id) => format!("{stream} (h2 stream {id})"),
+        None => stream.to_string(),
+    }
 }
 
 /// One capture's WebSocket conversations, collected as a sink.
 #[derive(Debug, Default)]
 pub struct Conversation {
     rules: DiffRules,
-    conns: BTreeMap<u64, Connection>,
+    conns: BTreeMap<ConnKey, Connection>,
     sids: SessionIds,
     pub messages: u64,
 }
@@ -79,7 +91,7 @@ impl Conversation {
         }
     }
 
-    fn conn(&mut self, stream: u64) -> &mut Connection {
+    fn conn(&mut self, stream: ConnKey) -> &mut Connection {
         self.conns.entry(stream).or_insert_with(|| Connection { stream, ..Default::default() })
     }
 
@@ -117,7 +129,7 @@ impl Conversation {
         s
     }
 
-    fn push(&mut self, stream: u64, from: Side, at_ms: f64, render: String) {
+    fn push(&mut self, stream: ConnKey, from: Side, at_ms: f64, render: String) {
         self.messages += 1;
         let side = from as usize;
         self.conn(stream).items[side].push(Item { render: render.into_boxed_str(), at_ms });
@@ -174,7 +186,7 @@ impl Sink for Conversation {
                 }
                 let mut esc = String::new();
                 escape_bytes(s.as_bytes(), &mut esc);
-                let c = self.conn(h.stream);
+                let c = self.conn((h.stream, h.h2_stream));
                 c.path = path;
                 c.handshake = esc;
             }
@@ -182,7 +194,7 @@ impl Sink for Conversation {
                 let mut r = m.opcode_name.to_string();
                 r.push(' ');
                 r.push_str(&self.render_payload(&m.payload, m.is_text, m.payload_missing));
-                self.push(m.stream, m.from, m.meta.ts.as_millis_f64(), r);
+                self.push((m.stream, m.h2_stream), m.from, m.meta.ts.as_millis_f64(), r);
             }
             Event::Frame(f) if f.opcode == 8 => {
                 let mut r =
@@ -190,13 +202,18 @@ impl Sink for Conversation {
                 if let Some(reason) = f.close_reason.as_deref() {
                     let _ = write!(r, " {}", self.render_payload(reason.as_bytes(), true, 0));
                 }
-                self.push(f.stream, f.from, f.meta.ts.as_millis_f64(), r);
+                self.push((f.stream, f.h2_stream), f.from, f.meta.ts.as_millis_f64(), r);
             }
             Event::Frame(f) if f.opcode >= 9 && !self.rules.drop_control => {
-                self.push(f.stream, f.from, f.meta.ts.as_millis_f64(), f.opcode_name.to_string());
+                self.push(
+                    (f.stream, f.h2_stream),
+                    f.from,
+                    f.meta.ts.as_millis_f64(),
+                    f.opcode_name.to_string(),
+                );
             }
             Event::Connection(c) if c.websocket => {
-                self.conn(c.stream);
+                self.conn((c.stream, c.h2_stream));
             }
             _ => {}
         }
@@ -234,8 +251,8 @@ pub struct DiffReport {
 }
 
 /// Pairs connections by path and order: (base, new), either may be missing.
-fn pair(base: &Conversation, new: &Conversation) -> Vec<(Option<u64>, Option<u64>)> {
-    let mut by_path: BTreeMap<Option<String>, Vec<u64>> = BTreeMap::new();
+fn pair(base: &Conversation, new: &Conversation) -> Vec<(Option<ConnKey>, Option<ConnKey>)> {
+    let mut by_path: BTreeMap<Option<String>, Vec<ConnKey>> = BTreeMap::new();
     for c in new.conns.values() {
         by_path.entry(c.path.clone()).or_default().push(c.stream);
     }
@@ -287,8 +304,8 @@ pub fn report(
         escape_bytes(path.as_bytes(), &mut esc_path);
         let title = format!(
             "connection {esc_path} (base stream {}, new stream {})",
-            b.map(|s| s.to_string()).unwrap_or("-".into()),
-            n.map(|s| s.to_string()).unwrap_or("-".into())
+            b.map(key_text).unwrap_or("-".into()),
+            n.map(key_text).unwrap_or("-".into())
         );
         let (Some(bc), Some(nc)) = (bc, nc) else {
             equal = false;
@@ -300,8 +317,8 @@ pub fn report(
                 let mut buf = Vec::new();
                 Obj::new(&mut buf, "diff")
                     .str("path", &path)
-                    .opt_u64("base_stream", *b)
-                    .opt_u64("new_stream", *n)
+                    .opt_u64("base_stream", b.map(|k| k.0))
+                    .opt_u64("new_stream", n.map(|k| k.0))
                     .str("status", if bc.is_some() { "only-base" } else { "only-new" })
                     .u64("messages", (c.items[0].len() + c.items[1].len()) as u64)
                     .end();
@@ -358,8 +375,8 @@ pub fn report(
             let mut buf = Vec::new();
             Obj::new(&mut buf, "diff")
                 .str("path", &path)
-                .opt_u64("base_stream", *b)
-                .opt_u64("new_stream", *n)
+                .opt_u64("base_stream", b.map(|k| k.0))
+                .opt_u64("new_stream", n.map(|k| k.0))
                 .str("status", "different")
                 .raw("changes", |buf| {
                     buf.push(b'[');

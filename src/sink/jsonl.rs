@@ -22,7 +22,7 @@
 use super::json::{write_f64, write_str, Obj};
 use super::{RunInfo, RunTotals, Sink};
 use crate::event::{
-    AppRecord, ConnectionRecord, DirectionStats, Event, FrameRecord, HandshakeRecord,
+    AppRecord, ConnectionRecord, DirectionStats, Event, FrameRecord, H2StreamId, HandshakeRecord,
     MessageRecord, PacketRecord, ProblemRecord, RequestRecord, TcpRecord, TlsRecord,
 };
 use crate::problem::ProblemCode;
@@ -432,21 +432,30 @@ fn payload_keys(obj: &mut Obj<'_>, payload: &[u8], is_text: bool, missing: u64, 
 /// `stream`, `from`, `src`, `dst`: the connection and direction of a record's bytes.
 fn sent_on<'o, 'b>(
     o: &'o mut Obj<'b>,
-    stream: u64,
+    (stream, h2): (u64, Option<H2StreamId>),
     from: Side,
     (src, dst): (Endpoint, Endpoint),
     names: &mut EndpointTexts,
 ) -> &'o mut Obj<'b> {
-    o.u64("stream", stream)
+    o.u64("stream", stream);
+    h2_stream(o, h2)
         .str("from", from.as_str())
         .str("src", names.text(&src).as_str())
         .str("dst", names.text(&dst).as_str())
 }
 
+/// `h2_stream`, on the records of a WebSocket over HTTP/2 only.
+fn h2_stream<'o, 'b>(o: &'o mut Obj<'b>, id: Option<H2StreamId>) -> &'o mut Obj<'b> {
+    if let Some(id) = id {
+        o.u64("h2_stream", id.get().into());
+    }
+    o
+}
+
 pub fn write_tcp(buf: &mut Vec<u8>, r: &TcpRecord, names: &mut EndpointTexts) {
     let mut o = Obj::new(buf, "tcp");
     o.u64("packet", r.meta.packet).ts("ts", r.meta.ts, r.meta.precision);
-    sent_on(&mut o, r.stream, r.from, (r.src, r.dst), names).str("event", r.kind.as_str());
+    sent_on(&mut o, (r.stream, None), r.from, (r.src, r.dst), names).str("event", r.kind.as_str());
     if let Some(b) = r.bytes {
         o.u64("bytes", b);
     }
@@ -484,7 +493,8 @@ fn headers(buf: &mut Vec<u8>, hs: &[(String, String)]) {
 
 pub fn write_handshake(buf: &mut Vec<u8>, r: &HandshakeRecord) {
     let mut o = Obj::new(buf, "handshake");
-    o.u64("stream", r.stream)
+    o.u64("stream", r.stream);
+    h2_stream(&mut o, r.h2_stream)
         .u64("packet", r.meta.packet)
         .opt_u64("request_packet", r.request_packet)
         .opt_u64("response_packet", r.response_packet)
@@ -565,7 +575,7 @@ pub fn write_frame(
         r.meta.ts,
         r.meta.precision,
     );
-    sent_on(&mut o, r.stream, r.from, (r.src, r.dst), names)
+    sent_on(&mut o, (r.stream, r.h2_stream), r.from, (r.src, r.dst), names)
         .bool("fin", r.fin)
         .u64("rsv", r.rsv.into())
         .u64("opcode", r.opcode.into())
@@ -611,7 +621,8 @@ pub fn write_message(
     memo: &mut PayloadMemo,
 ) {
     let mut o = Obj::new(buf, "message");
-    o.u64("stream", r.stream)
+    o.u64("stream", r.stream);
+    h2_stream(&mut o, r.h2_stream)
         .str("from", r.from.as_str())
         .u64("packet", r.meta.packet)
         .u64("first_packet", r.first_packet)
@@ -649,7 +660,7 @@ pub fn write_app_record(
 ) {
     let mut o = Obj::new(buf, "app");
     o.u64("packet", r.meta.packet).ts("ts", r.meta.ts, r.meta.precision);
-    sent_on(&mut o, r.stream, r.from, (r.src, r.dst), names)
+    sent_on(&mut o, (r.stream, None), r.from, (r.src, r.dst), names)
         .str("transport", r.transport)
         .str("method", &r.method)
         .str("path", &r.path)
@@ -663,7 +674,8 @@ pub fn write_app_record(
 /// A control frame as a message of its own opcode (messages and follow views).
 pub fn write_control_message(buf: &mut Vec<u8>, r: &FrameRecord<'_>, opts: PayloadOpts) {
     let mut o = Obj::new(buf, "message");
-    o.u64("stream", r.stream)
+    o.u64("stream", r.stream);
+    h2_stream(&mut o, r.h2_stream)
         .str("from", r.from.as_str())
         .u64("packet", r.meta.packet)
         .u64("first_packet", r.first_packet)
@@ -700,7 +712,8 @@ pub fn write_problem(buf: &mut Vec<u8>, r: &ProblemRecord) {
     let mut o = Obj::new(buf, "problem");
     o.u64("packet", r.meta.packet)
         .ts("ts", r.meta.ts, r.meta.precision)
-        .opt_u64("stream", r.stream)
+        .opt_u64("stream", r.stream);
+    h2_stream(&mut o, r.h2_stream)
         .opt_str("from", r.from.map(|f| f.as_str()))
         .str("code", r.code.as_str())
         .str("severity", r.code.severity().as_str())
@@ -739,7 +752,8 @@ fn direction_stats(buf: &mut Vec<u8>, s: &DirectionStats) {
 
 pub fn write_connection(buf: &mut Vec<u8>, r: &ConnectionRecord) {
     let mut o = Obj::new(buf, "connection");
-    o.u64("stream", r.stream)
+    o.u64("stream", r.stream);
+    h2_stream(&mut o, r.h2_stream)
         .str("client", r.client.text().as_str())
         .str("server", r.server.text().as_str())
         .u64("first_packet", r.first_packet)
@@ -788,6 +802,9 @@ pub fn write_connection(buf: &mut Vec<u8>, r: &ConnectionRecord) {
     }
     if let Some(p) = r.app_protocol {
         o.str("app_protocol", p);
+    }
+    if let Some(n) = r.h2_websockets {
+        o.u64("h2_websockets", n.into());
     }
     if !r.proxies.is_empty() {
         o.str_array("proxies", r.proxies.iter().map(String::as_str));

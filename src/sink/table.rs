@@ -362,7 +362,39 @@ impl<W: Write> TableSink<W> {
     }
 }
 
+/// A WebSocket over HTTP/2's handshake: the answer to its extended CONNECT.
+fn h2_handshake_info(r: &HandshakeRecord, id: crate::event::H2StreamId) -> String {
+    let mut s = match r.status {
+        Some(status) if (200..300).contains(&status) => {
+            format!("HTTP/2 {status} (WebSocket on stream {id}")
+        }
+        Some(status) => format!("HTTP/2 {status} (WebSocket on stream {id} refused"),
+        None => format!(
+            "HTTP/2 CONNECT {} on stream {id} got no response",
+            r.path.as_deref().unwrap_or("")
+        ),
+    };
+    if r.status.is_none() {
+        return s;
+    }
+    if let Some(p) = &r.protocol {
+        let _ = write!(s, ", protocol {p}");
+    }
+    if let Some(e) = &r.extensions {
+        let _ = write!(s, ", {e}");
+    }
+    s.push(')');
+    // The first note names the protocol and stream, said above already.
+    if r.notes.len() > 1 {
+        let _ = write!(s, " note: {}", r.notes[1..].join("; "));
+    }
+    s
+}
+
 fn handshake_info(r: &HandshakeRecord) -> String {
+    if let Some(id) = r.h2_stream {
+        return h2_handshake_info(r, id);
+    }
     match r.status {
         Some(101) => {
             let accept = match r.accept_ok {
@@ -567,7 +599,7 @@ impl<W: Write> Sink for TableSink<W> {
                     meta: r.meta,
                     src: r.server,
                     dst: r.client,
-                    proto: "HTTP",
+                    proto: if r.h2_stream.is_some() { "HTTP2" } else { "HTTP" },
                     info: esc,
                     problems: r.problems.clone(),
                 })

@@ -278,6 +278,7 @@ mod tests {
         Event::Problem(ProblemRecord {
             meta: Meta { packet, ..Meta::default() },
             stream: None,
+            h2_stream: None,
             from: None,
             code: crate::problem::ProblemCode::ConnectionLimit,
             detail: String::new(),

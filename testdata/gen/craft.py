@@ -1261,6 +1261,121 @@ def socks_case():
     })
 
 
+# --- HTTP/2 builders (RFC 9113; HPACK, RFC 7541, as literals without Huffman coding) --------
+
+H2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+
+
+def hpack_int(value, prefix_bits, first=0):
+    limit = (1 << prefix_bits) - 1
+    if value < limit:
+        return bytes([first | value])
+    out = [first | limit]
+    value -= limit
+    while value >= 128:
+        out.append(value % 128 + 128)
+        value //= 128
+    return bytes(out + [value])
+
+
+def hpack(headers):
+    """A header block of literals "without indexing", new names, no Huffman coding."""
+    out = b""
+    for name, value in headers:
+        out += b"\0" + hpack_int(len(name), 7) + name.encode()
+        out += hpack_int(len(value.encode()), 7) + value.encode()
+    return out
+
+
+def h2_frame(kind, flags, stream, payload):
+    return struct.pack("!I", len(payload))[1:] + bytes([kind, flags]) + struct.pack("!I", stream) + payload
+
+
+def h2_settings(pairs=()):
+    return h2_frame(4, 0, 0, b"".join(struct.pack("!HI", k, v) for k, v in pairs))
+
+
+def h2_connect(stream, path, extra=()):
+    return hpack([(":method", "CONNECT"), (":protocol", "websocket"), (":scheme", "http"),
+                  (":path", path), (":authority", "h2.example"), ("sec-websocket-version", "13"),
+                  *extra])
+
+
+def h2_data(stream, payload, end=False, pad=None):
+    if pad is None:
+        return h2_frame(0, 1 if end else 0, stream, payload)
+    return h2_frame(0, 0x8 | (1 if end else 0), stream, bytes([pad]) + payload + b"\0" * pad)
+
+
+def h2_case():
+    """WebSockets over HTTP/2 (RFC 8441) in cleartext (prior knowledge), in the shapes real
+    peers produce but a Chromium-Hypercorn recording does not: the server's SETTINGS before the
+    client's preface; an ordinary GET beside the WebSockets; an extended CONNECT split over
+    HEADERS (padded, with priority) and CONTINUATION; a subprotocol; a frame split over two
+    DATA frames, and a DATA frame carrying two frames, with padding; a CONNECT refused with
+    403; a WebSocket reset (RST_STREAM) before any close; a CONNECT the client resets before
+    any answer; then on another connection a header
+    block HPACK cannot decode (an index past every table), reported while the run goes on."""
+    cap = Pcap()
+    t = 1_700_002_000.0
+    c = Conn(cap, "192.0.2.10", "192.0.2.20", 45000, 8080, t=t)
+    c.open()
+    c.send("s", h2_settings([(8, 1), (3, 100)]))
+    c.send("c", H2_PREFACE + h2_settings([(4, 65535)]) + h2_frame(4, 1, 0, b""))
+    c.send("s", h2_frame(4, 1, 0, b""))
+    c.send("c", h2_frame(1, 0x5, 1, hpack([(":method", "GET"), (":scheme", "http"),
+                                             (":path", "/"), (":authority", "h2.example")])))
+    block = h2_connect(3, "/chat", [("sec-websocket-protocol", "chat, superchat"),
+                                     ("origin", "http://h2.example")])
+    c.send("c", h2_frame(1, 0x8 | 0x20, 3, bytes([3]) + b"\0\0\0\0\x10" + block[:20] + b"\0\0\0"))
+    c.send("c", h2_frame(9, 0x4, 3, block[20:]))
+    c.send("s", h2_frame(1, 0x4, 1, hpack([(":status", "200"), ("content-type", "text/plain")]))
+           + h2_data(1, b"not a websocket", end=True))
+    c.send("s", h2_frame(1, 0x4, 3, hpack([(":status", "200"), ("sec-websocket-protocol", "chat")])))
+    c.send("c", h2_data(3, cf(1, "hello over h2c"), pad=5))
+    whole = frame(1, "a server frame split over two DATA frames")
+    c.send("s", h2_data(3, whole[:9]))
+    c.send("s", h2_data(3, whole[9:] + frame(2, b"\x00\xff"), pad=2))
+    c.send("c", h2_frame(1, 0x4, 5, h2_connect(5, "/forbidden")))
+    c.send("s", h2_frame(1, 0x5, 5, hpack([(":status", "403")])))
+    c.send("c", h2_frame(1, 0x4, 7, h2_connect(7, "/reset")))
+    c.send("s", h2_frame(1, 0x4, 7, hpack([(":status", "200")])))
+    c.send("c", h2_data(7, cf(1, "going away")))
+    c.send("s", h2_frame(3, 0, 7, struct.pack("!I", 8)))
+    c.send("c", h2_frame(1, 0x4, 9, h2_connect(9, "/given-up")))
+    c.send("c", h2_frame(3, 0, 9, struct.pack("!I", 8)))
+    c.send("c", h2_data(3, cf(8, struct.pack("!H", 1000) + b"done"), end=True))
+    c.send("s", h2_data(3, frame(8, struct.pack("!H", 1000) + b"done"), end=True))
+    c.send("c", h2_frame(7, 0, 0, struct.pack("!II", 7, 0)))
+    c.close("c")
+    conns = [
+        {"server_port": 8080, "path": "/chat",
+         "messages": [text("client", "hello over h2c"),
+                      text("server", "a server frame split over two DATA frames"),
+                      binary("server", b"\x00\xff")],
+         "close": {"initiator": "client", "code": 1000, "reason": "done", "echoed": True},
+         "tcp_end": "fin"},
+        {"server_port": 8080, "path": "/reset",
+         "messages": [text("client", "going away")], "tcp_end": "rst"},
+    ]
+
+    c = Conn(cap, "192.0.2.11", "192.0.2.20", 45001, 8080, t=t + 1)
+    c.open()
+    c.send("c", H2_PREFACE + h2_settings())
+    c.send("s", h2_settings([(8, 1)]))
+    c.send("c", h2_frame(1, 0x4, 1, b"\xff\x80\x80\x80\x01"))
+    c.send("c", h2_frame(1, 0x4, 3, h2_connect(3, "/after-the-bad-block")))
+    c.send("s", h2_frame(1, 0x4, 3, hpack([(":status", "200")])))
+    c.close("c")
+    save("crafted-h2", cap, {
+        "expect_stream_bytes": cap.tcp_payload,
+        "description": "WebSockets over HTTP/2 in cleartext (RFC 8441): server SETTINGS first, a GET beside them, CONNECT over HEADERS and CONTINUATION with padding and priority, split and padded DATA, a refused CONNECT, a reset WebSocket, a CONNECT reset before its answer, and an undecodable header block on a second connection",
+        "connections": conns,
+        "expect_websocket_connections": 2,
+        "expect_problems": ["malformed-http", "upgrade-rejected"],
+    })
+
+
 def proxy_protocol_case():
     """Connections from a load balancer that puts a PROXY protocol header first, in the
     shapes HAProxy (tests recorded with it) does not give: a version 1 header in the same
@@ -1351,3 +1466,4 @@ if __name__ == "__main__":
     deflate_final_blocks()
     socks_case()
     proxy_protocol_case()
+    h2_case()

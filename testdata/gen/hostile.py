@@ -14,7 +14,8 @@ import random
 import struct
 import zlib
 
-from craft import (ACK, FIN, PSH, SYN, Conn, Pcap, PcapNg, cf, deflate, frame, request,
+from craft import (ACK, FIN, PSH, SYN, H2_PREFACE, Conn, Pcap, PcapNg, cf, deflate, frame,
+                   h2_connect, h2_data, h2_frame, h2_settings, hpack, hpack_int, request,
                    response)
 
 OUT = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "hostile")
@@ -307,6 +308,48 @@ def nested_proxies():
     save("nested-proxies.pcap", cap.buf, gz=True)
 
 
+def h2_floods():
+    """HTTP/2 (cleartext) against the dissector's memory: header blocks of 3 bytes per field
+    that decode, through HPACK's table, to 8 MB each; 1,000 WebSocket CONNECTs never answered;
+    300 WebSockets opened on one connection and never ended; then an ordinary WebSocket over
+    HTTP/2 on a fourth connection, which must still be decoded."""
+    cap = Pcap()
+    c = Conn(cap, "10.8.20.1", "10.8.20.2", 40020, 8080)
+    c.open()
+    c.send("c", H2_PREFACE + h2_settings())
+    c.send("s", h2_settings([(8, 1)]))
+    big = b"\x40" + hpack_int(1, 7) + b"x" + hpack_int(4000, 7) + b"a" * 4000
+    c.send("c", h2_frame(1, 0x5, 1, big))
+    for i in range(50):
+        c.send("c", h2_frame(1, 0x5, 3 + 2 * i, b"\xbe" * 2000))
+    c.close("c")
+    c = Conn(cap, "10.8.21.1", "10.8.21.2", 40021, 8080)
+    c.open()
+    c.send("c", H2_PREFACE + h2_settings())
+    c.send("s", h2_settings([(8, 1)]))
+    c.send("c", b"".join(h2_frame(1, 0x4, 1 + 2 * i, h2_connect(0, "/pending")) for i in range(1000)))
+    c.close("c")
+    c = Conn(cap, "10.8.22.1", "10.8.22.2", 40022, 8080)
+    c.open()
+    c.send("c", H2_PREFACE + h2_settings())
+    c.send("s", h2_settings([(8, 1)]))
+    for i in range(300):
+        sid = 1 + 2 * i
+        c.send("c", h2_frame(1, 0x4, sid, h2_connect(sid, "/many")))
+        c.send("s", h2_frame(1, 0x4, sid, hpack([(":status", "200")])))
+        c.send("c", h2_data(sid, cf(1, "one of many")))
+    c.close("c")
+    c = Conn(cap, "10.8.23.1", "10.8.23.2", 40023, 8080)
+    c.open()
+    c.send("c", H2_PREFACE + h2_settings())
+    c.send("s", h2_settings([(8, 1)]))
+    c.send("c", h2_frame(1, 0x4, 1, h2_connect(1, "/after")))
+    c.send("s", h2_frame(1, 0x4, 1, hpack([(":status", "200")])))
+    c.send("s", h2_data(1, frame(1, "after the floods")))
+    c.close("c")
+    save("h2-floods.pcap", cap.buf, gz=True)
+
+
 if __name__ == "__main__":
     os.makedirs(OUT, exist_ok=True)
     huge_lengths()
@@ -324,3 +367,4 @@ if __name__ == "__main__":
     ip_impossible()
     ping_flood()
     nested_proxies()
+    h2_floods()

@@ -10,7 +10,8 @@ from what the peers really sent (the format is described in tests/cases.rs).
 
 Requirements: tcpdump, python3 with `websockets` (pip install websockets), and for the Node
 scenarios `npm ci` in this folder; `py-websockets-socks` needs `python-socks` (pip), the `haproxy-*` scenarios `haproxy` (apt); `node-mqtt` also needs `mosquitto` (apt-get install
-mosquitto), the tour scenarios `websocket-client` (pip) and `chromium` (apt).
+mosquitto), the tour scenarios `websocket-client` (pip) and `chromium` (apt),
+`chromium-h2-websockets` `hypercorn` (pip).
 """
 
 import asyncio
@@ -693,6 +694,68 @@ def tour_ws_echo(port, mode, tls=False):
     return truth
 
 
+def chromium_h2(port):
+    """WebSockets over HTTP/2 (RFC 8441): headless Chromium loads a page from Hypercorn over
+    https (h2) and opens two WebSockets on that same HTTP/2 connection, /chat (text, deflate)
+    and /bin (binary), each an extended CONNECT on a stream of its own; both are closed by
+    the page. Chromium writes the key log (SSLKEYLOGFILE)."""
+    import tempfile
+
+    out = os.path.join(TESTDATA, "chromium-h2-websockets")
+    keylog = os.path.join(out, "keylog.txt")
+    if os.path.exists(keylog):
+        os.remove(keylog)
+    with tempfile.TemporaryDirectory() as d:
+        cert, key = os.path.join(d, "cert.pem"), os.path.join(d, "key.pem")
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                        "ec_paramgen_curve:prime256v1", "-nodes", "-days", "2",
+                        "-subj", "/CN=127.0.0.1", "-keyout", key, "-out", cert],
+                       check=True, capture_output=True)
+        server = Peer([sys.executable, os.path.join(HERE, "h2_server.py"), str(port), cert, key])
+        try:
+            browser = subprocess.Popen(
+                ["chromium", *CHROMIUM_FLAGS, f"--user-data-dir={d}/u",
+                 "--ignore-certificate-errors", f"https://127.0.0.1:{port}/"],
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                env={**os.environ, "SSLKEYLOGFILE": keylog})
+            try:
+                log = read_until(server, '"path": "/chat", "code"', 30)
+                time.sleep(0.5)
+            finally:
+                stop_chromium(browser)
+            time.sleep(0.3)
+        finally:
+            server.stop()
+    print("\n".join(log), file=sys.stderr)
+    events = [json.loads(line) for line in log if line.startswith("{")]
+    if any(e.get("http_version") != "2" for e in events if e["event"] == "open"):
+        raise SystemExit(f"a WebSocket did not go over HTTP/2: {events}")
+    connections = []
+    for path in ("/chat", "/bin"):
+        messages = []
+        for e in events:
+            if e["path"] != path or e["event"] != "message":
+                continue
+            if "text" in e:
+                messages += [msg("client", e["text"]), msg("server", "echo: " + e["text"])]
+            else:
+                data = bytes.fromhex(e["hex"])
+                messages += [msg("client", data), msg("server", data[::-1])]
+        code, reason = (1000, "done") if path == "/chat" else (4000, "bye")
+        connections.append({
+            "server_port": port, "path": path, "messages": messages,
+            "close": {"initiator": "client", "code": code, "reason": reason, "echoed": True},
+        })
+    return {
+        "description": "WebSockets over HTTP/2 (RFC 8441): headless Chromium and Hypercorn, "
+                       "two WebSockets on one TLS connection, key log from SSLKEYLOGFILE",
+        "keylog": "keylog.txt",
+        "connections": connections,
+        "expect_websocket_connections": 2,
+        "expect_problems": [],
+    }
+
+
 RAW_SIO_PAGE = """<!doctype html><title>tour 2</title><script>
 const ws = new WebSocket("ws://127.0.0.1:%d/socket.io/?EIO=4&transport=websocket");
 ws.onopen = () => ws.send(JSON.stringify({name: "msg", data: [12, 5]}));
@@ -1040,6 +1103,8 @@ SCENARIOS = {
     "haproxy-proxy-protocol-tls": (8798, lambda port: py_haproxy(port, tls=True)),
     "node-ws-deflate": (8766, node_ws),
     "chromium-websockets": (8771, chromium),
+    # WebSockets over HTTP/2 (needs hypercorn from pip).
+    "chromium-h2-websockets": (8808, chromium_h2),
     "node-ws-plain": (8770, lambda port: node_ws(port, "plain")),
     # The basic scenario recorded a second time on another port (new client port, new masks,
     # new handshake key): `diff --normalize` must call the two recordings equal.
