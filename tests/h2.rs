@@ -76,6 +76,15 @@ fn views_name_the_http2_stream() {
     let text = String::from_utf8(check.stdout).unwrap();
     assert_eq!(check.status.code(), Some(0), "{text}");
     assert!(text.contains("in 2 WebSocket connections (2 handshakes ok)"), "{text}");
+    let messages =
+        String::from_utf8(run_path(&["messages", "--keylog", &keylog], &cap).stdout).unwrap();
+    assert!(messages.contains("    0:3 127.0.0.1"), "{messages}");
+    assert!(messages.contains("    0:7 127.0.0.1"), "{messages}");
+    let follow =
+        String::from_utf8(run_path(&["follow", "0", "--keylog", &keylog], &cap).stdout).unwrap();
+    assert!(follow.contains("→ CONNECT /chat HTTP/2 stream 3  Host: 127.0.0.1:8808"), "{follow}");
+    assert!(follow.contains("→ h2:7 binary 4B"), "{follow}");
+    assert_eq!(follow.matches("=== end of HTTP/2 stream ").count(), 2, "{follow}");
     // Both WebSockets compared as conversations of their own.
     let diff = run_path(&["diff", "--keylog", &keylog, cap.to_str().unwrap()], &cap);
     assert_eq!(diff.status.code(), Some(0), "{}", String::from_utf8_lossy(&diff.stdout));

@@ -143,7 +143,11 @@ struct Frame {
 }
 
 struct Block {
+    /// The stream of the frames (CONTINUATIONs must be on it).
     stream: u32,
+    /// The stream the header block is of: the promised one of a PUSH_PROMISE (a request the
+    /// server makes up, not an answer on the stream it came on).
+    of: u32,
     end_stream: bool,
     bytes: Vec<u8>,
     too_long: bool,
@@ -280,8 +284,13 @@ impl H2Reader {
             DATA => out(H2Item::DataEnd { stream: h.stream, end_stream: h.has(FLAG_END_STREAM) }),
             HEADERS | PUSH_PROMISE => {
                 let fragment = header_fragment(&h, p);
+                let promised = (h.kind == PUSH_PROMISE)
+                    .then(|| promised_stream(&h, p))
+                    .flatten()
+                    .unwrap_or(h.stream);
                 let mut block = Block {
                     stream: h.stream,
+                    of: promised,
                     end_stream: h.kind == HEADERS && h.has(FLAG_END_STREAM),
                     bytes: Vec::new(),
                     too_long: !complete || fragment.is_none(),
@@ -334,7 +343,7 @@ impl H2Reader {
 
     fn end_block(&mut self, out: &mut dyn FnMut(H2Item<'_>)) {
         let Some(block) = self.block.take() else { return };
-        let stream = block.stream;
+        let stream = block.of;
         if self.hpack_lost {
             out(H2Item::HeadersLost {
                 stream,
@@ -381,6 +390,13 @@ impl H2Reader {
 
 /// Header fields kept per block (a block of a few kilobytes holds a few dozen).
 const MAX_FIELDS: usize = 256;
+
+/// The stream a PUSH_PROMISE promises (after its padding length, when padded).
+fn promised_stream(h: &FrameHeader, p: &[u8]) -> Option<u32> {
+    let at = usize::from(h.has(FLAG_PADDED));
+    let b: [u8; 4] = p.get(at..at + 4)?.try_into().ok()?;
+    Some(u32::from_be_bytes(b) & 0x7fff_ffff)
+}
 
 /// The header block fragment of a HEADERS or PUSH_PROMISE payload: padding, priority and the
 /// promised stream taken off. `None` when the payload is shorter than they say.
@@ -457,6 +473,19 @@ mod tests {
         let mut expected = whole.clone();
         expected.remove(1);
         assert_eq!(by_byte, expected);
+    }
+
+    #[test]
+    fn a_push_promise_is_a_request_of_the_promised_stream() {
+        let mut enc = Encoder::new();
+        let block = enc.encode([(&b":method"[..], &b"GET"[..]), (b":path", b"/pushed")]);
+        let mut payload = 6u32.to_be_bytes().to_vec();
+        payload.extend(&block[..2]);
+        let mut bytes = frame(PUSH_PROMISE, 0, 1, &payload);
+        bytes.extend(frame(CONTINUATION, FLAG_END_HEADERS, 1, &block[2..]));
+        let items = read_all(&mut H2Reader::new(4096), &bytes, 3);
+        assert_eq!(items.len(), 1, "{items:?}");
+        assert!(items[0].starts_with("Headers { stream: 6, end_stream: false"), "{items:?}");
     }
 
     #[test]

@@ -160,8 +160,14 @@ impl H2Conn {
     }
 }
 
-/// Hands a WebSocket's session one event; the TCP records it makes of a stream's end are
-/// dropped ([`StreamOut`]).
+/// Runs `f` with the context a WebSocket's session is given: the TCP records it makes of its
+/// stream's ends are dropped ([`StreamOut`]).
+fn in_stream<R>(ctx: &mut Ctx<'_>, f: impl FnOnce(&mut Ctx<'_>) -> R) -> R {
+    let mut out = StreamOut { inner: &mut *ctx.out };
+    f(&mut Ctx { opts: ctx.opts, out: &mut out, acct: &mut *ctx.acct, sids: &mut *ctx.sids })
+}
+
+/// Hands a WebSocket's session one event.
 fn to_session(
     session: &mut Session,
     info: &ConnInfo,
@@ -169,27 +175,20 @@ fn to_session(
     ev: TcpEvent<'_>,
     ctx: &mut Ctx<'_>,
 ) {
-    let mut out = StreamOut { inner: &mut *ctx.out };
-    let mut sctx =
-        Ctx { opts: ctx.opts, out: &mut out, acct: &mut *ctx.acct, sids: &mut *ctx.sids };
-    session.on_tcp(info, meta, ev, &mut sctx);
+    in_stream(ctx, |sctx| session.on_tcp(info, meta, ev, sctx));
 }
 
 /// A WebSocket's session, started with its handshake record.
 fn start_session(
     info: &ConnInfo,
     id: H2StreamId,
-    rec: HandshakeRecord,
-    check: HandshakeCheck,
+    (rec, check): (HandshakeRecord, HandshakeCheck),
     accepted: bool,
     at: Meta,
     ctx: &mut Ctx<'_>,
 ) -> Box<Session> {
     let mut session = Box::new(Session::for_h2_stream(info, id, at));
-    let mut out = StreamOut { inner: &mut *ctx.out };
-    let mut sctx =
-        Ctx { opts: ctx.opts, out: &mut out, acct: &mut *ctx.acct, sids: &mut *ctx.sids };
-    session.h2_handshake(rec, check.deflate, accepted, &mut sctx);
+    in_stream(ctx, |sctx| session.h2_handshake(rec, check.deflate, accepted, sctx));
     session
 }
 
@@ -348,10 +347,9 @@ impl Streams {
             head_len: 0,
             no_space_after_colon: Vec::new(),
         };
-        let (rec, check) =
-            handshake(info, id, &request, at, Some((&response, meta)), self.connect_protocol);
-        let accepted = !check.rejected;
-        let mut session = start_session(info, id, rec, check, accepted, at, ctx);
+        let hs = handshake(info, id, &request, at, Some((&response, meta)), self.connect_protocol);
+        let accepted = !hs.1.rejected;
+        let mut session = start_session(info, id, hs, accepted, at, ctx);
         if accepted {
             self.websockets += 1;
         }
@@ -383,8 +381,8 @@ impl Streams {
         let held: usize = early.iter().map(|(_, b)| b.len()).sum();
         self.early_bytes -= held;
         ctx.acct.http_bytes += held as u64;
-        let (rec, check) = handshake(info, id, &request, at, None, self.connect_protocol);
-        let mut session = start_session(info, id, rec, check, false, at, ctx);
+        let hs = handshake(info, id, &request, at, None, self.connect_protocol);
+        let mut session = start_session(info, id, hs, false, at, ctx);
         if let Some(from) = reset_by {
             to_session(&mut session, info, meta, TcpEvent::Rst { from, ack: false }, ctx);
         }

@@ -608,6 +608,9 @@ impl Session {
                         self.phase = Phase::Http2;
                         self.h2_opened = true;
                         self.http_seen = true;
+                        // Not WebSocket until a stream opens one (which says so): held back
+                        // until then, its records would hold back every later connection's
+                        // for as long as a browser keeps the connection open.
                         ctx.out.classify(self.ends().stream, false);
                         return feedback;
                     }

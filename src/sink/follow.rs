@@ -108,6 +108,11 @@ impl<W: Write> FollowSink<W> {
     }
 }
 
+/// `h2:3 `: which WebSocket over HTTP/2 a line is of (one connection may carry several).
+fn h2_tag(id: Option<crate::event::H2StreamId>) -> String {
+    id.map_or(String::new(), |id| format!("h2:{id} "))
+}
+
 /// Pretty-printed JSON when the text is a JSON object or array.
 pub fn pretty_json(payload: &[u8]) -> Option<String> {
     let first = payload.iter().find(|b| !b.is_ascii_whitespace())?;
@@ -210,9 +215,13 @@ impl<W: Write> FollowSink<W> {
                 // The request's own time is not in the record; its line is left unstamped.
                 let pad = " ".repeat(t.chars().count());
                 let mut req = String::new();
+                let version = match h.h2_stream {
+                    Some(id) => format!("HTTP/2 stream {id}"),
+                    None => "HTTP/1.1".into(),
+                };
                 escape_text(
                     &format!(
-                        "{} {} HTTP/1.1  Host: {}",
+                        "{} {} {version}  Host: {}",
                         h.method.as_deref().unwrap_or("?"),
                         h.path.as_deref().unwrap_or("?"),
                         match h.host.as_deref() {
@@ -242,6 +251,8 @@ impl<W: Write> FollowSink<W> {
                         let accept = match h.accept_ok {
                             Some(true) => "accept ok",
                             Some(false) => "accept MISMATCH",
+                            // HTTP/2 has no accept key.
+                            None if h.h2_stream.is_some() => "WebSocket over HTTP/2",
                             None => "no accept",
                         };
                         let _ = write!(
@@ -274,8 +285,13 @@ impl<W: Write> FollowSink<W> {
             }
             Event::Message(m) => {
                 let t = self.stamp(m.meta);
-                let mut head =
-                    format!("{t}{} {} {}", arrow(m.from), m.opcode_name, human_bytes(m.len));
+                let mut head = format!(
+                    "{t}{} {}{} {}",
+                    arrow(m.from),
+                    h2_tag(m.h2_stream),
+                    m.opcode_name,
+                    human_bytes(m.len)
+                );
                 if m.compressed {
                     let _ = write!(
                         head,
@@ -309,7 +325,8 @@ impl<W: Write> FollowSink<W> {
             }
             Event::Frame(f) if f.opcode >= 8 => {
                 let t = self.stamp(f.meta);
-                let mut head = format!("{t}{} {}", arrow(f.from), f.opcode_name);
+                let mut head =
+                    format!("{t}{} {}{}", arrow(f.from), h2_tag(f.h2_stream), f.opcode_name);
                 if f.opcode == 8 {
                     let _ = write!(head, " {}", close_text(&self.opts, f));
                 } else if !f.payload.is_empty() {
@@ -365,9 +382,14 @@ impl<W: Write> FollowSink<W> {
                 } else {
                     c.problems.iter().map(|p| p.as_str()).collect::<Vec<_>>().join(", ")
                 };
+                // A WebSocket over HTTP/2 ends with its HTTP/2 stream.
+                let (of, end) = match c.h2_stream {
+                    Some(id) => (format!(" of HTTP/2 stream {id}"), "stream"),
+                    None => (String::new(), "TCP"),
+                };
                 writeln!(
                     self.held,
-                    "=== end: close {} · TCP {} · → {} msgs {} · ← {} msgs {}{rtt} · problems: {problems} ===",
+                    "=== end{of}: close {} · {end} {} · → {} msgs {} · ← {} msgs {}{rtt} · problems: {problems} ===",
                     close_summary(c.close.as_ref()),
                     tcp_end_summary(c),
                     c.client_stats.messages,

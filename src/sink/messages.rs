@@ -98,7 +98,7 @@ impl<W: Write> MessagesTable<W> {
     fn line(
         &mut self,
         meta: Meta,
-        stream: u64,
+        (stream, h2): (u64, Option<crate::event::H2StreamId>),
         client: String,
         from: Side,
         kind: String,
@@ -119,6 +119,11 @@ impl<W: Write> MessagesTable<W> {
             )
         } else {
             let time = self.clock.format(meta.ts);
+            // `0:3`: the WebSocket on HTTP/2 stream 3 of TCP stream 0.
+            let stream = match h2 {
+                Some(id) => format!("{stream}:{id}"),
+                None => stream.to_string(),
+            };
             format!(
                 "{:>6} {:>tw$} {:>6} {:<22} {:<3} {:<12} {:>8} {:>7} {payload}",
                 meta.packet,
@@ -165,7 +170,7 @@ impl<W: Write> MessagesTable<W> {
         let client = if m.from == Side::Client { m.src } else { m.dst };
         self.line(
             m.meta,
-            m.stream,
+            (m.stream, m.h2_stream),
             client.to_string(),
             m.from,
             kind,
@@ -185,7 +190,7 @@ impl<W: Write> MessagesTable<W> {
         let client = if f.from == Side::Client { f.src } else { f.dst };
         self.line(
             f.meta,
-            f.stream,
+            (f.stream, f.h2_stream),
             client.to_string(),
             f.from,
             f.opcode_name.to_string(),
@@ -214,7 +219,7 @@ impl<W: Write> Sink for MessagesTable<W> {
                 let size = a.text.len() as u64;
                 self.line(
                     a.meta,
-                    a.stream,
+                    (a.stream, None),
                     client.to_string(),
                     a.from,
                     kind,

@@ -7,7 +7,8 @@
 //! `capture_reader`, `dissector` and `sharded` get the capture files as they are (and gunzipped); the
 //! structured targets get what the library itself finds in them, in the target's input format
 //! (fuzz/src/lib.rs): the packets, the TCP segments, each connection's stream events, the HTTP
-//! heads, each direction's WebSocket bytes after the handshake, and the compressed messages.
+//! heads, each direction's WebSocket bytes after the handshake, the compressed messages, and
+//! the frames of cleartext HTTP/2 connections.
 
 #[path = "../../src/lib.rs"]
 #[allow(dead_code)]
@@ -211,6 +212,29 @@ fn connection_seeds(corpus: &mut Corpus, name: &str, conn: &Collected) {
     }
     s.push(EV_CLOSE);
     corpus.add("session", name, s);
+
+    // h2: an HTTP/2 connection's bytes after the client's preface (the target sends it).
+    let mut preface_left = wsdissect::http::h2::PREFACE.len();
+    let starts_h2 = conn.events.iter().find(|e| e.0 == 0 && !e.1).is_some_and(|e| {
+        wsdissect::http::h2::starts_with_preface(&e.2) && e.2.len() >= preface_left
+    });
+    if starts_h2 {
+        let mut h = vec![0b11];
+        for (tag, from_b, data, _) in &conn.events {
+            if *tag != 0 || h.len() > MAX_SEED {
+                continue;
+            }
+            let mut data = &data[..];
+            if !*from_b && preface_left > 0 {
+                let n = preface_left.min(data.len());
+                preface_left -= n;
+                data = &data[n..];
+            }
+            h.push(u8::from(*from_b));
+            put_chunk(&mut h, data);
+        }
+        corpus.add("h2", name, h);
+    }
 
     // Each direction's bytes up to the first gap.
     let stream = |b: bool| -> Vec<u8> {
