@@ -285,6 +285,19 @@ pub struct ProblemRecord {
     pub detail: String,
 }
 
+impl ProblemRecord {
+    /// A problem of a TCP connection as a whole (of none of its WebSockets over HTTP/2).
+    pub fn of_stream(
+        meta: Meta,
+        stream: u64,
+        from: Option<Side>,
+        code: ProblemCode,
+        detail: String,
+    ) -> Self {
+        ProblemRecord { meta, stream: Some(stream), h2_stream: None, from, code, detail }
+    }
+}
+
 /// Per-direction totals of a connection.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct DirectionStats {

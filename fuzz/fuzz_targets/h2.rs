@@ -14,9 +14,9 @@ use wsdissect::capture::Timestamp;
 use wsdissect::event::{Event, Meta};
 use wsdissect::http::h2::PREFACE;
 use wsdissect::session::h2::H2Conn;
-use wsdissect::session::{Accounting, Ctx, Emitter, Options};
+use wsdissect::session::{Accounting, Ctx, Emitter};
 use wsdissect::tcp::{CloseReason, ConnInfo, Endpoint, GapReason, Side, TcpEvent};
-use wsdissect_fuzz::{session_limits, Input};
+use wsdissect_fuzz::{session_options, Input};
 
 #[derive(Default)]
 struct Out {
@@ -39,13 +39,7 @@ impl Emitter for Out {
 fuzz_target!(|data: &[u8]| {
     let mut input = Input::new(data);
     let o = input.u8();
-    let opts = Options {
-        limits: session_limits(o),
-        keep_frame_payload: o & 1 != 0,
-        keep_message_payload: o & 2 != 0,
-        frame_payload_prefix: None,
-        message_payload_prefix: None,
-    };
+    let opts = session_options(o);
     let info = ConnInfo {
         stream: 0,
         client: Endpoint { addr: IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1)), port: 40000 },

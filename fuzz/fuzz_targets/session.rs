@@ -12,7 +12,7 @@ use wsdissect::capture::Timestamp;
 use wsdissect::event::{Event, Meta};
 use wsdissect::session::{Accounting, Ctx, Emitter, Options, Session};
 use wsdissect::tcp::{CloseReason, ConnInfo, Endpoint, Feedback, GapReason, Side, TcpEvent};
-use wsdissect_fuzz::{session_limits, Input};
+use wsdissect_fuzz::{session_options, Input};
 
 #[derive(Default)]
 struct Out {
@@ -77,14 +77,7 @@ impl Conn {
 fuzz_target!(|data: &[u8]| {
     let mut input = Input::new(data);
     let o = input.u8();
-    let opts = Options {
-        limits: session_limits(o),
-        keep_frame_payload: o & 1 != 0,
-        keep_message_payload: o & 2 != 0,
-        // No bit of its own left: with frames kept and the small inflate limit.
-        frame_payload_prefix: (o & 0x81 == 0x81).then_some(5),
-        message_payload_prefix: (o & 0x81 == 0x81).then_some(5),
-    };
+    let opts = session_options(o);
     let a = Endpoint { addr: IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1)), port: 40000 };
     let b = Endpoint { addr: IpAddr::V4(Ipv4Addr::new(10, 0, 0, 2)), port: 80 };
     let mut c = Conn {

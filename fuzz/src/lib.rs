@@ -233,6 +233,18 @@ pub fn session_limits(opts: u8) -> Limits {
     }
 }
 
+/// A session's options from the options byte: payloads kept or not, small limits.
+pub fn session_options(o: u8) -> wsdissect::session::Options {
+    wsdissect::session::Options {
+        limits: session_limits(o),
+        keep_frame_payload: o & 1 != 0,
+        keep_message_payload: o & 2 != 0,
+        // No bit of its own left: with frames kept and the small inflate limit.
+        frame_payload_prefix: (o & 0x81 == 0x81).then_some(5),
+        message_payload_prefix: (o & 0x81 == 0x81).then_some(5),
+    }
+}
+
 pub fn put_data(out: &mut Vec<u8>, from_b: bool, data: &[u8]) {
     for piece in data.chunks(usize::from(u16::MAX)) {
         out.push(if from_b { EV_DATA_B } else { EV_DATA_A });

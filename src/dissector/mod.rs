@@ -449,14 +449,8 @@ fn tls_outputs(
             TlsOut::Opaque => ctx.out.classify(info.stream, true),
             TlsOut::NotHttp1 => ctx.out.classify(info.stream, false),
             TlsOut::Problem { code, from, detail } => {
-                ctx.out.emit(Event::Problem(ProblemRecord {
-                    meta,
-                    stream: Some(info.stream),
-                    h2_stream: None,
-                    from,
-                    code,
-                    detail,
-                }));
+                let problem = ProblemRecord::of_stream(meta, info.stream, from, code, detail);
+                ctx.out.emit(Event::Problem(problem));
             }
         }
     }

@@ -417,18 +417,22 @@ fn header_fragment<'p>(h: &FrameHeader, p: &'p [u8]) -> Option<&'p [u8]> {
     p.get(start..end)
 }
 
+/// A frame's bytes, for tests here and of the stages that read HTTP/2.
+#[cfg(test)]
+pub fn frame_bytes(kind: u8, flags: u8, stream: u32, payload: &[u8]) -> Vec<u8> {
+    let mut f = (payload.len() as u32).to_be_bytes()[1..].to_vec();
+    f.extend([kind, flags]);
+    f.extend(stream.to_be_bytes());
+    f.extend(payload);
+    f
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use loona_hpack::Encoder;
 
-    fn frame(kind: u8, flags: u8, stream: u32, payload: &[u8]) -> Vec<u8> {
-        let mut f = (payload.len() as u32).to_be_bytes()[1..].to_vec();
-        f.extend([kind, flags]);
-        f.extend(stream.to_be_bytes());
-        f.extend(payload);
-        f
-    }
+    use super::frame_bytes as frame;
 
     fn read_all(reader: &mut H2Reader, bytes: &[u8], step: usize) -> Vec<String> {
         let mut items = Vec::new();

@@ -489,33 +489,17 @@ fn problem(
     detail: String,
     ctx: &mut Ctx<'_>,
 ) {
-    ctx.out.emit(Event::Problem(ProblemRecord {
-        meta,
-        stream: Some(info.stream),
-        h2_stream: None,
-        from,
-        code,
-        detail,
-    }));
+    ctx.out.emit(Event::Problem(ProblemRecord::of_stream(meta, info.stream, from, code, detail)));
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::app::polling::SidTable;
-    use crate::capture::Timestamp;
     use crate::session::{Accounting, Options};
-    use crate::tcp::Endpoint;
     use loona_hpack::Encoder;
-    use std::net::Ipv4Addr;
 
-    fn frame(kind: u8, flags: u8, stream: u32, payload: &[u8]) -> Vec<u8> {
-        let mut f = (payload.len() as u32).to_be_bytes()[1..].to_vec();
-        f.extend([kind, flags]);
-        f.extend(stream.to_be_bytes());
-        f.extend(payload);
-        f
-    }
+    use crate::http::h2::frame_bytes as frame;
 
     /// Records as short strings: `handshake 3 200`, `message 3 client hello`, `problem …`.
     #[derive(Default)]
@@ -546,15 +530,7 @@ mod tests {
     /// Feeds the client's and server's bytes, each in pieces of `step` bytes, alternating as
     /// listed, then ends the connection; returns the records and the byte accounting.
     fn run(flights: &[(Side, Vec<u8>)], step: usize) -> (Vec<String>, Accounting) {
-        let at = |port| Endpoint { addr: Ipv4Addr::LOCALHOST.into(), port };
-        let info = ConnInfo {
-            stream: 0,
-            client: at(40000),
-            server: at(80),
-            roles_from_syn: true,
-            first_packet: 1,
-            first_ts: Timestamp::default(),
-        };
+        let info = crate::session::test_connection();
         let opts = Options::default();
         let (mut out, mut acct, mut sids) =
             (Lines::default(), Accounting::default(), SidTable::default());

@@ -1718,11 +1718,23 @@ fn millis_between(a: Meta, b: Meta) -> f64 {
     (secs * 1e3 + nanos / 1e6).max(0.0)
 }
 
+/// A connection from 127.0.0.1:40000 to port 80 whose SYN was seen, for tests.
+#[cfg(test)]
+pub(crate) fn test_connection() -> ConnInfo {
+    let at = |port| Endpoint { addr: std::net::Ipv4Addr::LOCALHOST.into(), port };
+    ConnInfo {
+        stream: 0,
+        client: at(40000),
+        server: at(80),
+        roles_from_syn: true,
+        first_packet: 1,
+        first_ts: crate::capture::Timestamp::default(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::capture::Timestamp;
-    use std::net::Ipv4Addr;
 
     /// Frame records as (opcode, payload, shown as text), and message records' text.
     #[derive(Default)]
@@ -1749,19 +1761,6 @@ mod tests {
         let mut f = vec![u8::from(fin) << 7 | opcode, payload.len() as u8];
         f.extend_from_slice(payload);
         f
-    }
-
-    /// A connection from 127.0.0.1:40000 to port 80 whose SYN was seen.
-    fn test_connection() -> ConnInfo {
-        let at = |port| Endpoint { addr: Ipv4Addr::LOCALHOST.into(), port };
-        ConnInfo {
-            stream: 0,
-            client: at(40000),
-            server: at(80),
-            roles_from_syn: true,
-            first_packet: 1,
-            first_ts: Timestamp::default(),
-        }
     }
 
     #[test]
