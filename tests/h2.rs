@@ -143,7 +143,8 @@ fn a_lost_packet_ends_that_direction_not_the_run() {
 
 /// `testdata/crafted-h2`: what a recording does not give. Messages, closes and the byte
 /// accounting are checked against its truth by tests/cases.rs; here, the streams that are not
-/// open WebSockets and the connection whose header compression is lost.
+/// open WebSockets, HTTP/2 inside a proxy tunnel, and the connection whose header compression
+/// is lost.
 #[test]
 fn refused_reset_and_undecodable_streams_are_reported() {
     let cap = testdata("crafted-h2").join("capture.pcap");
@@ -170,9 +171,17 @@ fn refused_reset_and_undecodable_streams_are_reported() {
     assert_eq!(conn("/given-up")["rst_from"], "client");
     assert_eq!(conn("/reset")["rst_from"], "server");
     assert_eq!(conn("/chat")["close"]["clean"], true);
+    // HTTP/2 inside an HTTP proxy's tunnel: the WebSocket names the proxy, as its TCP
+    // connection does.
+    let via = serde_json::json!(["HTTP CONNECT to h2.example:8080"]);
+    assert_eq!(conn("/tunnelled")["proxies"], via);
+    let tcp = of_type(&recs, "connection")
+        .into_iter()
+        .find(|c| c["stream"] == 1 && c["h2_stream"].is_null());
+    assert_eq!(tcp.unwrap()["proxies"], via);
     let lost: Vec<&str> = of_type(&recs, "problem")
         .into_iter()
-        .filter(|p| p["stream"] == 1 && p["code"] == "malformed-http")
+        .filter(|p| p["stream"] == 2 && p["code"] == "malformed-http")
         .map(|p| p["detail"].as_str().unwrap())
         .collect();
     assert_eq!(lost.len(), 2, "{lost:?}");

@@ -50,7 +50,7 @@ fuzz_target!(|data: &[u8]| {
     };
     let (mut out, mut acct, mut sids) =
         (Out::default(), Accounting::default(), SidTable::default());
-    let mut conn = H2Conn::new(opts.limits.max_http_header);
+    let mut conn = H2Conn::new(opts.limits.max_http_header, Vec::new());
     let mut fed = 0u64;
     let mut packet = 0u64;
     let mut send = |conn: &mut H2Conn, ev: TcpEvent<'_>, out: &mut Out, acct: &mut Accounting| {

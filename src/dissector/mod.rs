@@ -407,7 +407,8 @@ impl Above<'_> {
         }
         let feedback = self.session.on_tcp(info, meta, ev, ctx);
         if let Some(held) = self.session.take_h2_opened() {
-            let mut h2 = Box::new(H2Conn::new(ctx.opts.limits.max_http_header));
+            let proxies = self.session.proxy_hops().to_vec();
+            let mut h2 = Box::new(H2Conn::new(ctx.opts.limits.max_http_header, proxies));
             for (from, at, bytes) in held {
                 h2.on_tcp(info, at, &TcpEvent::Data { from, offset: 0, data: &bytes }, ctx);
             }

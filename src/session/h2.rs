@@ -38,6 +38,8 @@ pub struct H2Conn {
 
 /// Everything but the readers, so that a reader's items can be handled while it reads.
 struct Streams {
+    /// The proxies the TCP connection went through, named on each WebSocket's records.
+    proxies: Vec<String>,
     open: BTreeMap<H2StreamId, H2Stream>,
     /// The server allowed extended CONNECT (SETTINGS_ENABLE_CONNECT_PROTOCOL = 1).
     connect_protocol: bool,
@@ -78,11 +80,13 @@ impl Emitter for StreamOut<'_> {
 }
 
 impl H2Conn {
-    pub fn new(max_header_block: usize) -> H2Conn {
+    /// `proxies`: those the TCP connection went through, outermost first.
+    pub fn new(max_header_block: usize, proxies: Vec<String>) -> H2Conn {
         H2Conn {
             preface_left: PREFACE.len(),
             readers: [H2Reader::new(max_header_block), H2Reader::new(max_header_block)],
             streams: Streams {
+                proxies,
                 open: BTreeMap::new(),
                 connect_protocol: false,
                 websockets: 0,
@@ -183,11 +187,11 @@ fn start_session(
     info: &ConnInfo,
     id: H2StreamId,
     (rec, check): (HandshakeRecord, HandshakeCheck),
-    accepted: bool,
-    at: Meta,
+    (accepted, at): (bool, Meta),
+    proxies: &[String],
     ctx: &mut Ctx<'_>,
 ) -> Box<Session> {
-    let mut session = Box::new(Session::for_h2_stream(info, id, at));
+    let mut session = Box::new(Session::for_h2_stream(info, id, at, proxies));
     in_stream(ctx, |sctx| session.h2_handshake(rec, check.deflate, accepted, sctx));
     session
 }
@@ -349,7 +353,7 @@ impl Streams {
         };
         let hs = handshake(info, id, &request, at, Some((&response, meta)), self.connect_protocol);
         let accepted = !hs.1.rejected;
-        let mut session = start_session(info, id, hs, accepted, at, ctx);
+        let mut session = start_session(info, id, hs, (accepted, at), &self.proxies, ctx);
         if accepted {
             self.websockets += 1;
         }
@@ -382,7 +386,7 @@ impl Streams {
         self.early_bytes -= held;
         ctx.acct.http_bytes += held as u64;
         let hs = handshake(info, id, &request, at, None, self.connect_protocol);
-        let mut session = start_session(info, id, hs, false, at, ctx);
+        let mut session = start_session(info, id, hs, (false, at), &self.proxies, ctx);
         if let Some(from) = reset_by {
             to_session(&mut session, info, meta, TcpEvent::Rst { from, ack: false }, ctx);
         }
@@ -534,7 +538,7 @@ mod tests {
         let opts = Options::default();
         let (mut out, mut acct, mut sids) =
             (Lines::default(), Accounting::default(), SidTable::default());
-        let mut conn = H2Conn::new(opts.limits.max_http_header);
+        let mut conn = H2Conn::new(opts.limits.max_http_header, Vec::new());
         let mut packet = 0;
         for (from, bytes) in flights {
             for piece in bytes.chunks(step) {

@@ -168,8 +168,9 @@ struct Proxies {
     connect_target: Option<String>,
     /// `SOCKS5 to host:port`, `HTTP CONNECT to host:port`, … per tunnel opened.
     hops: Vec<String>,
-    /// Offset in the client's stream where the innermost tunnel (SOCKS, or after a PROXY
-    /// protocol header) starts: a SOCKS handshake may begin only there.
+    /// Offset in the client's stream where the innermost tunnel (SOCKS, HTTP CONNECT, or
+    /// after a PROXY protocol header) starts: a SOCKS handshake or HTTP/2's preface may
+    /// begin only there.
     tunnel_start: u64,
 }
 
@@ -686,13 +687,15 @@ impl Session {
         }
     }
 
-    /// Whether the connection may begin with HTTP/2's preface here: seen from its start,
-    /// nothing else read on it yet.
+    /// Whether the connection may begin with HTTP/2's preface here: seen from its start, at
+    /// its first byte or at the first of the innermost proxy tunnel (after a PROXY protocol
+    /// header, a SOCKS grant or a CONNECT's 2xx).
     fn may_start_h2(&self) -> bool {
+        let start = self.proxy.as_ref().map_or(0, |p| p.tunnel_start);
         !self.lost_start
-            && !self.http_seen
             && !self.connect_asked()
             && self.proxy.as_ref().is_none_or(|p| p.socks.is_none())
+            && self.stream_bytes[0].saturating_sub(self.pending[0].len() as u64) == start
     }
 
     /// Whether the held bytes are HTTP/2's start: the client's preface (or a prefix of it),
@@ -728,12 +731,17 @@ impl Session {
     }
 
     /// The session of one WebSocket carried over HTTP/2 on the connection `info`.
+    /// `proxies`: those the TCP connection went through ([`Session::proxy_hops`]).
     pub fn for_h2_stream(
         info: &ConnInfo,
         h2_stream: crate::event::H2StreamId,
         first: Meta,
+        proxies: &[String],
     ) -> Session {
+        let proxy = (!proxies.is_empty())
+            .then(|| Box::new(Proxies { hops: proxies.to_vec(), ..Proxies::default() }));
         Session {
+            proxy,
             ends: Some(Endpoints {
                 stream: info.stream,
                 h2_stream: Some(h2_stream),
@@ -746,6 +754,11 @@ impl Session {
             last_meta: first,
             ..Session::default()
         }
+    }
+
+    /// The proxies the connection went through so far, outermost first.
+    pub fn proxy_hops(&self) -> &[String] {
+        self.proxy.as_ref().map_or(&[], |p| &p.hops)
     }
 
     /// An HTTP/2 connection's count of WebSockets, for its connection record.
@@ -1243,6 +1256,8 @@ impl Session {
                 if p.hops.len() < MAX_PROXY_HOPS {
                     p.hops.push(format!("HTTP CONNECT to {target}"));
                 }
+                // The client's bytes past the CONNECT are the tunnelled connection's start.
+                p.tunnel_start = self.stream_bytes[0].saturating_sub(self.pending[0].len() as u64);
                 if self.open_tunnel() {
                     return Step::Done;
                 }
@@ -1343,9 +1358,6 @@ impl Session {
             }
             None => rec.notes.push("the connection ended before the server answered".into()),
         }
-        if let Some(p) = self.proxy.as_ref().filter(|p| !p.hops.is_empty()) {
-            rec.notes.push(format!("through a proxy: {}", p.hops.join(", then ")));
-        }
         self.finish_handshake(rec, deflate, websocket, meta, ctx);
         if websocket {
             return;
@@ -1364,13 +1376,16 @@ impl Session {
     /// Reports a handshake and, when `websocket`, starts decoding frames.
     fn finish_handshake(
         &mut self,
-        rec: HandshakeRecord,
+        mut rec: HandshakeRecord,
         deflate: Option<DeflateParams>,
         websocket: bool,
         meta: Meta,
         ctx: &mut Ctx<'_>,
     ) {
         let ends = self.ends();
+        if let Some(p) = self.proxy.as_ref().filter(|p| !p.hops.is_empty()) {
+            rec.notes.push(format!("through a proxy: {}", p.hops.join(", then ")));
+        }
         self.summary = HandshakeSummary {
             path: rec.path.clone(),
             status: rec.status,

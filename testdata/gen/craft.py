@@ -1314,7 +1314,7 @@ def h2_case():
     HEADERS (padded, with priority) and CONTINUATION; a subprotocol; a frame split over two
     DATA frames, and a DATA frame carrying two frames, with padding; a CONNECT refused with
     403; a WebSocket reset (RST_STREAM) before any close; a CONNECT the client resets before
-    any answer; then on another connection a header
+    any answer; HTTP/2 inside an HTTP proxy's CONNECT tunnel; then on another connection a header
     block HPACK cannot decode (an index past every table), reported while the run goes on."""
     cap = Pcap()
     t = 1_700_002_000.0
@@ -1359,6 +1359,19 @@ def h2_case():
          "messages": [text("client", "going away")], "tcp_end": "rst"},
     ]
 
+    # Through an HTTP proxy: CONNECT, then HTTP/2 with prior knowledge inside the tunnel.
+    c = Conn(cap, "192.0.2.12", "192.0.2.30", 45002, 3128, t=t + 0.5)
+    c.open()
+    c.send("c", b"CONNECT h2.example:8080 HTTP/1.1\r\nHost: h2.example:8080\r\n\r\n")
+    c.send("s", b"HTTP/1.1 200 Connection established\r\n\r\n")
+    c.send("c", H2_PREFACE + h2_settings() + h2_frame(1, 0x4, 1, h2_connect(1, "/tunnelled")))
+    c.send("s", h2_settings([(8, 1)]) + h2_frame(1, 0x4, 1, hpack([(":status", "200")])))
+    c.send("s", h2_data(1, frame(1, "through the proxy, over h2")))
+    c.close("c")
+    conns.append({"server_port": 3128, "path": "/tunnelled",
+                  "note": "through a proxy: HTTP CONNECT to h2.example:8080",
+                  "messages": [text("server", "through the proxy, over h2")], "tcp_end": "open"})
+
     c = Conn(cap, "192.0.2.11", "192.0.2.20", 45001, 8080, t=t + 1)
     c.open()
     c.send("c", H2_PREFACE + h2_settings())
@@ -1369,9 +1382,9 @@ def h2_case():
     c.close("c")
     save("crafted-h2", cap, {
         "expect_stream_bytes": cap.tcp_payload,
-        "description": "WebSockets over HTTP/2 in cleartext (RFC 8441): server SETTINGS first, a GET beside them, CONNECT over HEADERS and CONTINUATION with padding and priority, split and padded DATA, a refused CONNECT, a reset WebSocket, a CONNECT reset before its answer, and an undecodable header block on a second connection",
+        "description": "WebSockets over HTTP/2 in cleartext (RFC 8441): server SETTINGS first, a GET beside them, CONNECT over HEADERS and CONTINUATION with padding and priority, split and padded DATA, a refused CONNECT, a reset WebSocket, a CONNECT reset before its answer, HTTP/2 inside an HTTP CONNECT tunnel, and an undecodable header block on another connection",
         "connections": conns,
-        "expect_websocket_connections": 2,
+        "expect_websocket_connections": 3,
         "expect_problems": ["malformed-http", "upgrade-rejected"],
     })
 

@@ -694,33 +694,56 @@ def tour_ws_echo(port, mode, tls=False):
     return truth
 
 
-def chromium_h2(port):
+def chromium_h2(port, proxied=False):
     """WebSockets over HTTP/2 (RFC 8441): headless Chromium loads a page from Hypercorn over
     https (h2) and opens two WebSockets on that same HTTP/2 connection, /chat (text, deflate)
     and /bin (binary), each an extended CONNECT on a stream of its own; both are closed by
-    the page. Chromium writes the key log (SSLKEYLOGFILE)."""
+    the page. Chromium writes the key log (SSLKEYLOGFILE). With `proxied`, Chromium goes
+    through an HTTP proxy on `port` (CONNECT, then TLS and HTTP/2 inside the tunnel, as behind
+    a corporate proxy) to Hypercorn on `port + 1`; the leg recorded is the proxy's."""
     import tempfile
+    import threading
 
-    out = os.path.join(TESTDATA, "chromium-h2-websockets")
+    case = "chromium-h2-websockets" + ("-proxy" if proxied else "")
+    out = os.path.join(TESTDATA, case)
+    os.makedirs(out, exist_ok=True)
     keylog = os.path.join(out, "keylog.txt")
     if os.path.exists(keylog):
         os.remove(keylog)
+    server_port = port + 1 if proxied else port
+    flags = ["--ignore-certificate-errors"]
+    if proxied:
+        async def proxy(reader, writer):
+            head = await reader.readuntil(b"\r\n\r\n")
+            host, _, tport = head.split(b" ")[1].decode().rpartition(":")
+            up_reader, up_writer = await asyncio.open_connection(host, int(tport))
+            writer.write(b"HTTP/1.1 200 Connection established\r\n\r\n")
+            await writer.drain()
+            await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
+
+        loop = asyncio.new_event_loop()
+        loop.run_until_complete(asyncio.start_server(proxy, "127.0.0.1", port))
+        threading.Thread(target=loop.run_forever, daemon=True).start()
+        # Chromium sends loopback traffic past proxies unless told not to.
+        flags += [f"--proxy-server=http://127.0.0.1:{port}", "--proxy-bypass-list=<-loopback>"]
     with tempfile.TemporaryDirectory() as d:
         cert, key = os.path.join(d, "cert.pem"), os.path.join(d, "key.pem")
         subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
                         "ec_paramgen_curve:prime256v1", "-nodes", "-days", "2",
                         "-subj", "/CN=127.0.0.1", "-keyout", key, "-out", cert],
                        check=True, capture_output=True)
-        server = Peer([sys.executable, os.path.join(HERE, "h2_server.py"), str(port), cert, key])
+        server = Peer([sys.executable, os.path.join(HERE, "h2_server.py"), str(server_port),
+                       cert, key])
         try:
             browser = subprocess.Popen(
-                ["chromium", *CHROMIUM_FLAGS, f"--user-data-dir={d}/u",
-                 "--ignore-certificate-errors", f"https://127.0.0.1:{port}/"],
+                ["chromium", *CHROMIUM_FLAGS, f"--user-data-dir={d}/u", *flags,
+                 f"https://127.0.0.1:{server_port}/"],
                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                 env={**os.environ, "SSLKEYLOGFILE": keylog})
             try:
-                log = read_until(server, '"path": "/chat", "code"', 30)
-                time.sleep(0.5)
+                log = read_until(server, '"path": "/chat", "text": "second"', 30)
+                # The page closes both WebSockets 300 ms after the echo of "second".
+                time.sleep(2.0)
             finally:
                 stop_chromium(browser)
             time.sleep(0.3)
@@ -742,17 +765,21 @@ def chromium_h2(port):
                 data = bytes.fromhex(e["hex"])
                 messages += [msg("client", data), msg("server", data[::-1])]
         code, reason = (1000, "done") if path == "/chat" else (4000, "bye")
-        connections.append({
-            "server_port": port, "path": path, "messages": messages,
-            "close": {"initiator": "client", "code": code, "reason": reason, "echoed": True},
-        })
+        conn = {"server_port": port, "path": path, "messages": messages,
+                "close": {"initiator": "client", "code": code, "reason": reason, "echoed": True}}
+        if proxied:
+            conn["note"] = f"through a proxy: HTTP CONNECT to 127.0.0.1:{server_port}"
+        connections.append(conn)
+    how = " through an HTTP CONNECT proxy" if proxied else ""
     return {
-        "description": "WebSockets over HTTP/2 (RFC 8441): headless Chromium and Hypercorn, "
+        "description": f"WebSockets over HTTP/2 (RFC 8441): headless Chromium and Hypercorn{how}, "
                        "two WebSockets on one TLS connection, key log from SSLKEYLOGFILE",
         "keylog": "keylog.txt",
         "connections": connections,
         "expect_websocket_connections": 2,
         "expect_problems": [],
+        "tshark_differs": "tshark 4.0 decodes the HTTP/2 streams but not the WebSocket frames "
+                          "inside them (RFC 8441)",
     }
 
 
@@ -1105,6 +1132,8 @@ SCENARIOS = {
     "chromium-websockets": (8771, chromium),
     # WebSockets over HTTP/2 (needs hypercorn from pip).
     "chromium-h2-websockets": (8808, chromium_h2),
+    # The same through an HTTP CONNECT proxy on 8809 (Hypercorn on 8810 is not recorded).
+    "chromium-h2-websockets-proxy": (8809, lambda port: chromium_h2(port, proxied=True)),
     "node-ws-plain": (8770, lambda port: node_ws(port, "plain")),
     # The basic scenario recorded a second time on another port (new client port, new masks,
     # new handshake key): `diff --normalize` must call the two recordings equal.
