@@ -94,8 +94,8 @@ pub enum TlsOut {
     Handshake,
     /// The connection carries TLS that cannot be decrypted: list it as it is.
     Opaque,
-    /// ALPN says the connection carries something other than HTTP/1.1 (h2, …), so no RFC
-    /// 6455 WebSocket: it is not listed (its secrets are not needed either).
+    /// ALPN rules WebSocket out (see `TlsConn::not_http1`): the connection is not listed, and
+    /// its secrets are not needed either.
     NotHttp1,
     Problem {
         code: ProblemCode,
@@ -283,13 +283,17 @@ impl TlsConn {
         self.out.push(TlsOut::Problem { code, from, detail });
     }
 
-    /// Whether ALPN rules out an HTTP/1.1 upgrade: the server selected another protocol, or
-    /// the client offered only others.
+    /// Whether ALPN rules out WebSocket: the client offered only protocols other than
+    /// HTTP/1.1 (gRPC's h2 alone, say), or the server selected one that is neither HTTP/1.1
+    /// nor h2 (a browser that offered both may open WebSockets over h2, RFC 8441).
     fn not_http1(&self) -> bool {
-        let other = |p: &String| p != "http/1.1";
-        match &self.info.alpn {
-            Some(p) => other(p),
-            None => !self.info.alpn_offered.is_empty() && self.info.alpn_offered.iter().all(other),
+        let offered = &self.info.alpn_offered;
+        let http1_offered = offered.is_empty() || offered.iter().any(|p| p == "http/1.1");
+        match self.info.alpn.as_deref() {
+            Some("http/1.1") => false,
+            Some("h2") => !http1_offered,
+            Some(_) => true,
+            None => !http1_offered,
         }
     }
 
@@ -1205,6 +1209,25 @@ mod tests {
         assert!(conn.info().unwrap().problems.is_empty());
         assert!(outs.contains(&TlsOut::NotHttp1));
         assert!(!outs.contains(&TlsOut::Opaque));
+    }
+
+    /// h2 selected for a client that offered HTTP/1.1 too (a browser) may carry WebSockets
+    /// over HTTP/2; for one that offered h2 alone (gRPC), or another protocol, it is not.
+    #[test]
+    fn alpn_rules_websocket_out_only_when_neither_http_version_can_carry_it() {
+        let with = |offered: &[&str], selected: Option<&str>| {
+            let mut conn = TlsConn::default();
+            conn.info.alpn_offered = offered.iter().map(|p| p.to_string()).collect();
+            conn.info.alpn = selected.map(str::to_owned);
+            conn.not_http1()
+        };
+        assert!(!with(&["h2", "http/1.1"], Some("h2")));
+        assert!(!with(&["h2", "http/1.1"], Some("http/1.1")));
+        assert!(!with(&["h2", "http/1.1"], None));
+        assert!(!with(&[], None));
+        assert!(with(&["h2"], Some("h2")));
+        assert!(with(&["h2"], None));
+        assert!(with(&["h2", "http/1.1"], Some("spdy/3.1")));
     }
 
     /// Feeds the flights, the last one (the server's protected records) as `last` makes it:
