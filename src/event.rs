@@ -80,6 +80,8 @@ pub struct TcpRecord {
 pub struct RequestRecord {
     pub meta: Meta,
     pub stream: u64,
+    /// See [`HandshakeRecord::h2_stream`]: the extended CONNECT of a WebSocket over HTTP/2.
+    pub h2_stream: Option<H2StreamId>,
     pub src: Endpoint,
     pub dst: Endpoint,
     pub method: String,

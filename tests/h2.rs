@@ -67,7 +67,9 @@ fn each_websocket_over_http2_has_its_stream_and_records() {
 fn views_name_the_http2_stream() {
     let (cap, keylog) = case();
     let table = String::from_utf8(run_path(&["--keylog", &keylog], &cap).stdout).unwrap();
-    assert_eq!(table.matches("HTTP2 ").count(), 2, "{table}");
+    // Each WebSocket's extended CONNECT and its answer.
+    assert_eq!(table.matches("HTTP2 ").count(), 4, "{table}");
+    assert!(table.contains("CONNECT /chat HTTP/2 (WebSocket on stream 3, permessage-deflate"));
     assert!(table.contains("HTTP/2 200 (WebSocket on stream 3, permessage-deflate"), "{table}");
     let conns = String::from_utf8(run_path(&["conns", "--keylog", &keylog], &cap).stdout).unwrap();
     assert!(conns.contains("HTTP/2 with 2 WebSockets"), "{conns}");

@@ -10,7 +10,7 @@
 //! own session for what happens below HTTP/2 (FIN, RST, keepalives) and its own record.
 
 use super::{idx, Ctx, Emitter, Session};
-use crate::event::{Event, H2StreamId, HandshakeRecord, Meta, ProblemRecord};
+use crate::event::{Event, H2StreamId, HandshakeRecord, Meta, ProblemRecord, RequestRecord};
 use crate::http::h2::{H2Item, H2Reader, PREFACE, SETTINGS_ENABLE_CONNECT_PROTOCOL};
 use crate::http::handshake::{
     check_h2_handshake, offered_extensions, offered_protocols, HandshakeCheck,
@@ -320,6 +320,19 @@ impl Streams {
             target_has_controls: false,
             no_space_after_colon: Vec::new(),
         };
+        // Shown, and the connection with it, as an HTTP/1.1 upgrade request is.
+        ctx.out.classify(info.stream, true);
+        ctx.out.emit(Event::Request(RequestRecord {
+            meta,
+            stream: info.stream,
+            h2_stream: Some(id),
+            src: info.client,
+            dst: info.server,
+            method: request.method.clone(),
+            path: request.path.clone(),
+            upgrade: true,
+            extensions_offered: offered_extensions(&request),
+        }));
         self.open.insert(id, H2Stream::Asked { request, at: meta, early: Vec::new() });
     }
 

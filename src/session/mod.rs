@@ -1057,6 +1057,7 @@ impl Session {
         ctx.out.emit(Event::Request(RequestRecord {
             meta,
             stream: ends.stream,
+            h2_stream: None,
             src: ends.client,
             dst: ends.server,
             method: req.method.clone(),

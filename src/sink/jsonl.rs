@@ -464,10 +464,9 @@ pub fn write_tcp(buf: &mut Vec<u8>, r: &TcpRecord, names: &mut EndpointTexts) {
 }
 
 pub fn write_request(buf: &mut Vec<u8>, r: &RequestRecord) {
-    Obj::new(buf, "request")
-        .u64("packet", r.meta.packet)
-        .ts("ts", r.meta.ts, r.meta.precision)
-        .u64("stream", r.stream)
+    let mut o = Obj::new(buf, "request");
+    o.u64("packet", r.meta.packet).ts("ts", r.meta.ts, r.meta.precision).u64("stream", r.stream);
+    h2_stream(&mut o, r.h2_stream)
         .str("src", r.src.text().as_str())
         .str("dst", r.dst.text().as_str())
         .str("method", &r.method)

@@ -574,7 +574,13 @@ impl<W: Write> Sink for TableSink<W> {
             }
             Event::Request(r) => {
                 let mut info = format!("{} {} HTTP/1.1", r.method, r.path);
-                if r.upgrade {
+                if let Some(id) = r.h2_stream {
+                    info = format!("{} {} HTTP/2 (WebSocket on stream {id}", r.method, r.path);
+                    if let Some(e) = &r.extensions_offered {
+                        let _ = write!(info, ", {e}");
+                    }
+                    info.push(')');
+                } else if r.upgrade {
                     info.push_str(" (Upgrade: websocket");
                     if let Some(e) = &r.extensions_offered {
                         let _ = write!(info, ", {e}");
@@ -587,7 +593,7 @@ impl<W: Write> Sink for TableSink<W> {
                     meta: r.meta,
                     src: Some(r.src),
                     dst: Some(r.dst),
-                    proto: "HTTP",
+                    proto: if r.h2_stream.is_some() { "HTTP2" } else { "HTTP" },
                     info: esc,
                     problems: Vec::new(),
                 })
