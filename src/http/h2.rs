@@ -18,7 +18,6 @@ pub const HEADERS: u8 = 0x1;
 pub const RST_STREAM: u8 = 0x3;
 pub const SETTINGS: u8 = 0x4;
 pub const PUSH_PROMISE: u8 = 0x5;
-pub const GOAWAY: u8 = 0x7;
 pub const CONTINUATION: u8 = 0x9;
 
 pub const FLAG_END_STREAM: u8 = 0x1;
@@ -97,18 +96,15 @@ pub enum H2Item<'a> {
     HeadersLost {
         stream: u32,
         why: String,
+        /// Lost to the block limit, not to a decoding error.
+        too_long: bool,
     },
     RstStream {
         stream: u32,
-        code: u32,
     },
     Settings {
         ack: bool,
         values: Vec<(u16, u32)>,
-    },
-    GoAway {
-        last_stream: u32,
-        code: u32,
     },
     /// The frames cannot be followed any more (a CONTINUATION out of place, a frame longer
     /// than any peer may send): the rest of the direction is not decoded.
@@ -316,10 +312,7 @@ impl H2Reader {
                     self.end_block(out);
                 }
             }
-            RST_STREAM if p.len() >= 4 => out(H2Item::RstStream {
-                stream: h.stream,
-                code: u32::from_be_bytes([p[0], p[1], p[2], p[3]]),
-            }),
+            RST_STREAM if p.len() >= 4 => out(H2Item::RstStream { stream: h.stream }),
             SETTINGS if h.stream == 0 => {
                 let values = p
                     .chunks_exact(6)
@@ -332,11 +325,7 @@ impl H2Reader {
                     .collect();
                 out(H2Item::Settings { ack: h.has(1), values })
             }
-            GOAWAY if p.len() >= 8 => out(H2Item::GoAway {
-                last_stream: u32::from_be_bytes([p[0], p[1], p[2], p[3]]) & 0x7fff_ffff,
-                code: u32::from_be_bytes([p[4], p[5], p[6], p[7]]),
-            }),
-            // PRIORITY, PING, WINDOW_UPDATE, extensions: nothing a WebSocket needs.
+            // PRIORITY, PING, GOAWAY, WINDOW_UPDATE, extensions: nothing a WebSocket needs.
             _ => {}
         }
     }
@@ -348,6 +337,7 @@ impl H2Reader {
             out(H2Item::HeadersLost {
                 stream,
                 why: "header compression state lost with an earlier header block".into(),
+                too_long: false,
             });
             return;
         }
@@ -359,6 +349,7 @@ impl H2Reader {
                     "header block longer than {} bytes (raise --max-http-header)",
                     self.max_block
                 ),
+                too_long: true,
             });
             return;
         }
@@ -382,7 +373,7 @@ impl H2Reader {
             Ok(()) => out(H2Item::Headers { stream, end_stream: block.end_stream, fields, cut }),
             Err(e) => {
                 self.hpack_lost = true;
-                out(H2Item::HeadersLost { stream, why: format!("HPACK: {e}") });
+                out(H2Item::HeadersLost { stream, why: format!("HPACK: {e}"), too_long: false });
             }
         }
     }
@@ -471,7 +462,7 @@ mod tests {
         assert!(whole[0].contains(r#"(":protocol", "websocket")"#), "{whole:?}");
         assert_eq!(whole[1], r#"Data { stream: 1, bytes: [104, 101, 108, 108, 111] }"#);
         assert_eq!(whole[2], "DataEnd { stream: 1, end_stream: true }");
-        assert_eq!(whole[3], "RstStream { stream: 1, code: 8 }");
+        assert_eq!(whole[3], "RstStream { stream: 1 }");
         let mut by_byte = read_all(&mut H2Reader::new(4096), &bytes, 1);
         by_byte.retain(|i| !i.starts_with("Data {"));
         let mut expected = whole.clone();

@@ -255,16 +255,13 @@ impl Streams {
                     self.end(info, id, from, false, meta, ctx);
                 }
             }
-            H2Item::HeadersLost { stream, why } => {
-                let code = if why.contains("longer than") {
-                    ProblemCode::HeaderLimit
-                } else {
-                    ProblemCode::MalformedHttp
-                };
+            H2Item::HeadersLost { stream, why, too_long } => {
+                let code =
+                    if too_long { ProblemCode::HeaderLimit } else { ProblemCode::MalformedHttp };
                 let detail = format!("HTTP/2 header block of stream {stream} not decoded: {why}");
                 problem(info, meta, Some(from), code, detail, ctx);
             }
-            H2Item::RstStream { stream, .. } => {
+            H2Item::RstStream { stream } => {
                 if let Some(id) = H2StreamId::new(stream) {
                     self.end(info, id, from, true, meta, ctx);
                 }
@@ -280,7 +277,7 @@ impl Streams {
                 let detail = format!("HTTP/2 frames from the {}: {why}", from.as_str());
                 problem(info, meta, Some(from), ProblemCode::MalformedHttp, detail, ctx);
             }
-            H2Item::Settings { .. } | H2Item::GoAway { .. } => {}
+            H2Item::Settings { .. } => {}
         }
     }
 

@@ -691,11 +691,21 @@ impl Session {
     /// its first byte or at the first of the innermost proxy tunnel (after a PROXY protocol
     /// header, a SOCKS grant or a CONNECT's 2xx).
     fn may_start_h2(&self) -> bool {
-        let start = self.proxy.as_ref().map_or(0, |p| p.tunnel_start);
         !self.lost_start
             && !self.connect_asked()
             && self.proxy.as_ref().is_none_or(|p| p.socks.is_none())
-            && self.stream_bytes[0].saturating_sub(self.pending[0].len() as u64) == start
+            && self.at_tunnel_start()
+    }
+
+    /// Whether the client's held bytes begin where the innermost tunnel does (the start of
+    /// the connection when there is none): all the client sent before them was read.
+    fn at_tunnel_start(&self) -> bool {
+        self.client_read() == self.proxy.as_ref().map_or(0, |p| p.tunnel_start)
+    }
+
+    /// Client bytes read so far: all it sent but those still held.
+    fn client_read(&self) -> u64 {
+        self.stream_bytes[0].saturating_sub(self.pending[0].len() as u64)
     }
 
     /// Whether the held bytes are HTTP/2's start: the client's preface (or a prefix of it),
@@ -827,12 +837,11 @@ impl Session {
     /// Whether a SOCKS handshake may begin here: at the start of a connection seen from its
     /// SYN, or right where a proxy tunnel opened, before any HTTP.
     fn may_start_socks(&self) -> bool {
-        let (hops, start) = self.proxy.as_ref().map_or((0, 0), |p| (p.hops.len(), p.tunnel_start));
         self.roles_from_syn
             && !self.lost_start
             && !self.http_seen
-            && hops < MAX_PROXY_HOPS
-            && self.stream_bytes[0].saturating_sub(self.pending[0].len() as u64) == start
+            && self.proxy_hops().len() < MAX_PROXY_HOPS
+            && self.at_tunnel_start()
     }
 
     /// Reads the SOCKS handshake in progress from both sides' held bytes.
@@ -1249,6 +1258,7 @@ impl Session {
         }
         // The answer to a CONNECT, when one was asked (1xx other than 101 returned above).
         let connect_target = self.proxy.as_mut().and_then(|p| p.connect_target.take());
+        let client_read = self.client_read();
         if let (Some(target), Some(p)) = (&connect_target, self.proxy.as_mut()) {
             if (200..300).contains(&resp.status) {
                 // RFC 9110 9.3.6: the tunnel starts right after the head (a 2xx to CONNECT
@@ -1258,7 +1268,7 @@ impl Session {
                     p.hops.push(format!("HTTP CONNECT to {target}"));
                 }
                 // The client's bytes past the CONNECT are the tunnelled connection's start.
-                p.tunnel_start = self.stream_bytes[0].saturating_sub(self.pending[0].len() as u64);
+                p.tunnel_start = client_read;
                 if self.open_tunnel() {
                     return Step::Done;
                 }

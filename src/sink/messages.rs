@@ -6,8 +6,21 @@ use super::{RunTotals, Sink};
 use crate::event::{Event, FrameRecord, MessageRecord, Meta};
 use crate::problem::{ProblemCode, Severity};
 use crate::tcp::Side;
-use std::fmt::Write as _;
+use std::fmt::{self, Write as _};
 use std::io::{self, Write};
+
+/// The Stream column: the TCP stream, or `0:3` for the WebSocket on HTTP/2 stream 3 of TCP
+/// stream 0 (formatted in place, as the plain number is: one is written per message).
+struct StreamCell(u64, Option<crate::event::H2StreamId>);
+
+impl fmt::Display for StreamCell {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.1 {
+            None => fmt::Display::fmt(&self.0, f),
+            Some(id) => f.pad(&format!("{}:{id}", self.0)),
+        }
+    }
+}
 
 pub struct MessagesTable<W: Write> {
     out: W,
@@ -119,11 +132,7 @@ impl<W: Write> MessagesTable<W> {
             )
         } else {
             let time = self.clock.format(meta.ts);
-            // `0:3`: the WebSocket on HTTP/2 stream 3 of TCP stream 0.
-            let stream = match h2 {
-                Some(id) => format!("{stream}:{id}"),
-                None => stream.to_string(),
-            };
+            let stream = StreamCell(stream, h2);
             format!(
                 "{:>6} {:>tw$} {:>6} {:<22} {:<3} {:<12} {:>8} {:>7} {payload}",
                 meta.packet,

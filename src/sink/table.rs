@@ -369,14 +369,19 @@ fn h2_handshake_info(r: &HandshakeRecord, id: crate::event::H2StreamId) -> Strin
             format!("HTTP/2 {status} (WebSocket on stream {id}")
         }
         Some(status) => format!("HTTP/2 {status} (WebSocket on stream {id} refused"),
-        None => format!(
-            "HTTP/2 CONNECT {} on stream {id} got no response",
-            r.path.as_deref().unwrap_or("")
-        ),
+        None => {
+            let path = r.path.as_deref().unwrap_or("");
+            return format!("HTTP/2 CONNECT {path} on stream {id} got no response");
+        }
     };
-    if r.status.is_none() {
-        return s;
-    }
+    push_negotiated(&mut s, r);
+    // The first note names the protocol and stream, said above already.
+    push_notes(&mut s, r.notes.get(1..).unwrap_or_default());
+    s
+}
+
+/// `, protocol P, EXTENSIONS)`: what the answer selected, closing the parenthesis.
+fn push_negotiated(s: &mut String, r: &HandshakeRecord) {
     if let Some(p) = &r.protocol {
         let _ = write!(s, ", protocol {p}");
     }
@@ -384,11 +389,14 @@ fn h2_handshake_info(r: &HandshakeRecord, id: crate::event::H2StreamId) -> Strin
         let _ = write!(s, ", {e}");
     }
     s.push(')');
-    // The first note names the protocol and stream, said above already.
-    if r.notes.len() > 1 {
-        let _ = write!(s, " note: {}", r.notes[1..].join("; "));
+}
+
+/// Quirks of hand-written peers are what people debug; the table must show them without a
+/// detour through --json.
+fn push_notes(s: &mut String, notes: &[String]) {
+    if !notes.is_empty() {
+        let _ = write!(s, " note: {}", notes.join("; "));
     }
-    s
 }
 
 fn handshake_info(r: &HandshakeRecord) -> String {
@@ -403,18 +411,8 @@ fn handshake_info(r: &HandshakeRecord) -> String {
                 None => "no accept",
             };
             let mut s = format!("HTTP/1.1 101 {} ({accept}", r.reason.as_deref().unwrap_or(""));
-            if let Some(p) = &r.protocol {
-                let _ = write!(s, ", protocol {p}");
-            }
-            if let Some(e) = &r.extensions {
-                let _ = write!(s, ", {e}");
-            }
-            s.push(')');
-            // Quirks of hand-written peers are what people debug; the table must show them
-            // without a detour through --json.
-            if !r.notes.is_empty() {
-                let _ = write!(s, " note: {}", r.notes.join("; "));
-            }
+            push_negotiated(&mut s, r);
+            push_notes(&mut s, &r.notes);
             s
         }
         Some(status) => {

@@ -88,6 +88,23 @@ def msg(frm, data, opcode=None):
 # --- Python websockets -------------------------------------------------------------------
 
 
+async def echo(ws):
+    """A websockets server handler that sends every message back."""
+    async for m in ws:
+        await ws.send(m)
+
+
+async def echoed(ws, messages):
+    """Sends each message and waits for its echo: what both sides sent, as truths state it."""
+    sent = []
+    for m in messages:
+        await ws.send(m)
+        sent.append(msg("client", m))
+        await ws.recv()
+        sent.append(msg("server", m))
+    return sent
+
+
 def py_basic(port):
     """Echo server with permessage-deflate (the library's default), text, binary, a
     64-bit-length message, a fragmented compressed message, a ping, and a clean close."""
@@ -97,18 +114,10 @@ def py_basic(port):
     long_text = "".join(f"line {i}: the quick brown fox\n" for i in range(2500))
     sent = []
 
-    async def echo(ws):
-        async for m in ws:
-            await ws.send(m)
-
     async def main():
         async with serve(echo, "127.0.0.1", port, ping_interval=None):
             async with connect(f"ws://127.0.0.1:{port}/chat", ping_interval=None) as ws:
-                for m in ["hello", b"\x00\x01\x02\xff", long_text, "héllo wörld ✓"]:
-                    await ws.send(m)
-                    sent.append(msg("client", m))
-                    await ws.recv()
-                    sent.append(msg("server", m))
+                sent.extend(await echoed(ws, ["hello", b"\x00\x01\x02\xff", long_text, "héllo wörld ✓"]))
                 await ws.send(["frag-one ", "frag-two ", "frag-three"])
                 whole = "frag-one frag-two frag-three"
                 sent.append(msg("client", whole))
@@ -246,19 +255,15 @@ def py_wss(port):
     server_ctx, client_ctx = tls_contexts()
     sent = []
 
-    async def echo(ws):
+    async def echo_or_size(ws):
         async for m in ws:
             await ws.send(f"got {len(m)} bytes" if len(m) > 10000 else m)
 
     async def main():
-        async with serve(echo, "127.0.0.1", port, ssl=server_ctx, ping_interval=None):
+        async with serve(echo_or_size, "127.0.0.1", port, ssl=server_ctx, ping_interval=None):
             async with connect(f"wss://127.0.0.1:{port}/py", ssl=client_ctx,
                                server_hostname="wsdissect.test", ping_interval=None) as ws:
-                for m in ["hello over tls", b"\x00\xffbinary", "ünïcödé ✓" * 40]:
-                    await ws.send(m)
-                    sent.append(msg("client", m))
-                    await ws.recv()
-                    sent.append(msg("server", m))
+                sent.extend(await echoed(ws, ["hello over tls", b"\x00\xffbinary", "ünïcödé ✓" * 40]))
                 # Loopback segments are up to 64 KiB (its MSS, and GSO): a message longer
                 # than that, which deflate cannot shrink, makes TLS records span segments.
                 noise = random.Random(8449).randbytes(70000)
@@ -310,10 +315,6 @@ def py_wss_proxy(port):
         await writer.drain()
         await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
 
-    async def echo(ws):
-        async for m in ws:
-            await ws.send(m)
-
     async def main():
         proxy_server = await asyncio.start_server(proxy, "127.0.0.1", port)
         async with proxy_server, serve(echo, "127.0.0.1", port + 1, ssl=server_ctx,
@@ -321,11 +322,7 @@ def py_wss_proxy(port):
             async with connect(f"wss://127.0.0.1:{port + 1}/behind-proxy", ssl=client_ctx,
                                server_hostname="wsdissect.test", ping_interval=None,
                                proxy=f"http://127.0.0.1:{port}") as ws:
-                for m in ["hello through the proxy", "ünïcödé ✓ again"]:
-                    await ws.send(m)
-                    sent.append(msg("client", m))
-                    await ws.recv()
-                    sent.append(msg("server", m))
+                sent.extend(await echoed(ws, ["hello through the proxy", "ünïcödé ✓ again"]))
                 await ws.close(1000, "proxy bye")
 
     asyncio.run(main())
@@ -930,19 +927,10 @@ def py_socks(port, tls=False):
         await writer.drain()
         await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
 
-    async def echo(ws):
-        async for m in ws:
-            await ws.send(m)
-
     async def talk(uri, proxy, note, texts, **kw):
-        sent = []
         async with connect(uri, proxy=proxy, ping_interval=None, **kw) as ws:
             client_port = ws.local_address[1]
-            for m in texts:
-                await ws.send(m)
-                sent.append(msg("client", m))
-                await ws.recv()
-                sent.append(msg("server", m))
+            sent = await echoed(ws, texts)
             await ws.close(1000, "socks bye")
         connections.append({
             "server_port": port,
@@ -1025,19 +1013,10 @@ def py_haproxy(port, tls=False):
         up_reader, up_writer = await asyncio.open_connection("127.0.0.1", port + 1)
         await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
 
-    async def echo(ws):
-        async for m in ws:
-            await ws.send(m)
-
     async def talk(uri, version, texts, **kw):
-        sent = []
         async with connect(uri, ping_interval=None, **kw) as ws:
             client_port = ws.local_address[1]
-            for m in texts:
-                await ws.send(m)
-                sent.append(msg("client", m))
-                await ws.recv()
-                sent.append(msg("server", m))
+            sent = await echoed(ws, texts)
             await ws.close(1000, "lb bye")
         front = int(uri.split(":")[2].split("/")[0])
         connections.append({
