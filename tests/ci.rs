@@ -264,6 +264,22 @@ fn diff_reads_its_two_captures_side_by_side_and_reports_as_one_after_the_other()
 }
 
 #[test]
+fn diff_without_a_writable_temporary_directory_keeps_renderings_in_memory() {
+    // The renderings normally wait in an unnamed temporary file; without one the report is
+    // the same, from memory.
+    let plain = cap("node-ws-plain/capture.pcap");
+    let deflate = cap("node-ws-deflate/capture.pcap");
+    for args in [["diff", &plain, &deflate], ["diff", &plain, &plain]] {
+        let spooled = run(&args);
+        let in_memory =
+            command().env("TMPDIR", "/nonexistent/tmp").args(args).output().expect("run wsdissect");
+        assert_eq!(spooled.status.code(), in_memory.status.code(), "{args:?}");
+        assert_eq!(spooled.stdout, in_memory.stdout, "{args:?}");
+        assert!(in_memory.stderr.is_empty(), "{}", String::from_utf8_lossy(&in_memory.stderr));
+    }
+}
+
+#[test]
 fn diff_normalize_equates_two_recordings_and_ignores_what_it_is_told() {
     let a = cap("py-websockets-basic/capture.pcap");
     let b = cap("py-websockets-basic-rerun/capture.pcap");

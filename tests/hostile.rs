@@ -194,6 +194,22 @@ fn a_million_zero_length_frames() {
 }
 
 #[test]
+fn diff_of_half_a_million_messages_holds_a_block_at_a_time() {
+    // Renderings wait in a temporary file; an equal connection is compared, and a connection
+    // only one side has is printed, a block at a time (whole, 77 and 35 MiB).
+    let big = hostile("zero-length-frames.pcap.gz");
+    let m = run_measured(&["diff", &big, &big], DEADLINE);
+    m.assert_bounded("diff of the capture with itself", 0, 28, DEADLINE);
+    let out = String::from_utf8_lossy(&m.stdout);
+    assert!(out.contains("no differences: 1 connections and 500003 messages in base"), "{out}");
+    let m = run_measured(&["diff", &big, &hostile("ping-flood.pcap.gz")], DEADLINE);
+    m.assert_bounded("diff with another capture", 1, 28, DEADLINE);
+    let out = String::from_utf8_lossy(&m.stdout);
+    assert_eq!(out.lines().filter(|l| *l == "- ← binary ").count(), 500_000);
+    assert!(out.contains("- ← text \"end\"\n- ← close 1000 \"\"\n"), "{out}");
+}
+
+#[test]
 fn megabytes_of_http_headers() {
     let recs = run_json(&["--json", &hostile("http-headers.pcap.gz")], 0, RSS_MIB);
     assert!(problems(&recs, "header-limit") >= 1);

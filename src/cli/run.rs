@@ -226,10 +226,11 @@ fn run_diff(config: &Config) -> io::Result<ExitStatus> {
     }
     let mut out = stdout(false);
     let names = (opts.base.display().to_string(), opts.new.display().to_string());
+    let (base, new) = sides.split_at_mut(1);
     let report = diff::report(
         &mut out,
-        &sides[0],
-        &sides[1],
+        &mut base[0],
+        &mut new[0],
         (&names.0, &names.1),
         config.json,
         rules.context,

@@ -13,15 +13,22 @@
 //! Connections are matched by request path and order: the k-th connection to `/chat` in one
 //! capture is compared with the k-th connection to `/chat` in the other. Message sequences
 //! are compared with the `similar` crate's Myers diff and printed as unified hunks.
+//!
+//! Renderings wait for the report in a temporary file ([`spool`]), so that a diff of
+//! gigabyte captures holds in memory its connections' names and one connection's messages
+//! at a time, not every message.
+
+mod spool;
 
 use super::escape::escape_bytes;
 use super::json::Obj;
 use super::normalize::SessionIds;
-use super::{RunTotals, Sink};
+use super::Sink;
 use crate::event::Event;
 use crate::tcp::Side;
 use sha1::{Digest, Sha1};
 use similar::{ChangeTag, TextDiff};
+use spool::{Item, Items, Spool};
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::io::{self, Write};
@@ -40,20 +47,12 @@ pub struct DiffRules {
     pub context: usize,
 }
 
-#[derive(Clone, Debug, Default)]
-struct Item {
-    /// Exactly as long as it is: a conversation holds one per message until the report.
-    render: Box<str>,
-    /// Milliseconds since the epoch, for `--ignore-order` windows.
-    at_ms: f64,
-}
-
-#[derive(Clone, Debug, Default)]
+#[derive(Debug, Default)]
 struct Connection {
     stream: ConnKey,
     path: Option<String>,
     handshake: String,
-    items: [Vec<Item>; 2],
+    items: [Items; 2],
 }
 
 /// A WebSocket: its TCP stream, and its HTTP/2 stream when it runs over HTTP/2 (several may
@@ -73,13 +72,20 @@ fn key_text((stream, h2): ConnKey) -> String {
 pub struct Conversation {
     rules: DiffRules,
     conns: BTreeMap<ConnKey, Connection>,
+    spool: Spool,
     sids: SessionIds,
     pub messages: u64,
 }
 
 impl Conversation {
     pub fn new(rules: DiffRules) -> Self {
-        Conversation { rules, conns: BTreeMap::new(), sids: SessionIds::default(), messages: 0 }
+        Conversation {
+            rules,
+            conns: BTreeMap::new(),
+            spool: Spool::default(),
+            sids: SessionIds::default(),
+            messages: 0,
+        }
     }
 
     /// `text` with its session ids numbered, when the rules say so.
@@ -92,7 +98,7 @@ impl Conversation {
     }
 
     fn conn(&mut self, stream: ConnKey) -> &mut Connection {
-        self.conns.entry(stream).or_insert_with(|| Connection { stream, ..Default::default() })
+        connection(&mut self.conns, stream)
     }
 
     fn render_payload(&mut self, payload: &[u8], is_text: bool, missing: u64) -> String {
@@ -129,11 +135,30 @@ impl Conversation {
         s
     }
 
-    fn push(&mut self, stream: ConnKey, from: Side, at_ms: f64, render: String) {
+    fn push(&mut self, stream: ConnKey, from: Side, at_ms: f64, render: String) -> io::Result<()> {
         self.messages += 1;
-        let side = from as usize;
-        self.conn(stream).items[side].push(Item { render: render.into_boxed_str(), at_ms });
+        let items = &mut connection(&mut self.conns, stream).items[from as usize];
+        let capped = self.spool.push(items, &Item { render, at_ms })?;
+        if capped {
+            for c in self.conns.values_mut() {
+                c.items.iter_mut().try_for_each(|i| self.spool.write_out(i))?;
+            }
+        }
+        Ok(())
     }
+}
+
+/// One direction of a connection, read back, in the order the rules compare it.
+fn read_items(spool: &mut Spool, items: &Items, rules: &DiffRules) -> io::Result<Vec<Item>> {
+    let mut items = spool.read(items)?;
+    if let Some(window) = rules.order_window_ms {
+        sort_within_windows(&mut items, window);
+    }
+    Ok(items)
+}
+
+fn connection(conns: &mut BTreeMap<ConnKey, Connection>, stream: ConnKey) -> &mut Connection {
+    conns.entry(stream).or_insert_with(|| Connection { stream, ..Default::default() })
 }
 
 fn short_sha1(b: &[u8]) -> String {
@@ -194,7 +219,7 @@ impl Sink for Conversation {
                 let mut r = m.opcode_name.to_string();
                 r.push(' ');
                 r.push_str(&self.render_payload(&m.payload, m.is_text, m.payload_missing));
-                self.push((m.stream, m.h2_stream), m.from, m.meta.ts.as_millis_f64(), r);
+                self.push((m.stream, m.h2_stream), m.from, m.meta.ts.as_millis_f64(), r)?;
             }
             Event::Frame(f) if f.opcode == 8 => {
                 let mut r =
@@ -202,7 +227,7 @@ impl Sink for Conversation {
                 if let Some(reason) = f.close_reason.as_deref() {
                     let _ = write!(r, " {}", self.render_payload(reason.as_bytes(), true, 0));
                 }
-                self.push((f.stream, f.h2_stream), f.from, f.meta.ts.as_millis_f64(), r);
+                self.push((f.stream, f.h2_stream), f.from, f.meta.ts.as_millis_f64(), r)?;
             }
             Event::Frame(f) if f.opcode >= 9 && !self.rules.drop_control => {
                 self.push(
@@ -210,23 +235,14 @@ impl Sink for Conversation {
                     f.from,
                     f.meta.ts.as_millis_f64(),
                     f.opcode_name.to_string(),
-                );
+                )?;
             }
             Event::Connection(c) if c.websocket => {
-                self.conn((c.stream, c.h2_stream));
+                // The connection's end: what it has pending goes out, as it will get no more.
+                let c = connection(&mut self.conns, (c.stream, c.h2_stream));
+                c.items.iter_mut().try_for_each(|i| self.spool.write_out(i))?;
             }
             _ => {}
-        }
-        Ok(())
-    }
-
-    fn end(&mut self, _totals: &RunTotals) -> io::Result<()> {
-        if let Some(window) = self.rules.order_window_ms {
-            for c in self.conns.values_mut() {
-                for items in &mut c.items {
-                    sort_within_windows(items, window);
-                }
-            }
         }
         Ok(())
     }
@@ -276,14 +292,14 @@ fn pair(base: &Conversation, new: &Conversation) -> Vec<(Option<ConnKey>, Option
 }
 
 fn lines(items: &[Item]) -> Vec<&str> {
-    items.iter().map(|i| &*i.render).collect()
+    items.iter().map(|i| i.render.as_str()).collect()
 }
 
 /// Writes the report (text or JSON Lines) and says whether the conversations are equal.
 pub fn report(
     out: &mut dyn Write,
-    base: &Conversation,
-    new: &Conversation,
+    base: &mut Conversation,
+    new: &mut Conversation,
     names: (&str, &str),
     json: bool,
     context: usize,
@@ -310,26 +326,34 @@ pub fn report(
         let (Some(bc), Some(nc)) = (bc, nc) else {
             equal = false;
             differing += 1;
-            let only = if bc.is_some() { "only in base" } else { "only in new" };
+            let only_base = bc.is_some();
             // invariant: `pair` puts at least one stream in each pair, taken from these maps.
             let c = bc.or(nc).expect("one side of a pair exists");
+            let count = c.items[0].len() + c.items[1].len();
             if json {
                 let mut buf = Vec::new();
                 Obj::new(&mut buf, "diff")
                     .str("path", &path)
                     .opt_u64("base_stream", b.map(|k| k.0))
                     .opt_u64("new_stream", n.map(|k| k.0))
-                    .str("status", if bc.is_some() { "only-base" } else { "only-new" })
-                    .u64("messages", (c.items[0].len() + c.items[1].len()) as u64)
+                    .str("status", if only_base { "only-base" } else { "only-new" })
+                    .u64("messages", count)
                     .end();
                 out.write_all(&buf)?;
             } else {
-                let sign = if bc.is_some() { '-' } else { '+' };
+                let (sign, only, spool, rules) = if only_base {
+                    ('-', "only in base", &mut base.spool, &base.rules)
+                } else {
+                    ('+', "only in new", &mut new.spool, &new.rules)
+                };
                 writeln!(out, "@@ {title}: {only} @@")?;
                 writeln!(out, "{sign} handshake {}", c.handshake)?;
                 for (side, arrow) in [(0, "→"), (1, "←")] {
-                    for i in &c.items[side] {
-                        writeln!(out, "{sign} {arrow} {}", i.render)?;
+                    let mut line = |i: &Item| writeln!(out, "{sign} {arrow} {}", i.render);
+                    if rules.order_window_ms.is_some() {
+                        read_items(spool, &c.items[side], rules)?.iter().try_for_each(line)?;
+                    } else {
+                        spool::for_each(spool, &c.items[side], &mut line)?;
                     }
                 }
             }
@@ -343,7 +367,19 @@ pub fn report(
             let _ = writeln!(hunks, "- handshake {}\n+ handshake {}", bc.handshake, nc.handshake);
         }
         for (side, arrow, name) in [(0, "→", "client"), (1, "←", "server")] {
-            let (old, new_lines) = (lines(&bc.items[side]), lines(&nc.items[side]));
+            // Order windows sort a whole list; otherwise equal lists are found without
+            // holding them.
+            if base.rules.order_window_ms.is_none()
+                && spool::same_renderings(
+                    (&mut base.spool, &bc.items[side]),
+                    (&mut new.spool, &nc.items[side]),
+                )?
+            {
+                continue;
+            }
+            let old_items = read_items(&mut base.spool, &bc.items[side], &base.rules)?;
+            let new_items = read_items(&mut new.spool, &nc.items[side], &new.rules)?;
+            let (old, new_lines) = (lines(&old_items), lines(&new_items));
             if old == new_lines {
                 continue;
             }
