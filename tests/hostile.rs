@@ -335,41 +335,48 @@ fn terminal_escapes_and_bidi_overrides_never_reach_the_terminal() {
     assert!(texts(&recs).iter().any(|t| t.contains('\u{202e}')));
 }
 
-/// A pcap of 200,000 half-open connections (a SYN each, from distinct ports and addresses)
-/// between the handshake of one real WebSocket connection and the rest of its conversation.
-fn syn_flood_capture(path: &std::path::Path, flood: u32) {
-    fn packet(
-        out: &mut Vec<u8>,
-        t: u32,
-        (src, dst): ([u8; 4], [u8; 4]),
-        ports: (u16, u16),
-        (seq, ack): (u32, u32),
-        flags: u8,
-        payload: &[u8],
-    ) {
-        let len = 14 + 20 + 20 + payload.len();
-        out.extend_from_slice(&t.to_le_bytes());
-        out.extend_from_slice(&0u32.to_le_bytes());
-        out.extend_from_slice(&(len as u32).to_le_bytes());
-        out.extend_from_slice(&(len as u32).to_le_bytes());
-        out.extend_from_slice(b"\x02\0\0\0\0\x01\x02\0\0\0\0\x02\x08\x00");
-        out.extend_from_slice(&[0x45, 0]);
-        out.extend_from_slice(&((40 + payload.len()) as u16).to_be_bytes());
-        out.extend_from_slice(&[0, 1, 0x40, 0, 64, 6, 0, 0]);
-        out.extend_from_slice(&src);
-        out.extend_from_slice(&dst);
-        out.extend_from_slice(&ports.0.to_be_bytes());
-        out.extend_from_slice(&ports.1.to_be_bytes());
-        out.extend_from_slice(&seq.to_be_bytes());
-        out.extend_from_slice(&ack.to_be_bytes());
-        out.extend_from_slice(&[5 << 4, flags]);
-        out.extend_from_slice(&[0xff, 0xff, 0, 0, 0, 0]);
-        out.extend_from_slice(payload);
-    }
-    let mut out = Vec::with_capacity(flood as usize * 72 + 4096);
+/// Appends one Ethernet/IPv4/TCP packet to a pcap being built.
+fn packet(
+    out: &mut Vec<u8>,
+    t: u32,
+    (src, dst): ([u8; 4], [u8; 4]),
+    ports: (u16, u16),
+    (seq, ack): (u32, u32),
+    flags: u8,
+    payload: &[u8],
+) {
+    let len = 14 + 20 + 20 + payload.len();
+    out.extend_from_slice(&t.to_le_bytes());
+    out.extend_from_slice(&0u32.to_le_bytes());
+    out.extend_from_slice(&(len as u32).to_le_bytes());
+    out.extend_from_slice(&(len as u32).to_le_bytes());
+    out.extend_from_slice(b"\x02\0\0\0\0\x01\x02\0\0\0\0\x02\x08\x00");
+    out.extend_from_slice(&[0x45, 0]);
+    out.extend_from_slice(&((40 + payload.len()) as u16).to_be_bytes());
+    out.extend_from_slice(&[0, 1, 0x40, 0, 64, 6, 0, 0]);
+    out.extend_from_slice(&src);
+    out.extend_from_slice(&dst);
+    out.extend_from_slice(&ports.0.to_be_bytes());
+    out.extend_from_slice(&ports.1.to_be_bytes());
+    out.extend_from_slice(&seq.to_be_bytes());
+    out.extend_from_slice(&ack.to_be_bytes());
+    out.extend_from_slice(&[5 << 4, flags]);
+    out.extend_from_slice(&[0xff, 0xff, 0, 0, 0, 0]);
+    out.extend_from_slice(payload);
+}
+
+/// The 24-byte header of a microsecond pcap of Ethernet.
+fn pcap_header(out: &mut Vec<u8>) {
     for v in [0xa1b2c3d4u32, 0x0004_0002, 0, 0, 65535, 1] {
         out.extend_from_slice(&v.to_le_bytes());
     }
+}
+
+/// A pcap of 200,000 half-open connections (a SYN each, from distinct ports and addresses)
+/// between the handshake of one real WebSocket connection and the rest of its conversation.
+fn syn_flood_capture(path: &std::path::Path, flood: u32) {
+    let mut out = Vec::with_capacity(flood as usize * 72 + 4096);
+    pcap_header(&mut out);
     let (c, s) = ([10, 7, 0, 1], [10, 7, 0, 2]);
     let (cp, sp) = ((50000, 8080), (8080, 50000));
     let (mut cs, mut ss) = (1000u32, 5000u32);
@@ -428,6 +435,61 @@ fn one_websocket_connection_among_200000_half_open_ones() {
     // A lower limit holds memory lower, and still keeps it.
     let recs = run_json(&["messages", "--json", "--max-connections", "1000", &p], 0, RSS_MIB);
     assert_eq!(texts(&recs), ["before the flood", "after the flood", "still here"]);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A pcap of `count` short WebSocket connections one after another, each a handshake, one
+/// server frame and a FIN each way.
+fn short_connections_capture(path: &std::path::Path, count: u32) {
+    let mut out = Vec::with_capacity(count as usize * 700 + 24);
+    pcap_header(&mut out);
+    let request = b"GET /s HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+        Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n";
+    let response = b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\
+        Connection: Upgrade\r\nSec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n";
+    let frame = b"\x81\x02hi";
+    let s = [10, 9, 0, 2];
+    for i in 0..count {
+        let c = [172, 16 + (i >> 16) as u8, (i >> 8) as u8, i as u8];
+        let (cp, sp) = (1024 + (i % 60000) as u16, 8080);
+        let t = 1_700_000_000 + i / 100;
+        let (c0, s0) = (i.wrapping_mul(7919), 1000);
+        let (c1, s1) = (c0 + 1, s0 + 1);
+        let c2 = c1 + request.len() as u32;
+        let s2 = s1 + (response.len() + frame.len()) as u32;
+        packet(&mut out, t, (c, s), (cp, sp), (c0, 0), 0x02, b"");
+        packet(&mut out, t, (s, c), (sp, cp), (s0, c1), 0x12, b"");
+        packet(&mut out, t, (c, s), (cp, sp), (c1, s1), 0x18, request);
+        packet(&mut out, t, (s, c), (sp, cp), (s1, c2), 0x18, response);
+        packet(&mut out, t, (s, c), (sp, cp), (s1 + response.len() as u32, c2), 0x18, frame);
+        packet(&mut out, t, (s, c), (sp, cp), (s2, c2), 0x11, b"");
+        packet(&mut out, t, (c, s), (cp, sp), (c2, s2 + 1), 0x11, b"");
+        packet(&mut out, t, (s, c), (sp, cp), (s2 + 1, c2 + 1), 0x10, b"");
+    }
+    std::fs::write(path, out).unwrap();
+}
+
+#[test]
+fn many_short_connections_leave_little_behind() {
+    // An ended connection keeps what its later segments need (its stream number), not its
+    // reassemblers and state: 40,000 of them took 60 MiB before.
+    let dir = std::env::temp_dir().join(format!("wsdissect-short-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("short.pcap");
+    short_connections_capture(&path, 40_000);
+    let p = path.to_string_lossy().into_owned();
+    let recs = run_json(&["-j1", "conns", "--json", &p], 0, 32);
+    let conns = of_type(&recs, "connection");
+    assert_eq!(conns.len(), 40_000);
+    assert!(conns.iter().all(|c| c["tcp_end"] == "fin" && c["server_to_client"]["frames"] == 1));
+    assert_eq!(end(&recs)["connections"], 40_000);
+    // No close frame was sent: that is the only problem.
+    let problems: Vec<&String> = end(&recs)["problems"].as_object().unwrap().keys().collect();
+    assert_eq!(problems, ["no-close-frame"]);
+    // The last ACK of each connection came after its end, and was given its stream.
+    let recs = run_json(&["-j1", "--all", "--json", "--stream", "39999", &p], 0, 32);
+    let last_ack = of_type(&recs, "packet").pop().unwrap();
+    assert_eq!((&last_ack["packet"], &last_ack["stream"]), (&320_000.into(), &39_999.into()));
     let _ = std::fs::remove_dir_all(&dir);
 }
 

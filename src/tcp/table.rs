@@ -40,12 +40,76 @@ impl<S> Connection<S> {
     }
 }
 
+/// A place in the table.
+enum Slot<S> {
+    Free,
+    Open(Box<Connection<S>>),
+    Ended(Ended),
+}
+
+/// A connection that has ended, kept small: its later segments (the last ACK, a FIN sent
+/// again) still get its stream number, and a SYN on its addresses starts a new stream. Its
+/// reassemblers and the caller's state, over a kilobyte together, are freed when it ends,
+/// so that a capture of many short connections holds about a hundred bytes for each ended
+/// one until the connection limit evicts it, not the whole connection.
+struct Ended {
+    key: FlowKey,
+    stream: u64,
+    touch: u64,
+    queued: u64,
+    queued_at: u64,
+}
+
+impl<S> Slot<S> {
+    fn open(&self) -> Option<&Connection<S>> {
+        match self {
+            Slot::Open(c) => Some(c),
+            _ => None,
+        }
+    }
+
+    fn open_mut(&mut self) -> Option<&mut Connection<S>> {
+        match self {
+            Slot::Open(c) => Some(c),
+            _ => None,
+        }
+    }
+
+    /// Last activity, queue entry id and the clock when queued, as [`Connection`] has them.
+    fn marks(&self) -> Option<(u64, u64, u64)> {
+        match self {
+            Slot::Open(c) => Some((c.touch, c.queued, c.queued_at)),
+            Slot::Ended(e) => Some((e.touch, e.queued, e.queued_at)),
+            Slot::Free => None,
+        }
+    }
+
+    fn set_queued(&mut self, id: u64, clock: u64) {
+        let (queued, queued_at) = match self {
+            Slot::Open(c) => (&mut c.queued, &mut c.queued_at),
+            Slot::Ended(e) => (&mut e.queued, &mut e.queued_at),
+            Slot::Free => return,
+        };
+        *queued = id;
+        *queued_at = clock;
+    }
+
+    /// Low value for eviction: ended, or no payload yet.
+    fn low_value(&self) -> bool {
+        match self {
+            Slot::Open(c) => c.closed || !(c.dirs[0].had_payload || c.dirs[1].had_payload),
+            _ => true,
+        }
+    }
+}
+
 /// All tracked connections, each carrying application state `S`.
 pub struct FlowTable<S> {
     map: HashMap<FlowKey, usize>,
-    /// Boxed: a connection's state is over a kilobyte, and a vector of them inline held
-    /// twice that while it grew (old and new buffer), and moved every connection each time.
-    slots: Vec<Option<Box<Connection<S>>>>,
+    /// Open connections boxed: a connection's state is over a kilobyte, and a vector of them
+    /// inline held twice that while it grew (old and new buffer), and moved every connection
+    /// each time.
+    slots: Vec<Slot<S>>,
     free: Vec<usize>,
     next_stream: u64,
     limits: Limits,
@@ -141,13 +205,14 @@ impl<S: Default> FlowTable<S> {
 
         let mut slot = self.map.get(&key).copied();
         if let Some(s) = slot {
-            let reuse = match self.slots[s].as_ref() {
-                Some(c) if syn_only => {
+            let reuse = match self.slots.get(s) {
+                Some(Slot::Open(c)) if syn_only => {
                     c.finished()
                         || c.client_isn.is_some_and(|isn| {
                             isn != seg.seq && (c.dirs[0].had_payload || c.dirs[1].had_payload)
                         })
                 }
+                Some(Slot::Ended(_)) => syn_only,
                 _ => false,
             };
             if reuse {
@@ -163,7 +228,7 @@ impl<S: Default> FlowTable<S> {
                     self.evict_one(pkt, &mut on_event);
                 }
                 let s = self.insert(key, src, dst, seg, pkt);
-                let c = self.slots[s].as_mut()?;
+                let c = self.slots.get_mut(s)?.open_mut()?;
                 let mut out = Out {
                     info: &mut c.info,
                     client_idx: &mut c.client_idx,
@@ -177,7 +242,14 @@ impl<S: Default> FlowTable<S> {
         };
         let clock = self.clock;
         let limit = self.limits.max_stream_buffer;
-        let c = self.slots[slot].as_mut()?;
+        let c = match self.slots.get_mut(slot)? {
+            Slot::Open(c) => c,
+            Slot::Ended(e) => {
+                e.touch = clock;
+                return Some(e.stream);
+            }
+            Slot::Free => return None,
+        };
         c.touch = clock;
         let stream = c.info.stream;
         let was_quiet = !(c.dirs[0].had_payload || c.dirs[1].had_payload);
@@ -222,6 +294,7 @@ impl<S: Default> FlowTable<S> {
             *rst = true;
             *closed = true;
             self.push(slot, true);
+            self.end_slot(slot);
             return Some(stream);
         }
         let other = 1 - idx;
@@ -259,6 +332,9 @@ impl<S: Default> FlowTable<S> {
         if ended || (was_quiet && has_payload) {
             self.push(slot, ended);
         }
+        if ended {
+            self.end_slot(slot);
+        }
         Some(stream)
     }
 
@@ -272,7 +348,7 @@ impl<S: Default> FlowTable<S> {
             .slots
             .iter()
             .enumerate()
-            .filter_map(|(i, c)| c.as_ref().filter(|c| !c.closed).map(|c| (c.info.stream, i)))
+            .filter_map(|(i, c)| c.open().filter(|c| !c.closed).map(|c| (c.info.stream, i)))
             .collect();
         open.sort_unstable();
         for (_, s) in open {
@@ -335,13 +411,13 @@ impl<S: Default> FlowTable<S> {
             queued: 0,
             queued_at: 0,
         };
-        let slot = match self.free.pop() {
+        let slot = match self.free.pop().filter(|&s| s < self.slots.len()) {
             Some(s) => {
-                self.slots[s] = Some(Box::new(conn));
+                self.slots[s] = Slot::Open(Box::new(conn));
                 s
             }
             None => {
-                self.slots.push(Some(Box::new(conn)));
+                self.slots.push(Slot::Open(Box::new(conn)));
                 self.slots.len() - 1
             }
         };
@@ -351,10 +427,31 @@ impl<S: Default> FlowTable<S> {
     }
 
     fn remove_slot(&mut self, slot: usize) {
-        if let Some(c) = self.slots.get_mut(slot).and_then(Option::take) {
-            self.map.remove(&c.key);
-            self.free.push(slot);
-        }
+        let Some(place) = self.slots.get_mut(slot) else { return };
+        let key = match std::mem::replace(place, Slot::Free) {
+            Slot::Open(c) => c.key,
+            Slot::Ended(e) => e.key,
+            Slot::Free => return,
+        };
+        self.map.remove(&key);
+        self.free.push(slot);
+    }
+
+    /// Frees an ended connection's reassemblers and state, keeping what its later segments
+    /// need (see [`Ended`]).
+    fn end_slot(&mut self, slot: usize) {
+        let Some(place) = self.slots.get_mut(slot) else { return };
+        let ended = match place {
+            Slot::Open(c) if c.closed => Ended {
+                key: c.key,
+                stream: c.info.stream,
+                touch: c.touch,
+                queued: c.queued,
+                queued_at: c.queued_at,
+            },
+            _ => return,
+        };
+        *place = Slot::Ended(ended);
     }
 
     /// Flushes a connection and reports it closed (if it was not already).
@@ -367,12 +464,12 @@ impl<S: Default> FlowTable<S> {
     ) where
         F: FnMut(&ConnInfo, &mut S, TcpEvent<'_>) -> Feedback,
     {
-        let Some(c) = self.slots.get_mut(slot).and_then(Option::as_mut) else { return };
+        let Some(c) = self.slots.get_mut(slot).and_then(Slot::open_mut) else { return };
         if c.closed {
             return;
         }
         c.closed = true;
-        let Connection { info, client_idx, dirs, state, .. } = &mut **c;
+        let Connection { info, client_idx, dirs, state, .. } = c;
         let mut out = Out { info, client_idx, state, cb: on_event, fin_ack: false };
         for (i, d) in dirs.iter_mut().enumerate() {
             d.flush(GapReason::ConnectionEnd, &mut |o| out.dir(i, o));
@@ -394,21 +491,24 @@ impl<S: Default> FlowTable<S> {
                 },
             };
             let (id, slot) = entry;
-            let Some(c) = self.slots.get(slot).and_then(Option::as_ref) else { continue };
-            if c.queued != id {
+            let Some((touch, queued, queued_at)) = self.slots.get(slot).and_then(Slot::marks)
+            else {
+                continue;
+            };
+            if queued != id {
                 continue; // stale entry
             }
-            if !from_idle && c.touch > c.queued_at {
+            if !from_idle && touch > queued_at {
                 // Active since it was queued: a second chance at the back.
                 self.push(slot, false);
                 continue;
             }
             break slot;
         };
-        let was_open = self.slots.get(victim).and_then(Option::as_ref).is_some_and(|c| !c.closed);
+        let was_open = self.slots.get(victim).and_then(Slot::open).is_some_and(|c| !c.closed);
         if was_open {
-            if let Some(c) = self.slots.get_mut(victim).and_then(Option::as_mut) {
-                let Connection { info, client_idx, state, .. } = &mut **c;
+            if let Some(c) = self.slots.get_mut(victim).and_then(Slot::open_mut) {
+                let Connection { info, client_idx, state, .. } = c;
                 let mut out = Out { info, client_idx, state, cb: &mut *on_event, fin_ack: false };
                 out.send(TcpEvent::ConnectionLimit);
             }
@@ -423,9 +523,8 @@ impl<S: Default> FlowTable<S> {
         self.queue_ids += 1;
         let id = self.queue_ids;
         let clock = self.clock;
-        let Some(c) = self.slots.get_mut(slot).and_then(Option::as_mut) else { return };
-        c.queued = id;
-        c.queued_at = clock;
+        let Some(place) = self.slots.get_mut(slot) else { return };
+        place.set_queued(id, clock);
         if low_value {
             self.idle.push_back((id, slot));
         } else {
@@ -441,10 +540,9 @@ impl<S: Default> FlowTable<S> {
             return;
         }
         let mut entries: Vec<(bool, u64, usize)> = Vec::with_capacity(live);
-        for (slot, c) in self.slots.iter().enumerate() {
-            if let Some(c) = c {
-                let low = c.closed || !(c.dirs[0].had_payload || c.dirs[1].had_payload);
-                entries.push((low, c.touch, slot));
+        for (slot, place) in self.slots.iter().enumerate() {
+            if let Some((touch, _, _)) = place.marks() {
+                entries.push((place.low_value(), touch, slot));
             }
         }
         entries.sort_unstable();
@@ -454,9 +552,8 @@ impl<S: Default> FlowTable<S> {
             self.queue_ids += 1;
             let id = self.queue_ids;
             let clock = self.clock;
-            if let Some(c) = self.slots.get_mut(slot).and_then(Option::as_mut) {
-                c.queued = id;
-                c.queued_at = clock;
+            if let Some(place) = self.slots.get_mut(slot) {
+                place.set_queued(id, clock);
             }
             if low {
                 self.idle.push_back((id, slot));
@@ -464,5 +561,109 @@ impl<S: Default> FlowTable<S> {
                 self.active.push_back((id, slot));
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::capture::Timestamp;
+    use crate::decode::TcpFlags;
+    use std::borrow::Cow;
+    use std::net::IpAddr;
+
+    const SYN: u8 = TcpFlags::SYN;
+    const ACK: u8 = TcpFlags::ACK;
+    const FIN_ACK: u8 = TcpFlags::FIN | TcpFlags::ACK;
+
+    /// Feeds one segment between 10.0.0.1:40000 (`client`) and 10.0.0.2:80, with `n` as
+    /// the packet number; returns its stream and the names of the events it caused.
+    fn feed(
+        t: &mut FlowTable<u32>,
+        n: u64,
+        client: bool,
+        flags: u8,
+        (seq, ack): (u32, u32),
+        payload: &'static [u8],
+    ) -> (Option<u64>, Vec<String>) {
+        let (a, b) = (IpAddr::from([10, 0, 0, 1]), IpAddr::from([10, 0, 0, 2]));
+        let (src, dst, sp, dp) = if client { (a, b, 40000, 80) } else { (b, a, 80, 40000) };
+        let seg = TcpSegment {
+            src,
+            dst,
+            src_port: sp,
+            dst_port: dp,
+            seq,
+            ack,
+            flags: TcpFlags(flags),
+            window: 1000,
+            payload: Cow::Borrowed(payload),
+            missing: 0,
+        };
+        let mut events = Vec::new();
+        let pkt = PacketMeta { number: n, ts: Timestamp { secs: n as i64, nanos: 0 } };
+        let stream = t.process(pkt, &seg, |_, state, ev| {
+            *state += 1;
+            events.push(format!("{ev:?}").split([' ', '{']).next().unwrap_or("").to_string());
+            Feedback::Continue
+        });
+        (stream, events)
+    }
+
+    #[test]
+    fn an_ended_connection_keeps_its_stream_number_and_frees_the_rest() {
+        let mut t = FlowTable::<u32>::new(&Limits::default());
+        assert_eq!(feed(&mut t, 1, true, SYN, (100, 0), b"").0, Some(0));
+        feed(&mut t, 2, false, SYN | ACK, (500, 101), b"");
+        feed(&mut t, 3, true, ACK | TcpFlags::PSH, (101, 501), b"hello");
+        feed(&mut t, 4, false, FIN_ACK, (501, 106), b"");
+        let (stream, events) = feed(&mut t, 5, true, FIN_ACK, (106, 502), b"");
+        assert_eq!(stream, Some(0));
+        assert_eq!(events.last().map(String::as_str), Some("Closed"));
+        assert!(matches!(t.slots[0], Slot::Ended(_)), "ended: reassemblers and state freed");
+        // The last ACK, and a FIN sent again, still belong to stream 0, and cause nothing.
+        assert_eq!(feed(&mut t, 6, false, ACK, (502, 107), b""), (Some(0), vec![]));
+        assert_eq!(feed(&mut t, 7, false, FIN_ACK, (501, 106), b""), (Some(0), vec![]));
+        assert_eq!(t.len(), 1);
+        // A SYN on the same addresses starts stream 1 in the same slot.
+        let (stream, events) = feed(&mut t, 8, true, SYN, (9000, 0), b"");
+        assert_eq!((stream, events), (Some(1), vec!["Opened".into(), "Syn".into()]));
+        assert!(matches!(t.slots[0], Slot::Open(_)));
+        assert_eq!(t.len(), 1);
+    }
+
+    #[test]
+    fn ended_connections_are_evicted_first_and_quietly() {
+        let limits = Limits { max_connections: 2, ..Limits::default() };
+        let mut t = FlowTable::<u32>::new(&limits);
+        feed(&mut t, 1, true, SYN, (100, 0), b"");
+        feed(&mut t, 2, false, TcpFlags::RST | ACK, (0, 101), b"");
+        assert!(matches!(t.slots[0], Slot::Ended(_)));
+        // Two more connections (other client ports): the ended one goes, with no event.
+        let mut other = |n: u64, port: u16| {
+            let seg = TcpSegment {
+                src: IpAddr::from([10, 0, 0, 3]),
+                dst: IpAddr::from([10, 0, 0, 2]),
+                src_port: port,
+                dst_port: 80,
+                seq: 1,
+                ack: 0,
+                flags: TcpFlags(SYN),
+                window: 1000,
+                payload: Cow::Borrowed(b""),
+                missing: 0,
+            };
+            let pkt = PacketMeta { number: n, ts: Timestamp { secs: 0, nanos: 0 } };
+            let mut events = Vec::new();
+            let s = t.process(pkt, &seg, |_, _, ev| {
+                events.push(format!("{ev:?}"));
+                Feedback::Continue
+            });
+            (s, events.len())
+        };
+        assert_eq!(other(3, 1), (Some(1), 2));
+        assert_eq!(other(4, 2), (Some(2), 2), "Opened and Syn only: no ConnectionLimit");
+        assert_eq!(t.len(), 2);
+        assert_eq!(feed(&mut t, 5, false, ACK, (0, 101), b"").0, Some(3), "forgotten: new");
     }
 }
