@@ -10,7 +10,8 @@ pub enum ExitStatus {
     /// `check` found problems at or above the chosen severity.
     Problems = 1,
     /// Usage error, or an input that could not be read to its end (missing, unreadable, not a
-    /// capture, truncated, corrupt). Records already printed stay valid.
+    /// capture, truncated, corrupt). Records already printed stay valid. Also: the output, or
+    /// `diff`'s temporary file, could not be written.
     InputError = 2,
 }
 

@@ -55,6 +55,10 @@ pub fn run(config: Config) -> ExitStatus {
     match result {
         Ok(status) => status,
         Err(e) if e.kind() == io::ErrorKind::BrokenPipe => ExitStatus::Ok,
+        Err(e) if diff::is_spool_error(&e) => {
+            eprintln!("wsdissect: {e}");
+            ExitStatus::InputError
+        }
         Err(e) => {
             eprintln!("wsdissect: error writing output: {e}");
             ExitStatus::InputError

@@ -50,8 +50,8 @@ enum Slot<S> {
 /// A connection that has ended, kept small: its later segments (the last ACK, a FIN sent
 /// again) still get its stream number, and a SYN on its addresses starts a new stream. Its
 /// reassemblers and the caller's state, over a kilobyte together, are freed when it ends,
-/// so that a capture of many short connections holds about a hundred bytes for each ended
-/// one until the connection limit evicts it, not the whole connection.
+/// so that a capture of many short connections holds about two hundred bytes for each ended
+/// one (with its map entry) until the connection limit evicts it, not the whole connection.
 struct Ended {
     key: FlowKey,
     stream: u64,

@@ -20,6 +20,8 @@
 
 mod spool;
 
+pub use spool::is_spool_error;
+
 use super::escape::escape_bytes;
 use super::json::Obj;
 use super::normalize::SessionIds;

@@ -90,7 +90,7 @@ impl Spool {
         };
         match backing {
             Backing::File(f) => {
-                f.seek(SeekFrom::Start(self.end))?;
+                f.seek(SeekFrom::Start(self.end)).map_err(spool_error)?;
                 f.write_all(&block).map_err(spool_error)?;
             }
             Backing::Memory(m) => m.extend_from_slice(&block),
@@ -125,7 +125,7 @@ impl Spool {
         let block: &[u8] = match &mut self.backing {
             Some(Backing::File(f)) => {
                 buf.resize(len, 0);
-                f.seek(SeekFrom::Start(at))?;
+                f.seek(SeekFrom::Start(at)).map_err(spool_error)?;
                 f.read_exact(buf).map_err(spool_error)?;
                 buf
             }
@@ -216,12 +216,23 @@ fn decode(mut block: &[u8], out: &mut Vec<Item>) -> io::Result<()> {
     Ok(())
 }
 
+/// A failure of the temporary file (a full disk, say), told apart from a failure to write
+/// the output.
+#[derive(Debug, thiserror::Error)]
+#[error("diff's temporary file: {0}")]
+pub struct SpoolError(String);
+
+/// Whether `e` is a [`SpoolError`].
+pub fn is_spool_error(e: &io::Error) -> bool {
+    e.get_ref().is_some_and(|inner| inner.is::<SpoolError>())
+}
+
 fn spool_error(e: io::Error) -> io::Error {
-    io::Error::new(e.kind(), format!("diff's temporary file: {e}"))
+    io::Error::new(e.kind(), SpoolError(e.to_string()))
 }
 
 fn corrupt(what: &str) -> io::Error {
-    io::Error::new(io::ErrorKind::InvalidData, format!("diff's temporary file: {what}"))
+    io::Error::new(io::ErrorKind::InvalidData, SpoolError(what.to_string()))
 }
 
 #[cfg(test)]
@@ -296,6 +307,14 @@ mod tests {
         lists.iter_mut().for_each(|l| spool.write_out(l).unwrap());
         assert_eq!(spool.pending, 0);
         assert!(lists.iter().all(|l| l.pending.capacity() == 0));
+    }
+
+    #[test]
+    fn its_errors_are_told_apart_from_output_errors() {
+        assert!(is_spool_error(&corrupt("cut item")));
+        assert!(is_spool_error(&spool_error(io::Error::other("disk full"))));
+        assert_eq!(corrupt("cut item").to_string(), "diff's temporary file: cut item");
+        assert!(!is_spool_error(&io::Error::other("broken pipe")));
     }
 
     #[test]
