@@ -14,7 +14,7 @@
 //! capture is compared with the k-th connection to `/chat` in the other. Message sequences
 //! are compared with the `similar` crate's Myers diff and printed as unified hunks.
 //!
-//! Renderings wait for the report in a temporary file ([`spool`]), so that a diff of
+//! Renderings wait for the report in a temporary file (`spool.rs`), so that a diff of
 //! gigabyte captures holds in memory its connections' names and one connection's messages
 //! at a time, not every message.
 
@@ -293,6 +293,21 @@ fn pair(base: &Conversation, new: &Conversation) -> Vec<(Option<ConnKey>, Option
     pairs
 }
 
+/// A `diff` record's keys common to every status.
+fn diff_record<'b>(
+    buf: &'b mut Vec<u8>,
+    path: &str,
+    (base, new): (Option<ConnKey>, Option<ConnKey>),
+    status: &str,
+) -> Obj<'b> {
+    let mut o = Obj::new(buf, "diff");
+    o.str("path", path)
+        .opt_u64("base_stream", base.map(|k| k.0))
+        .opt_u64("new_stream", new.map(|k| k.0))
+        .str("status", status);
+    o
+}
+
 fn lines(items: &[Item]) -> Vec<&str> {
     items.iter().map(|i| i.render.as_str()).collect()
 }
@@ -334,13 +349,8 @@ pub fn report(
             let count = c.items[0].len() + c.items[1].len();
             if json {
                 let mut buf = Vec::new();
-                Obj::new(&mut buf, "diff")
-                    .str("path", &path)
-                    .opt_u64("base_stream", b.map(|k| k.0))
-                    .opt_u64("new_stream", n.map(|k| k.0))
-                    .str("status", if only_base { "only-base" } else { "only-new" })
-                    .u64("messages", count)
-                    .end();
+                let status = if only_base { "only-base" } else { "only-new" };
+                diff_record(&mut buf, &path, (*b, *n), status).u64("messages", count).end();
                 out.write_all(&buf)?;
             } else {
                 let (sign, only, spool, rules) = if only_base {
@@ -411,11 +421,7 @@ pub fn report(
         differing += 1;
         if json {
             let mut buf = Vec::new();
-            Obj::new(&mut buf, "diff")
-                .str("path", &path)
-                .opt_u64("base_stream", b.map(|k| k.0))
-                .opt_u64("new_stream", n.map(|k| k.0))
-                .str("status", "different")
+            diff_record(&mut buf, &path, (*b, *n), "different")
                 .raw("changes", |buf| {
                     buf.push(b'[');
                     for (i, (dir, tag, item)) in changes.iter().enumerate() {

@@ -222,7 +222,7 @@ fn decode(mut block: &[u8], out: &mut Vec<Item>) -> io::Result<()> {
 #[error("diff's temporary file: {0}")]
 pub struct SpoolError(String);
 
-/// Whether `e` is a [`SpoolError`].
+/// Whether `e` is a failure of the temporary file.
 pub fn is_spool_error(e: &io::Error) -> bool {
     e.get_ref().is_some_and(|inner| inner.is::<SpoolError>())
 }
