@@ -29,11 +29,18 @@ use super::Sink;
 use crate::event::Event;
 use crate::tcp::Side;
 use sha1::{Digest, Sha1};
-use similar::{ChangeTag, TextDiff};
+use similar::{ChangeTag, DiffOp, TextDiff};
 use spool::{Item, Items, Spool};
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::io::{self, Write};
+
+/// Comparisons allowed for one direction of a pair of connections. Myers' diff takes time in
+/// proportion to the lists' length times the number of changes between them (minutes for
+/// 100,000 messages that all differ); past this, the part between the longest common start
+/// and end is shown as replaced whole. Counted, not timed, so that the report is the same
+/// on every machine.
+const DIFF_WORK: usize = 20_000_000;
 
 /// Bytes of a payload kept in a rendering; longer ones end in a digest of the whole.
 const RENDER_KEEP: usize = 2048;
@@ -308,6 +315,66 @@ fn diff_record<'b>(
     o
 }
 
+/// The edits from `old` to `new`: Myers' minimal diff when it takes at most [`DIFF_WORK`],
+/// else the common start and end kept and all between replaced.
+fn diff_ops(old: &[&str], new: &[&str]) -> Vec<DiffOp> {
+    let edits_allowed = DIFF_WORK / (old.len() + new.len()).max(1);
+    if within_edits(old, new, edits_allowed) {
+        return TextDiff::configure().diff_slices(old, new).ops().to_vec();
+    }
+    let start = old.iter().zip(new).take_while(|(a, b)| a == b).count();
+    let (old_rest, new_rest) = (old.get(start..).unwrap_or(&[]), new.get(start..).unwrap_or(&[]));
+    let end = old_rest.iter().rev().zip(new_rest.iter().rev()).take_while(|(a, b)| a == b).count();
+    let (old_len, new_len) = (old_rest.len() - end, new_rest.len() - end);
+    let mut ops = Vec::new();
+    if start > 0 {
+        ops.push(DiffOp::Equal { old_index: 0, new_index: 0, len: start });
+    }
+    ops.push(match (old_len, new_len) {
+        (0, _) => DiffOp::Insert { old_index: start, new_index: start, new_len },
+        (_, 0) => DiffOp::Delete { old_index: start, old_len, new_index: start },
+        _ => DiffOp::Replace { old_index: start, old_len, new_index: start, new_len },
+    });
+    if end > 0 {
+        let (old_index, new_index) = (start + old_len, start + new_len);
+        ops.push(DiffOp::Equal { old_index, new_index, len: end });
+    }
+    ops
+}
+
+/// Whether `new` is at most `max` insertions and deletions away from `old`: the forward
+/// pass of Myers' algorithm, given up past `max` edits, in O((N + M) · max) time.
+fn within_edits(old: &[&str], new: &[&str], max: usize) -> bool {
+    let (n, m) = (old.len(), new.len());
+    if n.abs_diff(m) > max {
+        return false;
+    }
+    // The furthest `x` reached on each diagonal `k = x - y`, at index `k + max + 1`.
+    let mut far = vec![0usize; 2 * max + 3];
+    for d in 0..=max {
+        for step in 0..=d {
+            let k = 2 * step as isize - d as isize;
+            let at = (k + max as isize + 1) as usize;
+            let below = far.get(at.wrapping_sub(1)).copied().unwrap_or(0);
+            let above = far.get(at + 1).copied().unwrap_or(0);
+            // Down (an insertion) from the diagonal above, or right (a deletion) from below.
+            let mut x = if step == 0 || (step != d && below < above) { above } else { below + 1 };
+            let Some(mut y) = x.checked_add_signed(-k) else { continue };
+            while x < n && y < m && old.get(x) == new.get(y) {
+                x += 1;
+                y += 1;
+            }
+            if let Some(slot) = far.get_mut(at) {
+                *slot = x;
+            }
+            if x >= n && y >= m {
+                return true;
+            }
+        }
+    }
+    false
+}
+
 fn lines(items: &[Item]) -> Vec<&str> {
     items.iter().map(|i| i.render.as_str()).collect()
 }
@@ -395,12 +462,11 @@ pub fn report(
             if old == new_lines {
                 continue;
             }
-            let d = TextDiff::configure().diff_slices(&old, &new_lines);
-            for group in d.grouped_ops(context) {
+            for group in similar::group_diff_ops(diff_ops(&old, &new_lines), context) {
                 let first = group.first().map(|o| o.old_range().start).unwrap_or(0);
                 let _ = writeln!(hunks, "@@ {arrow} {name} messages from #{} @@", first + 1);
                 for op in &group {
-                    for ch in d.iter_changes(op) {
+                    for ch in op.iter_changes(&old, &new_lines) {
                         let (sign, tag) = match ch.tag() {
                             ChangeTag::Equal => (' ', "equal"),
                             ChangeTag::Delete => ('-', "delete"),
@@ -482,6 +548,52 @@ mod tests {
             r#"{"a":{"b":[{"c":3}]}}"#
         );
         assert!(canonical_json(b"not json", &ignore).is_none());
+    }
+
+    #[test]
+    fn edit_distance_is_counted_up_to_the_cap() {
+        let a = ["a", "b", "c", "d"];
+        assert!(within_edits(&a, &a, 0));
+        assert!(within_edits(&a, &["a", "c", "d"], 1));
+        assert!(!within_edits(&a, &["a", "x", "c", "d"], 1));
+        assert!(within_edits(&a, &["a", "x", "c", "d"], 2));
+        assert!(within_edits(&a, &["x", "a", "b", "c", "d", "y"], 2));
+        assert!(!within_edits(&a, &["x", "a", "b", "c", "d", "y"], 1));
+        assert!(within_edits(&[], &a, 4) && !within_edits(&[], &a, 3));
+        assert!(
+            within_edits(&a, &["d", "c", "b", "a"], 6)
+                && !within_edits(&a, &["d", "c", "b", "a"], 5)
+        );
+    }
+
+    #[test]
+    fn long_lists_that_differ_everywhere_are_replaced_whole_and_quickly() {
+        let n = 60_000;
+        let a: Vec<String> = (0..n).map(|i| format!("text \"a{i}\"")).collect();
+        let b: Vec<String> = (0..n).map(|i| format!("text \"b{i}\"")).collect();
+        let mut old: Vec<&str> = a.iter().map(String::as_str).collect();
+        let mut new: Vec<&str> = b.iter().map(String::as_str).collect();
+        for list in [&mut old, &mut new] {
+            list.insert(0, "open");
+            list.push("close 1000");
+        }
+        let started = std::time::Instant::now();
+        let ops = diff_ops(&old, &new);
+        assert!(started.elapsed().as_secs() < 10, "{:?}", started.elapsed());
+        assert_eq!(
+            ops,
+            [
+                DiffOp::Equal { old_index: 0, new_index: 0, len: 1 },
+                DiffOp::Replace { old_index: 1, old_len: n, new_index: 1, new_len: n },
+                DiffOp::Equal { old_index: n + 1, new_index: n + 1, len: 1 },
+            ]
+        );
+        // A few changes in long lists still get the minimal diff.
+        let mut changed = old.clone();
+        changed[30_000] = "text \"changed\"";
+        changed.remove(50_000);
+        let ops = diff_ops(&old, &changed);
+        assert_eq!(ops.iter().filter(|o| !matches!(o, DiffOp::Equal { .. })).count(), 2, "{ops:?}");
     }
 
     #[test]
