@@ -40,11 +40,12 @@ impl<S> Connection<S> {
     }
 }
 
-/// A place in the table.
+/// A place in the table. Both kinds of connection are boxed, so that a slot is two words:
+/// a flood of half-open connections fills the table with open ones.
 enum Slot<S> {
     Free,
     Open(Box<Connection<S>>),
-    Ended(Ended),
+    Ended(Box<Ended>),
 }
 
 /// A connection that has ended, kept small: its later segments (the last ACK, a FIN sent
@@ -451,7 +452,7 @@ impl<S: Default> FlowTable<S> {
             },
             _ => return,
         };
-        *place = Slot::Ended(ended);
+        *place = Slot::Ended(Box::new(ended));
     }
 
     /// Flushes a connection and reports it closed (if it was not already).
