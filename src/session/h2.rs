@@ -290,7 +290,7 @@ impl Streams {
         meta: Meta,
         ctx: &mut Ctx<'_>,
     ) {
-        let field = |name: &str| fields.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str());
+        let field = |name: &str| field(&fields, name);
         let websocket = field(":method") == Some("CONNECT")
             && field(":protocol").is_some_and(|p| p.eq_ignore_ascii_case("websocket"));
         if !websocket || self.open.contains_key(&id) {
@@ -343,11 +343,7 @@ impl Streams {
         ctx: &mut Ctx<'_>,
     ) {
         let Some(H2Stream::Asked { .. }) = self.open.get(&id) else { return };
-        let status = fields
-            .iter()
-            .find(|(n, _)| n == ":status")
-            .and_then(|(_, v)| v.parse::<u16>().ok())
-            .unwrap_or(0);
+        let status = field(&fields, ":status").and_then(|v| v.parse::<u16>().ok()).unwrap_or(0);
         if (100..200).contains(&status) {
             return;
         }
@@ -504,6 +500,11 @@ fn problem(
     ctx: &mut Ctx<'_>,
 ) {
     ctx.out.emit(Event::Problem(ProblemRecord::of_stream(meta, info.stream, from, code, detail)));
+}
+
+/// The value of a decoded header field (pseudo-header names are lowercase by RFC 9113).
+fn field<'f>(fields: &'f [(String, String)], name: &str) -> Option<&'f str> {
+    fields.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
 }
 
 #[cfg(test)]

@@ -106,10 +106,6 @@ impl Conversation {
         }
     }
 
-    fn conn(&mut self, stream: ConnKey) -> &mut Connection {
-        connection(&mut self.conns, stream)
-    }
-
     fn render_payload(&mut self, payload: &[u8], is_text: bool, missing: u64) -> String {
         let mut s = String::new();
         if is_text {
@@ -220,7 +216,7 @@ impl Sink for Conversation {
                 }
                 let mut esc = String::new();
                 escape_bytes(s.as_bytes(), &mut esc);
-                let c = self.conn((h.stream, h.h2_stream));
+                let c = connection(&mut self.conns, (h.stream, h.h2_stream));
                 c.path = path;
                 c.handshake = esc;
             }
