@@ -95,16 +95,17 @@ problem_codes! {
     Rsv1OnControl => "rsv1-on-control", Error, "RSV1 is set on a control frame (RFC 7692 6.1)";
     NonMinimalLength => "non-minimal-length", Error, "the payload length is not in its minimal encoding (RFC 6455 5.2)";
     LengthMsbSet => "length-msb-set", Error, "the most significant bit of a 64-bit payload length is set (RFC 6455 5.2)";
-    UnexpectedContinuation => "unexpected-continuation", Error, "a continuation frame arrived with no fragmented message in progress";
-    DataFrameInsideFragmentedMessage => "data-frame-inside-fragmented-message", Error, "a text or binary frame arrived while a fragmented message was still open";
+    UnexpectedContinuation => "unexpected-continuation", Error, "a continuation frame arrived with no fragmented message in progress (where no TCP gap or capture start can explain it)";
+    DataFrameInsideFragmentedMessage => "data-frame-inside-fragmented-message", Error, "a text or binary frame arrived while a fragmented message was still open (where no TCP gap can explain it)";
     InvalidCloseCode => "invalid-close-code", Error, "a close frame carries a 1-byte payload or a code that may not be sent (RFC 6455 7.4)";
     InvalidUtf8 => "invalid-utf8", Error, "a text message or close reason is not valid UTF-8";
     DataAfterClose => "data-after-close", Error, "a peer sent a frame after its own close frame";
     IncompleteFrame => "incomplete-frame", Warning, "the stream ended (or a gap began) inside a frame; the frame is reported with what arrived";
-    IncompleteMessage => "incomplete-message", Warning, "the stream ended while a fragmented message was still open";
+    IncompleteMessage => "incomplete-message", Warning, "the stream ended, or a TCP gap swallowed the framing, while a fragmented message was still open";
     // Messages and connections.
     InflateLimit => "inflate-limit", Warning, "a compressed message inflated past the size or ratio limit; the rest was not inflated";
     DecompressFailed => "decompress-failed", Error, "a permessage-deflate message could not be inflated";
+    DeflateHistoryLost => "deflate-history-lost", Warning, "a compressed message refers back to earlier data of its sender that is not in the capture (lost in a TCP gap, sent before the capture began, or in a message that could not be inflated); it could not be inflated";
     MessageLimit => "message-limit", Warning, "a message exceeded the message size limit; its payload was truncated";
     NoCloseFrame => "no-close-frame", Warning, "the connection ended without a close frame from one or both sides (what a peer reports as 1006)";
     CloseNotEchoed => "close-not-echoed", Warning, "one side sent a close frame and the other never answered with its own";

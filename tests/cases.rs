@@ -386,3 +386,56 @@ fn refused_upgrades_are_asked_again_where_the_refusal_ends() {
     assert!(!recs.iter().filter(to_h2c).any(|r| r["type"] != "tcp"), "h2c taken for WebSocket");
     assert!(run_path(&["check"], &capture).status.success());
 }
+
+/// Segments a capture lacks (`crafted-capture-loss`): a compressed message that refers back
+/// to a lost one is reported as `deflate-history-lost` with nothing inflated, not as the text
+/// the old window would give (tshark shows "ta gamma delta alpha b" for it); the messages
+/// after it inflate right; frames continuing a message whose start was lost, and a message
+/// begun after one whose end was lost, carry the gap, not a protocol error; and a capture
+/// begun mid-stream is read the same way. `check` passes: no peer did anything wrong.
+#[test]
+fn capture_loss_is_told_apart_from_peer_errors() {
+    let capture = testdata("crafted-capture-loss/capture.pcap");
+    let recs = json_of(&capture, &[]);
+    let messages = |stream: u64, from: &str| -> Vec<(String, Vec<String>)> {
+        of_type(&recs, "message")
+            .iter()
+            .filter(|m| m["stream"] == stream && m["from"] == from && m["opcode_name"] == "text")
+            .map(|m| {
+                let problems = m["problems"].as_array().unwrap();
+                let problems = problems.iter().map(|p| p.as_str().unwrap().to_string());
+                (m["text"].as_str().unwrap().to_string(), problems.collect())
+            })
+            .collect()
+    };
+    let ok = |t: &str| (t.to_string(), Vec::<String>::new());
+    let flagged = |t: &str, p: &[&str]| (t.to_string(), p.iter().map(|s| s.to_string()).collect());
+    assert_eq!(
+        messages(0, "server"),
+        [
+            ok(&"alpha beta gamma delta ".repeat(3)),
+            flagged("", &["deflate-history-lost"]),
+            ok("0123456789"),
+            ok("0123456789 0123456789 9876543210"),
+            ok("after the orphans"),
+        ]
+    );
+    assert_eq!(
+        messages(0, "client"),
+        [flagged("first part ", &["tcp-gap", "incomplete-message"]), ok("next message")]
+    );
+    assert_eq!(
+        messages(1, "server"),
+        [flagged("", &["deflate-history-lost"]), ok("fresh 42"), ok("fresh 42 fresh 42")]
+    );
+    let continuations: Vec<(u64, &Value)> = of_type(&recs, "frame")
+        .into_iter()
+        .filter(|f| f["opcode_name"] == "continuation")
+        .map(|f| (f["stream"].as_u64().unwrap(), &f["problems"]))
+        .collect();
+    let gap = serde_json::json!(["tcp-gap"]);
+    let none = serde_json::json!([]);
+    assert_eq!(continuations, [(0, &gap), (0, &gap), (1, &none)]);
+    let out = run_path(&["check"], &capture);
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stdout));
+}

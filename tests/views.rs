@@ -41,6 +41,8 @@ const GOLDEN: &[(&str, &str, &[&str])] = &[
     ("crafted-deflate", "messages.txt", &["messages", "-t", "ad"]),
     ("node-ws-deflate", "conns.txt", &["conns"]),
     ("crafted-midstream-gap", "follow-0.txt", &["follow", "0"]),
+    ("crafted-capture-loss", "frames.txt", &[]),
+    ("crafted-capture-loss", "check.txt", &["check"]),
     ("crafted-socks", "frames.txt", &[]),
     ("tour-upgrade-event", "frames.txt", &[]),
     ("tour-upgrade-event", "conns.txt", &["conns"]),

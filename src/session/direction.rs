@@ -136,11 +136,25 @@ pub struct Direction {
     sync: Sync,
 }
 
+/// Whether the next frames found may continue a message whose start this side never saw.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Resumed {
+    /// In step with the sender from a frame boundary on: a continuation frame with no message
+    /// open, or a new message inside an open one, is the sender's error.
+    No,
+    /// The capture began after the handshake, maybe inside a fragmented message.
+    JoinedLate,
+    /// A TCP gap swallowed the framing, maybe with the end of one message and the start of
+    /// the next.
+    AfterGap,
+}
+
 /// Everything but the decoder, so that the decoder's callback can borrow it.
 struct DirState {
     side: Side,
     frame: Option<FrameInProgress>,
     message: Option<MessageInProgress>,
+    resumed: Resumed,
     inflater: Option<Inflater>,
     deflate: DeflateSetup,
     /// Deflate was not negotiated in a handshake we saw; RSV1 turns it on.
@@ -159,6 +173,7 @@ impl Direction {
                 side,
                 frame: None,
                 message: None,
+                resumed: if handshake_seen { Resumed::No } else { Resumed::JoinedLate },
                 inflater: deflate.negotiated.then(|| Inflater::new(deflate.no_context_takeover)),
                 deflate,
                 deflate_unknown: !handshake_seen,
@@ -258,6 +273,8 @@ impl Direction {
     ) {
         self.state.stats.gap_bytes = self.state.stats.gap_bytes.saturating_add(len);
         if let Sync::Searching(held, scan) = &mut self.sync {
+            // Whole messages may have been in the hole.
+            self.state.lose_framing(plain_len, meta, ends, ctx);
             // Held bytes before a hole cannot start a frame that continues after it.
             let n = held.len() as u64;
             held.clear();
@@ -275,6 +292,7 @@ impl Direction {
             }
         }
         self.state.abort_frame(meta, ends, ctx, ProblemCode::TcpGap);
+        self.state.lose_framing(plain_len, meta, ends, ctx);
         self.decoder.reset();
         self.sync = Sync::Searching(Vec::new(), FrameScan::new());
     }
@@ -336,7 +354,7 @@ impl DirState {
                 if self.deflate_unknown {
                     // Mid-stream: the handshake that negotiated deflate is not in the capture.
                     self.deflate = DeflateSetup { negotiated: true, no_context_takeover: false };
-                    self.inflater = Some(Inflater::new(false));
+                    self.inflater = Some(Inflater::joined_late(false));
                 } else {
                     problems.push(ProblemCode::RsvWithoutExtension);
                 }
@@ -346,14 +364,28 @@ impl DirState {
             problems.push(ProblemCode::DataAfterClose);
         }
         match h.opcode {
+            // The rest of a message that began where this side lost (or never had) the
+            // framing: its frames are reported, with the gap that explains them.
             OpCode::Continuation if self.message.is_none() => {
-                problems.push(ProblemCode::UnexpectedContinuation);
+                match self.resumed {
+                    Resumed::No => problems.push(ProblemCode::UnexpectedContinuation),
+                    Resumed::AfterGap => problems.push(ProblemCode::TcpGap),
+                    Resumed::JoinedLate => {}
+                }
+                if h.fin {
+                    // That message is over: the next continuation has none to belong to.
+                    self.resumed = Resumed::No;
+                }
             }
             OpCode::Text | OpCode::Binary => {
                 if self.message.is_some() {
-                    problems.push(ProblemCode::DataFrameInsideFragmentedMessage);
+                    // Only an unbroken stream shows the sender starting a message early.
+                    if self.resumed == Resumed::No {
+                        problems.push(ProblemCode::DataFrameInsideFragmentedMessage);
+                    }
                     self.abort_message(meta, ends, ctx);
                 }
+                self.resumed = Resumed::No;
                 let compressed = rsv1 && self.deflate.negotiated;
                 // Inflated text past the keep limit is not validated, so the kept part is
                 // judged by itself: a compressed message is kept whole.
@@ -489,6 +521,20 @@ impl DirState {
         }
     }
 
+    /// A TCP gap swallowed the framing (after the frame in progress was reported): the
+    /// message in progress ends here, as what follows the hole may be another message's; so
+    /// does the deflate history, which whole messages in the hole may have added to.
+    fn lose_framing(&mut self, lost: Option<u64>, meta: Meta, ends: &Endpoints, ctx: &mut Ctx<'_>) {
+        if self.message.is_some() {
+            self.payload_gap(lost.unwrap_or(0));
+            self.abort_message(meta, ends, ctx);
+        }
+        if let Some(inflater) = self.inflater.as_mut() {
+            inflater.lose_history();
+        }
+        self.resumed = Resumed::AfterGap;
+    }
+
     /// Payload bytes of the current frame were lost in a TCP gap.
     fn payload_gap(&mut self, len: u64) {
         if let Some(frame) = self.frame.as_mut() {
@@ -506,7 +552,7 @@ impl DirState {
                 // The deflate stream cannot continue past missing bytes.
                 msg.inflate_failed = true;
                 if let Some(inflater) = self.inflater.as_mut() {
-                    inflater.reset();
+                    inflater.lose_history();
                 }
             }
             if msg.opcode == OpCode::Text {
@@ -700,10 +746,11 @@ impl DirState {
             }
         }
         if msg.compressed && (msg.inflate_failed || incomplete) {
-            // The next message starts a fresh deflate stream as far as we can tell; with
-            // context takeover it will likely fail, and say so.
+            // What this message added to the sender's history is not in the window: the
+            // next messages inflate from an empty one, and those that refer back past it
+            // say so (`deflate-history-lost`).
             if let Some(inflater) = self.inflater.as_mut() {
-                inflater.reset();
+                inflater.lose_history();
             }
         }
         if msg.opcode == OpCode::Text
@@ -778,6 +825,7 @@ fn fail_inflate(msg: &mut MessageInProgress, e: InflateError) {
     let code = match e {
         InflateError::Limit => ProblemCode::InflateLimit,
         InflateError::Corrupt(_) => ProblemCode::DecompressFailed,
+        InflateError::HistoryLost => ProblemCode::DeflateHistoryLost,
     };
     push_once(&mut msg.problems, code);
 }

@@ -6,6 +6,14 @@
 //! inflated, into a fixed scratch buffer, so that the sliding window stays right for the next
 //! message under context takeover; a hard output cap stops bombs.
 //!
+//! Under context takeover a message may refer back up to 32 KiB into what the sender sent
+//! before (RFC 7692 §7.2.1), so a message lost to a TCP gap, sent before the capture began, or
+//! not inflated leaves this side without part of that history. Inflating on over the old
+//! window would turn such references into plausible garbage (tshark shows it as the text),
+//! so the window is emptied instead: what remains is then always the latest part of the
+//! sender's history, and a reference past it fails ("invalid distance too far back"), told
+//! apart as [`InflateError::HistoryLost`] until 32 KiB inflated since make the history whole.
+//!
 //! flate2's backend is zlib-ng: on the benchmark capture it inflated in 24 % fewer
 //! instructions than zlib-rs (`conns`, 10 MB, callgrind: 202.2 M against 154.1 M in all),
 //! and inflating is half the work of the views that print no payloads.
@@ -15,6 +23,8 @@ use flate2::{Decompress, FlushDecompress, Status};
 /// The tail a sender removes from each compressed message (RFC 7692 §7.2.1).
 const TAIL: [u8; 4] = [0x00, 0x00, 0xff, 0xff];
 const SCRATCH: usize = 32 << 10;
+/// The farthest a deflate back-reference reaches (a 15-bit window).
+const WINDOW: u64 = 32 << 10;
 /// The least a message's buffer starts with; then eight times its input, which most text
 /// does not inflate past (messages of the benchmark capture grew 5 to 8 times).
 const FIRST_GUESS: usize = 4 << 10;
@@ -25,6 +35,8 @@ const MIN_SPARE: usize = 1 << 10;
 pub enum InflateError {
     /// The compressed data is not valid deflate (or needs a context we do not have).
     Corrupt(String),
+    /// The message refers back to history this side lost (see the module doc).
+    HistoryLost,
     /// The message inflated past the output cap.
     Limit,
 }
@@ -45,8 +57,13 @@ pub struct Inflater {
     scratch: Vec<u8>,
     /// Whether this message produced bytes past the caller's keep limit.
     dropped: bool,
-    /// A failed stream cannot continue; it is reset at the next message.
-    failed: bool,
+    /// A failed stream cannot continue (later pieces fail as it did); it is reset at the
+    /// next message.
+    failed: Option<InflateError>,
+    /// Part of the sender's last 32 KiB of history is missing from the window, and how much
+    /// has been inflated since the window was emptied for it.
+    history_lost: bool,
+    since_loss: u64,
     /// The message's data so far ended with a final block (BFINAL, RFC 7692 §7.2.3.3): the
     /// stream is over, and the tail the receiver appends is not part of it.
     ended: bool,
@@ -61,9 +78,19 @@ impl Inflater {
             max_output: u64::MAX,
             scratch: vec![0; SCRATCH],
             dropped: false,
-            failed: false,
+            failed: None,
+            history_lost: false,
+            since_loss: 0,
             ended: false,
         }
+    }
+
+    /// An inflater for a stream already under way, whose history before now was not seen (a
+    /// capture that starts after the handshake).
+    pub fn joined_late(no_context_takeover: bool) -> Inflater {
+        let mut inflater = Inflater::new(no_context_takeover);
+        inflater.lose_history();
+        inflater
     }
 
     /// Caps the current message's inflated size; past it `inflate` fails with `Limit`.
@@ -79,12 +106,12 @@ impl Inflater {
         out: &mut Vec<u8>,
         keep_limit: usize,
     ) -> Result<InflateProgress, InflateError> {
-        if self.failed {
-            return Err(InflateError::Corrupt("deflate stream already broken".into()));
+        if let Some(e) = &self.failed {
+            return Err(e.clone());
         }
         let r = self.run(input, out, keep_limit);
-        if r.is_err() {
-            self.failed = true;
+        if let Err(e) = &r {
+            self.failed = Some(e.clone());
         }
         r
     }
@@ -96,8 +123,8 @@ impl Inflater {
         out: &mut Vec<u8>,
         keep_limit: usize,
     ) -> Result<InflateProgress, InflateError> {
-        let r = if self.failed {
-            Err(InflateError::Corrupt("deflate stream already broken".into()))
+        let r = if let Some(e) = &self.failed {
+            Err(e.clone())
         } else if self.ended {
             // A sender that ends messages with a final block removes no tail: none is fed.
             Ok(InflateProgress { produced: self.produced, kept_all: !self.dropped })
@@ -107,7 +134,10 @@ impl Inflater {
         self.ended = false;
         let kept_all = r.as_ref().map(|p| p.kept_all).unwrap_or(false);
         let produced = self.produced;
-        if r.is_err() || self.no_context_takeover {
+        if r.is_err() {
+            // What the message would have added to the history is missing.
+            self.lose_history();
+        } else if self.no_context_takeover {
             self.reset();
         } else {
             self.produced = 0;
@@ -121,13 +151,25 @@ impl Inflater {
         self.produced
     }
 
-    /// Starts over with an empty window.
+    /// Starts over with an empty window, as the sender does (no context takeover, a final
+    /// block).
     pub fn reset(&mut self) {
         self.z.reset(false);
         self.produced = 0;
         self.dropped = false;
-        self.failed = false;
+        self.failed = None;
         self.ended = false;
+        self.history_lost = false;
+        self.since_loss = 0;
+    }
+
+    /// Starts over with an empty window because bytes the sender compressed were lost (a TCP
+    /// gap, a message that could not be inflated): later messages that refer to them fail
+    /// with [`InflateError::HistoryLost`] instead of inflating to garbage. A sender without
+    /// context takeover starts each message afresh, so it loses nothing past this message.
+    pub fn lose_history(&mut self) {
+        self.reset();
+        self.history_lost = !self.no_context_takeover;
     }
 
     fn run(
@@ -168,9 +210,13 @@ impl Inflater {
                 }
                 (r, self.scratch.len())
             };
-            let status = status.map_err(|e| InflateError::Corrupt(e.to_string()))?;
+            let status = status.map_err(|e| self.error(&e))?;
             let used = (self.z.total_in() - before_in) as usize;
             let made = self.z.total_out() - before_out;
+            if self.history_lost {
+                self.since_loss += made;
+                self.history_lost = self.since_loss < WINDOW;
+            }
             input = input.get(used..).unwrap_or_default();
             if used > 0 {
                 self.ended = false;
@@ -181,9 +227,11 @@ impl Inflater {
             }
             if status == Status::StreamEnd {
                 // A final block (BFINAL) ends the stream; start afresh for what follows. The
-                // window goes with it: a sender that ends messages so starts each afresh.
+                // window goes with it: a sender that ends messages so starts each afresh, and
+                // nothing before refers past this point.
                 self.z.reset(false);
                 self.ended = true;
+                self.history_lost = false;
                 if input.is_empty() {
                     break;
                 }
@@ -198,6 +246,17 @@ impl Inflater {
             }
         }
         Ok(InflateProgress { produced: self.produced, kept_all: !self.dropped })
+    }
+
+    /// A reference past the window's start is the lost history's doing while it is lost;
+    /// anything else is bad data.
+    fn error(&self, e: &flate2::DecompressError) -> InflateError {
+        let message = e.to_string();
+        if self.history_lost && message.contains("too far back") {
+            InflateError::HistoryLost
+        } else {
+            InflateError::Corrupt(message)
+        }
     }
 }
 
@@ -243,6 +302,91 @@ mod tests {
         assert!(out.ends_with(&TAIL));
         out.truncate(out.len() - 4);
         out
+    }
+
+    /// The messages a sender with context takeover writes for `texts`: one stream, each
+    /// message sync-flushed and its tail removed.
+    fn takeover_messages(texts: &[&[u8]]) -> Vec<Vec<u8>> {
+        let mut c = Compress::new(Compression::best(), false);
+        texts
+            .iter()
+            .map(|t| {
+                let mut out = Vec::with_capacity(t.len() + 64);
+                c.compress_vec(t, &mut out, FlushCompress::Sync).unwrap();
+                assert!(out.ends_with(&TAIL));
+                out.truncate(out.len() - 4);
+                out
+            })
+            .collect()
+    }
+
+    /// One message, as a direction inflates it: a message that fails is not finished, and
+    /// its part of the history is lost.
+    fn message(inf: &mut Inflater, z: &[u8]) -> Result<Vec<u8>, InflateError> {
+        let mut out = Vec::new();
+        if let Err(e) = inf.inflate(z, &mut out, usize::MAX) {
+            inf.lose_history();
+            return Err(e);
+        }
+        inf.finish_message(&mut out, usize::MAX)?;
+        Ok(out)
+    }
+
+    const FIRST: &[u8] = b"alpha beta gamma delta alpha beta gamma delta";
+    const LOST: &[u8] = b"zeta eta theta iota kappa lambda mu nu";
+    const ACROSS: &[u8] = b"alpha beta gamma delta";
+
+    #[test]
+    fn a_message_referring_to_lost_history_says_so_and_the_next_ones_inflate() {
+        let z = takeover_messages(&[FIRST, LOST, ACROSS, b"0123456789", b"0123456789 0123456789"]);
+        let mut inf = Inflater::new(false);
+        assert_eq!(message(&mut inf, &z[0]).unwrap(), FIRST);
+        // Over the old window the reference lands on the wrong bytes: plausible garbage.
+        let mut stale = Inflater::new(false);
+        message(&mut stale, &z[0]).unwrap();
+        assert_ne!(message(&mut stale, &z[2]), Ok(ACROSS.to_vec()));
+        // The second message was lost in a gap.
+        inf.lose_history();
+        assert_eq!(message(&mut inf, &z[2]), Err(InflateError::HistoryLost));
+        // What the window holds since is the sender's latest history, so what refers only to
+        // it inflates right.
+        assert_eq!(message(&mut inf, &z[3]).unwrap(), b"0123456789");
+        assert_eq!(message(&mut inf, &z[4]).unwrap(), b"0123456789 0123456789");
+    }
+
+    #[test]
+    fn a_stream_joined_late_lacks_its_history_and_bad_data_is_still_bad() {
+        let z = takeover_messages(&[FIRST, ACROSS]);
+        let mut inf = Inflater::joined_late(false);
+        assert_eq!(message(&mut inf, &z[1]), Err(InflateError::HistoryLost));
+        // Not deflate at all: corrupt whatever the history.
+        let mut inf = Inflater::joined_late(false);
+        assert!(matches!(message(&mut inf, &[0xff, 0xff, 0xff]), Err(InflateError::Corrupt(_))));
+        // A whole history: a reference past the window is the data's fault.
+        let mut inf = Inflater::new(false);
+        assert!(matches!(message(&mut inf, &z[1]), Err(InflateError::Corrupt(_))));
+    }
+
+    #[test]
+    fn a_message_that_failed_leaves_the_history_lost_until_a_window_is_inflated() {
+        let z = takeover_messages(&[FIRST, ACROSS]);
+        let mut inf = Inflater::new(false);
+        assert!(matches!(message(&mut inf, &[0xff, 0xff]), Err(InflateError::Corrupt(_))));
+        assert_eq!(message(&mut inf, &z[1]), Err(InflateError::HistoryLost));
+        // 32 KiB inflated since: every reference the sender can make is in the window again,
+        // so one that is not is bad data.
+        let fresh: Vec<u8> =
+            (0..40_000u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8).collect();
+        let mut c = Compress::new(Compression::fast(), false);
+        let mut fz = Vec::with_capacity(64 << 10);
+        c.compress_vec(&fresh, &mut fz, FlushCompress::Sync).unwrap();
+        fz.truncate(fz.len() - 4);
+        assert_eq!(message(&mut inf, &fz).unwrap(), fresh);
+        assert!(matches!(message(&mut inf, &[0xff, 0xff]), Err(InflateError::Corrupt(_))));
+        // A sender without context takeover starts each message afresh: nothing is lost.
+        let mut inf = Inflater::new(true);
+        inf.lose_history();
+        assert!(matches!(message(&mut inf, &z[1]), Err(InflateError::Corrupt(_))));
     }
 
     #[test]

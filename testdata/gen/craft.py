@@ -1461,6 +1461,60 @@ def proxy_protocol_case():
     })
 
 
+def capture_loss():
+    """What a capture that dropped packets (tcpdump under load) or began late holds, in the
+    middle of permessage-deflate with context takeover and of fragmented messages. A message
+    that refers back to bytes the capture lacks is reported as such, not inflated from the
+    wrong history (tshark shows that garbage as the text); the rest of a message whose start
+    was lost, and a new message after one whose end was lost, are not the peers' errors."""
+    cap = Pcap()
+    c = Conn(cap, "10.3.0.1", "10.3.0.2", 53000, 8460)
+    c.open()
+    ext = "Sec-WebSocket-Extensions: permessage-deflate\r\n"
+    c.send("c", request("/loss", extra=ext))
+    c.send("s", response(extra=ext))
+    zs = zlib.compressobj(9, zlib.DEFLATED, -15)
+
+    def lose(side, data):
+        c.nxt[side] += len(data)
+
+    c.send("s", frame(1, deflate(b"alpha beta gamma delta " * 3, zs), rsv=4))
+    lose("s", frame(1, deflate(b"zeta eta theta iota kappa lambda mu nu", zs), rsv=4))
+    # Refers back across the lost message, into the first one.
+    c.send("s", frame(1, deflate(b"alpha beta gamma delta", zs), rsv=4))
+    # Digits: nothing to refer back to; then a message that refers to them only.
+    c.send("s", frame(1, deflate(b"0123456789", zs), rsv=4))
+    c.send("s", frame(1, deflate(b"0123456789 0123456789 9876543210", zs), rsv=4))
+    # A fragmented message whose first frame was lost, then a message after it.
+    lose("s", frame(2, b"\x01\x02\x03", fin=False))
+    c.send("s", frame(0, b"\x04\x05", fin=False) + frame(0, b"\x06"))
+    c.send("s", frame(1, "after the orphans"))
+    # A fragmented message whose last frame was lost, then the next message.
+    c.send("c", cf(1, "first part ", fin=False))
+    lose("c", cf(0, "lost end"))
+    c.send("c", cf(1, "next message"))
+    close_normally(c)
+    # A capture that began after the handshake, inside a fragmented message and after
+    # compressed messages the next ones refer back to.
+    c = Conn(cap, "10.3.0.1", "10.3.0.2", 53001, 8461, t=1_700_000_010.0)
+    zs = zlib.compressobj(9, zlib.DEFLATED, -15)
+    deflate(b"hello world hello world", zs)
+    c.send("s", frame(0, "tail of a message begun before the capture"))
+    c.send("s", frame(1, deflate(b"hello world again", zs), rsv=4))
+    c.send("s", frame(1, deflate(b"fresh 42", zs), rsv=4))
+    c.send("s", frame(1, deflate(b"fresh 42 fresh 42", zs), rsv=4))
+    close_normally(c)
+    save("crafted-capture-loss", cap, {
+        "description": "segments lost in permessage-deflate with context takeover and in "
+                       "fragmented messages; a capture begun mid-stream",
+        "connections": [
+            {"server_port": 8460, "messages": None, "close": {"initiator": "client", "code": 1000, "echoed": True}},
+            {"server_port": 8461, "messages": None, "close": {"initiator": "client", "code": 1000, "echoed": True}},
+        ],
+        "expect_problems": ["tcp-gap", "deflate-history-lost", "incomplete-message", "handshake-not-seen"],
+    })
+
+
 if __name__ == "__main__":
     random.seed(1)
     violations()
@@ -1480,3 +1534,4 @@ if __name__ == "__main__":
     socks_case()
     proxy_protocol_case()
     h2_case()
+    capture_loss()
