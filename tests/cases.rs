@@ -391,8 +391,9 @@ fn refused_upgrades_are_asked_again_where_the_refusal_ends() {
 /// to a lost one is reported as `deflate-history-lost` with nothing inflated, not as the text
 /// the old window would give (tshark shows "ta gamma delta alpha b" for it); the messages
 /// after it inflate right; frames continuing a message whose start was lost, and a message
-/// begun after one whose end was lost, carry the gap, not a protocol error; and a capture
-/// begun mid-stream is read the same way. `check` passes: no peer did anything wrong.
+/// begun after one whose end was lost, carry the gap, not a protocol error; a capture begun
+/// mid-stream is read the same way; and a handshake that lost its answer or its request is
+/// still followed by its frames. `check` passes: no peer did anything wrong.
 #[test]
 fn capture_loss_is_told_apart_from_peer_errors() {
     let capture = testdata("crafted-capture-loss/capture.pcap");
@@ -436,6 +437,17 @@ fn capture_loss_is_told_apart_from_peer_errors() {
     let gap = serde_json::json!(["tcp-gap"]);
     let none = serde_json::json!([]);
     assert_eq!(continuations, [(0, &gap), (0, &gap), (1, &none)]);
+    // A lost answer to the upgrade request: the frames after it are found by content; a lost
+    // request: the answer is not blamed for coming without one.
+    assert_eq!(messages(2, "server"), [ok("hello after a lost answer")]);
+    assert_eq!(messages(2, "client"), [ok("client after a lost answer")]);
+    assert_eq!(messages(3, "server"), [ok("server after a lost request")]);
+    let notes = |stream: u64| -> Value {
+        let h = of_type(&recs, "handshake").into_iter().find(|h| h["stream"] == stream);
+        h.map(|h| h["notes"].clone()).unwrap_or_default()
+    };
+    assert_eq!(notes(2), serde_json::json!(["the server's answer was lost in a TCP gap"]));
+    assert_eq!(notes(3), serde_json::json!(["the upgrade request is not in the capture"]));
     let out = run_path(&["check"], &capture);
     assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stdout));
 }

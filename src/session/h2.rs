@@ -110,11 +110,12 @@ impl H2Conn {
                 let reader = &mut self.readers[idx(from)];
                 if !reader.is_broken() {
                     reader.lose();
+                    // The capture's loss, not the peer's fault: a warning, as the gap itself.
                     problem(
                         info,
                         meta,
                         Some(from),
-                        ProblemCode::MalformedHttp,
+                        ProblemCode::TcpGap,
                         format!(
                             "HTTP/2 frames from the {} cannot be followed after a gap of {len} \
                              bytes; the rest of its stream is not decoded",

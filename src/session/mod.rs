@@ -214,6 +214,9 @@ pub struct Session {
     roles_from_syn: bool,
     /// Stream bytes before detection finished were lost: a handshake may have been in them.
     lost_start: bool,
+    /// Each side lost bytes in a TCP gap while the handshake was read: its request or its
+    /// answer may have been in the hole, which explains one coming without the other.
+    lost_in_handshake: [bool; 2],
     pending: [Vec<u8>; 2],
     /// The packets `pending` came in: boxed, as it lives only while a handshake is read.
     arrivals: Option<Box<Arrivals>>,
@@ -461,6 +464,7 @@ impl Session {
                 ctx.acct.skipped_bytes += held.len() as u64;
                 self.body_skip[idx(from)] = 0;
                 self.lost_start = true;
+                self.lost_in_handshake[idx(from)] = true;
             }
             Phase::Rejected | Phase::Opaque | Phase::Http2 => {}
         }
@@ -595,6 +599,11 @@ impl Session {
             }
             let step = match self.phase {
                 Phase::AwaitingResponse if from == Side::Client => return feedback,
+                Phase::AwaitingResponse
+                    if self.lost_in_handshake[idx(Side::Server)] && !looks_like_response(buf) =>
+                {
+                    self.after_lost_response(meta, ctx)
+                }
                 Phase::AwaitingResponse => self.try_response(meta, ctx),
                 // A client may send what goes through the tunnel (a ClientHello) before the
                 // proxy answers its CONNECT: held until the answer says what it is.
@@ -1359,13 +1368,27 @@ impl Session {
                 rec.extensions = check.extensions.clone();
                 rec.response_headers = resp.headers.clone();
                 rec.notes = check.notes.clone();
+                // An answer is blamed for coming without a request only when the client's side
+                // shows what it sent instead; a request the capture lacks (lost in a TCP gap,
+                // which may be told only later, or sent before the capture began) explains it.
+                let tunnel_start = self.proxy.as_ref().map_or(0, |p| p.tunnel_start);
+                let request_lost = req.is_none()
+                    && (self.lost_in_handshake[idx(Side::Client)]
+                        || self.stream_bytes[idx(Side::Client)] <= tunnel_start);
+                if request_lost {
+                    rec.notes.push("the upgrade request is not in the capture".into());
+                }
                 for p in check.problems {
-                    if !rec.problems.contains(&p) {
+                    let explained = request_lost && p == ProblemCode::ResponseWithoutRequest;
+                    if !explained && !rec.problems.contains(&p) {
                         rec.problems.push(p);
                     }
                 }
                 deflate = check.deflate;
                 websocket = resp.status == 101;
+            }
+            None if self.lost_in_handshake[idx(Side::Server)] => {
+                rec.notes.push("the server's answer was lost in a TCP gap".into())
             }
             None => rec.notes.push("the connection ended before the server answered".into()),
         }
@@ -1454,25 +1477,81 @@ impl Session {
             Direction::new(Side::Server, server, handshake_seen),
         ]));
         self.scans = None;
-        // Bytes that arrived with or after the handshake heads are the first frames.
-        for side in [Side::Server, Side::Client] {
-            // Each packet's bytes with its own packet number and time.
-            let (held, spans) = self.take_held_spans(idx(side), meta);
-            for (range, meta) in spans {
-                self.feed_ws(side, &held[range], meta, ctx);
+        // Bytes that arrived with or after the handshake heads are the first frames: each
+        // packet's bytes with its own packet number and time, both sides in the order their
+        // packets came (which side closed first, or pinged first, is read from that order).
+        let (server, server_spans) = self.take_held_spans(idx(Side::Server), meta);
+        let (client, client_spans) = self.take_held_spans(idx(Side::Client), meta);
+        let mut spans: Vec<(Side, std::ops::Range<usize>, Meta)> = server_spans
+            .into_iter()
+            .map(|(r, m)| (Side::Server, r, m))
+            .chain(client_spans.into_iter().map(|(r, m)| (Side::Client, r, m)))
+            .collect();
+        // Stable: a packet's server bytes before its client bytes, as before.
+        spans.sort_by_key(|(_, _, m)| m.packet);
+        for (side, range, meta) in spans {
+            let held = if side == Side::Server { &server } else { &client };
+            self.feed_ws(side, &held[range], meta, ctx);
+        }
+    }
+
+    /// The server's answer to the upgrade request was lost in a TCP gap, and what came after
+    /// it is not an HTTP response: frames are looked for as in a capture joined mid-stream
+    /// (the request asked for WebSocket), after the request is reported unanswered. Nothing
+    /// is blamed on the peers.
+    fn after_lost_response(&mut self, meta: Meta, ctx: &mut Ctx<'_>) -> Step {
+        match self.find_frames(Side::Server, ctx) {
+            Err(Sniffed::Wait) => Step::Wait,
+            Err(_) => {
+                self.finish_unanswered(meta, ctx);
+                self.give_up(ctx);
+                Step::Done
+            }
+            Ok(_) => {
+                self.finish_unanswered(meta, ctx);
+                self.start_by_content(
+                    "WebSocket recognised by frame content; the server's answer to the upgrade \
+                     request is not in the capture (lost in a TCP gap)",
+                    meta,
+                    ctx,
+                );
+                Step::Done
             }
         }
     }
 
     /// Mid-stream pickup: is this a run of WebSocket frames?
     fn sniff_websocket(&mut self, from: Side, meta: Meta, ctx: &mut Ctx<'_>) -> Sniffed {
+        let sender_is_client = match self.find_frames(from, ctx) {
+            Ok(masked) => masked,
+            Err(no) => return no,
+        };
+        let mut swap = false;
+        if sender_is_client != (from == Side::Client) && !self.roles_from_syn {
+            self.swap_roles();
+            swap = true;
+        }
+        self.start_by_content(
+            "WebSocket recognised by frame content; the upgrade handshake is not in the capture",
+            meta,
+            ctx,
+        );
+        Sniffed::WebSocket(swap)
+    }
+
+    /// Whether the bytes held from `from` are a convincing run of WebSocket frames: `Ok` with
+    /// whether the first is masked (a client's) when they are.
+    fn find_frames(&mut self, from: Side, ctx: &mut Ctx<'_>) -> Result<bool, Sniffed> {
         let window = ctx.opts.limits.max_scan_window;
         let buf = &self.pending[idx(from)];
+        let not_yet = if buf.len() >= window { Sniffed::No } else { Sniffed::Wait };
         let Some(at) = self.scans.get_or_insert_with(Default::default)[idx(from)].find(buf, None)
         else {
-            return if buf.len() >= window { Sniffed::No } else { Sniffed::Wait };
+            return Err(not_yet);
         };
-        let Some(first) = buf.get(at..).and_then(FrameHeader::parse) else { return Sniffed::Wait };
+        let Some(first) = buf.get(at..).and_then(FrameHeader::parse) else {
+            return Err(Sniffed::Wait);
+        };
         let run =
             sniff::frame_run(buf.get(at..).unwrap_or_default(), Some(first.mask.is_some()), 4);
         // One frame alone is weak evidence: require a data or control opcode whose payload
@@ -1480,31 +1559,24 @@ impl Session {
         let strong =
             run.frames >= 2 || (at == 0 && run.ends_exactly && single_frame_plausible(buf, &first));
         if !strong {
-            return if buf.len() >= window { Sniffed::No } else { Sniffed::Wait };
+            return Err(not_yet);
         }
-        let sender_is_client = first.mask.is_some();
-        let mut swap = false;
-        if sender_is_client != (from == Side::Client) && !self.roles_from_syn {
-            self.swap_roles();
-            swap = true;
-        }
+        Ok(first.mask.is_some())
+    }
+
+    /// Decodes the connection as WebSocket from here on, its frames found by content: the
+    /// handshake that would say what was negotiated is missing (`why`).
+    fn start_by_content(&mut self, why: &str, meta: Meta, ctx: &mut Ctx<'_>) {
         let ends = self.ends();
-        self.problem(
-            ProblemCode::HandshakeNotSeen,
-            None,
-            meta,
-            ctx,
-            "WebSocket recognised by frame content; the upgrade handshake is not in the capture"
-                .into(),
-        );
+        self.problem(ProblemCode::HandshakeNotSeen, None, meta, ctx, why.into());
         ctx.out.classify(ends.stream, true);
         self.app = Some(Box::new(AppConn::new(&Hints {
+            path: self.summary.path.as_deref(),
             max_held: ctx.opts.limits.max_message,
             ..Hints::default()
         })));
         let off = DeflateSetup::default();
         self.start_websocket(off, off, false, meta, ctx);
-        Sniffed::WebSocket(swap)
     }
 
     fn on_closed(&mut self, reason: CloseReason, meta: Meta, ctx: &mut Ctx<'_>) {

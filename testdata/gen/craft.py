@@ -1462,8 +1462,9 @@ def proxy_protocol_case():
 
 
 def capture_loss():
-    """What a capture that dropped packets (tcpdump under load) or began late holds, in the
-    middle of permessage-deflate with context takeover and of fragmented messages. A message
+    """What a capture that dropped packets (tcpdump under load) or began late holds: in the
+    middle of permessage-deflate with context takeover and of fragmented messages, and in the
+    handshake (a lost answer, a lost request). A message
     that refers back to bytes the capture lacks is reported as such, not inflated from the
     wrong history (tshark shows that garbage as the text); the rest of a message whose start
     was lost, and a new message after one whose end was lost, are not the peers' errors."""
@@ -1504,12 +1505,34 @@ def capture_loss():
     c.send("s", frame(1, deflate(b"fresh 42", zs), rsv=4))
     c.send("s", frame(1, deflate(b"fresh 42 fresh 42", zs), rsv=4))
     close_normally(c)
+    # The server's answer to the upgrade request is lost (frames follow, deflate on), and
+    # another connection's request is lost: neither is the peers' doing.
+    c = Conn(cap, "10.3.0.1", "10.3.0.2", 53002, 8462, t=1_700_000_020.0)
+    c.open()
+    c.send("c", request("/answer-lost", extra=ext))
+    c.nxt["s"] += len(response(extra=ext))
+    c.send("s", frame(1, deflate(b"hello after a lost answer", zlib.compressobj(9, zlib.DEFLATED, -15)), rsv=4))
+    c.send("c", cf(1, "client after a lost answer"))
+    close_normally(c)
+    c = Conn(cap, "10.3.0.1", "10.3.0.2", 53003, 8463, t=1_700_000_030.0)
+    c.open()
+    c.nxt["c"] += len(request("/request-lost"))
+    c.send("s", response())
+    c.send("s", frame(1, "server after a lost request"))
+    c.send("c", cf(1, "client after a lost request"))
+    close_normally(c)
     save("crafted-capture-loss", cap, {
         "description": "segments lost in permessage-deflate with context takeover and in "
                        "fragmented messages; a capture begun mid-stream",
         "connections": [
             {"server_port": 8460, "messages": None, "close": {"initiator": "client", "code": 1000, "echoed": True}},
             {"server_port": 8461, "messages": None, "close": {"initiator": "client", "code": 1000, "echoed": True}},
+            {"server_port": 8462, "messages": [text("server", "hello after a lost answer"),
+                                              text("client", "client after a lost answer")],
+             "close": {"initiator": "client", "code": 1000, "echoed": True}},
+            {"server_port": 8463, "messages": [text("server", "server after a lost request"),
+                                              text("client", "client after a lost request")],
+             "close": {"initiator": "client", "code": 1000, "echoed": True}},
         ],
         "expect_problems": ["tcp-gap", "deflate-history-lost", "incomplete-message", "handshake-not-seen"],
     })
