@@ -451,3 +451,64 @@ fn capture_loss_is_told_apart_from_peer_errors() {
     let out = run_path(&["check"], &capture);
     assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stdout));
 }
+
+/// Messages and error-level problem counts of a capture: messages without a problem, as
+/// (stream, side, opcode, payload), each with how often it occurs.
+fn clean_messages_and_errors(
+    recs: &[Value],
+) -> (std::collections::HashMap<String, usize>, std::collections::HashMap<String, u64>) {
+    let mut messages = std::collections::HashMap::new();
+    for m in of_type(recs, "message") {
+        if m["problems"].as_array().is_some_and(|p| p.is_empty()) {
+            let key = format!(
+                "{} {} {} {}{}",
+                m["stream"], m["from"], m["opcode_name"], m["text"], m["bytes"]
+            );
+            *messages.entry(key).or_insert(0) += 1;
+        }
+    }
+    let mut errors = std::collections::HashMap::new();
+    for (code, n) in recs.last().unwrap()["problems"].as_object().unwrap() {
+        let sev = wsdissect::problem::ProblemCode::from_code(code).map(|p| p.severity());
+        if sev == Some(wsdissect::problem::Severity::Error) {
+            errors.insert(code.clone(), n.as_u64().unwrap());
+        }
+    }
+    (messages, errors)
+}
+
+/// Losing any one packet of a real recording (as tcpdump drops them under load) blames no
+/// peer and shows nothing wrong: every message without a problem is one the whole capture
+/// has, and no error-level problem appears that the whole capture lacks.
+#[test]
+fn losing_any_one_packet_blames_no_peer_and_shows_nothing_wrong() {
+    let dir = std::env::temp_dir().join(format!("wsdissect-loss-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let lossy = dir.join("lossy.pcap");
+    let mut runs = 0;
+    for case in ["py-websockets-basic", "node-ws-deflate", "node-ws-plain", "chromium-websockets"] {
+        let capture = testdata(&format!("{case}/capture.pcap"));
+        let (whole, whole_errors) = clean_messages_and_errors(&json_of(&capture, &[]));
+        let packets = of_type(&json_of(&capture, &[]), "end")[0]["packets"].as_u64().unwrap();
+        for lost in 1..=packets {
+            crate::tls::without_packet(&capture, lost, &lossy);
+            let (messages, errors) = clean_messages_and_errors(&json_of(&lossy, &[]));
+            for (m, n) in &messages {
+                assert!(
+                    whole.get(m).is_some_and(|w| w >= n),
+                    "{case} without packet {lost}: {m} is not in the whole capture"
+                );
+            }
+            for (code, n) in &errors {
+                assert!(
+                    whole_errors.get(code).is_some_and(|w| w >= n),
+                    "{case} without packet {lost}: {n} {code} (the whole capture has {:?})",
+                    whole_errors.get(code)
+                );
+            }
+            runs += 1;
+        }
+    }
+    assert!(runs > 60, "{runs}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
