@@ -16,24 +16,35 @@ export JOBS_SHOWN=$(nproc)  # the default -j: one dissecting thread per core
 cargo build --release --quiet
 bin=target/release/wsdissect
 
-measure() { # name file frames cmd...  → best wall time of $rounds, its CPU time, peak RSS
-    local name=$1 file=$2 frames=$3; shift 3
-    local best="" rss=0 cpu=0
-    for _ in $(seq "$rounds"); do
-        local t1 out tf
-        tf=$(mktemp)
-        local t0; t0=$(date +%s.%N)
-        /usr/bin/time -o "$tf" -f '%U %S %M' "$@" >/dev/null 2>/dev/null || true
-        t1=$(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN{printf "%.3f", b-a}')
-        local user sys m c; read -r user sys m < <(tail -1 "$tf"); rm -f "$tf"
-        c=$(awk -v u="$user" -v s="$sys" 'BEGIN{printf "%.2f", u+s}')
-        if [ -z "$best" ] || awk "BEGIN{exit !($t1 < $best)}"; then best=$t1; cpu=$c; fi
-        [ "$m" -gt "$rss" ] && rss=$m
+# Every command runs once per round, round after round (not all rounds of one command and
+# then the next), so that each command's best time is taken over the same stretch of time:
+# the machine's speed drifts over minutes, and a ratio of two commands timed a minute apart
+# measured the drift as much as the commands.
+names=(); cmds=()
+add() { names+=("$1"); shift; cmds+=("$*"); }  # name, then the command line (no spaces in paths)
+run_all() { # file frames → one line per command: best wall time of $rounds, its CPU time, peak RSS
+    local file=$1 frames=$2 n=${#names[@]} r i
+    local -a best rss cpu
+    for ((i = 0; i < n; i++)); do best[i]=""; rss[i]=0; cpu[i]=0; done
+    for ((r = 0; r < rounds; r++)); do
+        for ((i = 0; i < n; i++)); do
+            local tf t0 t1 user sys m c
+            tf=$(mktemp)
+            t0=$(date +%s.%N)
+            /usr/bin/time -o "$tf" -f '%U %S %M' ${cmds[i]} >/dev/null 2>/dev/null || true
+            t1=$(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN{printf "%.3f", b-a}')
+            read -r user sys m < <(tail -1 "$tf"); rm -f "$tf"
+            c=$(awk -v u="$user" -v s="$sys" 'BEGIN{printf "%.2f", u+s}')
+            if [ -z "${best[i]}" ] || awk "BEGIN{exit !($t1 < ${best[i]})}"; then best[i]=$t1; cpu[i]=$c; fi
+            [ "$m" -gt "${rss[i]}" ] && rss[i]=$m
+        done
     done
     local bytes; bytes=$(stat -c %s "$file")
-    awk -v n="$name" -v t="$best" -v b="$bytes" -v f="$frames" -v r="$rss" -v c="$cpu" \
-        'BEGIN{ if (t<=0) t=0.001; printf "%-34s %8.3f s %9.1f MB/s %12.0f frames/s %8.1f MiB %7.2f s cpu\n", n, t, b/1e6/t, f/t, r/1024, c }'
-    echo "$name $best" >> "$dir/times.$$"
+    for ((i = 0; i < n; i++)); do
+        awk -v n="${names[i]}" -v t="${best[i]}" -v b="$bytes" -v f="$frames" -v r="${rss[i]}" -v c="${cpu[i]}" \
+            'BEGIN{ if (t<=0) t=0.001; printf "%-34s %8.3f s %9.1f MB/s %12.0f frames/s %8.1f MiB %7.2f s cpu\n", n, t, b/1e6/t, f/t, r/1024, c }'
+        echo "${names[i]} ${best[i]}" >> "$dir/times.$$"
+    done
 }
 
 for mb in "${sizes[@]}"; do
@@ -45,23 +56,25 @@ for mb in "${sizes[@]}"; do
     cat "$f" >/dev/null
     echo "== $(basename "$f"): $(stat -c %s "$f") bytes, $frames WebSocket frames, best of $rounds"
     rm -f "$dir/times.$$"
-    measure "tcpdump -r F -w /dev/null" "$f" "$frames" tcpdump -r "$f" -w /dev/null
-    measure "wsdissect --json" "$f" "$frames" "$bin" --json "$f"
-    measure "wsdissect --json -j1" "$f" "$frames" "$bin" -j1 --json "$f"
-    measure "wsdissect --json --normalize" "$f" "$frames" "$bin" --json --normalize "$f"
-    measure "wsdissect (table, pipe)" "$f" "$frames" "$bin" "$f"
-    measure "wsdissect (table, pipe) -j1" "$f" "$frames" "$bin" -j1 "$f"
-    measure "wsdissect messages" "$f" "$frames" "$bin" messages "$f"
-    measure "wsdissect conns" "$f" "$frames" "$bin" conns "$f"
-    measure "wsdissect conns -j1" "$f" "$frames" "$bin" -j1 conns "$f"
-    measure "wsdissect check" "$f" "$frames" "$bin" check --fail-on error "$f"
-    measure "wsdissect check -j1" "$f" "$frames" "$bin" -j1 check --fail-on error "$f"
-    measure "wsdissect diff F F (F read twice)" "$f" "$frames" "$bin" diff "$f" "$f"
-    measure "wsdissect diff F F -j1 (twice)" "$f" "$frames" "$bin" -j1 diff "$f" "$f"
+    names=(); cmds=()
+    add "tcpdump -r F -w /dev/null" tcpdump -r "$f" -w /dev/null
+    add "wsdissect --json" "$bin" --json "$f"
+    add "wsdissect --json -j1" "$bin" -j1 --json "$f"
+    add "wsdissect --json --normalize" "$bin" --json --normalize "$f"
+    add "wsdissect (table, pipe)" "$bin" "$f"
+    add "wsdissect (table, pipe) -j1" "$bin" -j1 "$f"
+    add "wsdissect messages" "$bin" messages "$f"
+    add "wsdissect conns" "$bin" conns "$f"
+    add "wsdissect conns -j1" "$bin" -j1 conns "$f"
+    add "wsdissect check" "$bin" check --fail-on error "$f"
+    add "wsdissect check -j1" "$bin" -j1 check --fail-on error "$f"
+    add "wsdissect diff F F (F read twice)" "$bin" diff "$f" "$f"
+    add "wsdissect diff F F -j1 (twice)" "$bin" -j1 diff "$f" "$f"
     if command -v tshark >/dev/null && [ "${SKIP_TSHARK:-0}" != 1 ]; then
-        measure "tshark -Y websocket (table)" "$f" "$frames" tshark -o tcp.reassemble_out_of_order:TRUE -r "$f" -Y websocket
-        measure "tshark -T json -Y websocket" "$f" "$frames" tshark -o tcp.reassemble_out_of_order:TRUE -r "$f" -T json -Y websocket
+        add "tshark -Y websocket (table)" tshark -o tcp.reassemble_out_of_order:TRUE -r "$f" -Y websocket
+        add "tshark -T json -Y websocket" tshark -o tcp.reassemble_out_of_order:TRUE -r "$f" -T json -Y websocket
     fi
+    run_all "$f" "$frames"
     awk '{t[$0]=$NF; n[NR]=$0} END{}' "$dir/times.$$" >/dev/null
     get() { awk -v n="$1" '{t=$NF; $NF=""; sub(/ $/, ""); if ($0 == n) print t}' "$dir/times.$$"; }
     tj=$(get "tshark -T json -Y websocket" || true); wj=$(get "wsdissect --json")
