@@ -50,7 +50,7 @@ fuzz_target!(|data: &[u8]| {
                         limited = true;
                         failed = true;
                     }
-                    Err(InflateError::Corrupt(_)) => failed = true,
+                    Err(InflateError::Corrupt(_) | InflateError::HistoryLost) => failed = true,
                 }
                 assert!(out.len() <= keep.max(before));
                 let _ = utf8.feed(&out[before..]);
