@@ -78,7 +78,7 @@ problem_codes! {
     ProtocolNotOffered => "protocol-not-offered", Error, "the server selected a subprotocol the client did not offer";
     ExtensionNotOffered => "extension-not-offered", Error, "the server accepted an extension the client did not offer";
     UpgradeRejected => "upgrade-rejected", Warning, "the server answered the upgrade request with a status other than 101 (over HTTP/2: other than 2xx)";
-    ResponseWithoutRequest => "response-without-request", Error, "a 101 Switching Protocols response came without a WebSocket upgrade request";
+    ResponseWithoutRequest => "response-without-request", Error, "a 101 Switching Protocols response answered something other than a WebSocket upgrade request (a response whose request the capture lacks is not reported)";
     BadUpgradeHeaders => "bad-upgrade-headers", Error, "the upgrade request or response lacks `Upgrade: websocket` or `Connection: Upgrade`";
     MalformedHttp => "malformed-http", Error, "an HTTP request or response head could not be parsed";
     H2StreamLimit => "h2-stream-limit", Warning, "an HTTP/2 connection had more WebSockets open (256), or more WebSocket CONNECTs awaiting an answer (16), than are followed at once; those past it were not decoded";

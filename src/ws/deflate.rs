@@ -12,7 +12,7 @@
 //! window would turn such references into plausible garbage (tshark shows it as the text),
 //! so the window is emptied instead: what remains is then always the latest part of the
 //! sender's history, and a reference past it fails ("invalid distance too far back"), told
-//! apart as [`InflateError::HistoryLost`] until 32 KiB inflated since make the history whole.
+//! apart as [`InflateError::HistoryLost`] until 32 KiB inflated since then make it whole again.
 //!
 //! flate2's backend is zlib-ng: on the benchmark capture it inflated in 24 % fewer
 //! instructions than zlib-rs (`conns`, 10 MB, callgrind: 202.2 M against 154.1 M in all),
