@@ -108,6 +108,10 @@ pub trait AppDecoder {
     fn session_id(&self) -> Option<&str> {
         None
     }
+    /// Messages from `from` were lost or cut (a TCP gap, a limit): what a decoder holds from
+    /// that side (bytes of a packet split across messages, attachments announced) cannot be
+    /// continued by the messages after the loss, and continuing it would decode them wrong.
+    fn lose(&mut self, _from: Side) {}
 }
 
 /// What the handshake says about the application protocol.
@@ -184,6 +188,13 @@ impl AppConn {
     /// A decoder is chosen, or may still be chosen by content.
     pub fn active(&self) -> bool {
         self.decoder.is_some() || (self.sniffing && self.tried < CONTENT_TRIES)
+    }
+
+    /// Messages from `from` were lost or cut ([`AppDecoder::lose`]).
+    pub fn lose(&mut self, from: Side) {
+        if let Some(d) = self.decoder.as_mut() {
+            d.lose(from);
+        }
     }
 
     /// Decodes one complete message; `None` when no protocol is known for the connection.

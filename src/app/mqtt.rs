@@ -27,7 +27,12 @@ pub const REGISTRATION: Registration = Registration {
             })
     },
     new: |h| {
-        Box::new(Mqtt { held: Default::default(), level: 4, max_held: h.max_held.max(1 << 10) })
+        Box::new(Mqtt {
+            held: Default::default(),
+            lost: [false; 2],
+            level: 4,
+            max_held: h.max_held.max(1 << 10),
+        })
     },
 };
 
@@ -52,6 +57,9 @@ const TYPES: [&str; 16] = [
 
 pub struct Mqtt {
     held: [Vec<u8>; 2],
+    /// Bytes of this side were lost: its packets are read again from the first message that
+    /// starts one (a message made of whole packets), as nothing marks where one begins.
+    lost: [bool; 2],
     /// Protocol level from CONNECT: 3 (3.1), 4 (3.1.1) or 5; properties exist only in 5.
     level: u8,
     max_held: usize,
@@ -137,6 +145,18 @@ fn split(b: &[u8]) -> Split {
     }
 }
 
+/// Whether `b` is one or more whole packets of known types, and nothing else.
+fn whole_packets(b: &[u8]) -> bool {
+    let mut at = 0;
+    while at < b.len() {
+        match split(&b[at..]) {
+            Split::Packet(n) if b[at] >> 4 != 0 => at += n,
+            _ => return false,
+        }
+    }
+    at > 0
+}
+
 impl Mqtt {
     fn packet(&mut self, p: &[u8]) -> Option<(Map<String, Value>, String)> {
         let first = *p.first()?;
@@ -166,6 +186,11 @@ impl Mqtt {
             2 => {
                 let flags = c.u8()?;
                 let code = c.u8()?;
+                // Only MQTT 5's CONNACK has more (its properties): the level when the
+                // CONNECT is not in the capture.
+                if !c.rest().is_empty() {
+                    self.level = self.level.max(5);
+                }
                 f.insert("session_present".into(), (flags & 1 != 0).into());
                 f.insert("reason_code".into(), code.into());
                 summary.push_str(&format!(" rc={code}"));
@@ -238,6 +263,11 @@ impl Mqtt {
 }
 
 impl AppDecoder for Mqtt {
+    fn lose(&mut self, from: crate::tcp::Side) {
+        self.held[from.index()].clear();
+        self.lost[from.index()] = true;
+    }
+
     fn protocol(&self) -> &'static str {
         "mqtt"
     }
@@ -247,6 +277,17 @@ impl AppDecoder for Mqtt {
             return Decoded::error(None, "MQTT over WebSocket must use binary messages");
         }
         let i = m.from.index();
+        if self.lost[i] {
+            if !whole_packets(m.payload) {
+                let mut app = App::new("mqtt");
+                app.set("not_read", true);
+                app.summary = "mqtt (not read: bytes of this side were lost, and this message \
+                               does not start a packet)"
+                    .into();
+                return Decoded { app: Some(app), error: None };
+            }
+            self.lost[i] = false;
+        }
         let mut held = std::mem::take(&mut self.held[i]);
         held.extend_from_slice(m.payload);
         let mut packets = Vec::new();
@@ -302,7 +343,7 @@ mod tests {
     }
 
     fn new() -> Mqtt {
-        Mqtt { held: Default::default(), level: 4, max_held: 1 << 16 }
+        Mqtt { held: Default::default(), lost: [false; 2], level: 4, max_held: 1 << 16 }
     }
 
     const CONNECT5: &[u8] = b"\x10\x12\x00\x04MQTT\x05\x02\x00\x3c\x00\x00\x05abcde";
@@ -331,6 +372,46 @@ mod tests {
         let a = m.decode(&msg(Side::Server, two)).app.unwrap();
         assert_eq!(a.fields["mqtt"], "PINGRESP");
         assert_eq!(a.fields["more"].as_array().unwrap().len(), 1);
+    }
+
+    #[test]
+    fn after_a_loss_a_side_is_read_again_from_a_message_of_whole_packets() {
+        let mut m = new();
+        let publish = b"\x32\x0a\x00\x03t/1\x00\x07\x00hi";
+        assert_eq!(
+            m.decode(&msg(Side::Client, &publish[..4])).app.unwrap().fields["partial"],
+            true
+        );
+        // The rest of that PUBLISH was lost: its last bytes would otherwise start a packet.
+        m.lose(Side::Client);
+        let tail = m.decode(&msg(Side::Client, &publish[8..])).app.unwrap();
+        assert_eq!(tail.fields["not_read"], true);
+        assert!(tail.fields.get("mqtt").is_none());
+        // The other side goes on; this side resumes at a message that is whole packets.
+        assert_eq!(
+            m.decode(&msg(Side::Server, b"\xd0\x00")).app.unwrap().fields["mqtt"],
+            "PINGRESP"
+        );
+        let a = m.decode(&msg(Side::Client, publish)).app.unwrap();
+        assert_eq!(
+            (a.fields["topic"].as_str(), a.fields["packet_id"].as_u64()),
+            (Some("t/1"), Some(7))
+        );
+    }
+
+    #[test]
+    fn an_mqtt_5_connack_tells_the_level_when_the_connect_is_missing() {
+        let mut m = new();
+        // CONNACK with a property length of 0: only MQTT 5 has it.
+        m.decode(&msg(Side::Server, b"\x20\x03\x00\x00\x00"));
+        // SUBACK id 9, properties (none), reason code 1: read as MQTT 5.
+        let a = m.decode(&msg(Side::Server, b"\x90\x04\x00\x09\x00\x01")).app.unwrap();
+        assert_eq!(a.fields["reason_codes"], serde_json::json!([1]));
+        // An MQTT 3.1.1 CONNACK leaves the level as it was.
+        let mut m = new();
+        m.decode(&msg(Side::Server, b"\x20\x02\x00\x00"));
+        let a = m.decode(&msg(Side::Server, b"\x90\x03\x00\x09\x01")).app.unwrap();
+        assert_eq!(a.fields["reason_codes"], serde_json::json!([1]));
     }
 
     #[test]

@@ -91,6 +91,12 @@ fn strings(json: &[u8]) -> Option<Vec<String>> {
 }
 
 impl AppDecoder for SockJs {
+    fn lose(&mut self, from: Side) {
+        if let Some(inner) = self.inner.as_mut() {
+            inner.lose(from);
+        }
+    }
+
     fn protocol(&self) -> &'static str {
         "sockjs"
     }

@@ -188,6 +188,10 @@ fn parse_frame(p: &[u8]) -> Parse {
 }
 
 impl AppDecoder for Stomp {
+    fn lose(&mut self, from: crate::tcp::Side) {
+        self.held[from.index()].clear();
+    }
+
     fn protocol(&self) -> &'static str {
         "stomp"
     }

@@ -453,6 +453,10 @@ impl Session {
                     let plain_len = (!self.decrypted).then_some(len);
                     dirs[idx(from)].on_gap(len, plain_len, meta, &ends, ctx);
                 }
+                // Whole messages may have been in the hole.
+                if let Some(app) = self.app.as_mut() {
+                    app.lose(from);
+                }
             }
             Phase::Detecting | Phase::AwaitingResponse => {
                 // What was held cannot be continued across the hole; start detection afresh.
@@ -1765,6 +1769,7 @@ impl Emitter for AppTap<'_> {
 fn annotate(app: Option<&mut AppConn>, m: &mut MessageRecord<'_>) {
     let Some(app) = app else { return };
     if !m.is_whole() {
+        app.lose(m.from);
         return;
     }
     let msg = AppMessage {
