@@ -323,3 +323,34 @@ fn decryption_resumes_after_a_lost_packet() {
     }
     assert!(tried >= 10, "{tried} TLS recordings tried");
 }
+
+/// A client that pipelines its ClientHello behind an HTTP `CONNECT` to a proxy, the `CONNECT`
+/// lost from the capture: the proxy's `HTTP/1.1 200` then comes before the server's first
+/// record, and is skipped instead of ending that direction as malformed TLS, so the
+/// connection is decrypted and decoded as from the whole capture, and `check` passes.
+#[test]
+fn a_proxy_answer_whose_connect_was_lost_is_skipped() {
+    let dir = testdata("py-websockets-tls-proxy-pipelined");
+    let cap = dir.join("capture.pcap");
+    let keylog = dir.join("keylog.txt").to_string_lossy().into_owned();
+    let texts = |path: &Path| -> Vec<String> {
+        of_type(&json_of(path, &["--keylog", &keylog]), "message")
+            .iter()
+            .filter_map(|m| m["text"].as_str().map(str::to_owned))
+            .collect()
+    };
+    let whole = texts(&cap);
+    assert!(whole.len() >= 4, "{whole:?}");
+    // Packet 4 is the CONNECT.
+    let table = String::from_utf8(run_path(&["--keylog", &keylog], &cap).stdout).unwrap();
+    assert!(
+        table.lines().any(|l| l.trim_start().starts_with("4 ") && l.contains("CONNECT ")),
+        "{table}"
+    );
+    let lossy = std::env::temp_dir().join(format!("wsdissect-connect-{}.pcap", std::process::id()));
+    without_packet(&cap, 4, &lossy);
+    assert_eq!(texts(&lossy), whole);
+    let check = run_path(&["check", "--keylog", &keylog], &lossy);
+    assert_eq!(check.status.code(), Some(0), "{}", String::from_utf8_lossy(&check.stdout));
+    let _ = std::fs::remove_file(lossy);
+}

@@ -51,6 +51,8 @@ const RESYNC_MAX_LOST: u64 = 256;
 const RESYNC_MAX_CANDIDATES: u32 = 4;
 /// Bytes after a gap without a record that opens, after which its direction is given up.
 const RESYNC_MAX_SKIP: usize = 2 * (MAX_RECORD + 5);
+/// The longest HTTP proxy answer looked for before a server's first TLS record.
+const MAX_PROXY_ANSWER: usize = 16 << 10;
 
 /// RFC 8446 4.1.3: the ServerHello random of a HelloRetryRequest.
 const HRR_RANDOM: [u8; 32] = [
@@ -147,6 +149,8 @@ struct Dir {
     failed: bool,
     opened: u64,
     app_offset: u64,
+    /// A record header was read in this direction.
+    framed: bool,
 }
 
 /// Looking for the first record after a gap.
@@ -365,6 +369,9 @@ impl TlsConn {
             self.report_handshake(start);
             return;
         }
+        if from == Side::Server && !self.dirs[i].framed && !self.skip_proxy_answer() {
+            return;
+        }
         let mut at = 0;
         loop {
             let buf = &self.dirs[i].buf;
@@ -385,6 +392,7 @@ impl TlsConn {
                 self.opaque();
                 break;
             }
+            self.dirs[i].framed = true;
             let Some(body) = buf.get(at + 5..at + 5 + len) else { break };
             let body = body.to_vec();
             at += 5 + len;
@@ -409,6 +417,28 @@ impl TlsConn {
     /// the sequence numbers the gap allows, and leaves the decryptor at that record. Whether
     /// the buffer now starts with a record (or there was no gap): false while more bytes are
     /// needed, and once given up.
+    /// An HTTP proxy's answer before the server's first record: its client sent the TLS
+    /// handshake through a `CONNECT` the capture lacks (lost in a gap, or sent before the
+    /// capture began), pipelined behind it or after it. The answer is skipped, not read as
+    /// a malformed record; false while its head is still incomplete.
+    fn skip_proxy_answer(&mut self) -> bool {
+        const PREFIX: &[u8] = b"HTTP/1.";
+        let buf = &mut self.dirs[idx(Side::Server)].buf;
+        let n = buf.len().min(PREFIX.len());
+        if buf[..n] != PREFIX[..n] {
+            return true;
+        }
+        match memchr::memmem::find(buf, b"\r\n\r\n") {
+            // Counted with the connection's TLS bytes, as the records around it are.
+            Some(end) => {
+                buf.drain(..end + 4);
+                true
+            }
+            // Longer than any proxy answer: let it be read as the bad record it is.
+            None => buf.len() > MAX_PROXY_ANSWER,
+        }
+    }
+
     fn resync(&mut self, from: Side) -> bool {
         let d = &mut self.dirs[idx(from)];
         let (Some(r), Some(dec)) = (d.resync.as_mut(), d.current.as_mut()) else {
