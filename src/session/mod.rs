@@ -1250,6 +1250,30 @@ impl Session {
                 return Step::Done;
             }
             HeadParse::Invalid(why) => {
+                // Bytes of the handshake were lost: what comes before the answer may be a
+                // proxy's reply whose request the capture lacks (a SOCKS grant). The answer
+                // is read from where it starts; the bytes before it are skipped and told.
+                let answer_at = (self.lost_start && self.request.is_some())
+                    .then(|| memchr::memmem::find(buf, b"HTTP/1."))
+                    .flatten()
+                    .filter(|&at| at > 0);
+                if let Some(at) = answer_at {
+                    self.pending[1].drain(..at);
+                    self.forget_held(1, at);
+                    self.reset_scan(1);
+                    ctx.acct.skipped_bytes += at as u64;
+                    self.problem(
+                        ProblemCode::UndecodableData,
+                        Some(Side::Server),
+                        meta,
+                        ctx,
+                        format!(
+                            "{at} bytes before the answer to the upgrade request, after bytes \
+                             of the handshake were lost (a proxy's reply?), were skipped"
+                        ),
+                    );
+                    return Step::Again;
+                }
                 if self.request.is_some() {
                     self.problem(ProblemCode::MalformedHttp, Some(Side::Server), meta, ctx, why);
                     self.finish_unanswered(meta, ctx);
