@@ -212,10 +212,8 @@ pub struct Session {
     phase: Phase,
     ends: Option<Endpoints>,
     roles_from_syn: bool,
-    /// Stream bytes before detection finished were lost: a handshake may have been in them.
-    lost_start: bool,
-    /// Each side lost bytes in a TCP gap while the handshake was read: its request or its
-    /// answer may have been in the hole, which explains one coming without the other.
+    /// Each side lost bytes in a TCP gap before detection finished: a handshake, its request
+    /// or its answer may have been in the hole, which explains one coming without the other.
     lost_in_handshake: [bool; 2],
     pending: [Vec<u8>; 2],
     /// The packets `pending` came in: boxed, as it lives only while a handshake is read.
@@ -467,7 +465,6 @@ impl Session {
                 self.reset_scan(idx(from));
                 ctx.acct.skipped_bytes += held.len() as u64;
                 self.body_skip[idx(from)] = 0;
-                self.lost_start = true;
                 self.lost_in_handshake[idx(from)] = true;
             }
             Phase::Rejected | Phase::Opaque | Phase::Http2 => {}
@@ -658,7 +655,7 @@ impl Session {
                             feedback = Feedback::SwapRoles;
                         }
                         self.try_response(meta, ctx)
-                    } else if self.http_seen || (self.roles_from_syn && !self.lost_start) {
+                    } else if self.http_seen || (self.roles_from_syn && !self.lost_start()) {
                         // A WebSocket connection seen from its start begins with a handshake;
                         // frames without one are only looked for when the start is missing.
                         self.give_up(ctx);
@@ -704,7 +701,7 @@ impl Session {
     /// its first byte or at the first of the innermost proxy tunnel (after a PROXY protocol
     /// header, a SOCKS grant or a CONNECT's 2xx).
     fn may_start_h2(&self) -> bool {
-        !self.lost_start
+        !self.lost_start()
             && !self.connect_asked()
             && self.proxy.as_ref().is_none_or(|p| p.socks.is_none())
             && self.at_tunnel_start()
@@ -851,7 +848,7 @@ impl Session {
     /// SYN, or right where a proxy tunnel opened, before any HTTP.
     fn may_start_socks(&self) -> bool {
         self.roles_from_syn
-            && !self.lost_start
+            && !self.lost_start()
             && !self.http_seen
             && self.proxy_hops().len() < MAX_PROXY_HOPS
             && self.at_tunnel_start()
@@ -865,9 +862,7 @@ impl Session {
         let (progress, used) = hs.advance(&self.pending[0], &self.pending[1]);
         for (i, n) in used.into_iter().enumerate() {
             let n = n.min(self.pending[i].len());
-            self.pending[i].drain(..n);
-            self.forget_held(i, n);
-            self.reset_scan(i);
+            self.consume_held(i, n);
             ctx.acct.http_bytes += n as u64;
             if let Some(p) = self.proxy.as_mut().filter(|_| i == 0) {
                 p.tunnel_start += n as u64;
@@ -944,6 +939,19 @@ impl Session {
             Some((_, last)) if full => *last = meta,
             _ => list.push((at, meta)),
         }
+    }
+
+    /// Stream bytes of either side were lost before detection finished.
+    fn lost_start(&self) -> bool {
+        self.lost_in_handshake.contains(&true)
+    }
+
+    /// Takes the first `n` held bytes of side `i` off (read or skipped): their bytes, their
+    /// arrivals and the frame search over them.
+    fn consume_held(&mut self, i: usize, n: usize) {
+        self.pending[i].drain(..n);
+        self.forget_held(i, n);
+        self.reset_scan(i);
     }
 
     /// Forgets the first `n` held bytes of side `i` (consumed or dropped).
@@ -1070,9 +1078,7 @@ impl Session {
             );
         }
         let meta = self.arrival_of(0, head_len.saturating_sub(1)).unwrap_or(meta);
-        self.pending[0].drain(..head_len);
-        self.forget_held(0, head_len);
-        self.reset_scan(0);
+        self.consume_held(0, head_len);
         ctx.acct.http_bytes += head_len as u64;
         let ends = self.ends();
         let upgrade = is_websocket_upgrade_request(&req);
@@ -1186,9 +1192,7 @@ impl Session {
         self.body_skip[i] -= n as u64;
         self.body_bytes(i, body.get(..n).unwrap_or_default(), meta, ctx);
         self.pending[i] = body;
-        self.pending[i].drain(..n);
-        self.forget_held(i, n);
-        self.reset_scan(i);
+        self.consume_held(i, n);
         ctx.acct.http_bytes += n as u64;
     }
 
@@ -1253,14 +1257,12 @@ impl Session {
                 // Bytes of the handshake were lost: what comes before the answer may be a
                 // proxy's reply whose request the capture lacks (a SOCKS grant). The answer
                 // is read from where it starts; the bytes before it are skipped and told.
-                let answer_at = (self.lost_start && self.request.is_some())
+                let answer_at = (self.lost_start() && self.request.is_some())
                     .then(|| memchr::memmem::find(buf, b"HTTP/1."))
                     .flatten()
                     .filter(|&at| at > 0);
                 if let Some(at) = answer_at {
-                    self.pending[1].drain(..at);
-                    self.forget_held(1, at);
-                    self.reset_scan(1);
+                    self.consume_held(1, at);
                     ctx.acct.skipped_bytes += at as u64;
                     self.problem(
                         ProblemCode::UndecodableData,
@@ -1285,9 +1287,7 @@ impl Session {
         self.http_seen = true;
         let head_len = resp.head_len.min(buf.len());
         let meta = self.arrival_of(1, head_len.saturating_sub(1)).unwrap_or(meta);
-        self.pending[1].drain(..head_len);
-        self.forget_held(1, head_len);
-        self.reset_scan(1);
+        self.consume_held(1, head_len);
         ctx.acct.http_bytes += head_len as u64;
         if (100..200).contains(&resp.status) && resp.status != 101 {
             // 100 Continue and friends come before the real answer.
